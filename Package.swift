@@ -1,0 +1,21 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "happyrelay",
+    products: [
+        .executable(name: "happyrelay", targets: ["happyrelay"])
+    ],
+    targets: [
+        .target(name: "CSystem"),
+        .target(name: "RelayHTTP", dependencies: ["CSystem"]),
+        .target(name: "RelayMapping"),
+        .target(name: "RelayCore", dependencies: ["RelayHTTP", "RelayMapping"]),
+        .executableTarget(name: "happyrelay", dependencies: ["RelayCore", "RelayHTTP", "RelayMapping"]),
+        .testTarget(name: "RelayHTTPTests", dependencies: ["RelayHTTP"]),
+        .testTarget(name: "RelayMappingTests", dependencies: ["RelayMapping"]),
+        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,39 @@
+#ifndef HAPPYRELAY_CSYSTEM_H
+#define HAPPYRELAY_CSYSTEM_H
+
+#include <stdint.h>
+
+// Glibc's Swift overlay does not export epoll or eventfd, and struct epoll_event is
+// packed with a union, so the event loop goes through these small helpers.
+
+enum {
+    csystem_epollin = 0x001,
+    csystem_epollout = 0x004,
+    csystem_epollerr = 0x008,
+    csystem_epollhup = 0x010,
+    csystem_epollrdhup = 0x2000,
+    csystem_epollexclusive = 1 << 28,
+};
+
+/// One readiness event: the registered token and the event bits.
+typedef struct {
+    uint64_t token;
+    uint32_t events;
+} csystem_event;
+
+int csystem_epoll_create(void);
+int csystem_epoll_add(int epfd, int fd, uint32_t events, uint64_t token);
+int csystem_epoll_modify(int epfd, int fd, uint32_t events, uint64_t token);
+int csystem_epoll_remove(int epfd, int fd);
+/// Waits for events; returns the count, or -1 with errno set.
+int csystem_epoll_wait(int epfd, csystem_event *events, int capacity, int timeout_ms);
+
+int csystem_eventfd(void);
+int csystem_eventfd_signal(int fd);
+void csystem_eventfd_drain(int fd);
+
+/// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC; writes the peer's address as text into host
+/// (at least 46 bytes) and returns the new descriptor, or -1 with errno set.
+int csystem_accept(int fd, char *host, int host_capacity);
+
+#endif

@@ -1,0 +1,65 @@
+#define _GNU_SOURCE
+#include "CSystem.h"
+#include <stddef.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+int csystem_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+static int control(int epfd, int op, int fd, uint32_t events, uint64_t token) {
+    struct epoll_event event;
+    event.events = events;
+    event.data.u64 = token;
+    return epoll_ctl(epfd, op, fd, &event);
+}
+
+int csystem_epoll_add(int epfd, int fd, uint32_t events, uint64_t token) {
+    return control(epfd, EPOLL_CTL_ADD, fd, events, token);
+}
+
+int csystem_epoll_modify(int epfd, int fd, uint32_t events, uint64_t token) {
+    return control(epfd, EPOLL_CTL_MOD, fd, events, token);
+}
+
+int csystem_epoll_remove(int epfd, int fd) { return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL); }
+
+int csystem_epoll_wait(int epfd, csystem_event *events, int capacity, int timeout_ms) {
+    struct epoll_event raw[256];
+    if (capacity > 256) capacity = 256;
+    int count = epoll_wait(epfd, raw, capacity, timeout_ms);
+    for (int i = 0; i < count; i++) {
+        events[i].token = raw[i].data.u64;
+        events[i].events = raw[i].events;
+    }
+    return count;
+}
+
+int csystem_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+int csystem_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    return (int)write(fd, &one, sizeof one);
+}
+
+void csystem_eventfd_drain(int fd) {
+    uint64_t value;
+    while (read(fd, &value, sizeof value) > 0) {}
+}
+
+int csystem_accept(int fd, char *host, int host_capacity) {
+    struct sockaddr_storage address;
+    socklen_t length = sizeof address;
+    int client = accept4(fd, (struct sockaddr *)&address, &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (client < 0) return client;
+    host[0] = 0;
+    if (address.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&address)->sin_addr, host, (socklen_t)host_capacity);
+    } else if (address.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&address)->sin6_addr, host, (socklen_t)host_capacity);
+    }
+    return client;
+}

@@ -1,0 +1,161 @@
+/// A mistake on the command line or in the environment. Usage mistakes (an unknown flag,
+/// a missing value) exit 2 with a usage line; a malformed value exits 1 (interface.md).
+package struct SettingsError: Error, Equatable, CustomStringConvertible {
+    package let message: String
+    /// True for an unknown flag or a missing value.
+    package let isUsageError: Bool
+
+    package init(_ message: String, isUsageError: Bool = false) {
+        self.message = message
+        self.isUsageError = isUsageError
+    }
+
+    package var description: String { message }
+    /// The process exit code for this error.
+    package var exitCode: Int32 { isUsageError ? 2 : 1 }
+}
+
+/// One command-line option, optionally mirrored by an environment variable.
+package struct CommandLineOption: Sendable {
+    package let flag: String
+    package let environment: String?
+    /// The placeholder in help text; nil for a switch that takes no value.
+    package let valueName: String?
+    package let help: String
+
+    package init(_ flag: String, environment: String? = nil, value valueName: String? = nil, help: String) {
+        self.flag = flag
+        self.environment = environment
+        self.valueName = valueName
+        self.help = help
+    }
+}
+
+/// The values given for a set of options: flags first, then the environment (the flag wins).
+package struct ParsedOptions: Sendable {
+    private var values: [String: [String]] = [:]
+    private var sources: [String: String] = [:]
+    /// Arguments that are not options, in order.
+    package private(set) var positional: [String] = []
+
+    /// Parses `arguments` against `options`; `--flag value`, `--flag=value` and switches.
+    package init(
+        _ arguments: [String], options: [CommandLineOption], environment: [String: String] = [:]
+    ) throws(SettingsError) {
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            index += 1
+            guard argument.hasPrefix("--"), argument.count > 2 else {
+                if argument == "-" || !argument.hasPrefix("-") {
+                    positional.append(argument)
+                    continue
+                }
+                throw SettingsError("unknown option \(argument)", isUsageError: true)
+            }
+            var name = argument
+            var inlineValue: String?
+            if let equals = argument.firstIndex(of: "=") {
+                name = String(argument[..<equals])
+                inlineValue = String(argument[argument.index(after: equals)...])
+            }
+            guard let option = options.first(where: { $0.flag == name }) else {
+                let suggestion = closestMatch(to: name, among: options.map(\.flag)).map { " (did you mean \($0)?)" } ?? ""
+                throw SettingsError("unknown option \(name)\(suggestion)", isUsageError: true)
+            }
+            if option.valueName == nil {
+                guard inlineValue == nil else { throw SettingsError("\(name) takes no value", isUsageError: true) }
+                values[name, default: []].append("1")
+            } else if let inlineValue {
+                values[name, default: []].append(inlineValue)
+            } else {
+                guard index < arguments.count, !arguments[index].hasPrefix("--") else {
+                    throw SettingsError("\(name) needs a value (\(option.valueName!))", isUsageError: true)
+                }
+                values[name, default: []].append(arguments[index])
+                index += 1
+            }
+            sources[name] = name
+        }
+        for option in options where values[option.flag] == nil {
+            if let variable = option.environment, let value = environment[variable], !value.isEmpty {
+                values[option.flag] = [value]
+                sources[option.flag] = variable
+            }
+        }
+    }
+
+    /// The last value given for a flag (or its environment variable).
+    package func value(_ flag: String) -> String? { values[flag]?.last }
+
+    /// Every value given for a repeatable flag.
+    package func all(_ flag: String) -> [String] { values[flag] ?? [] }
+
+    /// Whether a switch is on (given as a flag, or its variable set to 1/true/yes).
+    package func isOn(_ flag: String) -> Bool {
+        guard let value = values[flag]?.last else { return false }
+        return ["1", "true", "yes", "on"].contains(value.lowercased())
+    }
+
+    /// Where a value came from, for messages: the flag or the environment variable.
+    package func source(_ flag: String) -> String { sources[flag] ?? flag }
+
+    /// A positive integer value, or the default.
+    package func integer(_ flag: String, default fallback: Int, range: ClosedRange<Int>) throws(SettingsError) -> Int {
+        guard let text = value(flag) else { return fallback }
+        guard let number = Int(text), range.contains(number) else {
+            throw SettingsError("\(source(flag)): \"\(text)\" is not a whole number in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return number
+    }
+
+    /// A duration in seconds (decimals allowed), or the default.
+    package func seconds(_ flag: String, default fallback: Duration) throws(SettingsError) -> Duration {
+        guard let text = value(flag) else { return fallback }
+        guard let number = Double(text), number > 0, number <= 86_400 * 365 else {
+            throw SettingsError("\(source(flag)): \"\(text)\" is not a positive number of seconds")
+        }
+        return .milliseconds(Int64((number * 1000).rounded()))
+    }
+}
+
+/// Help text for a list of options, aligned.
+package func helpText(for options: [CommandLineOption]) -> String {
+    let labels = options.map { option in option.flag + (option.valueName.map { " \($0)" } ?? "") }
+    let width = (labels.map(\.count).max() ?? 0) + 2
+    return zip(labels, options).map { label, option in
+        var line = "  " + label + String(repeating: " ", count: width - label.count) + option.help
+        if let variable = option.environment { line += " [env: \(variable)]" }
+        return line
+    }.joined(separator: "\n")
+}
+
+/// The candidate closest to `text` by edit distance, when it is close enough to be a typo.
+package func closestMatch(to text: String, among candidates: [String]) -> String? {
+    var best: (candidate: String, distance: Int)?
+    for candidate in candidates {
+        let distance = editDistance(text, candidate)
+        if distance <= max(2, candidate.count / 3), distance < (best?.distance ?? .max) {
+            best = (candidate, distance)
+        }
+    }
+    return best?.candidate
+}
+
+/// Levenshtein distance over Unicode scalars.
+package func editDistance(_ lhs: String, _ rhs: String) -> Int {
+    let a = Array(lhs.unicodeScalars)
+    let b = Array(rhs.unicodeScalars)
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var previous = Array(0...b.count)
+    var current = [Int](repeating: 0, count: b.count + 1)
+    for i in 1...a.count {
+        current[0] = i
+        for j in 1...b.count {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        swap(&previous, &current)
+    }
+    return previous[b.count]
+}

@@ -1,0 +1,103 @@
+import RelayHTTP
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A small structured logger: one line per event, as text or JSON, to standard error.
+/// Callers pass metadata as key/value pairs; secrets are never handed to it (they are
+/// redacted where they are read, in `Credentials` and the verification schemes).
+package struct Logger: Sendable {
+    /// Severity, in increasing order.
+    package enum Level: Int, Sendable, Comparable, CaseIterable {
+        case trace, debug, info, warning, error
+
+        package static func < (lhs: Level, rhs: Level) -> Bool { lhs.rawValue < rhs.rawValue }
+
+        package var name: String {
+            switch self {
+            case .trace: "trace"
+            case .debug: "debug"
+            case .info: "info"
+            case .warning: "warning"
+            case .error: "error"
+            }
+        }
+
+        package init?(name: String) {
+            guard let level = Level.allCases.first(where: { $0.name == name }) else { return nil }
+            self = level
+        }
+    }
+
+    /// Line format.
+    package enum Format: String, Sendable {
+        case text, json
+    }
+
+    /// Where lines go; standard error unless a test captures them.
+    package struct Sink: Sendable {
+        let write: @Sendable (String) -> Void
+
+        package init(_ write: @escaping @Sendable (String) -> Void) { self.write = write }
+
+        package static let standardError = Sink { line in
+            line.utf8CString.withUnsafeBufferPointer { buffer in
+                _ = Glibc.write(2, buffer.baseAddress, buffer.count - 1)
+            }
+        }
+    }
+
+    package var level: Level
+    package var format: Format
+    package var sink: Sink
+
+    package init(level: Level = .info, format: Format = .text, sink: Sink = .standardError) {
+        self.level = level
+        self.format = format
+        self.sink = sink
+    }
+
+    /// Writes one line when `level` is enabled.
+    package func log(_ level: Level, _ message: String, _ metadata: KeyValuePairs<String, String> = [:]) {
+        guard level >= self.level else { return }
+        let timestamp = Self.timestamp()
+        var line: String
+        switch format {
+        case .text:
+            line = "\(timestamp) \(level.name.uppercased()) \(message)"
+            for (key, value) in metadata {
+                let needsQuotes = value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" })
+                line += " \(key)=" + (needsQuotes ? "\"\(JSONText.escaped(value))\"" : value)
+            }
+        case .json:
+            line = "{\"ts\":\"\(timestamp)\",\"level\":\"\(level.name)\",\"msg\":\"\(JSONText.escaped(message))\""
+            for (key, value) in metadata {
+                line += ",\"\(JSONText.escaped(key))\":\"\(JSONText.escaped(value))\""
+            }
+            line += "}"
+        }
+        sink.write(line + "\n")
+    }
+
+    package func info(_ message: String, _ metadata: KeyValuePairs<String, String> = [:]) { log(.info, message, metadata) }
+    package func warning(_ message: String, _ metadata: KeyValuePairs<String, String> = [:]) {
+        log(.warning, message, metadata)
+    }
+    package func error(_ message: String, _ metadata: KeyValuePairs<String, String> = [:]) { log(.error, message, metadata) }
+    package func debug(_ message: String, _ metadata: KeyValuePairs<String, String> = [:]) { log(.debug, message, metadata) }
+
+    private static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int = 2) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))T"
+            + "\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
+    }
+}

@@ -1,0 +1,76 @@
+import RelayHTTP
+
+/// The settings of `happyrelay serve`, from flags and environment (interface.md).
+package struct ServeSettings: Sendable {
+    package var listen = HostAndPort(host: "127.0.0.1", port: 8080)
+    /// Nil: text on a terminal, JSON otherwise.
+    package var logFormat: Logger.Format?
+    package var logLevel = Logger.Level.info
+    package var maxBody = 1_048_576
+    package var maxHeaderBytes = 65_536
+    package var headerTimeout = Duration.seconds(10)
+    package var idleTimeout = Duration.seconds(60)
+    package var maxConnections = 4096
+    package var drainTimeout = Duration.seconds(10)
+
+    package init() {}
+
+    /// Every option `serve` takes.
+    package static let options: [CommandLineOption] = [
+        CommandLineOption("--listen", environment: "HAPPYRELAY_LISTEN", value: "HOST:PORT", help: "address to listen on (default 127.0.0.1:8080; port 0 picks a free one)"),
+        CommandLineOption("--log-format", environment: "HAPPYRELAY_LOG_FORMAT", value: "json|text", help: "log line format (default: text on a terminal, json otherwise)"),
+        CommandLineOption("--log-level", environment: "HAPPYRELAY_LOG_LEVEL", value: "LEVEL", help: "trace, debug, info, warning or error (default info)"),
+        CommandLineOption("--max-body", environment: "HAPPYRELAY_MAX_BODY", value: "BYTES", help: "largest request body (default 1048576)"),
+        CommandLineOption("--max-header-bytes", environment: "HAPPYRELAY_MAX_HEADER_BYTES", value: "BYTES", help: "largest request line plus headers (default 65536)"),
+        CommandLineOption("--header-timeout", environment: "HAPPYRELAY_HEADER_TIMEOUT", value: "SECONDS", help: "time allowed for a request's headers to arrive (default 10)"),
+        CommandLineOption("--idle-timeout", environment: "HAPPYRELAY_IDLE_TIMEOUT", value: "SECONDS", help: "idle keep-alive connections are closed after this (default 60)"),
+        CommandLineOption("--max-connections", environment: "HAPPYRELAY_MAX_CONNECTIONS", value: "N", help: "open connections beyond this are answered 503 (default 4096)"),
+        CommandLineOption("--drain-timeout", environment: "HAPPYRELAY_DRAIN_TIMEOUT", value: "SECONDS", help: "on SIGTERM/SIGINT, time for in-flight requests to finish (default 10)"),
+        CommandLineOption("--help", help: "show this help"),
+    ]
+
+    /// Parses and validates the settings; the flag wins over the environment.
+    package static func parse(_ arguments: [String], environment: [String: String]) throws(SettingsError) -> ServeSettings {
+        let parsed = try ParsedOptions(arguments, options: options, environment: environment)
+        if let extra = parsed.positional.first {
+            throw SettingsError("unexpected argument \(extra)", isUsageError: true)
+        }
+        var settings = ServeSettings()
+        if let text = parsed.value("--listen") {
+            guard let address = HostAndPort(parsing: text) else {
+                throw SettingsError("\(parsed.source("--listen")): \"\(text)\" is not HOST:PORT with a port in 0...65535")
+            }
+            settings.listen = address
+        }
+        if let text = parsed.value("--log-format") {
+            guard let format = Logger.Format(rawValue: text) else {
+                throw SettingsError("\(parsed.source("--log-format")): \"\(text)\" is not json or text")
+            }
+            settings.logFormat = format
+        }
+        if let text = parsed.value("--log-level") {
+            guard let level = Logger.Level(name: text) else {
+                throw SettingsError("\(parsed.source("--log-level")): \"\(text)\" is not trace, debug, info, warning or error")
+            }
+            settings.logLevel = level
+        }
+        settings.maxBody = try parsed.integer("--max-body", default: settings.maxBody, range: 1...(1 << 30))
+        settings.maxHeaderBytes = try parsed.integer(
+            "--max-header-bytes", default: settings.maxHeaderBytes, range: 256...(16 << 20))
+        settings.headerTimeout = try parsed.seconds("--header-timeout", default: settings.headerTimeout)
+        settings.idleTimeout = try parsed.seconds("--idle-timeout", default: settings.idleTimeout)
+        settings.maxConnections = try parsed.integer(
+            "--max-connections", default: settings.maxConnections, range: 1...1_000_000)
+        settings.drainTimeout = try parsed.seconds("--drain-timeout", default: settings.drainTimeout)
+        return settings
+    }
+
+    /// The HTTP server configuration these settings describe.
+    package var serverConfiguration: HTTPServer.Configuration {
+        HTTPServer.Configuration(
+            address: listen,
+            limits: HTTPRequestParser.Limits(maxHeaderBytes: maxHeaderBytes, maxBodyBytes: maxBody),
+            headerTimeout: headerTimeout, idleTimeout: idleTimeout, maxConnections: maxConnections,
+            drainTimeout: drainTimeout)
+    }
+}

@@ -1,0 +1,162 @@
+/// A sans-I/O HTTP/1.1 response parser for the outbound client: bytes in, one complete
+/// response out. Handles `Content-Length`, `chunked` and close-delimited bodies, and skips
+/// interim (1xx) responses.
+struct HTTPResponseParser {
+    /// A complete response head and body.
+    struct Response: Equatable {
+        var status: Int
+        var version: HTTPVersion
+        var headers: HTTPHeaders
+        var body: [UInt8]
+        /// Whether the server allows the connection to be reused.
+        var keepAlive: Bool
+    }
+
+    private enum State {
+        case head
+        case fixedBody(remaining: Int)
+        case chunkedBody
+        case untilClose
+        case done
+    }
+
+    private var buffer: [UInt8] = []
+    private var state = State.head
+    private var scanner = HeadScanner()
+    private var chunked = ChunkedDecoder()
+    private var response: Response?
+    private let maxHeaderBytes: Int
+    private let maxBodyBytes: Int
+    /// The request was HEAD: the response has no body whatever its headers say.
+    private let isHeadRequest: Bool
+
+    init(isHeadRequest: Bool = false, maxHeaderBytes: Int = 64 * 1024, maxBodyBytes: Int = 16 << 20) {
+        self.isHeadRequest = isHeadRequest
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// True once any byte of the response has arrived.
+    var hasStarted: Bool { !buffer.isEmpty || response != nil }
+
+    /// Feeds bytes; returns the response once it is complete.
+    mutating func feed(_ bytes: UnsafeRawBufferPointer) throws(HTTPParseError) -> Response? {
+        buffer.append(contentsOf: bytes)
+        var result: Result<Response?, HTTPParseError> = .success(nil)
+        var consumed = 0
+        do {
+            // A local reference (no copy) keeps the read of the bytes apart from the mutation of self.
+            let input = buffer
+            input.withUnsafeBufferPointer { pointer in
+                do throws(HTTPParseError) {
+                    result = .success(try parse(pointer, index: &consumed))
+                } catch {
+                    result = .failure(error)
+                }
+            }
+        }
+        buffer.removeSubrange(0..<consumed)
+        return try result.get()
+    }
+
+    /// The peer closed the connection: completes a close-delimited body, else fails.
+    mutating func finish() throws(HTTPParseError) -> Response {
+        if case .untilClose = state, var response {
+            response.body += buffer
+            response.keepAlive = false
+            buffer = []
+            state = .done
+            return response
+        }
+        throw .malformed("connection closed before the response was complete")
+    }
+
+    private mutating func parse(_ bytes: UnsafeBufferPointer<UInt8>, index: inout Int) throws(HTTPParseError) -> Response? {
+        while true {
+            switch state {
+            case .head:
+                guard let length = try scanner.findEnd(in: bytes, from: index) else {
+                    if scanner.scanned > maxHeaderBytes { throw .headersTooLarge }
+                    return nil
+                }
+                let head = try parseHead(UnsafeBufferPointer(rebasing: bytes[index..<(index + length - 2)]))
+                index += length
+                scanner.reset()
+                if head.status < 200 {
+                    continue
+                }
+                response = head
+                if isHeadRequest || head.status == 204 || head.status == 304 {
+                    state = .done
+                    continue
+                }
+                switch try bodyFraming(head.headers, version: head.version, isRequest: false) {
+                case .none, .length(0):
+                    state = .done
+                case .length(let length):
+                    guard length <= maxBodyBytes else { throw .payloadTooLarge }
+                    state = .fixedBody(remaining: length)
+                case .chunked:
+                    chunked.reset()
+                    state = .chunkedBody
+                case .untilClose:
+                    response?.keepAlive = false
+                    state = .untilClose
+                }
+            case .fixedBody(let remaining):
+                let take = min(remaining, bytes.count - index)
+                response?.body.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[index..<(index + take)]))
+                index += take
+                guard take == remaining else {
+                    state = .fixedBody(remaining: remaining - take)
+                    return nil
+                }
+                state = .done
+            case .chunkedBody:
+                var body = response?.body ?? []
+                response?.body = []
+                try chunked.decode(bytes, index: &index, body: &body, maxLineBytes: maxHeaderBytes, maxBodyBytes: maxBodyBytes)
+                response?.body = body
+                guard chunked.isDone else { return nil }
+                state = .done
+            case .untilClose:
+                guard (response?.body.count ?? 0) + bytes.count - index <= maxBodyBytes else { throw .payloadTooLarge }
+                response?.body.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[index...]))
+                index = bytes.count
+                return nil
+            case .done:
+                return response
+            }
+        }
+    }
+
+    private func parseHead(_ head: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> Response {
+        var lineEnd = 0
+        while lineEnd < head.count && head[lineEnd] != ASCII.lf { lineEnd += 1 }
+        lineEnd -= 1
+        // status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4)
+        let line = String(decoding: UnsafeBufferPointer(rebasing: head[0..<lineEnd]), as: UTF8.self)
+        let parts = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count >= 2, parts[1].utf8.count == 3, let status = Int(parts[1]) else {
+            throw .malformed("invalid status line")
+        }
+        let version: HTTPVersion
+        switch parts[0] {
+        case "HTTP/1.1": version = .http1_1
+        case "HTTP/1.0": version = .http1_0
+        default: throw .malformed("unsupported HTTP version in response")
+        }
+        var headers = HTTPHeaders()
+        var lineStart = lineEnd + 2
+        while lineStart < head.count {
+            var end = lineStart
+            while end < head.count && head[end] != ASCII.lf { end += 1 }
+            end -= 1
+            try parseHeaderLine(UnsafeBufferPointer(rebasing: head[lineStart..<end]), into: &headers)
+            lineStart = end + 2
+        }
+        let connection = listElements(headers, "connection")
+        let keepAlive = version == .http1_1 ? !connection.contains("close") : connection.contains("keep-alive")
+        return Response(status: status, version: version, headers: headers, body: [], keepAlive: keepAlive)
+    }
+}

@@ -1,0 +1,298 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One accepted connection: reads, parses, dispatches requests in order, writes responses,
+/// and enforces its deadlines. Lives on one loop and is touched only there.
+final class HTTPServerConnection: EventLoopHandler {
+    private static let maxQueuedRequests = 16
+    private static let maxBufferedOutput = 1 << 20
+    private static let lingerTimeout: UInt64 = 2_000_000_000
+
+    private let fd: Int32
+    private let remoteAddress: String
+    private unowned let loop: EventLoop
+    private let context: ServerContext
+    private var token: UInt64 = 0
+    private var interest = Interest.read
+
+    private var parser: HTTPRequestParser
+    private var partialHead: HTTPRequestHead?
+    private var partialBody: [UInt8] = []
+    private var continueSent = false
+    private var queued: [HTTPRequest] = []
+    private var isHandling = false
+    private var parseError: HTTPParseError?
+    private var peerFinishedSending = false
+    private var hasReceivedRequest = false
+
+    private var output: [UInt8] = []
+    private var outputOffset = 0
+    private var closeAfterWrite = false
+    private var isLingering = false
+    private var isClosed = false
+
+    private var headStarted: UInt64
+    private var lastActivity: UInt64
+
+    init(fd: Int32, remoteAddress: String, loop: EventLoop, context: ServerContext) {
+        self.fd = fd
+        self.remoteAddress = remoteAddress
+        self.loop = loop
+        self.context = context
+        parser = HTTPRequestParser(limits: context.configuration.limits)
+        let now = monotonicNanoseconds()
+        headStarted = now
+        lastActivity = now
+    }
+
+    func register() throws(SystemError) {
+        token = try loop.register(fd, interest: interest, handler: self)
+    }
+
+    // MARK: Events
+
+    func handleEvents(_ events: UInt32) {
+        if events & Interest.write != 0 { flush() }
+        if isClosed { return }
+        if events & Interest.readable != 0 {
+            readAvailable()
+        }
+    }
+
+    private func readAvailable() {
+        for _ in 0..<8 {
+            if isClosed || interest & Interest.read == 0 { return }
+            let result: IOResult
+            do {
+                result = try Syscall.read(fd, loop.readBuffer)
+            } catch {
+                close()
+                return
+            }
+            switch result {
+            case .count(let count):
+                lastActivity = monotonicNanoseconds()
+                if isLingering { continue }
+                if parser.isIdle && queued.isEmpty && !isHandling { headStarted = lastActivity }
+                received(UnsafeRawBufferPointer(rebasing: loop.readBuffer[0..<count]))
+                if count < loop.readBuffer.count { return }
+            case .wouldBlock:
+                return
+            case .eof:
+                peerFinishedSending = true
+                if isLingering || (!isHandling && queued.isEmpty && outputOffset == output.count) {
+                    close()
+                } else {
+                    updateInterest()
+                }
+                return
+            }
+        }
+    }
+
+    private func received(_ bytes: UnsafeRawBufferPointer) {
+        guard parseError == nil else { return }
+        let events: [HTTPRequestParser.Event]
+        do {
+            events = try parser.feed(bytes)
+        } catch {
+            parseError = error
+            updateInterest()
+            processQueue()
+            return
+        }
+        parseError = parser.error
+        for event in events {
+            switch event {
+            case .head(let head):
+                hasReceivedRequest = true
+                partialHead = head
+                partialBody = []
+                continueSent = false
+            case .body(let bytes):
+                if partialBody.isEmpty { partialBody = bytes } else { partialBody.append(contentsOf: bytes) }
+            case .end:
+                if let head = partialHead {
+                    queued.append(HTTPRequest(head: head, body: partialBody, remoteAddress: remoteAddress))
+                }
+                partialHead = nil
+                partialBody = []
+            }
+        }
+        processQueue()
+    }
+
+    // MARK: Dispatch
+
+    /// Answers queued requests in order, one at a time; then any parse error; then a pending 100-continue.
+    private func processQueue() {
+        while !isHandling && !closeAfterWrite && !isClosed {
+            if !queued.isEmpty {
+                dispatch(queued.removeFirst())
+                continue
+            }
+            if let error = parseError {
+                send(
+                    HTTPErrorBody.response(error.status, message: error.message), version: .http1_1, isHead: false,
+                    closing: true)
+                return
+            }
+            if let head = partialHead, head.expectsContinue, !continueSent, partialBody.isEmpty {
+                // RFC 9110 §10.1.1: tell the client to send the body it is holding back.
+                continueSent = true
+                output.append(contentsOf: "HTTP/1.1 100 Continue\r\n\r\n".utf8)
+                flush()
+            }
+            if peerFinishedSending && parser.isIdle && outputOffset == output.count {
+                close()
+            }
+            break
+        }
+        updateInterest()
+    }
+
+    private func dispatch(_ request: HTTPRequest) {
+        let head = request.head
+        switch context.router.match(method: head.method, path: head.path) {
+        case .notFound:
+            respond(HTTPErrorBody.response(.notFound, message: "no route for \(head.path)"), to: head)
+        case .methodNotAllowed(let allowed):
+            var response = HTTPErrorBody.response(.methodNotAllowed, message: "method \(head.method) is not allowed")
+            response.headers.add(name: "allow", value: allowed.map(\.rawValue).joined(separator: ", "))
+            respond(response, to: head)
+        case .handler(.immediate(let handler)):
+            respond(handler(request), to: head)
+        case .handler(.async(let handler)):
+            isHandling = true
+            let bound = LoopBound(value: self)
+            let loop = self.loop
+            Task {
+                let response = await handler(request)
+                loop.execute { bound.value.finishHandling(response, for: head) }
+            }
+        }
+    }
+
+    private func finishHandling(_ response: HTTPResponse, for head: HTTPRequestHead) {
+        isHandling = false
+        guard !isClosed else { return }
+        respond(response, to: head)
+        processQueue()
+    }
+
+    private func respond(_ response: HTTPResponse, to head: HTTPRequestHead) {
+        let closing =
+            !head.keepAlive || context.isDraining.load(ordering: .relaxed)
+            || (peerFinishedSending && queued.isEmpty && parser.isIdle)
+        send(response, version: head.version, isHead: head.method == .head, closing: closing)
+    }
+
+    private func send(_ response: HTTPResponse, version: HTTPVersion, isHead: Bool, closing: Bool) {
+        HTTPResponseWriter.write(
+            response, to: &output, isHead: isHead, closing: closing, version: version, date: loop.dateCache.current())
+        if closing { closeAfterWrite = true }
+        flush()
+    }
+
+    // MARK: Output
+
+    private func flush() {
+        while outputOffset < output.count && !isClosed {
+            let result: IOResult
+            do {
+                result = try output.withUnsafeBytes { raw throws(SystemError) in
+                    try Syscall.write(fd, UnsafeRawBufferPointer(rebasing: raw[outputOffset...]))
+                }
+            } catch {
+                close()
+                return
+            }
+            switch result {
+            case .count(let count):
+                outputOffset += count
+                lastActivity = monotonicNanoseconds()
+            case .wouldBlock, .eof:
+                updateInterest()
+                return
+            }
+        }
+        if isClosed { return }
+        output.removeAll(keepingCapacity: output.capacity <= 64 * 1024)
+        outputOffset = 0
+        if closeAfterWrite && !isLingering { beginLingeringClose() }
+        updateInterest()
+    }
+
+    /// Half-closes and reads until the peer closes (or a short deadline), so that unread
+    /// request bytes do not turn the close into a reset that destroys the answer.
+    private func beginLingeringClose() {
+        isLingering = true
+        lastActivity = monotonicNanoseconds()
+        shutdown(fd, Int32(SHUT_WR))
+        if peerFinishedSending { close() }
+    }
+
+    private func updateInterest() {
+        guard !isClosed else { return }
+        var wanted = Interest.none
+        let backlogged = queued.count >= Self.maxQueuedRequests || output.count - outputOffset > Self.maxBufferedOutput
+        if isLingering || (!peerFinishedSending && parseError == nil && !backlogged && !closeAfterWrite) {
+            wanted |= Interest.read
+        }
+        if outputOffset < output.count { wanted |= Interest.write }
+        if wanted != interest {
+            interest = wanted
+            loop.modify(fd, token: token, interest: wanted)
+        }
+    }
+
+    // MARK: Deadlines and closing
+
+    func handleTick(now: UInt64) {
+        guard !isClosed else { return }
+        if isLingering {
+            if now &- lastActivity > Self.lingerTimeout { close() }
+            return
+        }
+        if outputOffset < output.count {
+            // A peer that stopped reading our answer.
+            if now &- lastActivity > context.idleTimeout { close() }
+            return
+        }
+        if isHandling || !queued.isEmpty || closeAfterWrite { return }
+        if parser.isReadingHead || (!hasReceivedRequest && parser.isIdle) {
+            if now &- headStarted > context.headerTimeout { timeOut() }
+        } else if !parser.isIdle {
+            // A body that stopped arriving.
+            if now &- lastActivity > context.idleTimeout { timeOut() }
+        } else if now &- lastActivity > context.idleTimeout {
+            close()
+        }
+    }
+
+    private func timeOut() {
+        parseError = nil
+        partialHead = nil
+        send(
+            HTTPErrorBody.response(.requestTimeout, message: "request not received in time"), version: .http1_1,
+            isHead: false, closing: true)
+        updateInterest()
+    }
+
+    /// On shutdown: close now when nothing is in progress (or when forced); otherwise the
+    /// response being prepared is the last.
+    func drain(force: Bool) {
+        if force || (!isHandling && queued.isEmpty && parser.isIdle && outputOffset == output.count) {
+            close()
+        }
+    }
+
+    private func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        loop.deregister(fd, token: token)
+        Syscall.close(fd)
+        context.activeConnections.wrappingSubtract(1, ordering: .relaxed)
+    }
+}

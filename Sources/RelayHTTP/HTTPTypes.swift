@@ -1,0 +1,195 @@
+/// An HTTP request method token (RFC 9110 §9); an open set, so a struct with static members.
+package struct HTTPMethod: Hashable, Sendable, CustomStringConvertible {
+    /// The method token as sent, e.g. `GET`.
+    package let rawValue: String
+
+    package init(_ rawValue: String) { self.rawValue = rawValue }
+
+    package static let get = HTTPMethod("GET")
+    package static let head = HTTPMethod("HEAD")
+    package static let post = HTTPMethod("POST")
+    package static let put = HTTPMethod("PUT")
+    package static let delete = HTTPMethod("DELETE")
+    package static let options = HTTPMethod("OPTIONS")
+
+    package var description: String { rawValue }
+}
+
+/// The protocol version of a message; only HTTP/1.0 and HTTP/1.1 are spoken.
+package enum HTTPVersion: Sendable, Equatable {
+    case http1_0
+    case http1_1
+
+    var text: String { self == .http1_0 ? "HTTP/1.0" : "HTTP/1.1" }
+}
+
+/// A response status code with its reason phrase.
+package struct HTTPStatus: Hashable, Sendable, CustomStringConvertible {
+    /// The three-digit code.
+    package let code: Int
+    /// The reason phrase written on the status line.
+    package let reason: String
+
+    package init(code: Int, reason: String) {
+        self.code = code
+        self.reason = reason
+    }
+
+    package var description: String { "\(code) \(reason)" }
+
+    package static let `continue` = HTTPStatus(code: 100, reason: "Continue")
+    package static let ok = HTTPStatus(code: 200, reason: "OK")
+    package static let accepted = HTTPStatus(code: 202, reason: "Accepted")
+    package static let noContent = HTTPStatus(code: 204, reason: "No Content")
+    package static let badRequest = HTTPStatus(code: 400, reason: "Bad Request")
+    package static let unauthorized = HTTPStatus(code: 401, reason: "Unauthorized")
+    package static let forbidden = HTTPStatus(code: 403, reason: "Forbidden")
+    package static let notFound = HTTPStatus(code: 404, reason: "Not Found")
+    package static let methodNotAllowed = HTTPStatus(code: 405, reason: "Method Not Allowed")
+    package static let requestTimeout = HTTPStatus(code: 408, reason: "Request Timeout")
+    package static let payloadTooLarge = HTTPStatus(code: 413, reason: "Content Too Large")
+    package static let unsupportedMediaType = HTTPStatus(code: 415, reason: "Unsupported Media Type")
+    package static let unprocessableContent = HTTPStatus(code: 422, reason: "Unprocessable Content")
+    package static let headersTooLarge = HTTPStatus(code: 431, reason: "Request Header Fields Too Large")
+    package static let internalServerError = HTTPStatus(code: 500, reason: "Internal Server Error")
+    package static let notImplemented = HTTPStatus(code: 501, reason: "Not Implemented")
+    package static let badGateway = HTTPStatus(code: 502, reason: "Bad Gateway")
+    package static let serviceUnavailable = HTTPStatus(code: 503, reason: "Service Unavailable")
+    package static let gatewayTimeout = HTTPStatus(code: 504, reason: "Gateway Timeout")
+
+    /// The status for a code, with the standard reason phrase where one is known.
+    package static func code(_ code: Int) -> HTTPStatus {
+        let known: [HTTPStatus] = [
+            .continue, .ok, .accepted, .noContent, .badRequest, .unauthorized, .forbidden, .notFound,
+            .methodNotAllowed, .requestTimeout, .payloadTooLarge, .unsupportedMediaType, .unprocessableContent,
+            .headersTooLarge, .internalServerError, .notImplemented, .badGateway, .serviceUnavailable,
+            .gatewayTimeout,
+        ]
+        return known.first { $0.code == code } ?? HTTPStatus(code: code, reason: "Status \(code)")
+    }
+}
+
+/// Header fields in arrival order. Names are stored lower-cased (they are case-insensitive,
+/// RFC 9110 §5.1), so lookups compare bytes.
+package struct HTTPHeaders: Sendable, Equatable, Sequence {
+    package private(set) var fields: [(name: String, value: String)] = []
+
+    package init() {}
+
+    package init(_ fields: [(String, String)]) {
+        for (name, value) in fields { add(name: name, value: value) }
+    }
+
+    package static func == (lhs: HTTPHeaders, rhs: HTTPHeaders) -> Bool {
+        lhs.fields.elementsEqual(rhs.fields) { $0.name == $1.name && $0.value == $1.value }
+    }
+
+    /// Appends a field; the name is lower-cased.
+    package mutating func add(name: String, value: String) {
+        fields.append((name.lowercased(), value))
+    }
+
+    /// Appends a field whose name is already lower-case.
+    mutating func add(lowercasedName name: String, value: String) {
+        fields.append((name, value))
+    }
+
+    /// Replaces every field of that name by one.
+    package mutating func replaceOrAdd(name: String, value: String) {
+        let lowered = name.lowercased()
+        fields.removeAll { $0.name == lowered }
+        fields.append((lowered, value))
+    }
+
+    /// The first value of a field, or nil.
+    package subscript(name: String) -> String? {
+        let lowered = name.lowercased()
+        return fields.first { $0.name == lowered }?.value
+    }
+
+    /// Every value of a field, in order.
+    package func values(_ name: String) -> [String] {
+        let lowered = name.lowercased()
+        return fields.filter { $0.name == lowered }.map(\.value)
+    }
+
+    package func makeIterator() -> IndexingIterator<[(name: String, value: String)]> {
+        fields.makeIterator()
+    }
+
+    package var count: Int { fields.count }
+}
+
+/// A request line and its header fields, as parsed.
+package struct HTTPRequestHead: Sendable, Equatable {
+    package var method: HTTPMethod
+    /// The request target as sent (origin form: path and optional query).
+    package var target: String
+    package var version: HTTPVersion
+    package var headers: HTTPHeaders
+    /// Whether the client wants the connection kept open after this exchange.
+    package var keepAlive: Bool
+    /// Whether the client sent `Expect: 100-continue`.
+    package var expectsContinue: Bool
+
+    package init(
+        method: HTTPMethod, target: String, version: HTTPVersion = .http1_1, headers: HTTPHeaders = HTTPHeaders(),
+        keepAlive: Bool = true, expectsContinue: Bool = false
+    ) {
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.keepAlive = keepAlive
+        self.expectsContinue = expectsContinue
+    }
+
+    /// The target's path, without the query.
+    package var path: Substring {
+        if let mark = target.firstIndex(of: "?") { return target[..<mark] }
+        return target[...]
+    }
+
+    /// The target's query (after `?`), or an empty string.
+    package var query: Substring {
+        if let mark = target.firstIndex(of: "?") { return target[target.index(after: mark)...] }
+        return ""
+    }
+}
+
+/// A complete request: head, body bytes, and the peer's address.
+package struct HTTPRequest: Sendable {
+    package var head: HTTPRequestHead
+    package var body: [UInt8]
+    /// The peer's IP address as text (`127.0.0.1`, `::1`), empty when unknown.
+    package var remoteAddress: String
+
+    package init(head: HTTPRequestHead, body: [UInt8] = [], remoteAddress: String = "") {
+        self.head = head
+        self.body = body
+        self.remoteAddress = remoteAddress
+    }
+
+    package var method: HTTPMethod { head.method }
+    package var headers: HTTPHeaders { head.headers }
+}
+
+/// A response to write. `Content-Length`, `Date` and `Connection` are added by the writer.
+package struct HTTPResponse: Sendable {
+    package var status: HTTPStatus
+    package var headers: HTTPHeaders
+    package var body: [UInt8]
+
+    package init(status: HTTPStatus = .ok, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// A response with a JSON body (already serialized).
+    package static func json(_ status: HTTPStatus, _ body: String, headers: HTTPHeaders = HTTPHeaders()) -> HTTPResponse {
+        var headers = headers
+        headers.add(lowercasedName: "content-type", value: "application/json")
+        return HTTPResponse(status: status, headers: headers, body: Array(body.utf8))
+    }
+}

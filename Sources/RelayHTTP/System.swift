@@ -1,0 +1,72 @@
+import CSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An `errno` captured right after the failing call.
+package struct SystemError: Error, Equatable, CustomStringConvertible {
+    /// The errno value.
+    package let code: Int32
+    /// The call that failed.
+    package let call: String
+
+    package var description: String { "\(call): \(String(cString: strerror(code)))" }
+}
+
+/// The outcome of a non-blocking read or write.
+enum IOResult: Equatable {
+    case count(Int)
+    case wouldBlock
+    case eof
+}
+
+/// The one place syscalls are made: retries `EINTR`, turns `EAGAIN` into `.wouldBlock`,
+/// and reads `errno` immediately (as swift-nio's System.swift does).
+enum Syscall {
+    @inline(__always)
+    static func check(_ call: String, _ body: () -> Int32) throws(SystemError) -> Int32 {
+        while true {
+            let result = body()
+            if result >= 0 { return result }
+            let code = errno
+            if code == EINTR { continue }
+            throw SystemError(code: code, call: call)
+        }
+    }
+
+    static func read(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult {
+        while true {
+            let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if count > 0 { return .count(count) }
+            if count == 0 { return .eof }
+            let code = errno
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EWOULDBLOCK { return .wouldBlock }
+            throw SystemError(code: code, call: "read")
+        }
+    }
+
+    static func write(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) throws(SystemError) -> IOResult {
+        while true {
+            // MSG_NOSIGNAL: a peer that went away must not raise SIGPIPE.
+            let count = send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL))
+            if count >= 0 { return .count(count) }
+            let code = errno
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EWOULDBLOCK { return .wouldBlock }
+            throw SystemError(code: code, call: "send")
+        }
+    }
+
+    static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+}
+
+/// Monotonic time in nanoseconds, for deadlines.
+package func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+}
