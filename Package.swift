@@ -15,7 +15,7 @@ let package = Package(
         .testTarget(name: "RelayHTTPTests", dependencies: ["RelayHTTP"]),
         .testTarget(name: "RelayMappingTests", dependencies: ["RelayMapping"]),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP", "happyrelay"]),
     ],
     swiftLanguageModes: [.v6]
 )

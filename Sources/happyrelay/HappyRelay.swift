@@ -54,6 +54,7 @@ struct HappyRelay {
                     + (error.isUsageError ? "\nusage: happyrelay serve [options] (see happyrelay serve --help)" : ""),
                 code: error.exitCode)
         }
+        let termination = TerminationSignal()
         let logger = Logger(level: settings.logLevel, format: settings.logFormat ?? (isatty(2) != 0 ? .text : .json))
 
         var router = Router()
@@ -67,25 +68,11 @@ struct HappyRelay {
         let bound = HostAndPort(host: settings.listen.host, port: server.port)
         logger.info("listening on \(bound)", ["version": version])
 
-        let signal = await waitForTermination()
+        let signal = await termination.wait()
         logger.info("shutting down", ["signal": signal])
         await server.shutdown()
         logger.info("stopped")
         exit(0)
-    }
-
-    /// Waits for SIGTERM or SIGINT and returns its name.
-    static func waitForTermination() async -> String {
-        await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
-            let resumed = SignalWaiter(continuation: continuation)
-            for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
-                Glibc.signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler { resumed.resume(name) }
-                source.resume()
-                resumed.retain(source)
-            }
-        }
     }
 
     static func fail(_ message: String, code: Int32) -> Never {
@@ -94,24 +81,44 @@ struct HappyRelay {
     }
 }
 
-/// Resumes a continuation once, from whichever signal arrives first, and keeps the signal
-/// sources alive until then.
-final class SignalWaiter: Sendable {
-    private let state: Mutex<(continuation: CheckedContinuation<String, Never>?, sources: [any DispatchSourceSignal])>
+/// SIGTERM and SIGINT, caught from the moment this is made (before the relay announces
+/// itself, so a supervisor's early signal is never fatal).
+final class TerminationSignal: @unchecked Sendable {
+    private let state = Mutex<(received: String?, waiter: CheckedContinuation<String, Never>?)>((nil, nil))
+    // Written once in init, then only kept alive.
+    private let sources: [any DispatchSourceSignal]
 
-    init(continuation: CheckedContinuation<String, Never>) {
-        state = Mutex((continuation, []))
-    }
-
-    func retain(_ source: any DispatchSourceSignal) {
-        state.withLock { $0.sources.append(source) }
-    }
-
-    func resume(_ name: String) {
-        let continuation = state.withLock { state in
-            defer { state.continuation = nil }
-            return state.continuation
+    init() {
+        var sources: [any DispatchSourceSignal] = []
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)
+            sources.append(DispatchSource.makeSignalSource(signal: number, queue: .global()))
         }
-        continuation?.resume(returning: name)
+        self.sources = sources
+        for (source, name) in zip(sources, ["SIGTERM", "SIGINT"]) {
+            source.setEventHandler { [weak self] in self?.received(name) }
+            source.resume()
+        }
+    }
+
+    private func received(_ name: String) {
+        let waiter = state.withLock { state in
+            if state.received == nil { state.received = name }
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: name)
+    }
+
+    /// Waits for the first signal and returns its name.
+    func wait() async -> String {
+        await withCheckedContinuation { continuation in
+            let already = state.withLock { state -> String? in
+                if let received = state.received { return received }
+                state.waiter = continuation
+                return nil
+            }
+            if let already { continuation.resume(returning: already) }
+        }
     }
 }

@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct ServeCommandTests {
+    @Test func servesHealthAndReadinessAndStopsOnSIGTERM() async throws {
+        try await offPool {
+            let relay = try RelayProcess(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            let port = try relay.waitForPort()
+            let connection = try RawConnection(port: port)
+            try connection.send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /readyz HTTP/1.1\r\nHost: t\r\n\r\n")
+            let health = try connection.readResponse()
+            #expect(health.status == 200)
+            #expect(health.text == "{\"status\":\"ok\"}")
+            #expect(try connection.readResponse().status == 200)
+            #expect(try relay.stop(signal: SIGTERM) == 0)
+            #expect(relay.log.contains("\"msg\":\"stopped\""))
+        }
+    }
+
+    @Test func stopsOnSIGINT() async throws {
+        try await offPool {
+            let relay = try RelayProcess(["serve", "--listen", "127.0.0.1:0"])
+            _ = try relay.waitForPort()
+            #expect(try relay.stop(signal: SIGINT) == 0)
+        }
+    }
+
+    @Test func settingsComeFromTheEnvironmentAndFlagsWin() async throws {
+        try await offPool {
+            let relay = try RelayProcess(
+                ["serve", "--listen", "127.0.0.1:0"], environment: ["HAPPYRELAY_LISTEN": "127.0.0.1:1", "HAPPYRELAY_MAX_BODY": "10"])
+            let port = try relay.waitForPort()
+            #expect(port != 1)
+            let connection = try RawConnection(port: port)
+            try connection.send("POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n")
+            #expect(try connection.readResponse().status == 413)
+            _ = try relay.stop()
+        }
+    }
+
+    @Test func helpAndVersion() async throws {
+        try await offPool {
+            let help = try RelayProcess.run(["serve", "--help"])
+            #expect(help.status == 0)
+            #expect(help.output.contains("--listen HOST:PORT"))
+            #expect(help.output.contains("HAPPYRELAY_IDLE_TIMEOUT"))
+            let top = try RelayProcess.run(["--help"])
+            #expect(top.status == 0)
+            #expect(top.output.contains("serve"))
+            let version = try RelayProcess.run(["--version"])
+            #expect(version.status == 0)
+            #expect(version.output.hasPrefix("happyrelay "))
+        }
+    }
+
+    struct BadInvocation: Sendable, CustomTestStringConvertible {
+        let arguments: [String]
+        var environment: [String: String] = [:]
+        let status: Int32
+        let message: String
+        var testDescription: String { arguments.joined(separator: " ") }
+    }
+
+    static let badInvocations: [BadInvocation] = [
+        BadInvocation(arguments: ["serve", "--lisen", "127.0.0.1:0"], status: 2, message: "unknown option --lisen (did you mean --listen?)"),
+        BadInvocation(arguments: ["serve", "--listen"], status: 2, message: "--listen needs a value"),
+        BadInvocation(arguments: ["frobnicate"], status: 2, message: "unknown command"),
+        BadInvocation(arguments: [], status: 2, message: "usage: happyrelay"),
+        BadInvocation(arguments: ["serve", "--listen", "127.0.0.1:70000"], status: 1, message: "is not HOST:PORT"),
+        BadInvocation(arguments: ["serve", "--max-body", "lots"], status: 1, message: "--max-body: \"lots\" is not a whole number"),
+        BadInvocation(arguments: ["serve"], environment: ["HAPPYRELAY_IDLE_TIMEOUT": "-3"], status: 1, message: "HAPPYRELAY_IDLE_TIMEOUT: \"-3\" is not a positive number of seconds"),
+        BadInvocation(arguments: ["serve", "--log-level", "loud"], status: 1, message: "is not trace, debug, info, warning or error"),
+        BadInvocation(arguments: ["serve", "--listen", "192.0.2.1:8080"], status: 1, message: "cannot listen on 192.0.2.1:8080"),
+    ]
+
+    @Test(arguments: badInvocations)
+    func badInvocationsExitWithOneClearLine(_ invocation: BadInvocation) async throws {
+        let result = try await offPool { try RelayProcess.run(invocation.arguments, environment: invocation.environment) }
+        #expect(result.status == invocation.status)
+        #expect(result.output.contains(invocation.message), "\(result.output)")
+        if invocation.status == 1 {
+            #expect(result.output.split(separator: "\n").count == 1, "\(result.output)")
+        }
+    }
+
+    @Test func addressInUseIsOneLineAndExit1() async throws {
+        try await offPool {
+            let first = try RelayProcess(["serve", "--listen", "127.0.0.1:0"])
+            let port = try first.waitForPort()
+            let second = try RelayProcess.run(["serve", "--listen", "127.0.0.1:\(port)"])
+            #expect(second.status == 1)
+            #expect(second.output.contains("Address already in use"))
+            #expect(second.output.split(separator: "\n").count == 1)
+            _ = try first.stop()
+        }
+    }
+}
