@@ -162,9 +162,15 @@ package struct HTTPRequestParser {
                 }
             case .chunkedBody:
                 var body: [UInt8] = []
-                try chunked.decode(
-                    bytes, index: &index, body: &body, maxLineBytes: limits.maxHeaderBytes,
-                    maxBodyBytes: limits.maxBodyBytes - chunkedBodyBytes)
+                do {
+                    try chunked.decode(
+                        bytes, index: &index, body: &body, maxLineBytes: limits.maxHeaderBytes,
+                        maxBodyBytes: limits.maxBodyBytes - chunkedBodyBytes)
+                } catch {
+                    // Data decoded before a framing error is still reported, however the bytes were split.
+                    if !body.isEmpty { events.append(.body(body)) }
+                    throw error
+                }
                 chunkedBodyBytes += body.count
                 if !body.isEmpty { events.append(.body(body)) }
                 if chunked.isDone {

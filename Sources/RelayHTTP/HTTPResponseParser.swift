@@ -79,6 +79,7 @@ struct HTTPResponseParser {
                     if scanner.scanned > maxHeaderBytes { throw .headersTooLarge }
                     return nil
                 }
+                guard length > 2 else { throw .malformed("empty status line") }
                 let head = try parseHead(UnsafeBufferPointer(rebasing: bytes[index..<(index + length - 2)]))
                 index += length
                 scanner.reset()

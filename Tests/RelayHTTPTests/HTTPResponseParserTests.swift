@@ -66,6 +66,11 @@ func parsesResponsesSplitAtEveryOffset(_ testCase: ResponseCase) throws {
     }
 }
 
+@Test func emptyStatusLineIsRejected() {
+    // Found by the fuzzer: a response that starts with a blank line.
+    #expect(throws: HTTPParseError.self) { _ = try parseResponse([bytes("\r\nHTTP/1.1 200 OK\r\n\r\n")]) }
+}
+
 @Test func garbageStatusLineIsRejected() {
     #expect(throws: HTTPParseError.self) { _ = try parseResponse([bytes("SSH-2.0-OpenSSH\r\n\r\n")]) }
 }
