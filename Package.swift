@@ -12,6 +12,8 @@ let package = Package(
         .target(name: "RelayMapping"),
         .target(name: "RelayCore", dependencies: ["RelayHTTP", "RelayMapping"]),
         .executableTarget(name: "happyrelay", dependencies: ["RelayCore", "RelayHTTP", "RelayMapping"]),
+        .executableTarget(
+            name: "happyrelay-http-bench", dependencies: ["RelayHTTP"], path: "Benchmarks/HTTPBenchServer"),
         .testTarget(name: "RelayHTTPTests", dependencies: ["RelayHTTP"]),
         .testTarget(name: "RelayMappingTests", dependencies: ["RelayMapping"]),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"]),

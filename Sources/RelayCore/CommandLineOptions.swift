@@ -1,3 +1,5 @@
+import RelayMapping
+
 /// A mistake on the command line or in the environment. Usage mistakes (an unknown flag,
 /// a missing value) exit 2 with a usage line; a malformed value exits 1 (interface.md).
 package struct SettingsError: Error, Equatable, CustomStringConvertible {
@@ -128,34 +130,4 @@ package func helpText(for options: [CommandLineOption]) -> String {
         if let variable = option.environment { line += " [env: \(variable)]" }
         return line
     }.joined(separator: "\n")
-}
-
-/// The candidate closest to `text` by edit distance, when it is close enough to be a typo.
-package func closestMatch(to text: String, among candidates: [String]) -> String? {
-    var best: (candidate: String, distance: Int)?
-    for candidate in candidates {
-        let distance = editDistance(text, candidate)
-        if distance <= max(2, candidate.count / 3), distance < (best?.distance ?? .max) {
-            best = (candidate, distance)
-        }
-    }
-    return best?.candidate
-}
-
-/// Levenshtein distance over Unicode scalars.
-package func editDistance(_ lhs: String, _ rhs: String) -> Int {
-    let a = Array(lhs.unicodeScalars)
-    let b = Array(rhs.unicodeScalars)
-    if a.isEmpty { return b.count }
-    if b.isEmpty { return a.count }
-    var previous = Array(0...b.count)
-    var current = [Int](repeating: 0, count: b.count + 1)
-    for i in 1...a.count {
-        current[0] = i
-        for j in 1...b.count {
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-        }
-        swap(&previous, &current)
-    }
-    return previous[b.count]
 }

@@ -7,19 +7,96 @@ package enum JSONValue: Sendable, Equatable {
     case number(String)
     case string(String)
     case array([JSONValue])
-    /// Members in source order; duplicate names keep the last value on lookup.
+    /// Members in source order; lookups take the last member of a repeated name.
     case object([(key: String, value: JSONValue)])
 
     package static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
         case (.null, .null): true
         case (.bool(let a), .bool(let b)): a == b
-        case (.number(let a), .number(let b)): a == b
+        case (.number(let a), .number(let b)): a == b || JSONNumber.compare(a, b) == 0
         case (.string(let a), .string(let b)): a == b
         case (.array(let a), .array(let b)): a == b
         case (.object(let a), .object(let b)):
-            a.count == b.count && zip(a, b).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+            a.count == b.count
+                && a.allSatisfy { member in b.contains { $0.key == member.key && $0.value == member.value } }
         default: false
         }
+    }
+
+    /// The member of an object with that name (the last one if repeated), else nil.
+    package subscript(key: String) -> JSONValue? {
+        guard case .object(let members) = self else { return nil }
+        for member in members.reversed() where member.key == key { return member.value }
+        return nil
+    }
+
+    /// The string of a `.string`, else nil.
+    package var stringValue: String? {
+        if case .string(let text) = self { return text }
+        return nil
+    }
+
+    /// Missing-equivalent for the mapping language: `null`, a blank string, `[]` or `{}`.
+    /// `false` and `0` are values, not empty.
+    package var isEmpty: Bool {
+        switch self {
+        case .null: true
+        case .string(let text): text.unicodeScalars.allSatisfy { $0.properties.isWhitespace }
+        case .array(let items): items.isEmpty
+        case .object(let members): members.isEmpty
+        case .bool, .number: false
+        }
+    }
+
+    /// The value as field text: strings as they are, numbers as their source digits,
+    /// booleans as `true`/`false`, `null` as empty, arrays and objects as compact JSON.
+    package var text: String {
+        switch self {
+        case .null: ""
+        case .bool(let value): value ? "true" : "false"
+        case .number(let digits): digits
+        case .string(let text): text
+        case .array, .object: JSONSerializer.string(self)
+        }
+    }
+
+    /// A short name of the value's type, for messages.
+    package var typeName: String {
+        switch self {
+        case .null: "null"
+        case .bool: "boolean"
+        case .number: "number"
+        case .string: "string"
+        case .array: "array"
+        case .object: "object"
+        }
+    }
+}
+
+/// Comparison of JSON number texts without going through a lossy `Double` where it matters.
+package enum JSONNumber {
+    /// -1, 0 or 1 as `a` is less than, equal to or greater than `b`; nil if either is not a number.
+    package static func compare(_ a: String, _ b: String) -> Int? {
+        if let x = Int64(a), let y = Int64(b) { return x < y ? -1 : (x == y ? 0 : 1) }
+        if isInteger(a) && isInteger(b) {
+            // Big integers: compare sign, then length, then digits.
+            let negativeA = a.hasPrefix("-")
+            let negativeB = b.hasPrefix("-")
+            if negativeA != negativeB { return negativeA ? -1 : 1 }
+            let digitsA = a.drop { $0 == "-" }
+            let digitsB = b.drop { $0 == "-" }
+            var order = digitsA.count != digitsB.count ? (digitsA.count < digitsB.count ? -1 : 1)
+                : (digitsA == digitsB ? 0 : (digitsA < digitsB ? -1 : 1))
+            if negativeA { order = -order }
+            return order
+        }
+        guard let x = Double(a), let y = Double(b) else { return nil }
+        return x < y ? -1 : (x == y ? 0 : 1)
+    }
+
+    static func isInteger(_ text: String) -> Bool {
+        let digits = text.hasPrefix("-") ? text.dropFirst() : Substring(text)
+        return !digits.isEmpty && digits.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }
     }
 }

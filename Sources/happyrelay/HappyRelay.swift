@@ -17,6 +17,8 @@ struct HappyRelay {
 
         commands:
           serve      run the relay
+          check      validate the mapping files and run their examples
+          map        show the set_user_info call a mapping makes of a payload (dry run)
         
         Run `happyrelay <command> --help` for a command's options; `happyrelay --version` prints the version.
         """
@@ -35,6 +37,24 @@ struct HappyRelay {
             print("happyrelay \(version)")
         case "serve":
             await serve(arguments, environment: environment)
+        case "check":
+            if arguments.contains("--help") {
+                print("usage: happyrelay check [--mappings DIR]\n\nValidates every mapping file and runs its examples; exit 0 when all are valid, 1 otherwise.\n\noptions:\n\(helpText(for: MappingCommands.checkOptions))")
+                return
+            }
+            finish(command: "check", usage: "happyrelay check [--mappings DIR]") { () throws(SettingsError) in
+                try MappingCommands.check(arguments, environment: environment)
+            }
+        case "map":
+            if arguments.contains("--help") {
+                print("usage: happyrelay map --route PATH [--header 'Name: value']... [--query 'k=v']... [--mappings DIR] PAYLOAD\n\nPrints the set_user_info body the route's mapping makes of PAYLOAD (a file, or - for standard input), token shown as \"***\"; it does not verify signatures and sends nothing. Exit 0 when a call would be made, 3 when ignored, 1 on error.\n\noptions:\n\(helpText(for: MappingCommands.mapOptions))")
+                return
+            }
+            finish(command: "map", usage: "happyrelay map --route PATH [options] PAYLOAD") { () throws(SettingsError) in
+                try MappingCommands.map(arguments, environment: environment) {
+                    Array(FileHandle.standardInput.readDataToEndOfFile())
+                }
+            }
         default:
             fail("happyrelay: unknown command \"\(command)\"\n\(usage)", code: 2)
         }
@@ -73,6 +93,17 @@ struct HappyRelay {
         await server.shutdown()
         logger.info("stopped")
         exit(0)
+    }
+
+    /// Prints a command's output and exits with its code (usage errors exit 2).
+    static func finish(command: String, usage: String, _ body: () throws(SettingsError) -> MappingCommands.Result) -> Never {
+        do {
+            let result = try body()
+            if !result.lines.isEmpty { print(result.lines.joined(separator: "\n")) }
+            exit(result.exitCode)
+        } catch {
+            fail("happyrelay \(command): \(error.message)" + (error.isUsageError ? "\nusage: \(usage)" : ""), code: error.exitCode)
+        }
     }
 
     static func fail(_ message: String, code: Int32) -> Never {

@@ -1,0 +1,165 @@
+import Foundation
+import RelayMapping
+
+/// `happyrelay check` and `happyrelay map` (interface.md): pure functions from arguments
+/// to output lines and an exit code, so tests call them directly.
+package enum MappingCommands {
+    /// What a command printed and how it exits.
+    package struct Result: Sendable, Equatable {
+        package var lines: [String]
+        package var exitCode: Int32
+    }
+
+    package static let checkOptions: [CommandLineOption] = [
+        CommandLineOption("--mappings", environment: "HAPPYRELAY_MAPPINGS", value: "DIR", help: "folder of mapping files (default mappings)"),
+        CommandLineOption("--help", help: "show this help"),
+    ]
+
+    package static let mapOptions: [CommandLineOption] = [
+        CommandLineOption("--route", value: "PATH", help: "the route whose mapping is applied (required)"),
+        CommandLineOption("--header", value: "'Name: value'", help: "a request header (repeatable)"),
+        CommandLineOption("--query", value: "k=v", help: "a query parameter (repeatable)"),
+        CommandLineOption("--mappings", environment: "HAPPYRELAY_MAPPINGS", value: "DIR", help: "folder of mapping files (default mappings)"),
+        CommandLineOption("--help", help: "show this help"),
+    ]
+
+    /// Validates every mapping file and runs its examples.
+    package static func check(_ arguments: [String], environment: [String: String]) throws(SettingsError) -> Result {
+        let parsed = try ParsedOptions(arguments, options: checkOptions, environment: environment)
+        if let extra = parsed.positional.first { throw SettingsError("unexpected argument \(extra)", isUsageError: true) }
+        let directory = parsed.value("--mappings") ?? "mappings"
+        let (routes, diagnostics) = MappingLoader.load(directory: directory)
+        var lines = diagnostics.map(\.description)
+        var failed = !diagnostics.isEmpty
+        for route in routes {
+            let problems = route.runExamples()
+            lines += problems.map(\.description)
+            failed = failed || !problems.isEmpty
+            if problems.isEmpty {
+                lines.append(
+                    "\(route.file): ok: \(route.path), \(route.rules.count) rule\(route.rules.count == 1 ? "" : "s"), "
+                        + "\(route.examples.count) example\(route.examples.count == 1 ? "" : "s") passed")
+            }
+        }
+        if routes.isEmpty && diagnostics.isEmpty { lines.append("\(directory): no mapping files") }
+        return Result(lines: lines, exitCode: failed ? 1 : 0)
+    }
+
+    /// Maps one payload as the route would, without verifying or sending.
+    package static func map(_ arguments: [String], environment: [String: String], standardInput: () -> [UInt8]) throws(SettingsError)
+        -> Result
+    {
+        let parsed = try ParsedOptions(arguments, options: mapOptions, environment: environment)
+        guard let routePath = parsed.value("--route") else { throw SettingsError("--route is required", isUsageError: true) }
+        guard parsed.positional.count == 1, let payload = parsed.positional.first else {
+            throw SettingsError(
+                parsed.positional.isEmpty ? "PAYLOAD is required (a file, or - for standard input)" : "only one PAYLOAD is allowed",
+                isUsageError: true)
+        }
+        var headers: [(name: String, value: String)] = []
+        for header in parsed.all("--header") {
+            guard let colon = header.firstIndex(of: ":"), colon > header.startIndex else {
+                throw SettingsError("--header \"\(header)\" is not 'Name: value'", isUsageError: true)
+            }
+            headers.append((String(header[..<colon]).lowercased(), header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        }
+        let query = parsed.all("--query").flatMap { FormBody.pairs(Array($0.utf8)) }
+        let directory = parsed.value("--mappings") ?? "mappings"
+        let (routes, diagnostics) = MappingLoader.load(directory: directory)
+        if !diagnostics.isEmpty {
+            return Result(lines: diagnostics.map(\.description), exitCode: 1)
+        }
+        guard let route = routes.first(where: { $0.path == routePath }) else {
+            let known = routes.map(\.path)
+            let hint = closestMatch(to: routePath, among: known).map { " (did you mean \($0)?)" } ?? ""
+            return Result(lines: ["no mapping file declares the route \(routePath)\(hint)"], exitCode: 1)
+        }
+        let bytes: [UInt8]
+        if payload == "-" {
+            bytes = standardInput()
+        } else {
+            // FileHandle rather than FileManager, so that pipes and process substitutions work too.
+            guard let handle = FileHandle(forReadingAtPath: payload) else {
+                return Result(lines: ["cannot read \(payload)"], exitCode: 1)
+            }
+            bytes = Array(handle.readDataToEndOfFile())
+            try? handle.close()
+        }
+        let contentType = headers.first { $0.name == "content-type" }?.value
+        let body: JSONValue
+        switch RequestBody.decode(bytes, contentType: contentType, acceptsForm: route.acceptsForm) {
+        case .success(let value): body = value
+        case .failure(let problem): return Result(lines: [problem.message], exitCode: 1)
+        }
+        let document = RequestDocument.make(
+            body: body, headers: headers, query: query, route: route.path, receivedAt: RequestBody.timestamp(Date()),
+            requestID: "map")
+        switch route.apply(to: document) {
+        case .calls(let calls, let binds):
+            return Result(
+                lines: binds.map(describe) + calls.map { String(decoding: $0.body(token: "***"), as: UTF8.self) }, exitCode: 0)
+        case .bound(let binds):
+            return Result(lines: binds.map(describe), exitCode: 0)
+        case .ignored(let reason):
+            return Result(lines: ["ignored: \(reason)"], exitCode: 3)
+        case .failed(let failure):
+            return Result(lines: ["invalid: \(failure)"], exitCode: 1)
+        }
+    }
+
+    static func describe(_ write: BindingWrite) -> String {
+        "would bind \(write.kind)=\(write.value) to uuid \(write.uuid), room_id \(write.roomID) (map stores nothing)"
+    }
+}
+
+/// Turning a request body into the document's `$.body`.
+package enum RequestBody {
+    /// Why a body was refused, and the answer it gets.
+    package enum Problem: Error, Equatable {
+        case invalidJSON(String)
+        case unsupportedMediaType(String)
+
+        package var message: String {
+            switch self {
+            case .invalidJSON(let detail): "body is not valid JSON: \(detail)"
+            case .unsupportedMediaType(let type): "Content-Type \(type) is not accepted by this route"
+            }
+        }
+    }
+
+    /// JSON (`application/json`, `*/*+json`, or no Content-Type) or, where the route accepts
+    /// it, a form; anything else is refused.
+    package static func decode(_ bytes: [UInt8], contentType: String?, acceptsForm: Bool) -> Result<JSONValue, Problem> {
+        let mediaType = contentType.map { $0.split(separator: ";").first.map(String.init) ?? "" }?
+            .trimmingCharacters(in: .whitespaces).lowercased()
+        switch mediaType {
+        case nil, "application/json", "text/json":
+            break
+        case let type? where type.hasSuffix("+json"):
+            break
+        case "application/x-www-form-urlencoded" where acceptsForm:
+            return .success(FormBody.object(bytes))
+        case let type?:
+            return .failure(.unsupportedMediaType(type))
+        }
+        do {
+            return .success(try JSONParser(maxDepth: 64, maxBytes: 16 << 20).parse(bytes))
+        } catch {
+            return .failure(.invalidJSON(error.description))
+        }
+    }
+
+    /// RFC 3339 in UTC with milliseconds.
+    package static func timestamp(_ date: Date) -> String {
+        let milliseconds = Int((date.timeIntervalSince1970 * 1000).rounded(.down))
+        var seconds = time_t(milliseconds / 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int = 2) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))T\(pad(parts.tm_hour)):"
+            + "\(pad(parts.tm_min)):\(pad(parts.tm_sec)).\(pad(Int32(milliseconds % 1000), 3))Z"
+    }
+}

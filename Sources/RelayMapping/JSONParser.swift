@@ -1,0 +1,317 @@
+/// Why a JSON text could not be parsed, with the 1-based line and column of the problem.
+package struct JSONParseError: Error, Equatable, Sendable, CustomStringConvertible {
+    package let message: String
+    package let line: Int
+    package let column: Int
+
+    package var description: String { "\(message) at line \(line), column \(column)" }
+}
+
+/// A byte-level RFC 8259 JSON parser: strict grammar, UTF-8 validated, surrogate pairs
+/// joined, numbers kept as their source text, bounded depth and size.
+package struct JSONParser {
+    /// Nesting deeper than this is refused.
+    package var maxDepth = 64
+    /// Inputs larger than this are refused.
+    package var maxBytes = 16 << 20
+
+    package init(maxDepth: Int = 64, maxBytes: Int = 16 << 20) {
+        self.maxDepth = maxDepth
+        self.maxBytes = maxBytes
+    }
+
+    /// Parses one JSON text (surrounding whitespace allowed, nothing else).
+    package func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
+        var result: Result<JSONValue, JSONParseError> = .success(.null)
+        bytes.withUnsafeBufferPointer { buffer in
+            do throws(JSONParseError) {
+                result = .success(try parse(buffer))
+            } catch {
+                result = .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    /// Parses a string's UTF-8.
+    package func parse(_ text: String) throws(JSONParseError) -> JSONValue {
+        try parse(Array(text.utf8))
+    }
+
+    /// Parses from raw bytes.
+    package func parse(_ buffer: UnsafeBufferPointer<UInt8>) throws(JSONParseError) -> JSONValue {
+        var reader = Reader(bytes: buffer, maxDepth: maxDepth)
+        guard buffer.count <= maxBytes else { throw reader.error("document is larger than \(maxBytes) bytes") }
+        reader.skipWhitespace()
+        let value = try reader.value(depth: 0)
+        reader.skipWhitespace()
+        guard reader.index == buffer.count else { throw reader.error("unexpected data after the JSON value") }
+        return value
+    }
+}
+
+private struct Reader {
+    let bytes: UnsafeBufferPointer<UInt8>
+    let maxDepth: Int
+    var index = 0
+
+    init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
+        self.bytes = bytes
+        self.maxDepth = maxDepth
+    }
+
+    func error(_ message: String, at position: Int? = nil) -> JSONParseError {
+        let end = min(position ?? index, bytes.count)
+        var line = 1
+        var lineStart = 0
+        for offset in 0..<end where bytes[offset] == 10 {
+            line += 1
+            lineStart = offset + 1
+        }
+        // Columns count characters, not bytes: skip UTF-8 continuation bytes.
+        var column = 1
+        for offset in lineStart..<end where bytes[offset] & 0xC0 != 0x80 { column += 1 }
+        return JSONParseError(message: message, line: line, column: column)
+    }
+
+    @inline(__always) mutating func skipWhitespace() {
+        while index < bytes.count {
+            let byte = bytes[index]
+            guard byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 else { return }
+            index += 1
+        }
+    }
+
+    mutating func value(depth: Int) throws(JSONParseError) -> JSONValue {
+        guard index < bytes.count else { throw error("unexpected end of input") }
+        switch bytes[index] {
+        case UInt8(ascii: "{"): return try object(depth: depth + 1)
+        case UInt8(ascii: "["): return try array(depth: depth + 1)
+        case UInt8(ascii: "\""): return .string(try string())
+        case UInt8(ascii: "t"):
+            try literal("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try literal("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try literal("null")
+            return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return .number(try number())
+        default:
+            throw error("unexpected character \(describe(bytes[index]))")
+        }
+    }
+
+    func describe(_ byte: UInt8) -> String {
+        byte >= 0x21 && byte < 0x7F ? "'\(Character(Unicode.Scalar(byte)))'" : String(format: byte)
+    }
+
+    func String(format byte: UInt8) -> String {
+        let hex = Swift.String(byte, radix: 16, uppercase: true)
+        return "0x" + (hex.count == 1 ? "0" + hex : hex)
+    }
+
+    mutating func literal(_ word: StaticString) throws(JSONParseError) {
+        let count = word.utf8CodeUnitCount
+        guard index + count <= bytes.count else { throw error("invalid literal") }
+        for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] {
+            throw error("invalid literal", at: index + offset)
+        }
+        index += count
+    }
+
+    mutating func object(depth: Int) throws(JSONParseError) -> JSONValue {
+        guard depth <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
+        index += 1
+        var members: [(key: String, value: JSONValue)] = []
+        skipWhitespace()
+        if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+            index += 1
+            return .object(members)
+        }
+        while true {
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
+                throw error(index < bytes.count ? "expected a member name in quotes" : "unexpected end of input")
+            }
+            let key = try string()
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
+            index += 1
+            skipWhitespace()
+            let value = try value(depth: depth)
+            members.append((key, value))
+            skipWhitespace()
+            guard index < bytes.count else { throw error("unexpected end of input") }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            guard bytes[index] == UInt8(ascii: "}") else { throw error("expected ',' or '}' in an object") }
+            index += 1
+            return .object(members)
+        }
+    }
+
+    mutating func array(depth: Int) throws(JSONParseError) -> JSONValue {
+        guard depth <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
+        index += 1
+        var items: [JSONValue] = []
+        skipWhitespace()
+        if index < bytes.count && bytes[index] == UInt8(ascii: "]") {
+            index += 1
+            return .array(items)
+        }
+        while true {
+            skipWhitespace()
+            items.append(try value(depth: depth))
+            skipWhitespace()
+            guard index < bytes.count else { throw error("unexpected end of input") }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            guard bytes[index] == UInt8(ascii: "]") else { throw error("expected ',' or ']' in an array") }
+            index += 1
+            return .array(items)
+        }
+    }
+
+    mutating func number() throws(JSONParseError) -> String {
+        let start = index
+        if bytes[index] == UInt8(ascii: "-") { index += 1 }
+        guard index < bytes.count, isDigit(bytes[index]) else { throw error("invalid number") }
+        if bytes[index] == UInt8(ascii: "0") {
+            index += 1
+            if index < bytes.count && isDigit(bytes[index]) { throw error("leading zero in a number") }
+        } else {
+            while index < bytes.count && isDigit(bytes[index]) { index += 1 }
+        }
+        if index < bytes.count && bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            guard index < bytes.count, isDigit(bytes[index]) else { throw error("expected a digit after '.'") }
+            while index < bytes.count && isDigit(bytes[index]) { index += 1 }
+        }
+        if index < bytes.count && (bytes[index] | 0x20) == UInt8(ascii: "e") {
+            index += 1
+            if index < bytes.count && (bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-")) { index += 1 }
+            guard index < bytes.count, isDigit(bytes[index]) else { throw error("expected a digit in the exponent") }
+            while index < bytes.count && isDigit(bytes[index]) { index += 1 }
+        }
+        return Swift.String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+    }
+
+    @inline(__always) func isDigit(_ byte: UInt8) -> Bool { byte >= 48 && byte <= 57 }
+
+    mutating func string() throws(JSONParseError) -> String {
+        index += 1
+        let start = index
+        // Fast path: no escapes; validate UTF-8 and control characters while scanning.
+        var hasEscape = false
+        var isASCII = true
+        while true {
+            guard index < bytes.count else { throw error("unterminated string", at: start - 1) }
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") { break }
+            if byte == UInt8(ascii: "\\") {
+                hasEscape = true
+                break
+            }
+            if byte < 0x20 { throw error("control character in a string (escape it)") }
+            if byte >= 0x80 { isASCII = false }
+            index += 1
+        }
+        if !hasEscape {
+            let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
+            index += 1
+            if isASCII { return Swift.String(decoding: slice, as: UTF8.self) }
+            guard let text = Swift.String(validating: slice, as: UTF8.self) else {
+                throw error("invalid UTF-8 in a string", at: start)
+            }
+            return text
+        }
+        var scalars = Swift.String.UnicodeScalarView()
+        if index > start {
+            guard let prefix = Swift.String(validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+            else { throw error("invalid UTF-8 in a string", at: start) }
+            scalars.append(contentsOf: prefix.unicodeScalars)
+        }
+        var runStart = index
+        while true {
+            guard index < bytes.count else { throw error("unterminated string", at: start - 1) }
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                if index > runStart {
+                    guard let run = Swift.String(validating: UnsafeBufferPointer(rebasing: bytes[runStart..<index]), as: UTF8.self)
+                    else { throw error("invalid UTF-8 in a string", at: runStart) }
+                    scalars.append(contentsOf: run.unicodeScalars)
+                }
+                if byte == UInt8(ascii: "\"") {
+                    index += 1
+                    return Swift.String(scalars)
+                }
+                scalars.append(try escape())
+                runStart = index
+                continue
+            }
+            if byte < 0x20 { throw error("control character in a string (escape it)") }
+            index += 1
+        }
+    }
+
+    /// Reads an escape sequence at `index` (the backslash) and returns its scalar.
+    mutating func escape() throws(JSONParseError) -> Unicode.Scalar {
+        index += 1
+        guard index < bytes.count else { throw error("unterminated string") }
+        let byte = bytes[index]
+        index += 1
+        switch byte {
+        case UInt8(ascii: "\""): return "\""
+        case UInt8(ascii: "\\"): return "\\"
+        case UInt8(ascii: "/"): return "/"
+        case UInt8(ascii: "b"): return "\u{08}"
+        case UInt8(ascii: "f"): return "\u{0C}"
+        case UInt8(ascii: "n"): return "\n"
+        case UInt8(ascii: "r"): return "\r"
+        case UInt8(ascii: "t"): return "\t"
+        case UInt8(ascii: "u"):
+            let high = try hex4()
+            if (0xD800...0xDBFF).contains(high) {
+                // RFC 8259 §7: a pair of escaped UTF-16 surrogates encodes one scalar.
+                guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
+                    throw error("unpaired surrogate \\u\(Swift.String(high, radix: 16, uppercase: true))")
+                }
+                index += 2
+                let low = try hex4()
+                guard (0xDC00...0xDFFF).contains(low) else { throw error("invalid low surrogate") }
+                return Unicode.Scalar(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))!
+            }
+            guard let scalar = Unicode.Scalar(high) else {
+                throw error("unpaired surrogate \\u\(Swift.String(high, radix: 16, uppercase: true))")
+            }
+            return scalar
+        default:
+            throw error("invalid escape '\\\(Character(Unicode.Scalar(byte)))'", at: index - 2)
+        }
+    }
+
+    mutating func hex4() throws(JSONParseError) -> UInt32 {
+        guard index + 4 <= bytes.count else { throw error("incomplete \\u escape") }
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            let byte = bytes[index]
+            let digit: UInt32
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(byte - 48)
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(byte - 87)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(byte - 55)
+            default: throw error("invalid hex digit in a \\u escape")
+            }
+            value = value << 4 | digit
+            index += 1
+        }
+        return value
+    }
+}

@@ -1,0 +1,211 @@
+/// A binding found by `resolve` (mapping.md, "Bindings").
+package struct Binding: Sendable, Equatable {
+    package var uuid: String
+    package var roomID: String
+    /// `kind=value` of the key that found it.
+    package var key: String
+    /// RFC 3339.
+    package var createdAt: String
+
+    package init(uuid: String, roomID: String, key: String, createdAt: String) {
+        self.uuid = uuid
+        self.roomID = roomID
+        self.key = key
+        self.createdAt = createdAt
+    }
+}
+
+/// A binding to store: a key that will point to (uuid, room_id) until it expires.
+package struct BindingWrite: Sendable, Equatable {
+    package var kind: String
+    package var value: String
+    package var uuid: String
+    package var roomID: String
+    package var ttl: Duration
+}
+
+/// Where `resolve` looks bindings up. The mapping engine does no I/O itself.
+package protocol BindingLookup: Sendable {
+    func binding(kind: String, value: String) -> Binding?
+}
+
+/// No bindings at all (`map` without `--data-dir`).
+package struct NoBindings: BindingLookup {
+    package init() {}
+    package func binding(kind: String, value: String) -> Binding? { nil }
+}
+
+/// What a route makes of one request.
+package enum MappingOutcome: Sendable, Equatable {
+    /// Calls to send (one, or several in `mode: all`), plus bindings to store first.
+    case calls([MappedCall], binds: [BindingWrite])
+    /// Only bindings to store; no call (`200 {"result":"bound"}`).
+    case bound([BindingWrite])
+    /// No rule matched.
+    case ignored(reason: String)
+    /// A rule matched but its call is invalid.
+    case failed(MappingFailure)
+}
+
+/// The request document that paths read (mapping.md, "The request document").
+package enum RequestDocument {
+    /// Builds `{body, headers, query, meta}`. Header names are lower-cased; repeated ones joined with `, `.
+    package static func make(
+        body: JSONValue, headers: [(name: String, value: String)], query: [(name: String, value: String)],
+        route: String, receivedAt: String, requestID: String
+    ) -> JSONValue {
+        var headerMembers: [(key: String, value: JSONValue)] = []
+        headerMembers.reserveCapacity(headers.count)
+        for (name, value) in headers {
+            let lowered = name.lowercased()
+            if let existing = headerMembers.firstIndex(where: { $0.key == lowered }), case .string(let previous) = headerMembers[existing].value {
+                headerMembers[existing].value = .string(previous + ", " + value)
+            } else {
+                headerMembers.append((lowered, .string(value)))
+            }
+        }
+        return .object([
+            ("body", body),
+            ("headers", .object(headerMembers)),
+            ("query", .object(query.map { ($0.name, .string($0.value)) })),
+            (
+                "meta",
+                .object([("route", .string(route)), ("received_at", .string(receivedAt)), ("request_id", .string(requestID))])
+            ),
+        ])
+    }
+
+    /// The document with `$.binding` added.
+    static func adding(_ binding: Binding, to document: JSONValue) -> JSONValue {
+        guard case .object(var members) = document else { return document }
+        members.append(
+            (
+                "binding",
+                .object([
+                    ("uuid", .string(binding.uuid)), ("room_id", .string(binding.roomID)), ("key", .string(binding.key)),
+                    ("created_at", .string(binding.createdAt)),
+                ])
+            ))
+        return .object(members)
+    }
+}
+
+extension MappingRoute {
+    /// Applies the rules to a request document.
+    package func apply(to document: JSONValue, bindings: any BindingLookup = NoBindings()) -> MappingOutcome {
+        var calls: [MappedCall] = []
+        var writes: [BindingWrite] = []
+        var sawUnboundResolve = false
+        for rule in rules {
+            if let condition = rule.condition, !condition.holds(in: document) { continue }
+            var ruleDocument = document
+            if !rule.resolve.isEmpty {
+                guard let binding = Self.resolve(rule.resolve, in: document, bindings: bindings) else {
+                    sawUnboundResolve = true
+                    continue
+                }
+                ruleDocument = RequestDocument.adding(binding, to: document)
+            }
+            if let bind = rule.bind {
+                switch Self.bindings(bind, rule: rule.name, in: ruleDocument) {
+                case .success(let made): writes += made
+                case .failure(let failure): return .failed(failure)
+                }
+            }
+            if rule.makesCall {
+                switch Self.call(rule, in: ruleDocument) {
+                case .success(let call): calls.append(call)
+                case .failure(let failure): return .failed(failure)
+                }
+            }
+            if mode == .first { break }
+        }
+        if !calls.isEmpty { return .calls(calls, binds: writes) }
+        if !writes.isEmpty { return .bound(writes) }
+        return .ignored(reason: sawUnboundResolve ? "no binding" : "no rule matched")
+    }
+
+    static func resolve(
+        _ keys: [(kind: String, value: ValueSpec)], in document: JSONValue, bindings: any BindingLookup
+    ) -> Binding? {
+        for (kind, spec) in keys {
+            guard let value = spec.evaluate(in: document) else { continue }
+            if let binding = bindings.binding(kind: kind, value: value) { return binding }
+        }
+        return nil
+    }
+
+    static func bindings(_ bind: BindSpec, rule: String, in document: JSONValue) -> Result<[BindingWrite], MappingFailure> {
+        guard let uuid = bind.uuid.evaluate(in: document) else {
+            return .failure(MappingFailure(rule: rule, field: "bind.uuid", reason: "\(bind.uuid.describedSource) is empty"))
+        }
+        guard let roomID = bind.roomID.evaluate(in: document) else {
+            return .failure(MappingFailure(rule: rule, field: "bind.room_id", reason: "\(bind.roomID.describedSource) is empty"))
+        }
+        return .success(
+            bind.keys.compactMap { kind, spec in
+                spec.evaluate(in: document).map { BindingWrite(kind: kind, value: $0, uuid: uuid, roomID: roomID, ttl: bind.ttl) }
+            })
+    }
+
+    static func call(_ rule: MappingRule, in document: JSONValue) -> Result<MappedCall, MappingFailure> {
+        var fields: [(name: String, value: String)] = []
+        fields.reserveCapacity(rule.fields.count)
+        for (name, spec) in rule.fields {
+            guard let value = spec.evaluate(in: document) else {
+                if spec.isRequired || UpstreamContract.requiredFields.contains(name) {
+                    return .failure(MappingFailure(rule: rule.name, field: name, reason: "\(spec.describedSource) is empty"))
+                }
+                continue
+            }
+            if let problem = UpstreamContract.problem(field: name, value: value) {
+                return .failure(
+                    MappingFailure(rule: rule.name, field: name, reason: "\(problem) (from \(spec.describedSource))"))
+            }
+            fields.append((name, value))
+        }
+        return .success(MappedCall(rule: rule.name, fields: fields))
+    }
+}
+
+/// The `set_user_info` contract (spec/happytalk-set-user-info.md) as checks.
+package enum UpstreamContract {
+    /// Every field the API knows besides `token`, in the vendor's order.
+    package static let fields: [String] =
+        [
+            "uuid", "room_id", "users_id", "username", "phone", "email", "sex", "birthday", "birth_type", "category_id",
+            "division_id", "order_number", "parcel_number",
+        ] + (1...10).map { "parameter\($0)" } + ["scenario_next", "product_number", "user_parameter"]
+
+    static let fieldSet = Set(fields)
+    package static let requiredFields: Set<String> = ["uuid", "room_id"]
+
+    /// Why a value breaks the contract, or nil when it is fine.
+    package static func problem(field: String, value: String) -> String? {
+        switch field {
+        case "birthday":
+            return isRealDate(value) ? nil : "\"\(value)\" is not a real date in Y-m-d form"
+        case "birth_type":
+            return value == "0" || value == "1" ? nil : "\"\(value)\" must be 0 (solar) or 1 (lunar)"
+        case "scenario_next":
+            return value == "Y" || value == "N" ? nil : "\"\(value)\" must be Y or N"
+        case "phone":
+            return value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) ? nil : "must be digits only (use the phone_kr step)"
+        case "user_parameter":
+            return value.count <= 200 ? nil : "is \(value.count) characters; HappyTalk keeps at most 200 (use truncate)"
+        case _ where field.hasPrefix("parameter"):
+            return value.count <= 20 ? nil : "is \(value.count) characters; HappyTalk keeps at most 20 (use truncate)"
+        default:
+            return nil
+        }
+    }
+
+    static func isRealDate(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 10, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"),
+            let year = Int(text.prefix(4)), let month = Int(text.dropFirst(5).prefix(2)), let day = Int(text.suffix(2)),
+            [0, 1, 2, 3, 5, 6, 8, 9].allSatisfy({ DateStep.isDigit(bytes[$0]) })
+        else { return false }
+        return DateStep.valid(DateStep.Fields(year: year, month: month, day: day)) != nil
+    }
+}

@@ -1,0 +1,262 @@
+import Foundation
+
+/// The right-hand side of a `set` field (mapping.md, "Value specs"), compiled.
+package struct ValueSpec: Sendable {
+    package indirect enum Source: Sendable {
+        case constant(String)
+        case path(JSONPath)
+        case first([ValueSpec])
+        /// Literal text and paths, alternating as written.
+        case template([TemplatePart])
+    }
+
+    package enum TemplatePart: Sendable {
+        case text(String)
+        case path(JSONPath)
+    }
+
+    package var source: Source
+    package var pipe: [PipeStep] = []
+    package var defaultValue: String?
+    package var isRequired = false
+
+    /// The paths the spec reads, for messages ("uuid: $.body.customer.id is empty").
+    package var describedSource: String {
+        switch source {
+        case .constant(let text): "constant \"\(text)\""
+        case .path(let path): path.source
+        case .first(let specs): specs.map(\.describedSource).joined(separator: ", ")
+        case .template(let parts):
+            parts.compactMap {
+                if case .path(let path) = $0 { return path.source }
+                return nil
+            }.joined(separator: ", ")
+        }
+    }
+
+    /// The constant this spec always produces, when it has no paths and no pipe.
+    var constantValue: String? {
+        if case .constant(let text) = source, pipe.isEmpty { return text }
+        return nil
+    }
+
+    /// Evaluates against a request document; nil when the result is empty.
+    package func evaluate(in document: JSONValue) -> String? {
+        evaluateValue(in: document).flatMap { $0.isEmpty ? nil : $0.text }
+    }
+
+    func evaluateValue(in document: JSONValue) -> JSONValue? {
+        let raw: Piped
+        switch source {
+        case .constant(let text): raw = .value(.string(text))
+        case .path(let path): raw = path.isSingular ? .value(path.first(in: document)) : .nodes(path.select(in: document))
+        case .first(let specs):
+            raw = .value(specs.lazy.compactMap { $0.evaluateValue(in: document) }.first { !$0.isEmpty })
+        case .template(let parts):
+            var text = ""
+            var complete = true
+            for part in parts {
+                switch part {
+                case .text(let literal): text += literal
+                case .path(let path):
+                    guard let value = path.first(in: document), !value.isEmpty else {
+                        complete = false
+                        break
+                    }
+                    text += value.text
+                }
+                if !complete { break }
+            }
+            raw = .value(complete ? .string(text) : nil)
+        }
+        let piped = pipe.isEmpty ? raw : raw.applying(pipe)
+        if let value = piped.scalar, !value.isEmpty { return value }
+        return defaultValue.map(JSONValue.string)
+    }
+}
+
+/// A `when` condition, compiled.
+package indirect enum Condition: Sendable {
+    package enum Operator: Sendable {
+        case equals(JSONValue)
+        case isIn([JSONValue])
+        case exists(Bool)
+        case empty(Bool)
+        case matches(CompiledRegex)
+        case contains(String)
+        case startsWith(String)
+        case greater(String), greaterOrEqual(String), less(String), lessOrEqual(String)
+    }
+
+    case all([Condition])
+    case any([Condition])
+    case not(Condition)
+    case test(path: JSONPath, pipe: [PipeStep], operator: Operator)
+
+    /// Every operator name, for suggestions.
+    package static let operatorNames = [
+        "equals", "in", "exists", "empty", "matches", "contains", "starts_with", "gt", "gte", "lt", "lte",
+    ]
+
+    package func holds(in document: JSONValue) -> Bool {
+        switch self {
+        case .all(let terms): return terms.allSatisfy { $0.holds(in: document) }
+        case .any(let terms): return terms.contains { $0.holds(in: document) }
+        case .not(let term): return !term.holds(in: document)
+        case .test(let path, let pipe, let op):
+            let nodes = path.select(in: document)
+            let value: JSONValue? = pipe.isEmpty ? nodes.first : Piped.nodes(nodes).applying(pipe).scalar
+            switch op {
+            case .exists(let expected): return (pipe.isEmpty ? !nodes.isEmpty : value != nil) == expected
+            case .empty(let expected): return (value?.isEmpty ?? true) == expected
+            case .equals(let literal): return value == literal
+            case .isIn(let literals): return value.map { literals.contains($0) } ?? false
+            case .matches(let regex): return value.map { !isContainer($0) && regex.matchesWhole($0.text) } ?? false
+            case .contains(let text): return value.map { !isContainer($0) && $0.text.contains(text) } ?? false
+            case .startsWith(let text): return value.map { !isContainer($0) && $0.text.hasPrefix(text) } ?? false
+            case .greater(let bound): return compare(value, bound) == 1
+            case .greaterOrEqual(let bound): return [0, 1].contains(compare(value, bound))
+            case .less(let bound): return compare(value, bound) == -1
+            case .lessOrEqual(let bound): return [0, -1].contains(compare(value, bound))
+            }
+        }
+    }
+
+    private func isContainer(_ value: JSONValue) -> Bool {
+        switch value {
+        case .array, .object, .null: true
+        default: false
+        }
+    }
+
+    /// Numeric comparison; numbers and numeric strings (platforms send amounts as "15000.00").
+    private func compare(_ value: JSONValue?, _ bound: String) -> Int? {
+        switch value {
+        case .number(let text)?: return JSONNumber.compare(text, bound)
+        case .string(let text)?:
+            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            guard case .number(let digits)? = try? JSONParser().parse(trimmed) else { return nil }
+            return JSONNumber.compare(digits, bound)
+        default: return nil
+        }
+    }
+}
+
+/// A rule's `bind`: keys that will point to a (uuid, room_id) pair.
+package struct BindSpec: Sendable {
+    package var keys: [(kind: String, value: ValueSpec)]
+    package var uuid: ValueSpec
+    package var roomID: ValueSpec
+    package var ttl: Duration
+}
+
+/// One rule: when it holds, what call it makes, what it binds and resolves.
+package struct MappingRule: Sendable {
+    package var name: String
+    package var condition: Condition?
+    /// The fields of the call, in the order written.
+    package var fields: [(name: String, value: ValueSpec)]
+    package var bind: BindSpec?
+    /// Tried in order; each entry is one key (kind and value).
+    package var resolve: [(kind: String, value: ValueSpec)]
+    /// Whether the rule makes a call (it has `set`).
+    package var makesCall: Bool { !fields.isEmpty }
+}
+
+/// How an inbound webhook is authenticated (mapping.md, "Verification schemes").
+package struct VerifySpec: Sendable {
+    package enum Scheme: String, Sendable, CaseIterable {
+        case shopify, woocommerce, github, stripe
+        case standardWebhooks = "standard-webhooks"
+        case hmac, bearer, header, query, none
+    }
+
+    package enum Algorithm: String, Sendable {
+        case sha256, sha1, sha512
+    }
+
+    package enum Encoding: String, Sendable {
+        case hex, base64, base64url
+    }
+
+    package var scheme: Scheme
+    package var secrets: [SecretReference] = []
+    /// `hmac`: the signature header; `header`: the header holding the secret.
+    package var header: String?
+    package var algorithm = Algorithm.sha256
+    package var encoding = Encoding.hex
+    package var prefix = ""
+    /// `query`: the parameter holding the secret.
+    package var parameter: String?
+    /// `stripe`, `standard-webhooks`: accepted clock skew.
+    package var tolerance: Duration = .seconds(300)
+    package var allowIPs: [IPRange] = []
+}
+
+/// Where a secret comes from: never a literal.
+package enum SecretReference: Sendable, Equatable, CustomStringConvertible {
+    case environment(String)
+    case file(String)
+
+    package var description: String {
+        switch self {
+        case .environment(let name): "environment variable \(name)"
+        case .file(let path): "file \(path)"
+        }
+    }
+}
+
+/// A compiled mapping file: one inbound route.
+package struct MappingRoute: Sendable {
+    package enum Delivery: String, Sendable {
+        case async, sync
+    }
+
+    package enum Mode: String, Sendable {
+        case first, all
+    }
+
+    /// The file it came from, as given to the loader.
+    package var file: String
+    package var path: String
+    package var description: String?
+    package var verify: VerifySpec
+    package var acceptsForm: Bool
+    package var delivery: Delivery
+    package var timeout: Duration
+    package var dedupe: (key: ValueSpec, window: Duration)?
+    package var credential: String?
+    package var mode: Mode
+    package var rules: [MappingRule]
+    package var examples: [MappingExample]
+}
+
+/// A call produced by a rule, without the token.
+package struct MappedCall: Sendable, Equatable {
+    package var rule: String
+    /// Field name and value, in the order the rule wrote them.
+    package var fields: [(name: String, value: String)]
+
+    package static func == (lhs: MappedCall, rhs: MappedCall) -> Bool {
+        lhs.rule == rhs.rule && lhs.fields.elementsEqual(rhs.fields) { $0 == $1 }
+    }
+
+    package subscript(field: String) -> String? { fields.first { $0.name == field }?.value }
+
+    /// The `set_user_info` body with `token` first (pass `"***"` to show it masked).
+    package func body(token: String) -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(64 + fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 6 })
+        JSONSerializer.writeObject([(key: "token", value: token)] + fields.map { (key: $0.name, value: $0.value) }, to: &output)
+        return output
+    }
+}
+
+/// A mapping failure: which field, where its value came from, and why.
+package struct MappingFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    package var rule: String
+    package var field: String
+    package var reason: String
+
+    package var description: String { "\(field): \(reason)" }
+}

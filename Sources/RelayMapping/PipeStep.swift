@@ -1,0 +1,125 @@
+import Foundation
+
+/// A compiled regular expression; immutable once built, so safe to share.
+package struct CompiledRegex: @unchecked Sendable, Equatable {
+    package let pattern: String
+    let expression: NSRegularExpression
+
+    /// Compiles `pattern`; throws the engine's message when it is invalid.
+    package init(_ pattern: String) throws {
+        self.pattern = pattern
+        expression = try NSRegularExpression(pattern: pattern)
+    }
+
+    package static func == (lhs: CompiledRegex, rhs: CompiledRegex) -> Bool { lhs.pattern == rhs.pattern }
+
+    /// Whether the pattern matches the whole text.
+    package func matchesWhole(_ text: String) -> Bool {
+        let range = NSRange(text.startIndex..., in: text)
+        guard let match = expression.firstMatch(in: text, options: [.anchored], range: range) else { return false }
+        return match.range == range
+    }
+
+    /// Replaces every match with `template` (`$1` refers to a group).
+    package func replacing(in text: String, with template: String) -> String {
+        expression.stringByReplacingMatches(
+            in: text, options: [], range: NSRange(text.startIndex..., in: text), withTemplate: template)
+    }
+}
+
+/// One compiled pipe step (mapping.md, "Pipe steps").
+package enum PipeStep: Sendable, Equatable {
+    case trim, lowercase, uppercase, nfkc, digits, phoneKR
+    case date(DateStep)
+    case lookup(table: [String: String], defaultValue: String?, ignoreCase: Bool)
+    case truncate(Int)
+    case replace(from: String, to: String)
+    case regexReplace(CompiledRegex, template: String)
+    case prefix(String)
+    case suffix(String)
+    case join(String)
+    case first, last, count
+
+    /// Every step name, for suggestions.
+    package static let names = [
+        "trim", "lowercase", "uppercase", "nfkc", "digits", "phone_kr", "date", "lookup", "truncate", "replace",
+        "regex_replace", "prefix", "suffix", "join", "first", "last", "count",
+    ]
+
+    /// Whether the step consumes the whole node list.
+    var takesList: Bool {
+        switch self {
+        case .join, .first, .last, .count: true
+        default: false
+        }
+    }
+}
+
+/// A value flowing through a pipe: a node list (from a path, before any scalar step) or
+/// one value (nil when missing).
+enum Piped {
+    case nodes([JSONValue])
+    case value(JSONValue?)
+
+    /// The scalar view: the first node of a list.
+    var scalar: JSONValue? {
+        switch self {
+        case .nodes(let nodes): nodes.first
+        case .value(let value): value
+        }
+    }
+
+    var list: [JSONValue] {
+        switch self {
+        case .nodes(let nodes): nodes
+        case .value(let value): value.map { [$0] } ?? []
+        }
+    }
+
+    func applying(_ steps: [PipeStep]) -> Piped {
+        var current = self
+        for step in steps { current = current.applying(step) }
+        return current
+    }
+
+    func applying(_ step: PipeStep) -> Piped {
+        switch step {
+        case .join(let separator):
+            let parts = list.filter { !$0.isEmpty }.map(\.text)
+            return .value(parts.isEmpty ? nil : .string(parts.joined(separator: separator)))
+        case .first: return .value(list.first)
+        case .last: return .value(list.last)
+        case .count: return .value(.number(String(list.count)))
+        default: break
+        }
+        guard let value = scalar, value != .null else { return .value(nil) }
+        if case .date(let date) = step {
+            return .value(date.apply(value).map(JSONValue.string))
+        }
+        let text = value.text
+        let result: String?
+        switch step {
+        case .trim: result = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        case .lowercase: result = text.lowercased()
+        case .uppercase: result = text.uppercased()
+        case .nfkc: result = text.precomposedStringWithCompatibilityMapping
+        case .digits: result = String(text.unicodeScalars.filter { ("0"..."9").contains($0) }.map(Character.init))
+        case .phoneKR: result = KoreanPhone.normalize(text)
+        case .lookup(let table, let defaultValue, let ignoreCase):
+            if let hit = table[text] {
+                result = hit
+            } else if ignoreCase, let hit = table.first(where: { $0.key.caseInsensitiveCompare(text) == .orderedSame })?.value {
+                result = hit
+            } else {
+                result = defaultValue
+            }
+        case .truncate(let limit): result = String(text.prefix(limit))
+        case .replace(let from, let to): result = from.isEmpty ? text : text.replacingOccurrences(of: from, with: to)
+        case .regexReplace(let regex, let template): result = regex.replacing(in: text, with: template)
+        case .prefix(let prefix): result = text.isEmpty ? text : prefix + text
+        case .suffix(let suffix): result = text.isEmpty ? text : text + suffix
+        case .date, .join, .first, .last, .count: result = text
+        }
+        return .value(result.map(JSONValue.string))
+    }
+}
