@@ -69,11 +69,16 @@ enum Piped {
         }
     }
 
+    /// The list view for `join`, `first`, `last`, `count`: the nodes, or the items of a single
+    /// array (so `$.body.tags` and `$.body.tags[*]` count the same).
     var list: [JSONValue] {
+        let nodes: [JSONValue]
         switch self {
-        case .nodes(let nodes): nodes
-        case .value(let value): value.map { [$0] } ?? []
+        case .nodes(let selected): nodes = selected
+        case .value(let value): nodes = value.map { [$0] } ?? []
         }
+        if nodes.count == 1, case .array(let items) = nodes[0] { return items }
+        return nodes
     }
 
     func applying(_ steps: [PipeStep]) -> Piped {

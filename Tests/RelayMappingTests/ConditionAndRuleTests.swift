@@ -1,0 +1,119 @@
+import Testing
+
+@testable import RelayMapping
+
+@Suite struct ConditionTests {
+    func holds(_ condition: String, _ body: String, headers: [(String, String)] = []) -> Bool {
+        guard let route = compileRoute(routeText(set: "\"parameter1\": \"x\"", when: condition)) else { return false }
+        if case .calls = route.apply(to: document(body: body, headers: headers)) { return true }
+        return false
+    }
+
+    @Test func equalsComparesWithoutCoercion() {
+        #expect(holds(#"{ "path": "$.body.v", "equals": "1" }"#, #"{"v": "1"}"#))
+        #expect(!holds(#"{ "path": "$.body.v", "equals": "1" }"#, #"{"v": 1}"#))
+        #expect(holds(#"{ "path": "$.body.v", "equals": 1 }"#, #"{"v": 1.0}"#))
+        #expect(holds(#"{ "path": "$.body.v", "equals": false }"#, #"{"v": false}"#))
+        #expect(holds(#"{ "path": "$.body.v", "equals": null }"#, #"{"v": null}"#))
+        #expect(holds(#"{ "path": "$.body.v", "equals": {"a": [1]} }"#, #"{"v": {"a": [1]}}"#))
+        #expect(!holds(#"{ "path": "$.body.v", "equals": "x" }"#, #"{}"#))
+    }
+
+    @Test func inExistsEmpty() {
+        #expect(holds(#"{ "path": "$.headers['x-shopify-topic']", "in": ["orders/create", "orders/paid"] }"#, "{}", headers: [("X-Shopify-Topic", "orders/paid")]))
+        #expect(!holds(#"{ "path": "$.body.v", "in": ["a", "b"] }"#, #"{"v": "c"}"#))
+        #expect(holds(#"{ "path": "$.body.v", "exists": true }"#, #"{"v": null}"#))
+        #expect(holds(#"{ "path": "$.body.v", "exists": false }"#, #"{}"#))
+        #expect(holds(#"{ "path": "$.body.v", "empty": true }"#, #"{"v": "  "}"#))
+        #expect(holds(#"{ "path": "$.body.v", "empty": true }"#, #"{}"#))
+        #expect(holds(#"{ "path": "$.body.v", "empty": false }"#, #"{"v": 0}"#))
+        #expect(holds(#"{ "path": "$.body.v", "empty": false }"#, #"{"v": false}"#))
+        #expect(!holds(#"{ "path": "$.body.v", "empty": false }"#, #"{"v": []}"#))
+    }
+
+    @Test func textOperators() {
+        #expect(holds(#"{ "path": "$.body.v", "matches": "[0-9]{3}-[0-9]{4}" }"#, #"{"v": "123-4567"}"#))
+        #expect(!holds(#"{ "path": "$.body.v", "matches": "[0-9]{3}" }"#, #"{"v": "1234"}"#), "matches the whole value")
+        #expect(holds(#"{ "path": "$.body.v", "contains": "배송" }"#, #"{"v": "배송 문의"}"#))
+        #expect(holds(#"{ "path": "$.body.v", "starts_with": "orders/" }"#, #"{"v": "orders/create"}"#))
+        #expect(!holds(#"{ "path": "$.body.v", "starts_with": "orders/" }"#, #"{}"#))
+        #expect(holds(#"{ "path": "$.body.v", "pipe": ["lowercase"], "equals": "paid" }"#, #"{"v": "PAID"}"#))
+    }
+
+    @Test func numericOperators() {
+        #expect(holds(#"{ "path": "$.body.v", "gt": 10 }"#, #"{"v": 10.5}"#))
+        #expect(!holds(#"{ "path": "$.body.v", "gt": 10 }"#, #"{"v": 10}"#))
+        #expect(holds(#"{ "path": "$.body.v", "gte": 10 }"#, #"{"v": 10}"#))
+        #expect(holds(#"{ "path": "$.body.v", "lt": 820982911946154509 }"#, #"{"v": 820982911946154508}"#))
+        #expect(holds(#"{ "path": "$.body.v", "lte": 15000 }"#, #"{"v": "15000.00"}"#))
+        #expect(!holds(#"{ "path": "$.body.v", "lt": 5 }"#, #"{"v": "abc"}"#))
+        #expect(!holds(#"{ "path": "$.body.v", "lt": 5 }"#, #"{}"#))
+    }
+
+    @Test func logic() {
+        let all = #"{ "all": [ { "path": "$.body.a", "equals": 1 }, { "not": { "path": "$.body.b", "exists": true } } ] }"#
+        #expect(holds(all, #"{"a": 1}"#))
+        #expect(!holds(all, #"{"a": 1, "b": 2}"#))
+        let any = #"{ "any": [ { "path": "$.body.a", "equals": 1 }, { "path": "$.body.b", "equals": 2 } ] }"#
+        #expect(holds(any, #"{"b": 2}"#))
+        #expect(!holds(any, #"{"a": 2}"#))
+    }
+}
+
+@Suite struct RuleTests {
+    @Test func firstMatchingRuleWinsAndNoMatchIsIgnored() throws {
+        let route = try #require(compileRoute("""
+            { "route": "/t", "verify": { "scheme": "none" }, "rules": [
+              { "name": "a", "when": { "path": "$.body.k", "equals": "a" }, "set": { "uuid": "u", "room_id": "r", "parameter1": "A" } },
+              { "name": "any", "set": { "uuid": "u", "room_id": "r", "parameter1": "ANY" } } ] }
+            """))
+        guard case .calls(let calls, _) = route.apply(to: document(body: #"{"k": "a"}"#)) else {
+            Issue.record("no call")
+            return
+        }
+        #expect(calls.map(\.rule) == ["a"])
+        let narrow = try #require(compileRoute(routeText(set: "\"parameter1\": \"x\"", when: #"{ "path": "$.body.k", "exists": true }"#)))
+        #expect(narrow.apply(to: document(body: "{}")) == .ignored(reason: "no rule matched"))
+    }
+
+    @Test func modeAllMakesOneCallPerMatchingRule() throws {
+        let route = try #require(compileRoute("""
+            { "route": "/t", "verify": { "scheme": "none" }, "mode": "all", "rules": [
+              { "name": "parcel", "set": { "uuid": "u", "room_id": "r", "parcel_number": "$.body.p" } },
+              { "name": "skip", "when": { "path": "$.body.never", "exists": true }, "set": { "uuid": "u", "room_id": "r" } },
+              { "name": "next", "set": { "uuid": "u", "room_id": "r", "scenario_next": "Y" } } ] }
+            """))
+        guard case .calls(let calls, _) = route.apply(to: document(body: #"{"p": "123"}"#)) else {
+            Issue.record("no calls")
+            return
+        }
+        #expect(calls.map(\.rule) == ["parcel", "next"])
+        #expect(calls[0]["parcel_number"] == "123")
+        #expect(calls[1]["scenario_next"] == "Y")
+    }
+
+    @Test func bindAndResolveWithAnInjectedLookup() throws {
+        let route = try #require(compileRoute("""
+            { "route": "/t", "verify": { "scheme": "none" }, "rules": [
+              { "name": "inquiry", "when": { "path": "$.body.uuid", "exists": true },
+                "bind": { "keys": { "order_number": "$.body.order", "phone": { "path": "$.body.phone", "pipe": ["phone_kr"] } },
+                          "uuid": "$.body.uuid", "room_id": "$.body.room", "ttl": "7d" } },
+              { "name": "shipped", "resolve": [ { "order_number": "$.body.order" }, { "phone": { "path": "$.body.phone", "pipe": ["phone_kr"] } } ],
+                "set": { "uuid": "$.binding.uuid", "room_id": "$.binding.room_id", "parcel_number": "$.body.tracking", "parameter1": "$.binding.key" } } ] }
+            """))
+        let bound = route.apply(to: document(body: #"{"uuid": "u-1", "room": "r-9", "order": 1043, "phone": "010-1234-5678"}"#))
+        #expect(bound == .bound([
+            BindingWrite(kind: "order_number", value: "1043", uuid: "u-1", roomID: "r-9", ttl: .seconds(7 * 86400)),
+            BindingWrite(kind: "phone", value: "01012345678", uuid: "u-1", roomID: "r-9", ttl: .seconds(7 * 86400)),
+        ]))
+        let store = SeededBindings(entries: [("phone", "01012345678", "u-1", "r-9")])
+        guard case .calls(let calls, _) = route.apply(to: document(body: #"{"order": 9999, "phone": "+82 10 1234 5678", "tracking": "555"}"#), bindings: store) else {
+            Issue.record("no call")
+            return
+        }
+        #expect(calls[0]["uuid"] == "u-1")
+        #expect(calls[0]["room_id"] == "r-9")
+        #expect(calls[0]["parameter1"] == "phone=01012345678")
+        #expect(route.apply(to: document(body: #"{"order": 1, "tracking": "555"}"#), bindings: store) == .ignored(reason: "no binding"))
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+
+@testable import RelayMapping
+
+/// The folder holding this file, and the repository root above it.
+let testsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+let repositoryRoot = testsDirectory.deletingLastPathComponent().deletingLastPathComponent()
+
+/// Golden fixtures: each folder under Fixtures/golden holds mapping.json, request.json
+/// (`headers`, `query`, and `body` as JSON or `form` as url-encoded text) and expected.txt,
+/// the exact lines `happyrelay map` prints.
+@Suite struct GoldenTests {
+    static let cases: [String] = {
+        let folder = testsDirectory.appendingPathComponent("Fixtures/golden").path
+        return ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted()
+    }()
+
+    @Test func thereAreGoldenCases() { #expect(Self.cases.count >= 6) }
+
+    @Test(arguments: cases)
+    func goldenCase(_ name: String) throws {
+        let folder = testsDirectory.appendingPathComponent("Fixtures/golden/\(name)")
+        let route = try #require(try? MappingLoader.compileFile(folder.appendingPathComponent("mapping.json").path).get())
+        let request = try JSONParser().parse(Array(Data(contentsOf: folder.appendingPathComponent("request.json"))))
+        let headers: [(name: String, value: String)] =
+            if case .object(let list)? = request["headers"] { list.map { ($0.key, $0.value.text) } } else { [] }
+        let body: JSONValue =
+            if let form = request["form"]?.stringValue { FormBody.object(Array(form.utf8)) } else { request["body"] ?? .object([]) }
+        let outcome = route.apply(to: RequestDocument.make(body: body, headers: headers, query: [], route: route.path, receivedAt: "t", requestID: "g"))
+        let lines: [String] =
+            switch outcome {
+            case .calls(let calls, _): calls.map { String(decoding: $0.body(token: "***"), as: UTF8.self) }
+            case .ignored(let reason): ["ignored: \(reason)"]
+            case .failed(let failure): ["invalid: \(failure)"]
+            case .bound(let writes): writes.map { "bound \($0.kind)=\($0.value)" }
+            }
+        let expected = try String(contentsOf: folder.appendingPathComponent("expected.txt"), encoding: .utf8)
+            .split(separator: "\n").map(String.init)
+        #expect(lines == expected)
+    }
+}
+
+/// Every shipped mapping compiles and its examples pass.
+@Suite struct ShippedMappingsTests {
+    @Test func everyShippedMappingCompilesAndItsExamplesPass() {
+        let folder = repositoryRoot.appendingPathComponent("mappings").path
+        let (routes, diagnostics) = MappingLoader.load(directory: folder)
+        #expect(diagnostics.isEmpty, "\(diagnostics.map(\.description).joined(separator: "\n"))")
+        #expect(routes.count >= 2)
+        #expect(routes.contains { $0.delivery == .async } && routes.contains { $0.delivery == .sync })
+        for route in routes {
+            #expect(!route.examples.isEmpty, "\(route.file) has no examples")
+            let problems = route.runExamples()
+            #expect(problems.isEmpty, "\(problems.map(\.description).joined(separator: "\n"))")
+        }
+    }
+}

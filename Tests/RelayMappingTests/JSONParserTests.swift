@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+
+@testable import RelayMapping
+
+@Suite struct JSONParserTests {
+    let parser = JSONParser()
+
+    @Test func bigIntegersKeepTheirDigits() throws {
+        let value = try parser.parse(#"{"id": 820982911946154508, "f": -1.50e+10, "z": 0}"#)
+        #expect(value["id"] == .number("820982911946154508"))
+        #expect(value["f"] == .number("-1.50e+10"))
+        #expect(JSONSerializer.string(value) == #"{"id":820982911946154508,"f":-1.50e+10,"z":0}"#)
+    }
+
+    @Test func escapesAndSurrogatePairs() throws {
+        let value = try parser.parse(#"["\"\\\/\b\f\n\r\t", "\u00e9\uD83D\uDE00", "한글"]"#)
+        #expect(value == .array([.string("\"\\/\u{08}\u{0C}\n\r\t"), .string("é😀"), .string("한글")]))
+    }
+
+    @Test func serializerEscapesMinimallyAndRoundTrips() throws {
+        let text = "{\"a\":\"line\\nbreak \\u0001 \\\"q\\\" 한글 😀\",\"b\":[true,false,null,{}],\"c\":[]}"
+        let value = try parser.parse(text)
+        #expect(JSONSerializer.string(value) == text)
+    }
+
+    struct BadCase: Sendable, CustomTestStringConvertible {
+        let text: String
+        let message: String
+        let line: Int
+        let column: Int
+        var testDescription: String { text }
+    }
+
+    static let bad: [BadCase] = [
+        BadCase(text: "{\"a\":1,}", message: "expected a member name in quotes", line: 1, column: 8),
+        BadCase(text: "[1,\n  2,\n  x]", message: "unexpected character 'x'", line: 3, column: 3),
+        BadCase(text: "01", message: "leading zero in a number", line: 1, column: 2),
+        BadCase(text: "1.", message: "expected a digit after '.'", line: 1, column: 3),
+        BadCase(text: "\"\\uD83D\"", message: "unpaired surrogate \\uD83D", line: 1, column: 8),
+        BadCase(text: "\"\\uDE00\"", message: "unpaired surrogate \\uDE00", line: 1, column: 8),
+        BadCase(text: "\"a\u{01}\"", message: "control character in a string (escape it)", line: 1, column: 3),
+        BadCase(text: "\"\\x\"", message: "invalid escape '\\x'", line: 1, column: 2),
+        BadCase(text: "[1] 2", message: "unexpected data after the JSON value", line: 1, column: 5),
+        BadCase(text: "tru", message: "invalid literal", line: 1, column: 1),
+        BadCase(text: "\"open", message: "unterminated string", line: 1, column: 1),
+        BadCase(text: "", message: "unexpected end of input", line: 1, column: 1),
+        BadCase(text: "{\"a\" 1}", message: "expected ':' after a member name", line: 1, column: 6),
+    ]
+
+    @Test(arguments: bad)
+    func malformedJSONReportsLineAndColumn(_ testCase: BadCase) {
+        #expect(throws: JSONParseError(message: testCase.message, line: testCase.line, column: testCase.column)) {
+            _ = try parser.parse(testCase.text)
+        }
+    }
+
+    @Test func invalidUTF8IsRejected() {
+        #expect(throws: JSONParseError.self) { _ = try parser.parse([0x22, 0xC3, 0x28, 0x22]) }
+        #expect(throws: JSONParseError.self) { _ = try parser.parse([0x22, 0xED, 0xA0, 0x80, 0x22]) }  // encoded surrogate
+    }
+
+    @Test func depthAndSizeLimits() throws {
+        let deep = String(repeating: "[", count: 65) + String(repeating: "]", count: 65)
+        #expect(throws: JSONParseError.self) { _ = try parser.parse(deep) }
+        let fine = String(repeating: "[", count: 64) + String(repeating: "]", count: 64)
+        _ = try parser.parse(fine)
+        #expect(throws: JSONParseError.self) { _ = try JSONParser(maxBytes: 4).parse("12345") }
+    }
+
+    @Test func emptinessFollowsTheSpec() {
+        #expect(JSONValue.null.isEmpty)
+        #expect(JSONValue.string(" \u{3000}\u{00A0}").isEmpty)
+        #expect(JSONValue.array([]).isEmpty)
+        #expect(JSONValue.object([]).isEmpty)
+        #expect(!JSONValue.bool(false).isEmpty)
+        #expect(!JSONValue.number("0").isEmpty)
+    }
+
+    @Test func numberComparison() {
+        #expect(JSONNumber.compare("820982911946154508", "820982911946154509") == -1)
+        #expect(JSONNumber.compare("99999999999999999999", "100000000000000000000") == -1)
+        #expect(JSONNumber.compare("-99999999999999999999", "-1") == -1)
+        #expect(JSONNumber.compare("1.0", "1") == 0)
+        #expect(JSONValue.number("1.0") == .number("1"))
+    }
+}
