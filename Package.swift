@@ -15,9 +15,9 @@ let package = Package(
         .executableTarget(
             name: "happyrelay-http-bench", dependencies: ["RelayHTTP"], path: "Benchmarks/HTTPBenchServer"),
         .testTarget(name: "RelayHTTPTests", dependencies: ["RelayHTTP"]),
-        .testTarget(name: "RelayMappingTests", dependencies: ["RelayMapping"]),
+        .testTarget(name: "RelayMappingTests", dependencies: ["RelayMapping"], exclude: ["Fixtures"]),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP", "happyrelay"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP", "happyrelay"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -33,6 +33,10 @@ package final class EventLoop: @unchecked Sendable {
     private let wakeFD: Int32
     private let inbox = Mutex<[@Sendable () -> Void]>([])
     private let isStopping = Atomic<Bool>(false)
+    private let loopThread = Atomic<UInt>(0)
+
+    /// Whether the caller runs on this loop's thread.
+    var isCurrentThread: Bool { loopThread.load(ordering: .acquiring) == UInt(pthread_self()) }
     // Loop-confined state below: only the loop thread reads or writes it.
     private var handlers: [UInt64: any EventLoopHandler] = [:]
     private var nextToken: UInt64 = 1
@@ -40,6 +44,8 @@ package final class EventLoop: @unchecked Sendable {
     /// Scratch space for reads, shared by every connection of this loop.
     let readBuffer: UnsafeMutableRawBufferPointer
     var dateCache = HTTPDateCache()
+    /// Monotonic nanoseconds, read once per loop iteration (deadlines need no finer grain).
+    private(set) var now: UInt64 = monotonicNanoseconds()
 
     init() throws(SystemError) {
         epollFD = try Syscall.check("epoll_create1") { csystem_epoll_create() }
@@ -103,11 +109,13 @@ package final class EventLoop: @unchecked Sendable {
 
     /// The reactor: waits for readiness, dispatches, runs queued work, ticks deadlines.
     func run() {
+        loopThread.store(UInt(pthread_self()), ordering: .releasing)
         let capacity = 256
         let events = UnsafeMutablePointer<csystem_event>.allocate(capacity: capacity)
         defer { events.deallocate() }
         while !isStopping.load(ordering: .acquiring) {
             let count = csystem_epoll_wait(epollFD, events, Int32(capacity), 100)
+            now = monotonicNanoseconds()
             if count > 0 {
                 for index in 0..<Int(count) {
                     let event = events[index]
@@ -119,9 +127,9 @@ package final class EventLoop: @unchecked Sendable {
                     }
                 }
             }
-            let now = monotonicNanoseconds()
             if now &- lastTick >= Self.tickInterval {
                 lastTick = now
+                dateCache.refresh()
                 for handler in handlers.values { handler.handleTick(now: now) }
             }
         }

@@ -113,16 +113,40 @@ func trimmedOWS(_ text: Substring) -> Substring {
     return result
 }
 
-/// The comma-separated elements of every value of a field, trimmed and lower-cased.
-func listElements(_ headers: HTTPHeaders, _ name: String) -> [String] {
-    var elements: [String] = []
-    for (fieldName, value) in headers where fieldName == name {
+/// The fields that decide framing and connection handling, gathered in one pass over the
+/// header list instead of one lookup per name.
+struct FramingFields {
+    var contentLengths: [String] = []
+    var transferCodings: [String] = []
+    var connectionOptions: [String] = []
+    var hostCount = 0
+    var expect: String?
+
+    init(_ headers: HTTPHeaders) {
+        for (name, value) in headers {
+            switch name {
+            case "content-length": contentLengths.append(value)
+            case "transfer-encoding": Self.appendElements(of: value, to: &transferCodings)
+            case "connection": Self.appendElements(of: value, to: &connectionOptions)
+            case "host": hostCount += 1
+            case "expect": expect = value
+            default: break
+            }
+        }
+    }
+
+    /// The comma-separated elements of a list value, trimmed and lower-cased.
+    static func appendElements(of value: String, to elements: inout [String]) {
         for element in value.split(separator: ",") {
             let trimmed = trimmedOWS(element)
             if !trimmed.isEmpty { elements.append(trimmed.lowercased()) }
         }
     }
-    return elements
+
+    /// Whether the connection persists after this message (RFC 9112 §9.3).
+    func keepAlive(version: HTTPVersion) -> Bool {
+        version == .http1_1 ? !connectionOptions.contains("close") : connectionOptions.contains("keep-alive")
+    }
 }
 
 /// How a message body is delimited (RFC 9112 §6.3).
@@ -136,9 +160,9 @@ enum BodyFraming: Equatable {
 
 /// Decides the framing from `Transfer-Encoding` and `Content-Length`, rejecting the
 /// ambiguous combinations that enable request smuggling.
-func bodyFraming(_ headers: HTTPHeaders, version: HTTPVersion, isRequest: Bool) throws(HTTPParseError) -> BodyFraming {
-    let codings = listElements(headers, "transfer-encoding")
-    let lengths = headers.values("content-length")
+func bodyFraming(_ fields: FramingFields, version: HTTPVersion, isRequest: Bool) throws(HTTPParseError) -> BodyFraming {
+    let codings = fields.transferCodings
+    let lengths = fields.contentLengths
     if !codings.isEmpty {
         // RFC 9112 §6.1: Content-Length with Transfer-Encoding is an error in a request.
         if !lengths.isEmpty && isRequest { throw .malformed("both Content-Length and Transfer-Encoding") }

@@ -47,13 +47,13 @@ package struct HTTPRequestParser {
 
     /// True when no part of a request is buffered: the connection is between requests.
     package var isIdle: Bool {
-        if case .head = state { return index == buffer.count }
+        if case .head = state { return buffer.isEmpty }
         return false
     }
 
     /// True while a request head has started arriving but is not complete.
     package var isReadingHead: Bool {
-        if case .head = state { return index < buffer.count }
+        if case .head = state { return !buffer.isEmpty }
         return false
     }
 
@@ -67,26 +67,51 @@ package struct HTTPRequestParser {
     /// requests followed by a malformed one, the events of the complete ones are returned
     /// and `error` is set; the error is thrown when nothing precedes it.
     package mutating func feed(_ bytes: UnsafeRawBufferPointer) throws(HTTPParseError) -> [Event] {
-        if case .failed(let error) = state { throw error }
-        buffer.append(contentsOf: bytes)
         var events: [Event] = []
-        do {
-            try parse(into: &events)
-        } catch {
-            state = .failed(error)
+        try feed(bytes, into: &events)
+        return events
+    }
+
+    /// Feeds bytes and appends the events they complete to `events` (which the caller may
+    /// reuse from read to read); errors as `feed(_:)`.
+    package mutating func feed(_ bytes: UnsafeRawBufferPointer, into events: inout [Event]) throws(HTTPParseError) {
+        if case .failed(let error) = state { throw error }
+        let eventsBefore = events.count
+        var failure: HTTPParseError?
+        if buffer.isEmpty {
+            // Nothing held back: parse straight from the caller's bytes and keep only the rest.
+            let input = bytes.bindMemory(to: UInt8.self)
+            index = 0
+            do {
+                try parse(input, into: &events)
+            } catch {
+                failure = error
+            }
+            if failure == nil && index < input.count {
+                buffer.append(contentsOf: UnsafeBufferPointer(rebasing: input[index...]))
+            }
+            index = 0
+        } else {
+            buffer.append(contentsOf: bytes)
+            do {
+                try parse(into: &events)
+            } catch {
+                failure = error
+            }
+            if index == buffer.count {
+                buffer.removeAll(keepingCapacity: buffer.capacity <= 64 * 1024)
+                index = 0
+            } else if index > 4096 && index > buffer.count / 2 {
+                buffer.removeSubrange(0..<index)
+                index = 0
+            }
+        }
+        if let failure {
+            state = .failed(failure)
             buffer = []
             index = 0
-            if events.isEmpty { throw error }
-            return events
+            if events.count == eventsBefore { throw failure }
         }
-        if index == buffer.count {
-            buffer.removeAll(keepingCapacity: buffer.capacity <= 64 * 1024)
-            index = 0
-        } else if index > 4096 && index > buffer.count / 2 {
-            buffer.removeSubrange(0..<index)
-            index = 0
-        }
-        return events
     }
 
     /// Feeds bytes from any byte collection (convenient in tests).
@@ -134,9 +159,9 @@ package struct HTTPRequestParser {
                     return
                 }
                 guard headLength <= limits.maxHeaderBytes + 2 else { throw .headersTooLarge }
-                let head = try parseHead(UnsafeBufferPointer(rebasing: bytes[index..<(index + headLength - 2)]))
+                let (head, fields) = try parseHead(UnsafeBufferPointer(rebasing: bytes[index..<(index + headLength - 2)]))
                 // Framing is decided (and a too-large body refused) before the head is reported.
-                let framing = try bodyFraming(head.headers, version: head.version, isRequest: true)
+                let framing = try bodyFraming(fields, version: head.version, isRequest: true)
                 if case .length(let length) = framing, length > limits.maxBodyBytes { throw .payloadTooLarge }
                 index += headLength
                 scanner.reset()
@@ -186,7 +211,7 @@ package struct HTTPRequestParser {
         }
     }
 
-    private func parseHead(_ head: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> HTTPRequestHead {
+    private func parseHead(_ head: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> (HTTPRequestHead, FramingFields) {
         // Every LF in the head follows a CR (HeadScanner checks), so a line ends one byte
         // before its LF; any other CR is a control character and rejected below.
         var lineEnd = 0
@@ -228,18 +253,16 @@ package struct HTTPRequestParser {
             try parseHeaderLine(UnsafeBufferPointer(rebasing: head[lineStart..<end]), into: &headers)
             lineStart = end + 2
         }
-        let hosts = headers.values("host")
-        if version == .http1_1 && hosts.count != 1 {
+        let fields = FramingFields(headers)
+        if version == .http1_1 && fields.hostCount != 1 {
             // RFC 9112 §3.2: exactly one Host field in an HTTP/1.1 request.
-            throw .malformed(hosts.isEmpty ? "missing Host header" : "more than one Host header")
+            throw .malformed(fields.hostCount == 0 ? "missing Host header" : "more than one Host header")
         }
-        let connection = listElements(headers, "connection")
-        let keepAlive =
-            version == .http1_1 ? !connection.contains("close") : connection.contains("keep-alive")
-        let expectsContinue = version == .http1_1 && headers["expect"]?.lowercased() == "100-continue"
-        return HTTPRequestHead(
-            method: method, target: target, version: version, headers: headers, keepAlive: keepAlive,
+        let expectsContinue = version == .http1_1 && fields.expect?.lowercased() == "100-continue"
+        let head = HTTPRequestHead(
+            method: method, target: target, version: version, headers: headers, keepAlive: fields.keepAlive(version: version),
             expectsContinue: expectsContinue)
+        return (head, fields)
     }
 
     /// Reduces absolute-form (RFC 9112 §3.2.2) to origin-form and rejects other forms.

@@ -80,7 +80,7 @@ struct HTTPResponseParser {
                     return nil
                 }
                 guard length > 2 else { throw .malformed("empty status line") }
-                let head = try parseHead(UnsafeBufferPointer(rebasing: bytes[index..<(index + length - 2)]))
+                let (head, fields) = try parseHead(UnsafeBufferPointer(rebasing: bytes[index..<(index + length - 2)]))
                 index += length
                 scanner.reset()
                 if head.status < 200 {
@@ -91,7 +91,7 @@ struct HTTPResponseParser {
                     state = .done
                     continue
                 }
-                switch try bodyFraming(head.headers, version: head.version, isRequest: false) {
+                switch try bodyFraming(fields, version: head.version, isRequest: false) {
                 case .none, .length(0):
                     state = .done
                 case .length(let length):
@@ -131,7 +131,7 @@ struct HTTPResponseParser {
         }
     }
 
-    private func parseHead(_ head: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> Response {
+    private func parseHead(_ head: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> (Response, FramingFields) {
         var lineEnd = 0
         while lineEnd < head.count && head[lineEnd] != ASCII.lf { lineEnd += 1 }
         lineEnd -= 1
@@ -156,8 +156,7 @@ struct HTTPResponseParser {
             try parseHeaderLine(UnsafeBufferPointer(rebasing: head[lineStart..<end]), into: &headers)
             lineStart = end + 2
         }
-        let connection = listElements(headers, "connection")
-        let keepAlive = version == .http1_1 ? !connection.contains("close") : connection.contains("keep-alive")
-        return Response(status: status, version: version, headers: headers, body: [], keepAlive: keepAlive)
+        let fields = FramingFields(headers)
+        return (Response(status: status, version: version, headers: headers, body: [], keepAlive: fields.keepAlive(version: version)), fields)
     }
 }

@@ -55,19 +55,21 @@ package enum HTTPResponseWriter {
     }
 }
 
-/// The IMF-fixdate for the `Date` header (RFC 9110 §5.6.7), recomputed at most once a second.
+/// The IMF-fixdate for the `Date` header (RFC 9110 §5.6.7). The loop refreshes it on each
+/// tick (every 100 ms), so responses never read the clock themselves.
 struct HTTPDateCache {
     private var second = -1
     private(set) var text = ""
 
-    mutating func current() -> String {
+    init() { refresh() }
+
+    mutating func refresh() {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         if now.tv_sec != second {
             second = now.tv_sec
             text = Self.format(epochSeconds: now.tv_sec)
         }
-        return text
     }
 
     static func format(epochSeconds: Int) -> String {

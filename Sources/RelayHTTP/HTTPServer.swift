@@ -6,8 +6,9 @@ import Synchronization
 import Glibc
 #endif
 
-/// A non-blocking HTTP/1.1 server: one epoll loop per core, each accepting from the shared
-/// listening socket and answering its connections on its own thread.
+/// A non-blocking HTTP/1.1 server: one epoll loop per core. The first loop accepts and deals
+/// connections out round robin, so load spreads evenly whatever the arrival pattern; each
+/// loop answers its connections on its own thread.
 package final class HTTPServer: Sendable {
     /// Limits and timeouts; the defaults are interface.md's.
     package struct Configuration: Sendable {
@@ -46,32 +47,26 @@ package final class HTTPServer: Sendable {
     package let port: Int
     private let context: ServerContext
     private let group: EventLoopGroup
-    private let acceptors: [LoopBound<Acceptor>]
+    private let acceptor: LoopBound<Acceptor>
     private let isStopped = Mutex(false)
 
     /// Binds the address and starts serving `router` at once.
     package init(configuration: Configuration, router: Router) throws {
         self.configuration = configuration
+        let loopCount = configuration.loopCount > 0 ? configuration.loopCount : ProcessInfo.processInfo.activeProcessorCount
         let (fd, port) = try SocketFactory.listen(on: configuration.address)
-        self.port = port
-        let context = ServerContext(configuration: configuration, router: router, listenFD: fd)
-        self.context = context
-        let loops = configuration.loopCount > 0 ? configuration.loopCount : ProcessInfo.processInfo.activeProcessorCount
         do {
-            group = try EventLoopGroup(count: loops, name: "happyrelay-http")
+            group = try EventLoopGroup(count: loopCount, name: "happyrelay-http")
         } catch {
             Syscall.close(fd)
             throw error
         }
-        var acceptors: [LoopBound<Acceptor>] = []
-        for loop in group.loops {
-            let acceptor = Acceptor(loop: loop, context: context)
-            acceptors.append(LoopBound(value: acceptor))
-        }
-        self.acceptors = acceptors
-        for acceptor in acceptors {
-            acceptor.value.loop.execute { acceptor.value.start() }
-        }
+        self.port = port
+        let context = ServerContext(configuration: configuration, router: router)
+        self.context = context
+        let acceptor = LoopBound(value: Acceptor(loop: group.loops[0], listenFD: fd, group: group, context: context))
+        self.acceptor = acceptor
+        acceptor.value.loop.execute { acceptor.value.start() }
     }
 
     /// Connections currently open.
@@ -86,15 +81,13 @@ package final class HTTPServer: Sendable {
         }
         if alreadyStopped { return }
         context.isDraining.store(true, ordering: .releasing)
-        for acceptor in acceptors {
-            await acceptor.value.loop.submit {
-                acceptor.value.stop()
-                acceptor.value.loop.drainConnections(force: false)
-            }
+        // The listening socket is closed at once, so that new connections are refused rather
+        // than left waiting in the backlog.
+        let acceptor = self.acceptor
+        await acceptor.value.loop.submit { acceptor.value.stop() }
+        for loop in group.loops {
+            await loop.submit { loop.drainConnections(force: false) }
         }
-        // Closed once no loop watches it, so that new connections are refused rather than
-        // left waiting in the backlog.
-        Syscall.close(context.listenFD)
         let deadline = ContinuousClock.now.advanced(by: configuration.drainTimeout)
         while context.activeConnections.load(ordering: .acquiring) > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(5))
@@ -110,16 +103,14 @@ package final class HTTPServer: Sendable {
 final class ServerContext: Sendable {
     let configuration: HTTPServer.Configuration
     let router: Router
-    let listenFD: Int32
     let activeConnections = Atomic<Int>(0)
     let isDraining = Atomic<Bool>(false)
     let headerTimeout: UInt64
     let idleTimeout: UInt64
 
-    init(configuration: HTTPServer.Configuration, router: Router, listenFD: Int32) {
+    init(configuration: HTTPServer.Configuration, router: Router) {
         self.configuration = configuration
         self.router = router
-        self.listenFD = listenFD
         headerTimeout = configuration.headerTimeout.nanoseconds
         idleTimeout = configuration.idleTimeout.nanoseconds
     }
@@ -141,34 +132,36 @@ extension EventLoop {
     }
 }
 
-/// Accepts connections from the shared listening socket on one loop.
+/// Accepts connections on one loop and deals them out to every loop, round robin.
 final class Acceptor: EventLoopHandler {
     let loop: EventLoop
+    private let listenFD: Int32
+    private let group: EventLoopGroup
     private let context: ServerContext
     private var token: UInt64 = 0
     private var hostBuffer = [CChar](repeating: 0, count: 64)
 
-    init(loop: EventLoop, context: ServerContext) {
+    init(loop: EventLoop, listenFD: Int32, group: EventLoopGroup, context: ServerContext) {
         self.loop = loop
+        self.listenFD = listenFD
+        self.group = group
         self.context = context
     }
 
     func start() {
-        // EPOLLEXCLUSIVE: wake one loop per incoming connection, not all of them.
-        token =
-            (try? loop.register(
-                context.listenFD, interest: UInt32(csystem_epollin) | UInt32(csystem_epollexclusive), handler: self))
-            ?? 0
+        token = (try? loop.register(listenFD, interest: UInt32(csystem_epollin), handler: self)) ?? 0
     }
 
+    /// Stops accepting and closes the listening socket.
     func stop() {
-        if token != 0 { loop.deregister(context.listenFD, token: token) }
+        if token != 0 { loop.deregister(listenFD, token: token) }
         token = 0
+        Syscall.close(listenFD)
     }
 
     func handleEvents(_ events: UInt32) {
         for _ in 0..<64 {
-            let fd = hostBuffer.withUnsafeMutableBufferPointer { csystem_accept(context.listenFD, $0.baseAddress, 64) }
+            let fd = hostBuffer.withUnsafeMutableBufferPointer { csystem_accept(listenFD, $0.baseAddress, 64) }
             if fd < 0 { return }
             let remote = hostBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             SocketFactory.setNoDelay(fd)
@@ -177,13 +170,24 @@ final class Acceptor: EventLoopHandler {
                 refuse(fd)
                 continue
             }
-            let connection = HTTPServerConnection(fd: fd, remoteAddress: remote, loop: loop, context: context)
-            do {
-                try connection.register()
-            } catch {
-                context.activeConnections.wrappingSubtract(1, ordering: .relaxed)
-                Syscall.close(fd)
+            let target = group.next()
+            if target === loop {
+                Self.open(fd, remote: remote, on: target, context: context)
+            } else {
+                let context = context
+                target.execute { Self.open(fd, remote: remote, on: target, context: context) }
             }
+        }
+    }
+
+    /// Starts serving an accepted socket on its loop (called on that loop).
+    static func open(_ fd: Int32, remote: String, on loop: EventLoop, context: ServerContext) {
+        let connection = HTTPServerConnection(fd: fd, remoteAddress: remote, loop: loop, context: context)
+        do {
+            try connection.register()
+        } catch {
+            context.activeConnections.wrappingSubtract(1, ordering: .relaxed)
+            Syscall.close(fd)
         }
     }
 
@@ -192,7 +196,7 @@ final class Acceptor: EventLoopHandler {
         var bytes: [UInt8] = []
         HTTPResponseWriter.write(
             HTTPErrorBody.response(.serviceUnavailable, message: "too many connections"), to: &bytes, closing: true,
-            date: loop.dateCache.current())
+            date: loop.dateCache.text)
         _ = bytes.withUnsafeBytes { try? Syscall.write(fd, $0) }
         shutdown(fd, Int32(SHUT_WR))
         Syscall.close(fd)

@@ -2,6 +2,20 @@
 import Glibc
 #endif
 
+/// What answering a request needs to know of it: small and free of references, so it is
+/// cheap to carry to wherever the answer is made.
+struct Exchange: Sendable {
+    let version: HTTPVersion
+    let isHead: Bool
+    let keepAlive: Bool
+
+    init(_ head: HTTPRequestHead) {
+        version = head.version
+        isHead = head.method == .head
+        keepAlive = head.keepAlive
+    }
+}
+
 /// One accepted connection: reads, parses, dispatches requests in order, writes responses,
 /// and enforces its deadlines. Lives on one loop and is touched only there.
 final class HTTPServerConnection: EventLoopHandler {
@@ -11,12 +25,15 @@ final class HTTPServerConnection: EventLoopHandler {
 
     private let fd: Int32
     private let remoteAddress: String
-    private unowned let loop: EventLoop
+    // Strong: the loop drops its reference when the connection closes, which ends the cycle.
+    private let loop: EventLoop
     private let context: ServerContext
     private var token: UInt64 = 0
     private var interest = Interest.read
 
     private var parser: HTTPRequestParser
+    /// Reused for every read, so parsing allocates no event list.
+    private var events: [HTTPRequestParser.Event] = []
     private var partialHead: HTTPRequestHead?
     private var partialBody: [UInt8] = []
     private var continueSent = false
@@ -41,7 +58,7 @@ final class HTTPServerConnection: EventLoopHandler {
         self.loop = loop
         self.context = context
         parser = HTTPRequestParser(limits: context.configuration.limits)
-        let now = monotonicNanoseconds()
+        let now = loop.now
         headStarted = now
         lastActivity = now
     }
@@ -72,7 +89,7 @@ final class HTTPServerConnection: EventLoopHandler {
             }
             switch result {
             case .count(let count):
-                lastActivity = monotonicNanoseconds()
+                lastActivity = loop.now
                 if isLingering { continue }
                 if parser.isIdle && queued.isEmpty && !isHandling { headStarted = lastActivity }
                 received(UnsafeRawBufferPointer(rebasing: loop.readBuffer[0..<count]))
@@ -93,9 +110,9 @@ final class HTTPServerConnection: EventLoopHandler {
 
     private func received(_ bytes: UnsafeRawBufferPointer) {
         guard parseError == nil else { return }
-        let events: [HTTPRequestParser.Event]
+        events.removeAll(keepingCapacity: true)
         do {
-            events = try parser.feed(bytes)
+            try parser.feed(bytes, into: &events)
         } catch {
             parseError = error
             updateInterest()
@@ -153,44 +170,64 @@ final class HTTPServerConnection: EventLoopHandler {
     }
 
     private func dispatch(_ request: HTTPRequest) {
-        let head = request.head
-        switch context.router.match(method: head.method, path: head.path) {
+        let exchange = Exchange(request.head)
+        switch context.router.match(method: request.head.method, path: request.head.path) {
         case .notFound:
-            respond(HTTPErrorBody.response(.notFound, message: "no route for \(head.path)"), to: head)
+            respond(HTTPErrorBody.response(.notFound, message: "no route for \(request.head.path)"), to: exchange)
         case .methodNotAllowed(let allowed):
-            var response = HTTPErrorBody.response(.methodNotAllowed, message: "method \(head.method) is not allowed")
+            var response = HTTPErrorBody.response(.methodNotAllowed, message: "method \(request.head.method) is not allowed")
             response.headers.add(name: "allow", value: allowed.map(\.rawValue).joined(separator: ", "))
-            respond(response, to: head)
+            respond(response, to: exchange)
         case .handler(.immediate(let handler)):
-            respond(handler(request), to: head)
+            respond(handler(request), to: exchange)
+        case .handler(.deferred(let handler)):
+            isHandling = true
+            isInsideHandler = true
+            handler(request, HTTPResponder(connection: self, loop: loop, exchange: exchange))
+            isInsideHandler = false
+            if let response = inlineResponse {
+                inlineResponse = nil
+                isHandling = false
+                respond(response, to: exchange)
+            }
         case .handler(.async(let handler)):
             isHandling = true
-            let bound = LoopBound(value: self)
-            let loop = self.loop
-            Task {
-                let response = await handler(request)
-                loop.execute { bound.value.finishHandling(response, for: head) }
-            }
+            let responder = HTTPResponder(connection: self, loop: loop, exchange: exchange)
+            Task { responder.respond(await handler(request)) }
         }
     }
 
-    private func finishHandling(_ response: HTTPResponse, for head: HTTPRequestHead) {
+    /// True while a deferred handler runs on this thread: a response given then is written
+    /// without a hop through the loop's queue.
+    private(set) var isInsideHandler = false
+    private var inlineResponse: HTTPResponse?
+
+    /// Called by `HTTPResponder` on the loop thread.
+    func deliver(_ response: HTTPResponse, for exchange: Exchange) {
+        if isInsideHandler {
+            inlineResponse = response
+        } else {
+            finishHandling(response, for: exchange)
+        }
+    }
+
+    private func finishHandling(_ response: HTTPResponse, for exchange: Exchange) {
         isHandling = false
         guard !isClosed else { return }
-        respond(response, to: head)
+        respond(response, to: exchange)
         processQueue()
     }
 
-    private func respond(_ response: HTTPResponse, to head: HTTPRequestHead) {
+    private func respond(_ response: HTTPResponse, to exchange: Exchange) {
         let closing =
-            !head.keepAlive || context.isDraining.load(ordering: .relaxed)
+            !exchange.keepAlive || context.isDraining.load(ordering: .relaxed)
             || (peerFinishedSending && queued.isEmpty && parser.isIdle)
-        send(response, version: head.version, isHead: head.method == .head, closing: closing)
+        send(response, version: exchange.version, isHead: exchange.isHead, closing: closing)
     }
 
     private func send(_ response: HTTPResponse, version: HTTPVersion, isHead: Bool, closing: Bool) {
         HTTPResponseWriter.write(
-            response, to: &output, isHead: isHead, closing: closing, version: version, date: loop.dateCache.current())
+            response, to: &output, isHead: isHead, closing: closing, version: version, date: loop.dateCache.text)
         if closing { closeAfterWrite = true }
         flush()
     }
@@ -211,7 +248,7 @@ final class HTTPServerConnection: EventLoopHandler {
             switch result {
             case .count(let count):
                 outputOffset += count
-                lastActivity = monotonicNanoseconds()
+                lastActivity = loop.now
             case .wouldBlock, .eof:
                 updateInterest()
                 return
@@ -228,7 +265,7 @@ final class HTTPServerConnection: EventLoopHandler {
     /// request bytes do not turn the close into a reset that destroys the answer.
     private func beginLingeringClose() {
         isLingering = true
-        lastActivity = monotonicNanoseconds()
+        lastActivity = loop.now
         shutdown(fd, Int32(SHUT_WR))
         if peerFinishedSending { close() }
     }

@@ -103,14 +103,19 @@ package struct HTTPHeaders: Sendable, Equatable, Sequence {
 
     /// The first value of a field, or nil.
     package subscript(name: String) -> String? {
-        let lowered = name.lowercased()
+        let lowered = Self.lowercased(name)
         return fields.first { $0.name == lowered }?.value
     }
 
     /// Every value of a field, in order.
     package func values(_ name: String) -> [String] {
-        let lowered = name.lowercased()
+        let lowered = Self.lowercased(name)
         return fields.filter { $0.name == lowered }.map(\.value)
+    }
+
+    /// Lower-cases only when needed: lookups by a literal lower-case name allocate nothing.
+    private static func lowercased(_ name: String) -> String {
+        name.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) ? name.lowercased() : name
     }
 
     package func makeIterator() -> IndexingIterator<[(name: String, value: String)]> {

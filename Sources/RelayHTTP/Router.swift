@@ -1,8 +1,56 @@
-/// How a route answers. `immediate` handlers run on the event loop thread and must not
-/// block (health checks, metrics); `async` handlers run as a task and may wait (upstream calls).
+import Synchronization
+
+/// How a route answers.
+///
+/// - `immediate` runs on the event loop thread and returns the answer (health, metrics).
+/// - `deferred` runs on the event loop thread and answers through its `HTTPResponder`,
+///   now or later from any thread (after a group commit, say). An answer given before the
+///   handler returns is written with no thread hop: the fast path for webhook routes.
+/// - `async` runs as a task; simplest, but each request costs two thread hops.
+///
+/// Loop-thread handlers must not block.
 package enum HTTPHandler: Sendable {
     case immediate(@Sendable (HTTPRequest) -> HTTPResponse)
+    case deferred(@Sendable (HTTPRequest, HTTPResponder) -> Void)
     case async(@Sendable (HTTPRequest) async -> HTTPResponse)
+}
+
+/// Answers one request, once, from any thread. If it is dropped unanswered, the client
+/// gets a 500 rather than a hung connection.
+package final class HTTPResponder: Sendable {
+    private let connection: LoopBound<HTTPServerConnection>
+    private let loop: EventLoop
+    private let exchange: Exchange
+    private let answered = Atomic<Bool>(false)
+
+    init(connection: HTTPServerConnection, loop: EventLoop, exchange: Exchange) {
+        self.connection = LoopBound(value: connection)
+        self.loop = loop
+        self.exchange = exchange
+    }
+
+    deinit {
+        if !answered.load(ordering: .acquiring) {
+            let connection = connection
+            let exchange = exchange
+            loop.execute {
+                connection.value.deliver(
+                    HTTPErrorBody.response(.internalServerError, message: "the request was not answered"), for: exchange)
+            }
+        }
+    }
+
+    /// Sends the answer; later calls are ignored.
+    package func respond(_ response: HTTPResponse) {
+        guard !answered.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        if loop.isCurrentThread {
+            connection.value.deliver(response, for: exchange)
+        } else {
+            let connection = connection
+            let exchange = exchange
+            loop.execute { connection.value.deliver(response, for: exchange) }
+        }
+    }
 }
 
 /// Routes by method and exact path.

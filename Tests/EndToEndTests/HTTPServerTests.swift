@@ -16,6 +16,14 @@ func makeServer(
     var router = Router()
     router.add(.get, "/healthz", .immediate { _ in .json(.ok, "{\"status\":\"ok\"}") })
     router.add(.post, "/echo", .async { request in HTTPResponse(status: .ok, body: request.body) })
+    router.add(.post, "/inline", .deferred { request, responder in responder.respond(HTTPResponse(status: .ok, body: request.body)) })
+    router.add(
+        .post, "/later",
+        .deferred { request, responder in
+            // Answered from another thread, after the handler has returned.
+            Thread { responder.respond(HTTPResponse(status: .accepted, body: request.body)) }.start()
+        })
+    router.add(.get, "/forgotten", .deferred { _, _ in })
     router.add(
         .get, "/slow",
         .async { _ in
@@ -55,6 +63,38 @@ func makeServer(
             #expect(try connection.readResponse().text == "first")
             #expect(try connection.readResponse().text == "{\"status\":\"ok\"}")
             #expect(try connection.readResponse().text == "third")
+        }
+        await server.shutdown()
+    }
+
+    @Test func deferredHandlersAnswerInlineOrLaterInOrder() async throws {
+        let server = try makeServer()
+        let port = server.port
+        try await offPool {
+            let connection = try RawConnection(port: port)
+            try connection.send(
+                "POST /later HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nA"
+                    + "POST /inline HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nB"
+                    + "POST /later HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nC")
+            let first = try connection.readResponse()
+            let second = try connection.readResponse()
+            let third = try connection.readResponse()
+            let statuses: [Int] = [first.status, second.status, third.status]
+            let texts: [String] = [first.text, second.text, third.text]
+            #expect(statuses == [202, 200, 202])
+            #expect(texts == ["A", "B", "C"])
+        }
+        await server.shutdown()
+    }
+
+    @Test func aRequestLeftUnansweredGets500() async throws {
+        let server = try makeServer()
+        let port = server.port
+        try await offPool {
+            let connection = try RawConnection(port: port)
+            try connection.send("GET /forgotten HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(try connection.readResponse().status == 500)
+            #expect(try connection.readResponse().status == 200)
         }
         await server.shutdown()
     }

@@ -12,7 +12,6 @@ enum {
     csystem_epollerr = 0x008,
     csystem_epollhup = 0x010,
     csystem_epollrdhup = 0x2000,
-    csystem_epollexclusive = 1 << 28,
 };
 
 /// One readiness event: the registered token and the event bits.

@@ -1,0 +1,21 @@
+// libFuzzer target for path and mapping compilation: any bytes as a mapping file must give
+// a route or diagnostics, never a crash; a compiled route is applied to a sample request,
+// and the input is also tried as a lone JSONPath.
+
+let sample = RequestDocument.make(
+    body: (try? JSONParser().parse(#"{"a":{"b":[1,"x",{"c":null}]},"n":820982911946154508,"s":"０１０-1234-5678","t":"2026-11-29T04:05:00Z"}"#)) ?? .null,
+    headers: [("x-topic", "orders/create")], query: [("k", "v")], route: "/f", receivedAt: "2026-11-29T00:00:00Z", requestID: "fuzz")
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let input = Array(UnsafeBufferPointer(start: data, count: size))
+    if case .success(let route) = MappingLoader.compile(file: "fuzz.json", bytes: input, baseDirectory: nil) {
+        _ = route.apply(to: sample)
+        _ = route.runExamples()
+    }
+    if let path = try? JSONPath(String(decoding: input, as: UTF8.self)) {
+        _ = path.select(in: sample)
+        _ = path.normalized
+    }
+    return 0
+}
