@@ -87,7 +87,7 @@ package enum MappingCommands {
         }
         let contentType = headers.first { $0.name == "content-type" }?.value
         let body: JSONValue
-        switch RequestBody.decode(bytes, contentType: contentType, acceptsForm: route.acceptsForm) {
+        switch RequestBody.decode(bytes, contentType: contentType, acceptsForm: route.acceptsForm, keeping: route.bodyProjection) {
         case .success(let value): body = value
         case .failure(let problem): return Result(lines: [problem.message], exitCode: 1)
         }
@@ -129,7 +129,9 @@ package enum RequestBody {
 
     /// JSON (`application/json`, `*/*+json`, or no Content-Type) or, where the route accepts
     /// it, a form; anything else is refused.
-    package static func decode(_ bytes: [UInt8], contentType: String?, acceptsForm: Bool) -> Result<JSONValue, Problem> {
+    package static func decode(
+        _ bytes: [UInt8], contentType: String?, acceptsForm: Bool, keeping projection: JSONProjection? = nil
+    ) -> Result<JSONValue, Problem> {
         let mediaType = contentType.map { $0.split(separator: ";").first.map(String.init) ?? "" }?
             .trimmingCharacters(in: .whitespaces).lowercased()
         switch mediaType {
@@ -143,7 +145,7 @@ package enum RequestBody {
             return .failure(.unsupportedMediaType(type))
         }
         do {
-            return .success(try JSONParser(maxDepth: 64, maxBytes: 16 << 20).parse(bytes))
+            return .success(try JSONParser(maxDepth: 64, maxBytes: 16 << 20).parse(bytes, keeping: projection ?? .everything))
         } catch {
             return .failure(.invalidJSON(error.description))
         }

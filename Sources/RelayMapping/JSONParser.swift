@@ -38,12 +38,27 @@ package struct JSONParser {
         try parse(Array(text.utf8))
     }
 
+    /// Parses bytes, building only what `projection` keeps (the whole text is still validated).
+    package func parse(_ bytes: [UInt8], keeping projection: JSONProjection) throws(JSONParseError) -> JSONValue {
+        var result: Result<JSONValue, JSONParseError> = .success(.null)
+        bytes.withUnsafeBufferPointer { buffer in
+            do throws(JSONParseError) {
+                result = .success(try parse(buffer, keeping: projection))
+            } catch {
+                result = .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
     /// Parses from raw bytes.
-    package func parse(_ buffer: UnsafeBufferPointer<UInt8>) throws(JSONParseError) -> JSONValue {
+    package func parse(_ buffer: UnsafeBufferPointer<UInt8>, keeping projection: JSONProjection = .everything) throws(JSONParseError)
+        -> JSONValue
+    {
         var reader = Reader(bytes: buffer, maxDepth: maxDepth)
         guard buffer.count <= maxBytes else { throw reader.error("document is larger than \(maxBytes) bytes") }
         reader.skipWhitespace()
-        let value = try reader.value(depth: 0)
+        let value = try reader.value(depth: 0, projection: projection.isComplete ? nil : projection) ?? .null
         reader.skipWhitespace()
         guard reader.index == buffer.count else { throw reader.error("unexpected data after the JSON value") }
         return value
@@ -79,6 +94,217 @@ private struct Reader {
             let byte = bytes[index]
             guard byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 else { return }
             index += 1
+        }
+    }
+
+    /// A value, pruned by `projection` (nil: keep everything). Skipped values are validated
+    /// and not built.
+    mutating func value(depth: Int, projection: JSONProjection?) throws(JSONParseError) -> JSONValue? {
+        guard let projection else { return try value(depth: depth) }
+        guard index < bytes.count else { throw error("unexpected end of input") }
+        switch bytes[index] {
+        case UInt8(ascii: "{"): return try object(depth: depth + 1, projection: projection)
+        case UInt8(ascii: "["): return try array(depth: depth + 1, projection: projection)
+        default: return try value(depth: depth)
+        }
+    }
+
+    mutating func object(depth: Int, projection: JSONProjection) throws(JSONParseError) -> JSONValue {
+        guard depth <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
+        index += 1
+        var members: [(key: String, value: JSONValue)] = []
+        skipWhitespace()
+        if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+            index += 1
+            return .object(members)
+        }
+        while true {
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
+                throw error(index < bytes.count ? "expected a member name in quotes" : "unexpected end of input")
+            }
+            let keyStart = index + 1
+            let hasEscape = try skipString()
+            var child: JSONProjection?
+            var key: String?
+            if hasEscape {
+                let end = index
+                index = keyStart - 1
+                let decoded = try string()
+                index = end
+                child = decoded.utf8.withContiguousStorageIfAvailable { projection.member($0) } ?? nil
+                key = decoded
+            } else {
+                child = projection.member(UnsafeBufferPointer(rebasing: bytes[keyStart..<(index - 1)]))
+            }
+            // A wildcard or filter on an object selects its member values.
+            if child == nil { child = projection.elements }
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
+            index += 1
+            skipWhitespace()
+            if let child {
+                let memberName = key ?? Self.keyText(bytes, keyStart)
+                if let value = try value(depth: depth, projection: child.isComplete ? nil : child) {
+                    members.append((memberName, value))
+                }
+            } else {
+                try skipValue(depth: depth)
+            }
+            skipWhitespace()
+            guard index < bytes.count else { throw error("unexpected end of input") }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            guard bytes[index] == UInt8(ascii: "}") else { throw error("expected ',' or '}' in an object") }
+            index += 1
+            return .object(members)
+        }
+    }
+
+    /// The text of an unescaped key that starts at `start` (just after its quote).
+    static func keyText(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int) -> String {
+        var end = start
+        while bytes[end] != UInt8(ascii: "\"") { end += 1 }
+        return Swift.String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+    }
+
+    mutating func array(depth: Int, projection: JSONProjection) throws(JSONParseError) -> JSONValue {
+        guard depth <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
+        index += 1
+        var items: [JSONValue] = []
+        skipWhitespace()
+        if index < bytes.count && bytes[index] == UInt8(ascii: "]") {
+            index += 1
+            return .array(items)
+        }
+        let element = projection.elements
+        while true {
+            skipWhitespace()
+            if let element {
+                // Skipped elements keep their place, so indexes such as [-1] stay right.
+                items.append(try value(depth: depth, projection: element.isComplete ? nil : element) ?? .null)
+            } else {
+                try skipValue(depth: depth)
+                items.append(.null)
+            }
+            skipWhitespace()
+            guard index < bytes.count else { throw error("unexpected end of input") }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            guard bytes[index] == UInt8(ascii: "]") else { throw error("expected ',' or ']' in an array") }
+            index += 1
+            return .array(items)
+        }
+    }
+
+    /// Validates a value without building it.
+    mutating func skipValue(depth: Int) throws(JSONParseError) {
+        guard index < bytes.count else { throw error("unexpected end of input") }
+        switch bytes[index] {
+        case UInt8(ascii: "{"):
+            guard depth + 1 <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
+            index += 1
+            skipWhitespace()
+            if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+                index += 1
+                return
+            }
+            while true {
+                skipWhitespace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
+                    throw error(index < bytes.count ? "expected a member name in quotes" : "unexpected end of input")
+                }
+                _ = try skipString()
+                skipWhitespace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
+                index += 1
+                skipWhitespace()
+                try skipValue(depth: depth + 1)
+                skipWhitespace()
+                guard index < bytes.count else { throw error("unexpected end of input") }
+                if bytes[index] == UInt8(ascii: ",") {
+                    index += 1
+                    continue
+                }
+                guard bytes[index] == UInt8(ascii: "}") else { throw error("expected ',' or '}' in an object") }
+                index += 1
+                return
+            }
+        case UInt8(ascii: "["):
+            guard depth + 1 <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
+            index += 1
+            skipWhitespace()
+            if index < bytes.count && bytes[index] == UInt8(ascii: "]") {
+                index += 1
+                return
+            }
+            while true {
+                skipWhitespace()
+                try skipValue(depth: depth + 1)
+                skipWhitespace()
+                guard index < bytes.count else { throw error("unexpected end of input") }
+                if bytes[index] == UInt8(ascii: ",") {
+                    index += 1
+                    continue
+                }
+                guard bytes[index] == UInt8(ascii: "]") else { throw error("expected ',' or ']' in an array") }
+                index += 1
+                return
+            }
+        case UInt8(ascii: "\""):
+            _ = try skipString()
+        default:
+            _ = try value(depth: depth)
+        }
+    }
+
+    /// Validates a string (escapes, UTF-8, no control characters) and moves past it;
+    /// returns whether it holds an escape.
+    mutating func skipString() throws(JSONParseError) -> Bool {
+        let start = index
+        index += 1
+        var hasEscape = false
+        while true {
+            guard index < bytes.count else { throw error("unterminated string", at: start) }
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") {
+                index += 1
+                return hasEscape
+            }
+            if byte == UInt8(ascii: "\\") {
+                hasEscape = true
+                _ = try escape()
+                continue
+            }
+            if byte < 0x20 { throw error("control character in a string (escape it)") }
+            if byte < 0x80 {
+                index += 1
+                continue
+            }
+            guard let length = Self.utf8SequenceLength(bytes, at: index) else { throw error("invalid UTF-8 in a string", at: index) }
+            index += length
+        }
+    }
+
+    /// The length of the well-formed UTF-8 sequence at `index` (RFC 3629 §4), or nil.
+    static func utf8SequenceLength(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> Int? {
+        let first = bytes[index]
+        func continuation(_ offset: Int, _ range: ClosedRange<UInt8> = 0x80...0xBF) -> Bool {
+            index + offset < bytes.count && range.contains(bytes[index + offset])
+        }
+        switch first {
+        case 0xC2...0xDF: return continuation(1) ? 2 : nil
+        case 0xE0: return continuation(1, 0xA0...0xBF) && continuation(2) ? 3 : nil
+        case 0xE1...0xEC, 0xEE...0xEF: return continuation(1) && continuation(2) ? 3 : nil
+        case 0xED: return continuation(1, 0x80...0x9F) && continuation(2) ? 3 : nil
+        case 0xF0: return continuation(1, 0x90...0xBF) && continuation(2) && continuation(3) ? 4 : nil
+        case 0xF1...0xF3: return continuation(1) && continuation(2) && continuation(3) ? 4 : nil
+        case 0xF4: return continuation(1, 0x80...0x8F) && continuation(2) && continuation(3) ? 4 : nil
+        default: return nil
         }
     }
 

@@ -28,17 +28,15 @@ package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
         var parser = PathParser(source)
         self.source = source
         segments = try parser.parseAbsolute()
-    }
-
-    init(source: String, segments: [Segment]) {
-        self.source = source
-        self.segments = segments
+        isSingular = Self.isSingular(segments)
     }
 
     package var description: String { source }
 
     /// True when the path selects at most one node (names and indexes only).
-    package var isSingular: Bool {
+    package let isSingular: Bool
+
+    static func isSingular(_ segments: [Segment]) -> Bool {
         segments.allSatisfy {
             switch $0 {
             case .name, .index: true
@@ -70,11 +68,15 @@ package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
 
     /// Every node the path selects, in document order.
     package func select(in root: JSONValue) -> [JSONValue] {
-        if isSingular { return first(in: root).map { [$0] } ?? [] }
+        if isSingular { return Self.walk(segments, from: root).map { [$0] } ?? [] }
+        return Self.select(segments, in: root)
+    }
+
+    static func select(_ segments: [Segment], in root: JSONValue) -> [JSONValue] {
         var nodes = [root]
         for segment in segments {
             var next: [JSONValue] = []
-            for node in nodes { Self.apply(segment, to: node, into: &next) }
+            for node in nodes { apply(segment, to: node, into: &next) }
             if next.isEmpty { return [] }
             nodes = next
         }
@@ -84,9 +86,14 @@ package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
     /// The first node selected, without building a list for singular paths.
     package func first(in root: JSONValue) -> JSONValue? {
         guard isSingular else { return select(in: root).first }
+        return Self.walk(segments, from: root)
+    }
+
+    /// Follows name and index segments; nil as soon as one is missing.
+    static func walk(_ segments: [Segment], from root: JSONValue) -> JSONValue? {
         var node = root
         for segment in segments {
-            guard let child = Self.singular(segment, of: node) else { return nil }
+            guard let child = singular(segment, of: node) else { return nil }
             node = child
         }
         return node
@@ -147,7 +154,7 @@ package indirect enum FilterExpression: Sendable, Equatable {
         case .and(let terms): return terms.allSatisfy { $0.holds(for: current) }
         case .not(let term): return !term.holds(for: current)
         case .exists(let segments):
-            return !JSONPath(source: "@", segments: segments).select(in: current).isEmpty
+            return !JSONPath.select(segments, in: current).isEmpty
         case .compare(let left, let comparator, let right):
             let a = Self.resolve(left, current)
             let b = Self.resolve(right, current)
@@ -165,7 +172,8 @@ package indirect enum FilterExpression: Sendable, Equatable {
     private static func resolve(_ operand: Operand, _ current: JSONValue) -> JSONValue? {
         switch operand {
         case .literal(let value): return value
-        case .path(let segments): return JSONPath(source: "@", segments: segments).first(in: current)
+        // Compared paths are singular (the parser checks), so a walk by name and index suffices.
+        case .path(let segments): return JSONPath.walk(segments, from: current)
         }
     }
 

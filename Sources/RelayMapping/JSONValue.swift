@@ -27,7 +27,11 @@ package enum JSONValue: Sendable, Equatable {
     /// The member of an object with that name (the last one if repeated), else nil.
     package subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
-        for member in members.reversed() where member.key == key { return member.value }
+        var index = members.count
+        while index > 0 {
+            index -= 1
+            if members[index].key == key { return members[index].value }
+        }
         return nil
     }
 
@@ -42,11 +46,20 @@ package enum JSONValue: Sendable, Equatable {
     package var isEmpty: Bool {
         switch self {
         case .null: true
-        case .string(let text): text.unicodeScalars.allSatisfy { $0.properties.isWhitespace }
+        case .string(let text): Self.isBlank(text)
         case .array(let items): items.isEmpty
         case .object(let members): members.isEmpty
         case .bool, .number: false
         }
+    }
+
+    /// Whether text is empty or only (Unicode) whitespace; ASCII text is decided from its bytes.
+    static func isBlank(_ text: String) -> Bool {
+        for byte in text.utf8 {
+            if byte >= 0x80 { return text.unicodeScalars.allSatisfy { $0.properties.isWhitespace } }
+            if !(byte == 0x20 || (byte >= 0x09 && byte <= 0x0D)) { return false }
+        }
+        return true
     }
 
     /// The value as field text: strings as they are, numbers as their source digits,

@@ -878,9 +878,11 @@ struct MappingCompiler {
             }
         }
         guard let verify else { return nil }
-        return MappingRoute(
+        var route = MappingRoute(
             file: file, path: path, description: description, verify: verify, acceptsForm: acceptsForm, delivery: delivery,
             timeout: timeout, dedupe: dedupe, credential: credential, mode: mode, rules: rules, examples: examples)
+        route.bodyProjection = route.makeBodyProjection()
+        return route
     }
 
     // MARK: Examples

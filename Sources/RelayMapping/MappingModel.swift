@@ -34,6 +34,20 @@ package struct ValueSpec: Sendable {
         }
     }
 
+    /// Every path the spec reads.
+    var paths: [JSONPath] {
+        switch source {
+        case .constant: []
+        case .path(let path): [path]
+        case .first(let specs): specs.flatMap(\.paths)
+        case .template(let parts):
+            parts.compactMap {
+                if case .path(let path) = $0 { return path }
+                return nil
+            }
+        }
+    }
+
     /// The constant this spec always produces, when it has no paths and no pipe.
     var constantValue: String? {
         if case .constant(let text) = source, pipe.isEmpty { return text }
@@ -98,6 +112,15 @@ package indirect enum Condition: Sendable {
         "equals", "in", "exists", "empty", "matches", "contains", "starts_with", "gt", "gte", "lt", "lte",
     ]
 
+    /// Every path the condition reads.
+    var paths: [JSONPath] {
+        switch self {
+        case .all(let terms), .any(let terms): terms.flatMap(\.paths)
+        case .not(let term): term.paths
+        case .test(let path, _, _): [path]
+        }
+    }
+
     package func holds(in document: JSONValue) -> Bool {
         switch self {
         case .all(let terms): return terms.allSatisfy { $0.holds(in: document) }
@@ -159,6 +182,12 @@ package struct MappingRule: Sendable {
     package var bind: BindSpec?
     /// Tried in order; each entry is one key (kind and value).
     package var resolve: [(kind: String, value: ValueSpec)]
+    /// Every path the rule reads.
+    var paths: [JSONPath] {
+        (condition?.paths ?? []) + fields.flatMap(\.value.paths) + resolve.flatMap(\.value.paths)
+            + (bind.map { $0.keys.flatMap(\.value.paths) + $0.uuid.paths + $0.roomID.paths } ?? [])
+    }
+
     /// Whether the rule makes a call (it has `set`).
     package var makesCall: Bool { !fields.isEmpty }
 }
@@ -229,6 +258,23 @@ package struct MappingRoute: Sendable {
     package var mode: Mode
     package var rules: [MappingRule]
     package var examples: [MappingExample]
+
+    /// The parts of a body that the route's paths can read: the parser builds only those.
+    /// Nil when a path needs the whole body. Computed once, when the file is compiled.
+    package var bodyProjection: JSONProjection?
+
+    func makeBodyProjection() -> JSONProjection? {
+        var bodyPaths: [[JSONPath.Segment]] = []
+        for path in rules.flatMap(\.paths) + (dedupe?.key.paths ?? []) {
+            guard let first = path.segments.first else { return nil }
+            switch first {
+            case .name("body"): bodyPaths.append(Array(path.segments.dropFirst()))
+            case .name: continue
+            default: return nil
+            }
+        }
+        return JSONProjection.make(bodyPaths)
+    }
 }
 
 /// A call produced by a rule, without the token.

@@ -108,7 +108,7 @@ enum Piped {
         case .lowercase: result = text.lowercased()
         case .uppercase: result = text.uppercased()
         case .nfkc: result = text.precomposedStringWithCompatibilityMapping
-        case .digits: result = String(text.unicodeScalars.filter { ("0"..."9").contains($0) }.map(Character.init))
+        case .digits: result = String(decoding: text.utf8.filter { $0 >= 48 && $0 <= 57 }, as: UTF8.self)
         case .phoneKR: result = KoreanPhone.normalize(text)
         case .lookup(let table, let defaultValue, let ignoreCase):
             if let hit = table[text] {

@@ -85,3 +85,59 @@ import Testing
         #expect(JSONValue.number("1.0") == .number("1"))
     }
 }
+
+@Suite struct JSONProjectionTests {
+    let order = #"""
+        {"id": 820982911946154508, "big": {"deep": [1, 2, {"x": "\u00e9"}]}, "note_attributes": [{"name": "a", "value": "1", "extra": [true]}, {"name": "happytalk_uuid", "value": "u-1"}],
+         "items": [{"sku": "A", "n": 1}, {"sku": "B", "n": 2}], "obj": {"k1": "v1", "k2": "v2"}, "esc\"aped": "yes"}
+        """#
+
+    func projected(_ paths: [String]) throws -> JSONValue {
+        let segments = try paths.map { try JSONPath($0).segments }
+        let projection = try #require(JSONProjection.make(segments))
+        return try JSONParser().parse(Array(order.utf8), keeping: projection)
+    }
+
+    @Test func projectedParseKeepsWhatPathsRead() throws {
+        let full = try JSONParser().parse(order)
+        let paths = ["$.id", "$.note_attributes[?@.name == 'happytalk_uuid'].value", "$.items[-1].sku", "$.obj.*", "$['esc\"aped']"]
+        let pruned = try projected(paths)
+        for path in paths {
+            #expect(try JSONPath(path).select(in: pruned) == JSONPath(path).select(in: full), "\(path)")
+        }
+        #expect(pruned["big"] == nil)
+        #expect(pruned["items"] == .array([.object([("sku", .string("A"))]), .object([("sku", .string("B"))])]))
+    }
+
+    @Test func aPathToAWholeValueKeepsAllOfIt() throws {
+        let pruned = try projected(["$.big"])
+        #expect(pruned["big"] == (try JSONParser().parse(order))["big"])
+    }
+
+    @Test(arguments: JSONParserTests.bad)
+    func skippedPartsAreStillValidated(_ testCase: JSONParserTests.BadCase) throws {
+        let projection = try #require(JSONProjection.make([try JSONPath("$.nothing").segments]))
+        #expect(throws: JSONParseError.self) { _ = try JSONParser().parse(Array(testCase.text.utf8), keeping: projection) }
+    }
+
+    @Test func invalidUTF8InASkippedStringIsRejected() throws {
+        let projection = try #require(JSONProjection.make([try JSONPath("$.keep").segments]))
+        #expect(throws: JSONParseError.self) { _ = try JSONParser().parse([123, 34, 97, 34, 58, 34, 0xED, 0xA0, 0x80, 34, 125], keeping: projection) }
+        #expect(throws: JSONParseError.self) { _ = try JSONParser().parse(Array("{\"a\":\"\\uD800\"}".utf8), keeping: projection) }
+    }
+
+    @Test func shippedExamplesMapTheSameWithTheProjection() throws {
+        let folder = repositoryRoot.appendingPathComponent("mappings").path
+        for route in MappingLoader.load(directory: folder).routes {
+            let projection = try #require(route.bodyProjection, "\(route.file) reads the whole body")
+            for example in route.examples {
+                let text = Array(JSONSerializer.string(example.body).utf8)
+                let pruned = try JSONParser().parse(text, keeping: projection)
+                let make = { (body: JSONValue) in
+                    RequestDocument.make(body: body, headers: example.headers, query: example.query, route: route.path, receivedAt: "t", requestID: "r")
+                }
+                #expect(route.apply(to: make(pruned)) == route.apply(to: make(example.body)), "\(route.file) \(example.name)")
+            }
+        }
+    }
+}
