@@ -3,6 +3,7 @@ import RelayHTTP
 /// The settings of `happyrelay serve`, from flags and environment (interface.md).
 package struct ServeSettings: Sendable {
     package var listen = HostAndPort(host: "127.0.0.1", port: 8080)
+    package var mappings = "mappings"
     /// Nil: text on a terminal, JSON otherwise.
     package var logFormat: Logger.Format?
     package var logLevel = Logger.Level.info
@@ -18,6 +19,7 @@ package struct ServeSettings: Sendable {
     /// Every option `serve` takes.
     package static let options: [CommandLineOption] = [
         CommandLineOption("--listen", environment: "HAPPYRELAY_LISTEN", value: "HOST:PORT", help: "address to listen on (default 127.0.0.1:8080; port 0 picks a free one)"),
+        CommandLineOption("--mappings", environment: "HAPPYRELAY_MAPPINGS", value: "DIR", help: "folder of mapping files (default mappings)"),
         CommandLineOption("--log-format", environment: "HAPPYRELAY_LOG_FORMAT", value: "json|text", help: "log line format (default: text on a terminal, json otherwise)"),
         CommandLineOption("--log-level", environment: "HAPPYRELAY_LOG_LEVEL", value: "LEVEL", help: "trace, debug, info, warning or error (default info)"),
         CommandLineOption("--max-body", environment: "HAPPYRELAY_MAX_BODY", value: "BYTES", help: "largest request body (default 1048576)"),
@@ -42,6 +44,7 @@ package struct ServeSettings: Sendable {
             }
             settings.listen = address
         }
+        if let text = parsed.value("--mappings") { settings.mappings = text }
         if let text = parsed.value("--log-format") {
             guard let format = Logger.Format(rawValue: text) else {
                 throw SettingsError("\(parsed.source("--log-format")): \"\(text)\" is not json or text")

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import RelayCore
 import RelayHTTP
+import RelayMapping
 
 #if canImport(Glibc)
 import Glibc
@@ -77,6 +78,12 @@ struct HappyRelay {
         let termination = TerminationSignal()
         let logger = Logger(level: settings.logLevel, format: settings.logFormat ?? (isatty(2) != 0 ? .text : .json))
 
+        let routes: [MappingRoute]
+        switch MappingLoader.loadDirectory(settings.mappings) {
+        case .success(let loaded): routes = loaded
+        case .failure(let diagnostics):
+            fail(diagnostics.items.map(\.description).joined(separator: "\n") + "\nhappyrelay serve: the mappings in \(settings.mappings) have errors (see happyrelay check)", code: 1)
+        }
         var router = Router()
         OperationalRoutes.add(to: &router, readiness: { nil })
         let server: HTTPServer
@@ -85,6 +92,7 @@ struct HappyRelay {
         } catch {
             fail("happyrelay serve: cannot listen on \(settings.listen): \(error)", code: 1)
         }
+        logger.info("loaded mappings", ["folder": settings.mappings, "routes": routes.map(\.path).joined(separator: ",")])
         let bound = HostAndPort(host: settings.listen.host, port: server.port)
         logger.info("listening on \(bound)", ["version": version])
 

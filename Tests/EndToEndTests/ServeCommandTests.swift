@@ -87,6 +87,26 @@ import Glibc
         }
     }
 
+    @Test func serveRefusesToStartWithInvalidMappings() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try #"{ "route": "/a", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "u", "room_id": "r", "token": "x" } } ] }"#
+            .write(to: folder.appendingPathComponent("a.json"), atomically: true, encoding: .utf8)
+        let result = try await offPool { try RelayProcess.run(["serve", "--listen", "127.0.0.1:0", "--mappings", folder.path]) }
+        #expect(result.status == 1)
+        #expect(result.output.contains("a.json: /rules/0/set/token: \"token\" cannot be set"))
+        #expect(!result.output.contains("listening on"))
+    }
+
+    @Test func serveLoadsTheShippedMappings() async throws {
+        try await offPool {
+            let relay = try RelayProcess(["serve", "--listen", "127.0.0.1:0", "--mappings", MappingCommandTests.mappings, "--log-format", "text"])
+            _ = try relay.waitForPort()
+            #expect(relay.log.contains("/hooks/shopify/orders"))
+            _ = try relay.stop()
+        }
+    }
+
     @Test func addressInUseIsOneLineAndExit1() async throws {
         try await offPool {
             let first = try RelayProcess(["serve", "--listen", "127.0.0.1:0"])
