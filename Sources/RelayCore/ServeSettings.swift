@@ -4,6 +4,8 @@ import RelayHTTP
 package struct ServeSettings: Sendable {
     package var listen = HostAndPort(host: "127.0.0.1", port: 8080)
     package var mappings = "mappings"
+    package var upstream = "https://customer.happytalk.io"
+    package var isDryRun = false
     /// Nil: text on a terminal, JSON otherwise.
     package var logFormat: Logger.Format?
     package var logLevel = Logger.Level.info
@@ -20,6 +22,8 @@ package struct ServeSettings: Sendable {
     package static let options: [CommandLineOption] = [
         CommandLineOption("--listen", environment: "HAPPYRELAY_LISTEN", value: "HOST:PORT", help: "address to listen on (default 127.0.0.1:8080; port 0 picks a free one)"),
         CommandLineOption("--mappings", environment: "HAPPYRELAY_MAPPINGS", value: "DIR", help: "folder of mapping files (default mappings)"),
+        CommandLineOption("--upstream", environment: "HAPPYTALK_BASE_URL", value: "URL", help: "HappyTalk base URL (default https://customer.happytalk.io)"),
+        CommandLineOption("--dry-run", environment: "HAPPYRELAY_DRY_RUN", help: "map and log calls, send nothing (also the mode when no HAPPYTALK_TOKEN is set)"),
         CommandLineOption("--log-format", environment: "HAPPYRELAY_LOG_FORMAT", value: "json|text", help: "log line format (default: text on a terminal, json otherwise)"),
         CommandLineOption("--log-level", environment: "HAPPYRELAY_LOG_LEVEL", value: "LEVEL", help: "trace, debug, info, warning or error (default info)"),
         CommandLineOption("--max-body", environment: "HAPPYRELAY_MAX_BODY", value: "BYTES", help: "largest request body (default 1048576)"),
@@ -45,6 +49,13 @@ package struct ServeSettings: Sendable {
             settings.listen = address
         }
         if let text = parsed.value("--mappings") { settings.mappings = text }
+        if let text = parsed.value("--upstream") {
+            guard HTTPEndpoint.parse(url: text) != nil else {
+                throw SettingsError("\(parsed.source("--upstream")): \"\(text)\" is not an http:// or https:// URL")
+            }
+            settings.upstream = text
+        }
+        settings.isDryRun = parsed.isOn("--dry-run")
         if let text = parsed.value("--log-format") {
             guard let format = Logger.Format(rawValue: text) else {
                 throw SettingsError("\(parsed.source("--log-format")): \"\(text)\" is not json or text")

@@ -17,7 +17,8 @@ package enum HTTPResponseWriter {
         output.append(contentsOf: response.status.reason.utf8)
         output.append(contentsOf: "\r\ndate: ".utf8)
         output.append(contentsOf: date.utf8)
-        for (name, value) in response.headers {
+        // The connection header is the writer's to decide (a handler asks for close by setting it).
+        for (name, value) in response.headers where name != "connection" {
             output.append(contentsOf: "\r\n".utf8)
             output.append(contentsOf: name.utf8)
             output.append(contentsOf: ": ".utf8)

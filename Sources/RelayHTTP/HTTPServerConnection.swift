@@ -221,7 +221,7 @@ final class HTTPServerConnection: EventLoopHandler {
     private func respond(_ response: HTTPResponse, to exchange: Exchange) {
         let closing =
             !exchange.keepAlive || context.isDraining.load(ordering: .relaxed)
-            || (peerFinishedSending && queued.isEmpty && parser.isIdle)
+            || (peerFinishedSending && queued.isEmpty && parser.isIdle) || response.headers["connection"] == "close"
         send(response, version: exchange.version, isHead: exchange.isHead, closing: closing)
     }
 

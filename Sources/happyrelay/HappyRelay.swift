@@ -20,6 +20,7 @@ struct HappyRelay {
           serve      run the relay
           check      validate the mapping files and run their examples
           map        show the set_user_info call a mapping makes of a payload (dry run)
+          mock-upstream  a local HappyTalk set_user_info mock for trials and tests
         
         Run `happyrelay <command> --help` for a command's options; `happyrelay --version` prints the version.
         """
@@ -38,6 +39,8 @@ struct HappyRelay {
             print("happyrelay \(version)")
         case "serve":
             await serve(arguments, environment: environment)
+        case "mock-upstream":
+            await mockUpstream(arguments)
         case "check":
             if arguments.contains("--help") {
                 print("usage: happyrelay check [--mappings DIR]\n\nValidates every mapping file and runs its examples; exit 0 when all are valid, 1 otherwise.\n\noptions:\n\(helpText(for: MappingCommands.checkOptions))")
@@ -84,8 +87,32 @@ struct HappyRelay {
         case .failure(let diagnostics):
             fail(diagnostics.items.map(\.description).joined(separator: "\n") + "\nhappyrelay serve: the mappings in \(settings.mappings) have errors (see happyrelay check)", code: 1)
         }
+        let credentials: Credentials
+        do {
+            credentials = try Credentials.load(environment: environment)
+        } catch {
+            fail("happyrelay serve: \(error.message)", code: 1)
+        }
+        let client: HTTPClient
+        let upstream: HappyTalkUpstream
+        do {
+            client = try HTTPClient(configuration: .init(maxConnectionsPerEndpoint: 64))
+            upstream = try HappyTalkUpstream(baseURL: settings.upstream, client: client)
+        } catch {
+            fail("happyrelay serve: \(error)", code: 1)
+        }
+        let relay: Relay
+        do {
+            relay = try Relay(
+                routes: routes, credentials: credentials, upstream: upstream, dryRun: settings.isDryRun, environment: environment,
+                logger: logger)
+        } catch {
+            fail(error.items.map(\.description).joined(separator: "\n") + "\nhappyrelay serve: fix the settings above, or run without HAPPYTALK_TOKEN to try it in dry-run mode", code: 1)
+        }
+
         var router = Router()
         OperationalRoutes.add(to: &router, readiness: { nil })
+        relay.register(in: &router)
         let server: HTTPServer
         do {
             server = try HTTPServer(configuration: settings.serverConfiguration, router: router)
@@ -94,12 +121,48 @@ struct HappyRelay {
         }
         logger.info("loaded mappings", ["folder": settings.mappings, "routes": routes.map(\.path).joined(separator: ",")])
         let bound = HostAndPort(host: settings.listen.host, port: server.port)
-        logger.info("listening on \(bound)", ["version": version])
+        for path in relay.unverifiedRoutes {
+            logger.warning("serving route without verification (dry run: its secret is not set)", ["route": path])
+        }
+        if relay.isDryRun {
+            logger.warning(
+                "DRY RUN: nothing is sent to HappyTalk",
+                ["reason": settings.isDryRun ? "--dry-run" : "no HAPPYTALK_TOKEN is set"])
+        }
+        logger.info("listening on \(bound)", ["version": version, "upstream": upstream.endpoint.description, "dry_run": relay.isDryRun ? "true" : "false"])
 
         let signal = await termination.wait()
         logger.info("shutting down", ["signal": signal])
         await server.shutdown()
+        client.shutdown()
         logger.info("stopped")
+        exit(0)
+    }
+
+    static func mockUpstream(_ arguments: [String]) async {
+        if arguments.contains("--help") {
+            print("usage: happyrelay mock-upstream [options]\n\nA local HappyTalk set_user_info endpoint (\(HappyTalkUpstream.path)).\n\noptions:\n\(helpText(for: MockUpstream.options))")
+            return
+        }
+        let termination = TerminationSignal()
+        let logger = Logger(level: .info, format: isatty(2) != 0 ? .text : .json)
+        let server: HTTPServer
+        do {
+            let (listen, configuration) = try MockUpstream.parse(arguments)
+            let mock = try MockUpstream(configuration: configuration)
+            var router = Router()
+            mock.register(in: &router)
+            do {
+                server = try HTTPServer(configuration: .init(address: listen), router: router)
+            } catch {
+                fail("happyrelay mock-upstream: cannot listen on \(listen): \(error)", code: 1)
+            }
+            logger.info("listening on \(HostAndPort(host: listen.host, port: server.port))", ["mock": "happytalk"])
+        } catch {
+            fail("happyrelay mock-upstream: \(error.message)" + (error.isUsageError ? "\nusage: happyrelay mock-upstream [options]" : ""), code: error.exitCode)
+        }
+        _ = await termination.wait()
+        await server.shutdown()
         exit(0)
     }
 

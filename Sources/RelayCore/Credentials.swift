@@ -1,0 +1,93 @@
+import Foundation
+import RelayMapping
+
+/// HappyTalk tokens from the environment (interface.md): `HAPPYTALK_TOKEN` or
+/// `HAPPYTALK_TOKEN_FILE` for the default credential, `HAPPYTALK_TOKEN_<NAME>` or
+/// `HAPPYTALK_TOKEN_<NAME>_FILE` for named ones. Its description lists names, never tokens.
+package struct Credentials: Sendable, CustomStringConvertible {
+    private let tokens: [String: String]
+
+    /// The key of the default credential.
+    static let defaultName = ""
+
+    package init(tokens: [String: String]) {
+        self.tokens = tokens
+    }
+
+    /// Reads every credential; an unreadable or empty token file is an error.
+    package static func load(environment: [String: String], readFile: (String) -> String? = Secrets.readFile) throws(SettingsError)
+        -> Credentials
+    {
+        var tokens: [String: String] = [:]
+        let prefix = "HAPPYTALK_TOKEN"
+        for (variable, value) in environment.sorted(by: { $0.key < $1.key }) where variable.hasPrefix(prefix) {
+            var rest = String(variable.dropFirst(prefix.count))
+            var isFile = false
+            if rest.hasSuffix("_FILE") {
+                isFile = true
+                rest = String(rest.dropLast(5))
+            }
+            guard rest.isEmpty || rest.hasPrefix("_") else { continue }
+            let name = rest.isEmpty ? defaultName : String(rest.dropFirst()).uppercased()
+            let token: String
+            if isFile {
+                guard let text = readFile(value) else { throw SettingsError("\(variable): cannot read \(value)") }
+                token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            } else {
+                token = value.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            guard !token.isEmpty else { throw SettingsError("\(variable) is empty") }
+            if tokens[name] != nil {
+                throw SettingsError("\(prefix)\(name.isEmpty ? "" : "_" + name) is given both directly and as a _FILE")
+            }
+            tokens[name] = token
+        }
+        return Credentials(tokens: tokens)
+    }
+
+    /// No token at all: the relay runs in dry-run mode.
+    package var isEmpty: Bool { tokens.isEmpty }
+
+    /// The token a route's `credential` selects (nil: the default).
+    package func token(named name: String?) -> String? { tokens[name?.uppercased() ?? Self.defaultName] }
+
+    /// The environment variable that holds a credential, for messages.
+    package static func variable(for name: String?) -> String {
+        name.map { "HAPPYTALK_TOKEN_\($0.uppercased())" } ?? "HAPPYTALK_TOKEN"
+    }
+
+    package var description: String {
+        let names = tokens.keys.sorted().map { $0.isEmpty ? "default" : $0 }
+        return "credentials(\(names.joined(separator: ", ")))"
+    }
+
+    /// The token values, so that logs and answers can be checked against them.
+    var allTokens: [String] { Array(tokens.values) }
+}
+
+/// Webhook secrets, resolved from their references at start-up.
+package enum Secrets {
+    /// The contents of a file, or nil.
+    package static let readFile: @Sendable (String) -> String? = { path in
+        FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The secret's text, or why it is not available (never the value).
+    package static func resolve(
+        _ reference: SecretReference, environment: [String: String], readFile: (String) -> String? = readFile
+    ) -> Result<String, SettingsError> {
+        switch reference {
+        case .environment(let name):
+            guard let value = environment[name] else { return .failure(SettingsError("environment variable \(name) is not set")) }
+            guard !value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                return .failure(SettingsError("environment variable \(name) is empty"))
+            }
+            return .success(value.trimmingCharacters(in: .whitespacesAndNewlines))
+        case .file(let path):
+            guard let text = readFile(path) else { return .failure(SettingsError("secret file \(path) cannot be read")) }
+            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !trimmed.isEmpty else { return .failure(SettingsError("secret file \(path) is empty")) }
+            return .success(trimmed)
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import RelayHTTP
+import RelayMapping
+
+/// What HappyTalk made of a call, classified as spec/happytalk-set-user-info.md says
+/// ("What follows for the relay").
+package enum UpstreamResult: Sendable, Equatable {
+    case success
+    /// HappyTalk answered `fail`. `isCredentialProblem` for -501 token and -502 unAuthorized
+    /// (the relay's own token is wrong: alarm, and retry); `isPermanent` for the event's own
+    /// data (-501 uuid, -503 users/room, and any other code).
+    case failed(code: Int, message: String, isCredentialProblem: Bool)
+    /// HTTP 5xx or 429, an answer that is not HappyTalk's JSON, or a transport failure.
+    case transient(String)
+    /// No answer within the timeout.
+    case timedOut
+
+    /// Whether retrying can help.
+    package var isRetryable: Bool {
+        switch self {
+        case .success: false
+        case .failed(_, _, let isCredentialProblem): isCredentialProblem
+        case .transient, .timedOut: true
+        }
+    }
+
+    /// Classifies an HTTP answer from the endpoint.
+    package static func classify(status: Int, body: [UInt8]) -> UpstreamResult {
+        if status == 429 || status >= 500 { return .transient("HappyTalk answered HTTP \(status)") }
+        guard let value = try? JSONParser(maxDepth: 16, maxBytes: 1 << 20).parse(body), let result = value["result"]?.stringValue else {
+            return .transient("HappyTalk's answer (HTTP \(status)) is not its JSON")
+        }
+        switch result {
+        case "success":
+            return .success
+        case "fail":
+            let code: Int
+            switch value["code"] {
+            case .number(let digits)?: code = Int(digits) ?? 0
+            case .string(let text)?: code = Int(text) ?? 0
+            default: code = 0
+            }
+            let message = value["message"]?.text ?? ""
+            let isCredentialProblem = (code == -501 && message == "token") || (code == -502)
+            return .failed(code: code, message: message, isCredentialProblem: isCredentialProblem)
+        default:
+            return .transient("HappyTalk answered an unknown result \"\(result)\"")
+        }
+    }
+}
+
+/// The `set_user_info` endpoint, reached through our pooled client. The token is put into
+/// the body here, at send time, and nowhere else.
+package final class HappyTalkUpstream: Sendable {
+    /// The API path under the base URL.
+    package static let path = "/user/api/set_user_info/format/json"
+
+    package let endpoint: HTTPEndpoint
+    private let target: String
+    private let client: HTTPClient
+
+    /// An upstream at `baseURL` (`https://customer.happytalk.io` in production).
+    package init(baseURL: String, client: HTTPClient) throws(SettingsError) {
+        guard let (endpoint, basePath) = HTTPEndpoint.parse(url: baseURL) else {
+            throw SettingsError("--upstream: \"\(baseURL)\" is not an http:// or https:// URL")
+        }
+        self.endpoint = endpoint
+        target = basePath + Self.path
+        self.client = client
+    }
+
+    /// Sends one call with `token`, waiting at most `timeout`.
+    package func send(_ call: MappedCall, token: String, timeout: Duration) async -> UpstreamResult {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json; charset=utf-8")
+        headers.add(name: "accept", value: "application/json")
+        headers.add(name: "user-agent", value: "happyrelay")
+        let request = HTTPClientRequest(method: .post, endpoint: endpoint, target: target, headers: headers, body: call.body(token: token))
+        do {
+            let response = try await client.execute(request, timeout: timeout)
+            return UpstreamResult.classify(status: response.status, body: response.body)
+        } catch .timedOut {
+            return .timedOut
+        } catch {
+            return .transient(error.description)
+        }
+    }
+}

@@ -1,0 +1,243 @@
+import Foundation
+import RelayHTTP
+import RelayMapping
+import Synchronization
+
+/// The webhook pipeline: ingress → allow_ips → verify → parse → dedupe → map → validate →
+/// deliver. Each compiled route is served at its path; answers follow interface.md.
+package final class Relay: Sendable {
+    /// A route ready to serve: its mapping, its verifier (nil when served unverified in a
+    /// dry run), and the token it sends with (nil in a dry run).
+    struct ServedRoute: Sendable {
+        let route: MappingRoute
+        let verifier: WebhookVerifier?
+        let token: String?
+    }
+
+    private let served: [ServedRoute]
+    private let upstream: HappyTalkUpstream?
+    private let logger: Logger
+    private let dedupe = DedupeWindow()
+    private let clock: @Sendable () -> Int
+
+    /// Whether nothing is sent (no token configured, or `--dry-run`).
+    package let isDryRun: Bool
+    /// Routes served without verification because their secret is not set (dry run only).
+    package let unverifiedRoutes: [String]
+
+    /// Prepares routes: resolves secrets and tokens, failing closed with every problem as
+    /// `FILE: POINTER: message` unless in a dry run, where unverifiable routes are served
+    /// unverified (and named in the log).
+    package init(
+        routes: [MappingRoute], credentials: Credentials, upstream: HappyTalkUpstream?, dryRun: Bool,
+        environment: [String: String], logger: Logger, clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970) }
+    ) throws(MappingDiagnostics) {
+        let isDryRun = dryRun || credentials.isEmpty
+        var problems: [MappingDiagnostic] = []
+        var served: [ServedRoute] = []
+        var unverified: [String] = []
+        for route in routes {
+            var keys: [[UInt8]] = []
+            var missing: [String] = []
+            for (index, reference) in route.verify.secrets.enumerated() {
+                let pointer = route.verify.secrets.count == 1 ? "/verify/secret" : "/verify/secrets/\(index)"
+                switch Secrets.resolve(reference, environment: environment) {
+                case .success(let text):
+                    if let key = WebhookVerifier.key(from: text, scheme: route.verify.scheme) {
+                        keys.append(key)
+                    } else {
+                        problems.append(MappingDiagnostic(file: route.file, pointer: pointer, message: "\(reference) is not a whsec_ base64 key"))
+                    }
+                case .failure(let error):
+                    missing.append(error.message)
+                    if !isDryRun { problems.append(MappingDiagnostic(file: route.file, pointer: pointer, message: error.message)) }
+                }
+            }
+            var verifier: WebhookVerifier? = WebhookVerifier(spec: route.verify, secrets: keys)
+            if isDryRun && !missing.isEmpty {
+                verifier = nil
+                unverified.append(route.path)
+            }
+            let token = credentials.token(named: route.credential)
+            if !isDryRun && token == nil {
+                problems.append(
+                    MappingDiagnostic(
+                        file: route.file, pointer: "/credential",
+                        message: "\(Credentials.variable(for: route.credential)) is not set (the route's credential)"))
+            }
+            served.append(ServedRoute(route: route, verifier: verifier, token: isDryRun ? nil : token))
+        }
+        if !problems.isEmpty { throw MappingDiagnostics(problems) }
+        self.served = served
+        self.unverifiedRoutes = unverified
+        self.upstream = upstream
+        self.logger = logger
+        self.isDryRun = isDryRun
+        self.clock = clock
+    }
+
+    /// Adds every route to the router.
+    package func register(in router: inout Router) {
+        for route in served {
+            router.add(.post, route.route.path, .deferred { [self] request, responder in handle(request, route: route, responder: responder) })
+        }
+    }
+
+    /// The routes served, for start-up logs.
+    package var routePaths: [String] { served.map(\.route.path) }
+
+    // MARK: The pipeline
+
+    func handle(_ request: HTTPRequest, route served: ServedRoute, responder: HTTPResponder) {
+        let started = ContinuousClock.now
+        let requestID = Self.makeID()
+        let route = served.route
+        let finish: @Sendable (HTTPResponse, String, String) -> Void = { [logger] response, outcome, rule in
+            let elapsed = ContinuousClock.now - started
+            let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+            logger.info(
+                "webhook",
+                [
+                    "route": route.path, "rule": rule, "outcome": outcome, "status": String(response.status.code),
+                    "duration_ms": String(format: "%.2f", milliseconds), "request_id": requestID,
+                ])
+            responder.respond(response)
+        }
+        if !route.verify.allowIPs.isEmpty && !route.verify.allowIPs.contains(where: { $0.contains(request.remoteAddress) }) {
+            finish(HTTPErrorBody.response(.forbidden, error: "forbidden", message: "this address may not call the route"), "rejected", "")
+            return
+        }
+        let headers = request.headers.fields
+        let query = FormBody.pairs(Array(request.head.query.utf8))
+        let verified: Bool
+        if let verifier = served.verifier {
+            switch verifier.verify(body: request.body, headers: headers, query: query, now: clock()) {
+            case .verified:
+                verified = true
+            case .ping:
+                finish(Self.json(.ok, [("result", "ignored"), ("reason", "ping")]), "ignored", "")
+                return
+            case .rejected(let reason):
+                logger.warning("verification failed", ["route": route.path, "scheme": route.verify.scheme.rawValue, "reason": reason, "request_id": requestID])
+                finish(HTTPErrorBody.response(.unauthorized, error: "invalid_signature", message: reason), "rejected", "")
+                return
+            }
+        } else {
+            verified = false
+        }
+        let body: JSONValue
+        switch RequestBody.decode(request.body, contentType: request.headers["content-type"], acceptsForm: route.acceptsForm, keeping: route.bodyProjection) {
+        case .success(let value): body = value
+        case .failure(.invalidJSON(let detail)):
+            finish(HTTPErrorBody.response(.badRequest, error: "invalid_json", message: "body is not valid JSON: \(detail)"), "rejected", "")
+            return
+        case .failure(let problem):
+            finish(HTTPErrorBody.response(.unsupportedMediaType, error: "unsupported_media_type", message: problem.message), "rejected", "")
+            return
+        }
+        let document = RequestDocument.make(
+            body: body, headers: headers, query: query, route: route.path, receivedAt: RequestBody.timestamp(Date()), requestID: requestID)
+        if let (keySpec, window) = route.dedupe, let key = keySpec.evaluate(in: document) {
+            if let first = dedupe.firstID(route: route.path, key: key, id: requestID, window: window, now: clock()) {
+                finish(Self.json(.ok, [("result", "duplicate"), ("id", first)]), "duplicate", "")
+                return
+            }
+        }
+        let extra: [(String, String)] = verified ? [] : [("verified", "false")]
+        switch route.apply(to: document) {
+        case .ignored(let reason):
+            finish(Self.json(.ok, [("result", "ignored"), ("reason", reason)], extra: extra), "ignored", "")
+        case .bound:
+            // Binding storage arrives with the bindings issue; until then a bind-only rule is refused.
+            finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "bindings are not stored by this version"), "failed", "")
+        case .failed(let failure):
+            logger.warning("mapping failed", ["route": route.path, "rule": failure.rule, "field": failure.field, "request_id": requestID])
+            finish(HTTPErrorBody.response(.unprocessableContent, error: "mapping_failed", message: failure.description), "failed", failure.rule)
+        case .calls(let calls, _):
+            let rules = calls.map(\.rule).joined(separator: ",")
+            if isDryRun {
+                for call in calls {
+                    logger.info("dry run: would send", ["route": route.path, "rule": call.rule, "call": String(decoding: call.body(token: "***"), as: UTF8.self), "request_id": requestID])
+                }
+                if route.delivery == .sync {
+                    finish(Self.json(.ok, [("result", "success")], extra: [("dry_run", "true")] + extra), "accepted", rules)
+                } else {
+                    finish(Self.json(.accepted, [("result", "accepted"), ("id", requestID)], extra: [("dry_run", "true")] + extra), "accepted", rules)
+                }
+                return
+            }
+            guard route.delivery == .sync, let upstream, let token = served.token else {
+                finish(
+                    HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "durable async delivery is not available in this version; retry later"),
+                    "failed", rules)
+                return
+            }
+            let timeout = route.timeout
+            let logger = logger
+            Task {
+                var answer = Self.json(.ok, [("result", "success")])
+                var outcome = "accepted"
+                for call in calls {
+                    let result = await upstream.send(call, token: token, timeout: timeout)
+                    if result == .success { continue }
+                    outcome = "failed"
+                    answer = Self.answer(for: result, timeout: timeout)
+                    if case .failed(let code, let message, true) = result {
+                        logger.error("HappyTalk refused the relay's credential: check the token", ["route": route.path, "code": String(code), "message": message, "request_id": requestID])
+                    }
+                    break
+                }
+                finish(answer, outcome, rules)
+            }
+        }
+    }
+
+    /// The sync answer for a failed delivery.
+    static func answer(for result: UpstreamResult, timeout: Duration) -> HTTPResponse {
+        switch result {
+        case .success:
+            return json(.ok, [("result", "success")])
+        case .failed(let code, let message, _):
+            return .json(.badGateway, "{\"result\":\"fail\",\"code\":\(code),\"message\":\"\(JSONText.escaped(message))\"}")
+        case .timedOut:
+            return HTTPErrorBody.response(.gatewayTimeout, error: "upstream_timeout", message: "HappyTalk did not answer within \(timeout)")
+        case .transient(let reason):
+            return HTTPErrorBody.response(.badGateway, error: "upstream_unreachable", message: reason)
+        }
+    }
+
+    /// A JSON object of string members, plus literal members (`true`/`false`) in `extra`.
+    static func json(_ status: HTTPStatus, _ members: [(String, String)], extra: [(String, String)] = []) -> HTTPResponse {
+        var text = "{"
+        for (index, (key, value)) in members.enumerated() {
+            if index > 0 { text += "," }
+            text += "\"\(key)\":\"\(JSONText.escaped(value))\""
+        }
+        for (key, literal) in extra { text += ",\"\(key)\":\(literal)" }
+        return .json(status, text + "}")
+    }
+
+    /// A random 16-hex-digit id for requests and deliveries.
+    static func makeID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let value = generator.next() as UInt64
+        let hex = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
+
+/// Dedupe keys seen recently, in memory (the durable-delivery issue persists them).
+final class DedupeWindow: Sendable {
+    private let seen = Mutex<[String: (id: String, expires: Int)]>([:])
+
+    /// The first id for this key when it was seen inside its window; otherwise records `id` and returns nil.
+    func firstID(route: String, key: String, id: String, window: Duration, now: Int) -> String? {
+        seen.withLock { seen in
+            let compound = route + "\u{0}" + key
+            if let entry = seen[compound], entry.expires > now { return entry.id }
+            if seen.count > 100_000 { seen = seen.filter { $0.value.expires > now } }
+            seen[compound] = (id, now + Int(window.components.seconds))
+            return nil
+        }
+    }
+}

@@ -1,0 +1,164 @@
+import RelayMapping
+
+/// Checks that a webhook comes from who the route says (mapping.md, "Verification
+/// schemes"): always over the raw body bytes, comparing in constant time, and never
+/// putting an expected signature or a secret in its reasons.
+package struct WebhookVerifier: Sendable {
+    /// The verdict on one request.
+    package enum Verdict: Equatable, Sendable {
+        case verified
+        /// WooCommerce's unsigned creation ping: answered 200 and not delivered.
+        case ping
+        /// The reason is safe to show the sender.
+        case rejected(String)
+    }
+
+    package let spec: VerifySpec
+    /// The secrets' bytes, in rotation order; empty for `none` or when unverified (dry run).
+    private let secrets: [[UInt8]]
+
+    package init(spec: VerifySpec, secrets: [[UInt8]]) {
+        self.spec = spec
+        self.secrets = secrets
+    }
+
+    /// Verifies a request. `headers` are lower-cased names; `now` is unix seconds.
+    package func verify(
+        body: [UInt8], headers: [(name: String, value: String)], query: [(name: String, value: String)], now: Int
+    ) -> Verdict {
+        func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
+        switch spec.scheme {
+        case .none:
+            return .verified
+        case .shopify:
+            return matchBase64(header("x-shopify-hmac-sha256"), name: "X-Shopify-Hmac-Sha256", body: body)
+        case .woocommerce:
+            guard let signature = header("x-wc-webhook-signature") else {
+                // WooCommerce sends "webhook_id=N" unsigned when a webhook is created.
+                if Self.isWooCommercePing(body) { return .ping }
+                return .rejected("missing X-WC-Webhook-Signature header")
+            }
+            return matchBase64(signature, name: "X-WC-Webhook-Signature", body: body)
+        case .github:
+            guard let signature = header("x-hub-signature-256") else { return .rejected("missing X-Hub-Signature-256 header") }
+            guard signature.hasPrefix("sha256="), let given = ByteEncoding.decodeHex(String(signature.dropFirst(7))) else {
+                return .rejected("X-Hub-Signature-256 is not sha256=<hex>")
+            }
+            return anySecret { constantTimeEquals(HMAC.authenticationCode(SHA256.self, key: $0, message: body), given) }
+                ? .verified : .rejected("signature does not match")
+        case .stripe:
+            return verifyStripe(header("stripe-signature"), body: body, now: now)
+        case .standardWebhooks:
+            return verifyStandardWebhooks(
+                id: header("webhook-id"), timestamp: header("webhook-timestamp"), signatures: header("webhook-signature"), body: body,
+                now: now)
+        case .hmac:
+            let name = spec.header ?? ""
+            guard let value = header(name) else { return .rejected("missing \(name) header") }
+            guard value.hasPrefix(spec.prefix) else { return .rejected("\(name) does not start with the expected prefix") }
+            let encoded = String(value.dropFirst(spec.prefix.count))
+            let given: [UInt8]?
+            switch spec.encoding {
+            case .hex: given = ByteEncoding.decodeHex(encoded)
+            case .base64, .base64url: given = ByteEncoding.decodeBase64(encoded)
+            }
+            guard let given else { return .rejected("\(name) is not \(spec.encoding.rawValue)") }
+            return anySecret { constantTimeEquals(Self.mac(spec.algorithm, key: $0, message: body), given) }
+                ? .verified : .rejected("signature does not match")
+        case .bearer:
+            guard let authorization = header("authorization"), authorization.lowercased().hasPrefix("bearer ") else {
+                return .rejected("missing Authorization: Bearer header")
+            }
+            let given = Array(authorization.dropFirst(7).utf8)
+            return anySecret { constantTimeEquals($0, given) } ? .verified : .rejected("bearer token does not match")
+        case .header:
+            let name = spec.header ?? ""
+            guard let value = header(name) else { return .rejected("missing \(name) header") }
+            return anySecret { constantTimeEquals($0, Array(value.utf8)) } ? .verified : .rejected("\(name) does not match")
+        case .query:
+            let name = spec.parameter ?? ""
+            guard let value = query.last(where: { $0.name == name })?.value else { return .rejected("missing query parameter \(name)") }
+            return anySecret { constantTimeEquals($0, Array(value.utf8)) } ? .verified : .rejected("query parameter \(name) does not match")
+        }
+    }
+
+    private func anySecret(_ matches: ([UInt8]) -> Bool) -> Bool {
+        // Every secret is tried (no early exit), so timing does not tell which one matched.
+        var matched = false
+        for secret in secrets where matches(secret) { matched = true }
+        return matched
+    }
+
+    private func matchBase64(_ value: String?, name: String, body: [UInt8]) -> Verdict {
+        guard let value else { return .rejected("missing \(name) header") }
+        guard let given = ByteEncoding.decodeBase64(value) else { return .rejected("\(name) is not base64") }
+        return anySecret { constantTimeEquals(HMAC.authenticationCode(SHA256.self, key: $0, message: body), given) }
+            ? .verified : .rejected("signature does not match")
+    }
+
+    static func mac(_ algorithm: VerifySpec.Algorithm, key: [UInt8], message: [UInt8]) -> [UInt8] {
+        switch algorithm {
+        case .sha256: HMAC.authenticationCode(SHA256.self, key: key, message: message)
+        case .sha1: HMAC.authenticationCode(SHA1.self, key: key, message: message)
+        case .sha512: HMAC.authenticationCode(SHA512.self, key: key, message: message)
+        }
+    }
+
+    private var toleranceSeconds: Int { Int(spec.tolerance.components.seconds) }
+
+    /// Stripe: `t=TIMESTAMP,v1=HEX[,v1=HEX…]` over "TIMESTAMP.BODY" (Stripe docs, "Verify manually").
+    private func verifyStripe(_ header: String?, body: [UInt8], now: Int) -> Verdict {
+        guard let header else { return .rejected("missing Stripe-Signature header") }
+        var timestamp: Int?
+        var signatures: [[UInt8]] = []
+        for part in header.split(separator: ",") {
+            let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard pair.count == 2 else { continue }
+            if pair[0] == "t" { timestamp = Int(pair[1]) }
+            if pair[0] == "v1", let bytes = ByteEncoding.decodeHex(pair[1]) { signatures.append(bytes) }
+        }
+        guard let timestamp else { return .rejected("Stripe-Signature has no timestamp") }
+        guard !signatures.isEmpty else { return .rejected("Stripe-Signature has no v1 signature") }
+        guard abs(now - timestamp) <= toleranceSeconds else { return .rejected("timestamp is outside the tolerance") }
+        let signed = Array("\(timestamp).".utf8) + body
+        return anySecret { secret in
+            let expected = HMAC.authenticationCode(SHA256.self, key: secret, message: signed)
+            return signatures.contains { constantTimeEquals($0, expected) }
+        } ? .verified : .rejected("signature does not match")
+    }
+
+    /// Standard Webhooks: `v1,BASE64` signatures (space separated) over "ID.TIMESTAMP.BODY".
+    private func verifyStandardWebhooks(id: String?, timestamp: String?, signatures: String?, body: [UInt8], now: Int) -> Verdict {
+        guard let id, let timestamp, let signatures else {
+            return .rejected("missing webhook-id, webhook-timestamp or webhook-signature header")
+        }
+        guard let seconds = Int(timestamp) else { return .rejected("webhook-timestamp is not a number") }
+        guard abs(now - seconds) <= toleranceSeconds else { return .rejected("timestamp is outside the tolerance") }
+        let given = signatures.split(separator: " ").compactMap { entry -> [UInt8]? in
+            guard entry.hasPrefix("v1,") else { return nil }
+            return ByteEncoding.decodeBase64(String(entry.dropFirst(3)))
+        }
+        guard !given.isEmpty else { return .rejected("webhook-signature has no v1 signature") }
+        let signed = Array("\(id).\(timestamp).".utf8) + body
+        return anySecret { secret in
+            let expected = HMAC.authenticationCode(SHA256.self, key: secret, message: signed)
+            return given.contains { constantTimeEquals($0, expected) }
+        } ? .verified : .rejected("signature does not match")
+    }
+
+    static func isWooCommercePing(_ body: [UInt8]) -> Bool {
+        let pairs = FormBody.pairs(body)
+        return pairs.count == 1 && pairs[0].name == "webhook_id" && !pairs[0].value.isEmpty
+            && pairs[0].value.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }
+    }
+
+    /// The bytes of a secret as the scheme uses them: Standard Webhooks keys are the base64
+    /// after `whsec_`; everything else is the text itself. Nil when a whsec_ key is malformed.
+    package static func key(from secret: String, scheme: VerifySpec.Scheme) -> [UInt8]? {
+        guard scheme == .standardWebhooks else { return Array(secret.utf8) }
+        let encoded = secret.hasPrefix("whsec_") ? String(secret.dropFirst(6)) : secret
+        return ByteEncoding.decodeBase64(encoded)
+    }
+}
+
+import Foundation
