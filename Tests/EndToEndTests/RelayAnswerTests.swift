@@ -1,0 +1,184 @@
+import Foundation
+import Testing
+
+@testable import RelayCore
+
+/// Every answer of interface.md ("Answers to a webhook") from the real binaries.
+@Suite struct RelayAnswerTests {
+    static let mappings: [String: String] = [
+        "sync.json": """
+            { "route": "/sync", "verify": { "scheme": "none" }, "delivery": "sync", "timeout": "700ms",
+              "dedupe": { "key": "$.headers['x-event-id']", "window": "1h" },
+              "rules": [ { "name": "order", "when": { "path": "$.body.kind", "equals": "order" },
+                           "set": { "uuid": "$.body.uuid", "room_id": "$.body.room", "order_number": "$.body.order", "phone": { "path": "$.body.phone", "pipe": ["phone_kr"] } } } ] }
+            """,
+        "form.json": """
+            { "route": "/form", "verify": { "scheme": "none" }, "delivery": "sync", "accept": ["json", "form"],
+              "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.body.room" } } ] }
+            """,
+        "all.json": """
+            { "route": "/all", "verify": { "scheme": "none" }, "delivery": "sync", "mode": "all",
+              "rules": [ { "name": "parcel", "set": { "uuid": "$.body.uuid", "room_id": "$.body.room", "parcel_number": "$.body.parcel" } },
+                         { "name": "next", "set": { "uuid": "$.body.uuid", "room_id": "$.body.room", "scenario_next": "Y" } } ] }
+            """,
+    ]
+
+    static let order = #"{"kind":"order","uuid":"u-1","room":"r-1","order":820982911946154508,"phone":"+82 10-1234-5678"}"#
+
+    @Test func answersFollowTheInterface() async throws {
+        try await offPool {
+            let relay = try RelayHarness(mappings: Self.mappings, mockArguments: ["--room", "r-1", "--room", "r-2"])
+            let success = try relay.post("/sync", body: Self.order, headers: [("Content-Type", "application/json"), ("X-Event-Id", "e-1")])
+            #expect(success.status == 200)
+            #expect(success.text == #"{"result":"success"}"#)
+            #expect(relay.recordedCalls == [#"{"token":"\#(RelayHarness.token)","uuid":"u-1","room_id":"r-1","order_number":"820982911946154508","phone":"01012345678"}"#])
+
+            let duplicate = try relay.post("/sync", body: Self.order, headers: [("Content-Type", "application/json"), ("X-Event-Id", "e-1")])
+            #expect(duplicate.status == 200)
+            #expect(duplicate.text.hasPrefix(#"{"result":"duplicate","id":""#))
+            #expect(relay.recordedCalls.count == 1)
+
+            let ignored = try relay.post("/sync", body: #"{"kind":"refund"}"#)
+            #expect(ignored.status == 200)
+            #expect(ignored.text == #"{"result":"ignored","reason":"no rule matched"}"#)
+
+            let invalid = try relay.post("/sync", body: #"{"kind":"order","room":"r-1"}"#)
+            #expect(invalid.status == 422)
+            #expect(invalid.text == #"{"result":"fail","error":"mapping_failed","message":"uuid: $.body.uuid is empty"}"#)
+
+            let upstreamFail = try relay.post("/sync", body: #"{"kind":"order","uuid":"u-1","room":"r-404"}"#)
+            #expect(upstreamFail.status == 502)
+            #expect(upstreamFail.text == #"{"result":"fail","code":-503,"message":"room"}"#)
+
+            let badJSON = try relay.post("/sync", body: #"{"kind":"#)
+            #expect(badJSON.status == 400)
+            #expect(badJSON.text == #"{"result":"fail","error":"invalid_json","message":"body is not valid JSON: unexpected end of input at line 1, column 9"}"#)
+
+            let xml = try relay.post("/sync", body: "<order/>", headers: [("Content-Type", "application/xml")])
+            #expect(xml.status == 415)
+            #expect(xml.text.contains(#""error":"unsupported_media_type""#))
+
+            let form = try relay.post("/form", body: "uuid=u-2&room=r-2", headers: [("Content-Type", "application/x-www-form-urlencoded")])
+            #expect(form.status == 200)
+
+            let noContentType = try relay.post("/form", body: #"{"uuid":"u-3","room":"r-1"}"#, headers: [])
+            #expect(noContentType.status == 200)
+
+            let all = try relay.post("/all", body: #"{"uuid":"u-4","room":"r-1","parcel":"555"}"#)
+            #expect(all.status == 200)
+
+            let notFound = try relay.post("/nowhere", body: "{}")
+            #expect(notFound.status == 404)
+            #expect(notFound.text.hasPrefix(#"{"result":"fail","error":"not_found""#))
+
+            let wrongMethod = try relay.post("/sync", body: "", method: "GET")
+            #expect(wrongMethod.status == 405)
+            #expect(wrongMethod.header("allow") == "POST")
+
+            let tooLarge = try relay.post("/sync", body: String(repeating: "x", count: 2_000_000))
+            #expect(tooLarge.status == 413)
+
+            #expect(relay.recordedCalls.suffix(4) == [
+                #"{"token":"\#(RelayHarness.token)","uuid":"u-2","room_id":"r-2"}"#,
+                #"{"token":"\#(RelayHarness.token)","uuid":"u-3","room_id":"r-1"}"#,
+                #"{"token":"\#(RelayHarness.token)","uuid":"u-4","room_id":"r-1","parcel_number":"555"}"#,
+                #"{"token":"\#(RelayHarness.token)","uuid":"u-4","room_id":"r-1","scenario_next":"Y"}"#,
+            ])
+            // One log line per webhook, with its route, outcome, status and request id.
+            let lines = relay.relay.log.split(separator: "\n").filter { $0.contains(#""msg":"webhook""#) }
+            // 404, 405 and 413 are answered by the HTTP layer before any route sees them.
+            #expect(lines.count == 10)
+            #expect(lines.first?.contains(#""route":"/sync","rule":"order","outcome":"accepted","status":"200""#) == true)
+        }
+    }
+
+    @Test func upstreamTimeoutIs504() async throws {
+        try await offPool {
+            let relay = try RelayHarness(mappings: Self.mappings, mockArguments: ["--latency", "3000"])
+            let started = Date()
+            let response = try relay.post("/sync", body: Self.order)
+            #expect(response.status == 504)
+            #expect(response.text.contains(#""error":"upstream_timeout""#))
+            #expect(Date().timeIntervalSince(started) < 2.5)
+        }
+    }
+
+    @Test func unreachableUpstreamIs502() async throws {
+        try await offPool {
+            let relay = try RelayHarness(mappings: Self.mappings)
+            _ = try relay.mock.stop()
+            let response = try relay.post("/sync", body: Self.order)
+            #expect(response.status == 502)
+            #expect(response.text.contains(#""error":"upstream_unreachable","message":"cannot connect: "#))
+        }
+    }
+
+    @Test func upstream5xxIs502AndCredentialFailuresRaiseAnAlarm() async throws {
+        try await offPool {
+            let failing = try RelayHarness(mappings: Self.mappings, mockArguments: ["--fail-status", "503"])
+            let response = try failing.post("/sync", body: Self.order)
+            #expect(response.status == 502)
+            #expect(response.text.contains("HappyTalk answered HTTP 503"))
+        }
+        try await offPool {
+            let wrongToken = try RelayHarness(mappings: Self.mappings, environment: ["HAPPYTALK_TOKEN": "not-the-token"], withToken: false)
+            let response = try wrongToken.post("/sync", body: Self.order)
+            #expect(response.status == 502)
+            #expect(response.text == #"{"result":"fail","code":-501,"message":"token"}"#)
+            #expect(wrongToken.relay.log.contains(#""level":"error","msg":"HappyTalk refused the relay's credential: check the token""#))
+        }
+    }
+
+    @Test func dryRunSendsNothing() async throws {
+        try await offPool {
+            let mappings = Self.mappings.merging(["signed.json": RelayHarness.route("/signed", verify: #"{ "scheme": "github", "secret": { "env": "UNSET_SECRET" } }"#)]) { $1 }
+            let relay = try RelayHarness(mappings: mappings, withToken: false)
+            #expect(relay.relay.log.contains("DRY RUN: nothing is sent to HappyTalk"))
+            #expect(relay.relay.log.contains(#""msg":"serving route without verification (dry run: its secret is not set)","route":"/signed""#))
+            let response = try relay.post("/sync", body: Self.order)
+            #expect(response.status == 200)
+            #expect(response.text == #"{"result":"success","dry_run":true}"#)
+            let unverified = try relay.post("/signed", body: RelayHarness.body)
+            #expect(unverified.text == #"{"result":"success","dry_run":true,"verified":false}"#)
+            #expect(relay.relay.log.contains(#"dry run: would send"#))
+            #expect(relay.recordedCalls.isEmpty)
+        }
+    }
+
+    @Test func aMissingSecretStopsStartUpWhenATokenIsSet() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try RelayHarness.route("/signed", verify: #"{ "scheme": "shopify", "secret": { "env": "SHOP_SECRET" } }"#)
+            .write(to: folder.appendingPathComponent("shop.json"), atomically: true, encoding: .utf8)
+        let result = try await offPool {
+            try RelayProcess.run(["serve", "--listen", "127.0.0.1:0", "--mappings", folder.path], environment: ["HAPPYTALK_TOKEN": "t"])
+        }
+        #expect(result.status == 1)
+        #expect(result.output.contains("shop.json: /verify/secret: environment variable SHOP_SECRET is not set"))
+        #expect(!result.output.contains("listening on"))
+    }
+
+    @Test func tokenAndSecretsNeverLeak() async throws {
+        let secret = "s3cret-Zz9Yy8Xx7Ww6Vv5"
+        try await offPool {
+            let mappings = Self.mappings.merging(["github.json": RelayHarness.route("/github", verify: #"{ "scheme": "github", "secret": { "env": "GH_SECRET" } }"#)]) { $1 }
+            let relay = try RelayHarness(mappings: mappings, environment: ["GH_SECRET": secret])
+            let body = RelayHarness.body
+            _ = try relay.post("/github", body: body, headers: [("X-Hub-Signature-256", "sha256=" + Sign.hex(Sign.hmac256(secret, body)))])
+            _ = try relay.post("/github", body: body, headers: [("X-Hub-Signature-256", "sha256=00")])
+            _ = try relay.post("/github", body: secret, headers: [("X-Hub-Signature-256", "sha256=" + Sign.hex(Sign.hmac256(secret, secret)))])
+            _ = try relay.post("/sync", body: Self.order)
+            _ = try relay.post("/sync", body: #"{"kind":"order","uuid":"u-1","room":"r-404"}"#)
+            _ = try relay.post("/sync", body: #"{"kind":"order"}"#)
+            let stopped = try relay.relay.stop()
+            #expect(stopped == 0)
+            for text in relay.responses + [relay.relay.log, relay.mock.log] {
+                #expect(!text.contains(RelayHarness.token))
+                #expect(!text.contains(secret))
+            }
+            // Only the mock's record of accepted calls holds the token.
+            #expect(relay.recordedCalls.allSatisfy { $0.contains(RelayHarness.token) })
+            #expect(relay.recordedCalls.count == 3)
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+
+@testable import RelayCore
+
+/// The real `happyrelay serve` in front of the real `happyrelay mock-upstream`, both on
+/// ephemeral ports, with mapping files written for the test.
+final class RelayHarness: @unchecked Sendable {
+    static let token = "tok-Aa1Bb2Cc3Dd4Ee5Ff6Gg7Hh8"
+
+    let directory: URL
+    let mock: RelayProcess
+    let relay: RelayProcess
+    let relayPort: Int
+    let mockPort: Int
+    let recordPath: String
+    /// Every response body read through `post`, for the leak test.
+    private(set) var responses: [String] = []
+
+    /// Writes `mappings` (file name → JSON text), starts the mock with `mockArguments` and the relay with `environment`.
+    init(
+        mappings: [String: String], environment: [String: String] = [:], mockArguments: [String] = [],
+        relayArguments: [String] = [], withToken: Bool = true
+    ) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("mappings"), withIntermediateDirectories: true)
+        for (name, text) in mappings {
+            try text.write(to: directory.appendingPathComponent("mappings/\(name)"), atomically: true, encoding: .utf8)
+        }
+        recordPath = directory.appendingPathComponent("calls.jsonl").path
+        mock = try RelayProcess(["mock-upstream", "--listen", "127.0.0.1:0", "--token", Self.token, "--record", recordPath] + mockArguments)
+        mockPort = try mock.waitForPort()
+        var env = environment
+        if withToken { env["HAPPYTALK_TOKEN"] = Self.token }
+        relay = try RelayProcess(
+            ["serve", "--listen", "127.0.0.1:0", "--mappings", directory.appendingPathComponent("mappings").path,
+             "--upstream", "http://127.0.0.1:\(mockPort)", "--log-format", "json", "--log-level", "debug"] + relayArguments,
+            environment: env)
+        relayPort = try relay.waitForPort()
+    }
+
+    deinit {
+        _ = try? relay.stop()
+        _ = try? mock.stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Sends one request on a fresh connection and reads the answer.
+    func post(
+        _ path: String, body: String, headers: [(String, String)] = [("Content-Type", "application/json")], method: String = "POST"
+    ) throws -> RawConnection.Response {
+        let connection = try RawConnection(port: relayPort, timeout: 10)
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: relay\r\nContent-Length: \(body.utf8.count)\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        try connection.send(head + "\r\n" + body)
+        let response = try connection.readResponse()
+        responses.append(response.text)
+        return response
+    }
+
+    /// The calls the mock accepted, one body per line, exactly as received.
+    var recordedCalls: [String] {
+        ((try? String(contentsOfFile: recordPath, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    /// A sync route file around a verify block.
+    static func route(_ path: String, verify: String, extra: String = "") -> String {
+        """
+        { "route": "\(path)", "verify": \(verify), "delivery": "sync", \(extra)
+          "rules": [ { "name": "r", "set": { "uuid": "$.body.uuid", "room_id": "$.body.room" } } ] }
+        """
+    }
+
+    static let body = #"{"uuid":"u-1","room":"r-1"}"#
+    static let expectedCall = #"{"token":"\#(token)","uuid":"u-1","room_id":"r-1"}"#
+}
+
+/// Signatures as the senders compute them.
+enum Sign {
+    static func hmac256(_ secret: String, _ message: String) -> [UInt8] {
+        HMAC.authenticationCode(SHA256.self, key: Array(secret.utf8), message: Array(message.utf8))
+    }
+    static func base64(_ bytes: [UInt8], urlSafe: Bool = false) -> String { ByteEncoding.base64(bytes, urlSafe: urlSafe) }
+    static func hex(_ bytes: [UInt8]) -> String { ByteEncoding.hex(bytes) }
+    static var now: Int { Int(Date().timeIntervalSince1970) }
+}
