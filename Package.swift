@@ -8,9 +8,11 @@ let package = Package(
     ],
     targets: [
         .target(name: "CSystem"),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .target(name: "CTLS", dependencies: ["COpenSSL"]),
         .target(name: "RelayHTTP", dependencies: ["CSystem"]),
         .target(name: "RelayMapping"),
-        .target(name: "RelayCore", dependencies: ["RelayHTTP", "RelayMapping"]),
+        .target(name: "RelayCore", dependencies: ["RelayHTTP", "RelayMapping", "COpenSSL", "CTLS"]),
         .executableTarget(name: "happyrelay", dependencies: ["RelayCore", "RelayHTTP", "RelayMapping"]),
         .executableTarget(
             name: "happyrelay-http-bench", dependencies: ["RelayHTTP"], path: "Benchmarks/HTTPBenchServer"),
@@ -19,7 +21,7 @@ let package = Package(
         .testTarget(name: "RelayHTTPTests", dependencies: ["RelayHTTP"]),
         .testTarget(name: "RelayMappingTests", dependencies: ["RelayMapping"], exclude: ["Fixtures"]),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP", "RelayCore", "happyrelay"], exclude: ["Fixtures"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP", "RelayCore", "COpenSSL", "happyrelay"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

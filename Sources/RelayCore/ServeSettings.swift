@@ -6,6 +6,7 @@ package struct ServeSettings: Sendable {
     package var mappings = "mappings"
     package var upstream = "https://customer.happytalk.io"
     package var isDryRun = false
+    package var upstreamCAFile: String?
     /// Nil: text on a terminal, JSON otherwise.
     package var logFormat: Logger.Format?
     package var logLevel = Logger.Level.info
@@ -23,6 +24,7 @@ package struct ServeSettings: Sendable {
         CommandLineOption("--listen", environment: "HAPPYRELAY_LISTEN", value: "HOST:PORT", help: "address to listen on (default 127.0.0.1:8080; port 0 picks a free one)"),
         CommandLineOption("--mappings", environment: "HAPPYRELAY_MAPPINGS", value: "DIR", help: "folder of mapping files (default mappings)"),
         CommandLineOption("--upstream", environment: "HAPPYTALK_BASE_URL", value: "URL", help: "HappyTalk base URL (default https://customer.happytalk.io)"),
+        CommandLineOption("--upstream-ca-file", environment: "HAPPYRELAY_UPSTREAM_CA_FILE", value: "FILE", help: "also trust the CA certificates in this PEM file for https:// upstreams (verification stays on)"),
         CommandLineOption("--dry-run", environment: "HAPPYRELAY_DRY_RUN", help: "map and log calls, send nothing (also the mode when no HAPPYTALK_TOKEN is set)"),
         CommandLineOption("--log-format", environment: "HAPPYRELAY_LOG_FORMAT", value: "json|text", help: "log line format (default: text on a terminal, json otherwise)"),
         CommandLineOption("--log-level", environment: "HAPPYRELAY_LOG_LEVEL", value: "LEVEL", help: "trace, debug, info, warning or error (default info)"),
@@ -56,6 +58,7 @@ package struct ServeSettings: Sendable {
             settings.upstream = text
         }
         settings.isDryRun = parsed.isOn("--dry-run")
+        settings.upstreamCAFile = parsed.value("--upstream-ca-file")
         if let text = parsed.value("--log-format") {
             guard let format = Logger.Format(rawValue: text) else {
                 throw SettingsError("\(parsed.source("--log-format")): \"\(text)\" is not json or text")

@@ -105,8 +105,16 @@ final class ClientConnection: EventLoopHandler, @unchecked Sendable {
         case .handshaking:
             advanceHandshake()
         case .idle:
-            // Data or EOF on an idle connection: the server closed it or broke the protocol.
-            fail(.connectionClosed("closed while idle"))
+            // Readable while idle: TLS session tickets arrive this way after a handshake; data or
+            // end of stream means the server closed the connection or broke the protocol.
+            do {
+                switch try transport.read(into: loop.readBuffer) {
+                case .wantRead, .wantWrite: return
+                case .count, .eof: fail(.connectionClosed("closed while idle"))
+                }
+            } catch {
+                fail(.connectionClosed("\(error)"))
+            }
         case .exchanging:
             if events & Interest.write != 0 && outputOffset < output.count { flush() }
             if phase == .exchanging { readAvailable() }

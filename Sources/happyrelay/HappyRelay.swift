@@ -96,7 +96,8 @@ struct HappyRelay {
         let client: HTTPClient
         let upstream: HappyTalkUpstream
         do {
-            client = try HTTPClient(configuration: .init(maxConnectionsPerEndpoint: 64))
+            let tls = try TLSClientFactory(caFile: settings.upstreamCAFile)
+            client = try HTTPClient(configuration: .init(maxConnectionsPerEndpoint: 64), tls: tls)
             upstream = try HappyTalkUpstream(baseURL: settings.upstream, client: client)
         } catch {
             fail("happyrelay serve: \(error)", code: 1)

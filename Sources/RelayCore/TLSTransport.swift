@@ -1,0 +1,138 @@
+import COpenSSL
+import CTLS
+import RelayHTTP
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why TLS could not be set up or a handshake failed.
+package struct TLSError: Error, CustomStringConvertible {
+    package let description: String
+}
+
+/// TLS client sessions from OpenSSL's libssl: TLS 1.2 or later, certificates verified
+/// against the system trust store (plus an optional CA file), host name checked, SNI sent.
+/// There is no switch to skip verification.
+package final class TLSClientFactory: TransportFactory, @unchecked Sendable {
+    // An SSL_CTX is safe to share between threads once configured.
+    private let context: OpaquePointer
+
+    /// A factory trusting the system store, and `caFile` too when given.
+    package init(caFile: String? = nil) throws(TLSError) {
+        guard let context = SSL_CTX_new(TLS_client_method()) else { throw TLSError(description: "cannot create a TLS context") }
+        self.context = context
+        guard ctls_require_tls12(context) == 1 else { throw TLSError(description: "cannot require TLS 1.2") }
+        ctls_set_nonblocking_modes(context)
+        SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
+        guard SSL_CTX_set_default_verify_paths(context) == 1 else { throw TLSError(description: "cannot load the system trust store") }
+        if let caFile {
+            guard SSL_CTX_load_verify_locations(context, caFile, nil) == 1 else {
+                ERR_clear_error()
+                throw TLSError(description: "cannot load CA certificates from \(caFile)")
+            }
+        }
+    }
+
+    deinit { SSL_CTX_free(context) }
+
+    package func makeTransport(fd: Int32, host: String) throws -> any Transport {
+        guard let ssl = SSL_new(context) else { throw TLSError(description: "cannot create a TLS session") }
+        SSL_set_fd(ssl, fd)
+        var isAddress = false
+        var scratch = in6_addr()
+        if inet_pton(AF_INET, host, &scratch) == 1 || inet_pton(AF_INET6, host, &scratch) == 1 { isAddress = true }
+        if isAddress {
+            // RFC 6066 §3: no SNI for literal addresses; the certificate must name the IP.
+            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host)
+        } else {
+            _ = ctls_set_server_name(ssl, host)
+            guard SSL_set1_host(ssl, host) == 1 else {
+                SSL_free(ssl)
+                throw TLSError(description: "cannot set the host name to verify")
+            }
+        }
+        SSL_set_connect_state(ssl)
+        return TLSTransport(ssl: ssl, fd: fd, host: host)
+    }
+}
+
+/// One TLS session over a non-blocking socket.
+final class TLSTransport: Transport {
+    let fd: Int32
+    private let ssl: OpaquePointer
+    private let host: String
+    private var isClosed = false
+
+    init(ssl: OpaquePointer, fd: Int32, host: String) {
+        self.ssl = ssl
+        self.fd = fd
+        self.host = host
+    }
+
+    deinit { close() }
+
+    func handshake() throws -> TransportResult {
+        let result = SSL_do_handshake(ssl)
+        if result == 1 { return .count(0) }
+        switch SSL_get_error(ssl, result) {
+        case SSL_ERROR_WANT_READ: return .wantRead
+        case SSL_ERROR_WANT_WRITE: return .wantWrite
+        default:
+            let verify = SSL_get_verify_result(ssl)
+            let reason: String
+            if verify != X509_V_OK {
+                reason = "certificate of \(host) is not trusted: " + String(cString: X509_verify_cert_error_string(verify))
+            } else {
+                reason = "TLS handshake with \(host) failed: " + Self.lastError()
+            }
+            ERR_clear_error()
+            throw TLSError(description: reason)
+        }
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> TransportResult {
+        let count = SSL_read(ssl, buffer.baseAddress, Int32(min(buffer.count, Int(Int32.max))))
+        if count > 0 { return .count(Int(count)) }
+        return try outcome(of: count, operation: "read")
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws -> TransportResult {
+        guard !bytes.isEmpty else { return .count(0) }
+        let count = SSL_write(ssl, bytes.baseAddress, Int32(min(bytes.count, Int(Int32.max))))
+        if count > 0 { return .count(Int(count)) }
+        return try outcome(of: count, operation: "write")
+    }
+
+    private func outcome(of result: Int32, operation: String) throws -> TransportResult {
+        let code = SSL_get_error(ssl, result)
+        switch code {
+        case SSL_ERROR_WANT_READ: return .wantRead
+        case SSL_ERROR_WANT_WRITE: return .wantWrite
+        case SSL_ERROR_ZERO_RETURN: return .eof
+        case SSL_ERROR_SYSCALL where ERR_peek_error() == 0:
+            // The peer closed without close_notify: treat it as the end of the stream.
+            return .eof
+        default:
+            let reason = Self.lastError()
+            ERR_clear_error()
+            throw TLSError(description: "TLS \(operation) failed: \(reason)")
+        }
+    }
+
+    func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        _ = SSL_shutdown(ssl)
+        SSL_free(ssl)
+        Glibc.close(fd)
+    }
+
+    static func lastError() -> String {
+        let code = ERR_get_error()
+        guard code != 0 else { return "connection closed" }
+        var buffer = [CChar](repeating: 0, count: 256)
+        ERR_error_string_n(code, &buffer, buffer.count)
+        return String(cString: buffer)
+    }
+}
