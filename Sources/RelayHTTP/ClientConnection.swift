@@ -130,7 +130,8 @@ final class ClientConnection: EventLoopHandler, @unchecked Sendable {
         case .exchanging:
             if now > deadline { fail(.timedOut) }
         case .idle:
-            if now &- idleSince > idleTimeout {
+            // `now` is read once per loop iteration and may be older than idleSince.
+            if now > idleSince && now - idleSince > idleTimeout {
                 reusable.store(false, ordering: .releasing)
             }
         case .closed:

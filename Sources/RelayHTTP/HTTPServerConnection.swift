@@ -286,24 +286,27 @@ final class HTTPServerConnection: EventLoopHandler {
 
     // MARK: Deadlines and closing
 
+    /// Nanoseconds from `start` to `now`, never negative.
+    private func elapsed(_ now: UInt64, since start: UInt64) -> UInt64 { now > start ? now - start : 0 }
+
     func handleTick(now: UInt64) {
         guard !isClosed else { return }
         if isLingering {
-            if now &- lastActivity > Self.lingerTimeout { close() }
+            if elapsed(now, since: lastActivity) > Self.lingerTimeout { close() }
             return
         }
         if outputOffset < output.count {
             // A peer that stopped reading our answer.
-            if now &- lastActivity > context.idleTimeout { close() }
+            if elapsed(now, since: lastActivity) > context.idleTimeout { close() }
             return
         }
         if isHandling || !queued.isEmpty || closeAfterWrite { return }
         if parser.isReadingHead || (!hasReceivedRequest && parser.isIdle) {
-            if now &- headStarted > context.headerTimeout { timeOut() }
+            if elapsed(now, since: headStarted) > context.headerTimeout { timeOut() }
         } else if !parser.isIdle {
             // A body that stopped arriving.
-            if now &- lastActivity > context.idleTimeout { timeOut() }
-        } else if now &- lastActivity > context.idleTimeout {
+            if elapsed(now, since: lastActivity) > context.idleTimeout { timeOut() }
+        } else if elapsed(now, since: lastActivity) > context.idleTimeout {
             close()
         }
     }
@@ -328,8 +331,10 @@ final class HTTPServerConnection: EventLoopHandler {
     private func close() {
         guard !isClosed else { return }
         isClosed = true
+        // Counted out before the peer can see the close, so the count is never behind what a
+        // client observes.
+        context.activeConnections.wrappingSubtract(1, ordering: .relaxed)
         loop.deregister(fd, token: token)
         Syscall.close(fd)
-        context.activeConnections.wrappingSubtract(1, ordering: .relaxed)
     }
 }
