@@ -145,6 +145,24 @@ import Testing
         }
     }
 
+    @Test func asyncRoutesAreRefusedUntilDurableDeliveryExists() async throws {
+        let mappings = ["async.json": #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.body.room" } } ] }"#]
+        try await offPool {
+            let relay = try RelayHarness(mappings: mappings)
+            let response = try relay.post("/async", body: RelayHarness.body)
+            #expect(response.status == 503)
+            #expect(response.text.contains(#""error":"unavailable""#))
+            #expect(relay.recordedCalls.isEmpty)
+        }
+        try await offPool {
+            let dry = try RelayHarness(mappings: mappings, withToken: false)
+            let response = try dry.post("/async", body: RelayHarness.body)
+            #expect(response.status == 202)
+            #expect(response.text.hasPrefix(#"{"result":"accepted","id":""#))
+            #expect(response.text.hasSuffix(#","dry_run":true}"#))
+        }
+    }
+
     @Test func aMissingSecretStopsStartUpWhenATokenIsSet() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
