@@ -68,13 +68,17 @@ package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
 
     /// Every node the path selects, in document order.
     package func select(in root: JSONValue) -> [JSONValue] {
-        if isSingular { return Self.walk(segments, from: root).map { [$0] } ?? [] }
+        if isSingular { return Self.walk(segments[...], from: root).map { [$0] } ?? [] }
         return Self.select(segments, in: root)
     }
 
     static func select(_ segments: [Segment], in root: JSONValue) -> [JSONValue] {
-        var nodes = [root]
-        for segment in segments {
+        // Walk the leading names and indexes without building lists.
+        let prefix = segments.firstIndex { if case .name = $0 { false } else if case .index = $0 { false } else { true } } ?? segments.count
+        guard let start = walk(segments[..<prefix], from: root) else { return [] }
+        if prefix == segments.count { return [start] }
+        var nodes = [start]
+        for segment in segments[prefix...] {
             var next: [JSONValue] = []
             for node in nodes { apply(segment, to: node, into: &next) }
             if next.isEmpty { return [] }
@@ -86,11 +90,11 @@ package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
     /// The first node selected, without building a list for singular paths.
     package func first(in root: JSONValue) -> JSONValue? {
         guard isSingular else { return select(in: root).first }
-        return Self.walk(segments, from: root)
+        return Self.walk(segments[...], from: root)
     }
 
     /// Follows name and index segments; nil as soon as one is missing.
-    static func walk(_ segments: [Segment], from root: JSONValue) -> JSONValue? {
+    static func walk(_ segments: ArraySlice<Segment>, from root: JSONValue) -> JSONValue? {
         var node = root
         for segment in segments {
             guard let child = singular(segment, of: node) else { return nil }
@@ -173,7 +177,7 @@ package indirect enum FilterExpression: Sendable, Equatable {
         switch operand {
         case .literal(let value): return value
         // Compared paths are singular (the parser checks), so a walk by name and index suffices.
-        case .path(let segments): return JSONPath.walk(segments, from: current)
+        case .path(let segments): return JSONPath.walk(segments[...], from: current)
         }
     }
 

@@ -57,7 +57,7 @@ package enum RequestDocument {
         var headerMembers: [(key: String, value: JSONValue)] = []
         headerMembers.reserveCapacity(headers.count)
         for (name, value) in headers {
-            let lowered = name.lowercased()
+            let lowered = name.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) ? name.lowercased() : name
             if let existing = headerMembers.firstIndex(where: { $0.key == lowered }), case .string(let previous) = headerMembers[existing].value {
                 headerMembers[existing].value = .string(previous + ", " + value)
             } else {
