@@ -243,7 +243,9 @@ package struct HTTPRequestParser {
         }
         target = try originForm(target, method: method)
 
-        var headers = HTTPHeaders()
+        var lineCount = 0
+        for index in (lineEnd + 2)..<max(lineEnd + 2, head.count) where head[index] == ASCII.lf { lineCount += 1 }
+        var headers = HTTPHeaders(capacity: lineCount)
         var lineStart = lineEnd + 2
         while lineStart < head.count {
             var end = lineStart

@@ -76,6 +76,9 @@ package struct HTTPHeaders: Sendable, Equatable, Sequence {
 
     package init() {}
 
+    /// Room for `capacity` fields without growing (a parsed head reserves what it counted).
+    init(capacity: Int) { fields.reserveCapacity(capacity) }
+
     package init(_ fields: [(String, String)]) {
         for (name, value) in fields { add(name: name, value: value) }
     }

@@ -21,21 +21,23 @@ package struct SHA1: HashFunction {
     }
 
     private static func compress(_ state: inout [UInt32], _ block: UnsafeRawBufferPointer) {
-        var w = [UInt32](repeating: 0, count: 80)
-        for t in 0..<16 { w[t] = loadBigEndian32(block, t * 4) }
-        for t in 16..<80 { w[t] = rotateLeft(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1) }
-        var (a, b, c, d, e) = (state[0], state[1], state[2], state[3], state[4])
-        for t in 0..<80 {
-            let (f, k): (UInt32, UInt32) =
-                switch t {
-                case 0..<20: ((b & c) | (~b & d), 0x5A827999)
-                case 20..<40: (b ^ c ^ d, 0x6ED9EBA1)
-                case 40..<60: ((b & c) | (b & d) | (c & d), 0x8F1BBCDC)
-                default: (b ^ c ^ d, 0xCA62C1D6)
-                }
-            let temp = rotateLeft(a, 5) &+ f &+ e &+ k &+ w[t]
-            (e, d, c, b, a) = (d, c, rotateLeft(b, 30), a, temp)
+        // The message schedule lives on the stack: no allocation per block.
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 80) { w in
+            for t in 0..<16 { w[t] = loadBigEndian32(block, t * 4) }
+            for t in 16..<80 { w[t] = rotateLeft(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1) }
+            var (a, b, c, d, e) = (state[0], state[1], state[2], state[3], state[4])
+            for t in 0..<80 {
+                let (f, k): (UInt32, UInt32) =
+                    switch t {
+                    case 0..<20: ((b & c) | (~b & d), 0x5A827999)
+                    case 20..<40: (b ^ c ^ d, 0x6ED9EBA1)
+                    case 40..<60: ((b & c) | (b & d) | (c & d), 0x8F1BBCDC)
+                    default: (b ^ c ^ d, 0xCA62C1D6)
+                    }
+                let temp = rotateLeft(a, 5) &+ f &+ e &+ k &+ w[t]
+                (e, d, c, b, a) = (d, c, rotateLeft(b, 30), a, temp)
+            }
+            state[0] &+= a; state[1] &+= b; state[2] &+= c; state[3] &+= d; state[4] &+= e
         }
-        state[0] &+= a; state[1] &+= b; state[2] &+= c; state[3] &+= d; state[4] &+= e
     }
 }
