@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The parts of a JSON document that a set of paths can read. Parsing with a projection
 /// validates the whole text but builds values only for those parts, so a route that reads
 /// ten fields of a large order does not pay for the rest.
@@ -27,8 +31,9 @@ package final class JSONProjection: Sendable {
     }
 
     func member(_ name: UnsafeBufferPointer<UInt8>) -> JSONProjection? {
-        for (candidate, projection) in members where candidate.count == name.count {
-            if candidate.withUnsafeBufferPointer({ $0.elementsEqual(name) }) { return projection }
+        guard let first = name.first else { return members.first { $0.name.isEmpty }?.projection }
+        for (candidate, projection) in members where candidate.count == name.count && candidate[0] == first {
+            if candidate.withUnsafeBufferPointer({ memcmp($0.baseAddress!, name.baseAddress!, name.count) == 0 }) { return projection }
         }
         return nil
     }
