@@ -203,6 +203,14 @@ private struct PathParser {
     let source: String
     let scalars: [Unicode.Scalar]
     var index = 0
+    /// Nesting of `(`, `!` and filters; bounded so that hostile paths cannot exhaust the stack.
+    var depth = 0
+    static let maxDepth = 32
+
+    mutating func nest() throws(JSONPathError) {
+        depth += 1
+        guard depth <= Self.maxDepth else { throw error("nested more than \(Self.maxDepth) levels deep") }
+    }
 
     init(_ source: String) {
         self.source = source
@@ -286,6 +294,8 @@ private struct PathParser {
         case "?":
             index += 1
             skipBlank()
+            try nest()
+            defer { depth -= 1 }
             return .filter(try parseOr())
         case "-", "0"..."9":
             return .index(try parseInteger())
@@ -374,6 +384,8 @@ private struct PathParser {
     }
 
     mutating func parseUnary() throws(JSONPathError) -> FilterExpression {
+        try nest()
+        defer { depth -= 1 }
         skipBlank()
         if current == "!" && (index + 1 >= scalars.count || scalars[index + 1] != "=") {
             index += 1

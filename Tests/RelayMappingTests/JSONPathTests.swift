@@ -75,6 +75,8 @@ import Testing
         BadPath(path: "$.a[?$.x == 1]", message: "absolute paths inside filters are not supported; use '@'", column: 6),
         BadPath(path: "$.a[01]", message: "invalid index 01", column: 5),
         BadPath(path: "$.a b", message: "unexpected ' '", column: 4),
+        // Found by the fuzzer: deep nesting used to exhaust the stack.
+        BadPath(path: "$[?" + String(repeating: "(", count: 40) + "@.a == 1" + String(repeating: ")", count: 40) + "]", message: "nested more than 32 levels deep", column: 35),
     ]
 
     @Test(arguments: badPaths)
