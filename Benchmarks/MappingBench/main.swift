@@ -22,7 +22,7 @@ let mapping = """
     """
 
 func order(_ index: Int) -> String {
-    let items = (0..<6).map { item in
+    let items = (0..<9).map { item in
         #"{"id":\#(466157049 + index * 10 + item),"product_id":\#(632910392 + item),"title":"IPod Nano - 8GB \#(item)","quantity":\#(1 + item % 3),"price":"199.00","sku":"IPOD2008\#(item)","vendor":"Apple","requires_shipping":true,"taxable":true,"grams":567}"#
     }.joined(separator: ",")
     return #"""

@@ -64,9 +64,11 @@ struct BlockBuffer {
     }
 }
 
-@inline(__always) func rotateRight(_ value: UInt32, _ count: UInt32) -> UInt32 { (value >> count) | (value << (32 - count)) }
-@inline(__always) func rotateRight(_ value: UInt64, _ count: UInt64) -> UInt64 { (value >> count) | (value << (64 - count)) }
-@inline(__always) func rotateLeft(_ value: UInt32, _ count: UInt32) -> UInt32 { (value << count) | (value >> (32 - count)) }
+// Masking shifts (&>>, &<<): the counts are constants in range, and the checked shifts'
+// over-shift handling kept these from inlining into a single rotate instruction.
+@inline(__always) func rotateRight(_ value: UInt32, _ count: UInt32) -> UInt32 { (value &>> count) | (value &<< (32 &- count)) }
+@inline(__always) func rotateRight(_ value: UInt64, _ count: UInt64) -> UInt64 { (value &>> count) | (value &<< (64 &- count)) }
+@inline(__always) func rotateLeft(_ value: UInt32, _ count: UInt32) -> UInt32 { (value &<< count) | (value &>> (32 &- count)) }
 
 @inline(__always) func loadBigEndian32(_ block: UnsafeRawBufferPointer, _ offset: Int) -> UInt32 {
     UInt32(block[offset]) << 24 | UInt32(block[offset + 1]) << 16 | UInt32(block[offset + 2]) << 8 | UInt32(block[offset + 3])
