@@ -8,11 +8,12 @@ let package = Package(
     ],
     targets: [
         .target(name: "CSystem"),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .target(name: "CTLS", dependencies: ["COpenSSL"]),
         .target(name: "RelayHTTP", dependencies: ["CSystem"]),
         .target(name: "RelayMapping"),
-        .target(name: "RelayCore", dependencies: ["RelayHTTP", "RelayMapping", "COpenSSL", "CTLS"]),
+        .target(name: "RelayCore", dependencies: ["RelayHTTP", "RelayMapping", "COpenSSL", "CTLS", "CSQLite"]),
         .executableTarget(name: "happyrelay", dependencies: ["RelayCore", "RelayHTTP", "RelayMapping"]),
         .executableTarget(
             name: "happyrelay-http-bench", dependencies: ["RelayHTTP"], path: "Benchmarks/HTTPBenchServer"),

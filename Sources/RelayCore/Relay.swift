@@ -16,6 +16,7 @@ package final class Relay: Sendable {
 
     private let served: [ServedRoute]
     private let upstream: HappyTalkUpstream?
+    private let queue: DeliveryQueue?
     private let logger: Logger
     private let dedupe = DedupeWindow()
     private let clock: @Sendable () -> Int
@@ -29,7 +30,7 @@ package final class Relay: Sendable {
     /// `FILE: POINTER: message` unless in a dry run, where unverifiable routes are served
     /// unverified (and named in the log).
     package init(
-        routes: [MappingRoute], credentials: Credentials, upstream: HappyTalkUpstream?, dryRun: Bool,
+        routes: [MappingRoute], credentials: Credentials, upstream: HappyTalkUpstream?, queue: DeliveryQueue? = nil, dryRun: Bool,
         environment: [String: String], logger: Logger, clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970) }
     ) throws(MappingDiagnostics) {
         let isDryRun = dryRun || credentials.isEmpty
@@ -71,6 +72,7 @@ package final class Relay: Sendable {
         self.served = served
         self.unverifiedRoutes = unverified
         self.upstream = upstream
+        self.queue = queue
         self.logger = logger
         self.isDryRun = isDryRun
         self.clock = clock
@@ -152,6 +154,24 @@ package final class Relay: Sendable {
             finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "bindings are not stored by this version"), "failed", "")
         case .failed(let failure):
             logger.warning("mapping failed", ["route": route.path, "rule": failure.rule, "field": failure.field, "request_id": requestID])
+            if route.delivery == .async, !isDryRun, let queue {
+                // Kept as a dead delivery with the raw request, so a fixed mapping can replay it;
+                // answered 2xx because resending cannot fix a mapping (interface.md).
+                let dead = NewDelivery(
+                    id: requestID, route: route.path, credential: route.credential ?? "", roomID: "", call: "{}",
+                    request: Self.replayRecord(request, route: route), deadReason: "mapping failed: \(failure)")
+                queue.enqueue([dead]) { result in
+                    switch result {
+                    case .success:
+                        finish(
+                            Self.json(.accepted, [("result", "fail"), ("error", "mapping_failed"), ("message", failure.description), ("id", requestID)]),
+                            "failed", failure.rule)
+                    case .failure:
+                        finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "the queue cannot be written; retry later"), "failed", failure.rule)
+                    }
+                }
+                return
+            }
             finish(HTTPErrorBody.response(.unprocessableContent, error: "mapping_failed", message: failure.description), "failed", failure.rule)
         case .calls(let calls, _):
             let rules = calls.map(\.rule).joined(separator: ",")
@@ -166,10 +186,28 @@ package final class Relay: Sendable {
                 }
                 return
             }
-            guard route.delivery == .sync, let upstream, let token = served.token else {
-                finish(
-                    HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "durable async delivery is not available in this version; retry later"),
-                    "failed", rules)
+            if route.delivery == .async {
+                guard let queue else {
+                    finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "the queue is not available; retry later"), "failed", rules)
+                    return
+                }
+                let record = Self.replayRecord(request, route: route)
+                let deliveries = calls.enumerated().map { index, call in
+                    NewDelivery(
+                        id: index == 0 ? requestID : "\(requestID)-\(index)", route: route.path, credential: route.credential ?? "",
+                        roomID: call["room_id"] ?? "", call: String(decoding: Self.fieldsObject(call), as: UTF8.self), request: record, deadReason: nil)
+                }
+                queue.enqueue(deliveries) { result in
+                    switch result {
+                    case .success: finish(Self.json(.accepted, [("result", "accepted"), ("id", requestID)]), "accepted", rules)
+                    case .failure:
+                        finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "the queue cannot be written; retry later"), "failed", rules)
+                    }
+                }
+                return
+            }
+            guard let upstream, let token = served.token else {
+                finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "no upstream is configured"), "failed", rules)
                 return
             }
             let timeout = route.timeout
@@ -190,6 +228,33 @@ package final class Relay: Sendable {
                 finish(answer, outcome, rules)
             }
         }
+    }
+
+    /// A call's fields as a JSON object, without the token.
+    static func fieldsObject(_ call: MappedCall) -> [UInt8] {
+        var output: [UInt8] = []
+        JSONSerializer.writeObject(call.fields.map { (key: $0.name, value: $0.value) }, to: &output)
+        return output
+    }
+
+    /// What replay needs of a request: the headers and query parameters its paths read
+    /// (never Authorization, a verification header or a secret query parameter) and the body.
+    static func replayRecord(_ request: HTTPRequest, route: MappingRoute) -> String {
+        let secretHeader = route.verify.scheme == .header ? route.verify.header : nil
+        let secretParameter = route.verify.scheme == .query ? route.verify.parameter : nil
+        let headers = request.headers.fields.filter { field in
+            field.name != "authorization" && field.name != secretHeader && field.name != "cookie"
+                && (route.readsHeader(field.name) || field.name == "content-type")
+        }
+        let query = FormBody.pairs(Array(request.head.query.utf8)).filter { $0.name != secretParameter }
+        var output: [UInt8] = Array(#"{"headers":"#.utf8)
+        JSONSerializer.writeObject(headers.map { (key: $0.name, value: $0.value) }, to: &output)
+        output += Array(#","query":"#.utf8)
+        JSONSerializer.writeObject(query.map { (key: $0.name, value: $0.value) }, to: &output)
+        output += Array(#","body":"#.utf8)
+        JSONSerializer.writeString(String(decoding: request.body, as: UTF8.self), to: &output)
+        output.append(UInt8(ascii: "}"))
+        return String(decoding: output, as: UTF8.self)
     }
 
     /// The sync answer for a failed delivery.

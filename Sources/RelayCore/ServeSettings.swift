@@ -7,6 +7,8 @@ package struct ServeSettings: Sendable {
     package var upstream = "https://customer.happytalk.io"
     package var isDryRun = false
     package var upstreamCAFile: String?
+    package var dataDirectory = "data"
+    package var upstreamConcurrency = 64
     /// Nil: text on a terminal, JSON otherwise.
     package var logFormat: Logger.Format?
     package var logLevel = Logger.Level.info
@@ -23,6 +25,8 @@ package struct ServeSettings: Sendable {
     package static let options: [CommandLineOption] = [
         CommandLineOption("--listen", environment: "HAPPYRELAY_LISTEN", value: "HOST:PORT", help: "address to listen on (default 127.0.0.1:8080; port 0 picks a free one)"),
         CommandLineOption("--mappings", environment: "HAPPYRELAY_MAPPINGS", value: "DIR", help: "folder of mapping files (default mappings)"),
+        CommandLineOption("--data-dir", environment: "HAPPYRELAY_DATA_DIR", value: "DIR", help: "where the delivery queue lives (default data, created if missing)"),
+        CommandLineOption("--upstream-concurrency", environment: "HAPPYRELAY_UPSTREAM_CONCURRENCY", value: "N", help: "async calls in flight toward HappyTalk at most (default 64)"),
         CommandLineOption("--upstream", environment: "HAPPYTALK_BASE_URL", value: "URL", help: "HappyTalk base URL (default https://customer.happytalk.io)"),
         CommandLineOption("--upstream-ca-file", environment: "HAPPYRELAY_UPSTREAM_CA_FILE", value: "FILE", help: "also trust the CA certificates in this PEM file for https:// upstreams (verification stays on)"),
         CommandLineOption("--dry-run", environment: "HAPPYRELAY_DRY_RUN", help: "map and log calls, send nothing (also the mode when no HAPPYTALK_TOKEN is set)"),
@@ -59,6 +63,8 @@ package struct ServeSettings: Sendable {
         }
         settings.isDryRun = parsed.isOn("--dry-run")
         settings.upstreamCAFile = parsed.value("--upstream-ca-file")
+        if let text = parsed.value("--data-dir") { settings.dataDirectory = text }
+        settings.upstreamConcurrency = try parsed.integer("--upstream-concurrency", default: 64, range: 1...4096)
         if let text = parsed.value("--log-format") {
             guard let format = Logger.Format(rawValue: text) else {
                 throw SettingsError("\(parsed.source("--log-format")): \"\(text)\" is not json or text")

@@ -263,6 +263,16 @@ package struct MappingRoute: Sendable {
     /// Nil when a path needs the whole body. Computed once, when the file is compiled.
     package var bodyProjection: JSONProjection?
 
+    /// Whether a path of the route reads this (lower-case) header, by name or wholesale.
+    package func readsHeader(_ name: String) -> Bool {
+        for path in rules.flatMap(\.paths) + (dedupe?.key.paths ?? []) {
+            guard case .name("headers")? = path.segments.first else { continue }
+            guard path.segments.count > 1, case .name(let header) = path.segments[1] else { return true }
+            if header == name { return true }
+        }
+        return false
+    }
+
     func makeBodyProjection() -> JSONProjection? {
         var bodyPaths: [[JSONPath.Segment]] = []
         for path in rules.flatMap(\.paths) + (dedupe?.key.paths ?? []) {
@@ -285,6 +295,11 @@ package struct MappedCall: Sendable, Equatable {
 
     package static func == (lhs: MappedCall, rhs: MappedCall) -> Bool {
         lhs.rule == rhs.rule && lhs.fields.elementsEqual(rhs.fields) { $0 == $1 }
+    }
+
+    package init(rule: String, fields: [(name: String, value: String)]) {
+        self.rule = rule
+        self.fields = fields
     }
 
     package subscript(field: String) -> String? { fields.first { $0.name == field }?.value }

@@ -102,11 +102,23 @@ struct HappyRelay {
         } catch {
             fail("happyrelay serve: \(error)", code: 1)
         }
+        var queue: DeliveryQueue?
+        if !settings.isDryRun && !credentials.isEmpty {
+            do {
+                var configuration = DeliveryQueue.Configuration()
+                configuration.concurrency = settings.upstreamConcurrency
+                queue = try DeliveryQueue(
+                    directory: settings.dataDirectory, upstream: upstream, credentials: credentials, configuration: configuration,
+                    logger: logger)
+            } catch {
+                fail("happyrelay serve: cannot open the delivery queue in \(settings.dataDirectory): \(error)", code: 1)
+            }
+        }
         let relay: Relay
         do {
             relay = try Relay(
-                routes: routes, credentials: credentials, upstream: upstream, dryRun: settings.isDryRun, environment: environment,
-                logger: logger)
+                routes: routes, credentials: credentials, upstream: upstream, queue: queue, dryRun: settings.isDryRun,
+                environment: environment, logger: logger)
         } catch {
             fail(error.items.map(\.description).joined(separator: "\n") + "\nhappyrelay serve: fix the settings above, or run without HAPPYTALK_TOKEN to try it in dry-run mode", code: 1)
         }
@@ -121,6 +133,7 @@ struct HappyRelay {
             fail("happyrelay serve: cannot listen on \(settings.listen): \(error)", code: 1)
         }
         logger.info("loaded mappings", ["folder": settings.mappings, "routes": routes.map(\.path).joined(separator: ",")])
+        queue?.start()
         let bound = HostAndPort(host: settings.listen.host, port: server.port)
         for path in relay.unverifiedRoutes {
             logger.warning("serving route without verification (dry run: its secret is not set)", ["route": path])
@@ -135,6 +148,7 @@ struct HappyRelay {
         let signal = await termination.wait()
         logger.info("shutting down", ["signal": signal])
         await server.shutdown()
+        await queue?.shutdown(drain: settings.drainTimeout)
         client.shutdown()
         logger.info("stopped")
         exit(0)

@@ -145,14 +145,17 @@ import Testing
         }
     }
 
-    @Test func asyncRoutesAreRefusedUntilDurableDeliveryExists() async throws {
+    @Test func asyncRoutesAnswer202AfterTheCommitAndDeliver() async throws {
         let mappings = ["async.json": #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.body.room" } } ] }"#]
         try await offPool {
             let relay = try RelayHarness(mappings: mappings)
             let response = try relay.post("/async", body: RelayHarness.body)
-            #expect(response.status == 503)
-            #expect(response.text.contains(#""error":"unavailable""#))
-            #expect(relay.recordedCalls.isEmpty)
+            #expect(response.status == 202)
+            #expect(response.text.hasPrefix(#"{"result":"accepted","id":""#))
+            #expect(relay.waitForCalls(1) == [RelayHarness.expectedCall])
+            let failed = try relay.post("/async", body: #"{"room":"r-1"}"#)
+            #expect(failed.status == 202)
+            #expect(failed.text.hasPrefix(#"{"result":"fail","error":"mapping_failed","message":"uuid: $.body.uuid is empty","id":""#))
         }
         try await offPool {
             let dry = try RelayHarness(mappings: mappings, withToken: false)
@@ -163,13 +166,32 @@ import Testing
         }
     }
 
+    @Test func outageThenRecoveryDeliversEverythingWithEachRoomInOrder() async throws {
+        let mappings = ["async.json": #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.body.room", "parcel_number": "$.body.n" } } ] }"#]
+        try await offPool {
+            let relay = try RelayHarness(mappings: mappings)
+            _ = try relay.mock.stop()
+            for index in 0..<50 {
+                #expect(try relay.post("/async", body: #"{"uuid":"u-1","room":"r-one","n":"\#(index)"}"#).status == 202)
+                #expect(try relay.post("/async", body: #"{"uuid":"u-2","room":"r-\#(index)","n":"\#(index)"}"#).status == 202)
+            }
+            try relay.restartMock()
+            let calls = relay.waitForCalls(100, timeout: 60)
+            #expect(calls.count == 100)
+            let roomOne = calls.filter { $0.contains(#""room_id":"r-one""#) }
+            #expect(roomOne == (0..<50).map { #"{"token":"\#(RelayHarness.token)","uuid":"u-1","room_id":"r-one","parcel_number":"\#($0)"}"# })
+        }
+    }
+
     @Test func aMissingSecretStopsStartUpWhenATokenIsSet() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try RelayHarness.route("/signed", verify: #"{ "scheme": "shopify", "secret": { "env": "SHOP_SECRET" } }"#)
             .write(to: folder.appendingPathComponent("shop.json"), atomically: true, encoding: .utf8)
         let result = try await offPool {
-            try RelayProcess.run(["serve", "--listen", "127.0.0.1:0", "--mappings", folder.path], environment: ["HAPPYTALK_TOKEN": "t"])
+            try RelayProcess.run(
+                ["serve", "--listen", "127.0.0.1:0", "--mappings", folder.path, "--data-dir", folder.appendingPathComponent("data").path],
+                environment: ["HAPPYTALK_TOKEN": "t"])
         }
         #expect(result.status == 1)
         #expect(result.output.contains("shop.json: /verify/secret: environment variable SHOP_SECRET is not set"))

@@ -67,7 +67,7 @@ import Testing
         try await offPool {
             let relay = try RelayProcess(
                 ["serve", "--listen", "127.0.0.1:0", "--mappings", folder.path, "--upstream", "https://localhost:\(server.port)",
-                 "--upstream-ca-file", TLSTestServer.fixture("ca.pem")],
+                 "--upstream-ca-file", TLSTestServer.fixture("ca.pem"), "--data-dir", folder.appendingPathComponent("data").path],
                 environment: ["HAPPYTALK_TOKEN": "tls-token"])
             let port = try relay.waitForPort()
             let connection = try RawConnection(port: port)
@@ -86,7 +86,7 @@ import Testing
         try RelayHarness.route("/sync", verify: #"{ "scheme": "none" }"#).write(to: folder.appendingPathComponent("sync.json"), atomically: true, encoding: .utf8)
         try await offPool {
             let relay = try RelayProcess(
-                ["serve", "--listen", "127.0.0.1:0", "--mappings", folder.path, "--upstream", "https://localhost:\(server.port)"],
+                ["serve", "--listen", "127.0.0.1:0", "--mappings", folder.path, "--upstream", "https://localhost:\(server.port)", "--data-dir", folder.appendingPathComponent("data").path],
                 environment: ["HAPPYTALK_TOKEN": "tls-token"])
             let port = try relay.waitForPort()
             let connection = try RawConnection(port: port)

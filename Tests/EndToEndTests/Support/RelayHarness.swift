@@ -9,7 +9,8 @@ final class RelayHarness: @unchecked Sendable {
     static let token = "tok-Aa1Bb2Cc3Dd4Ee5Ff6Gg7Hh8"
 
     let directory: URL
-    let mock: RelayProcess
+    private(set) var mock: RelayProcess
+    private let mockArguments: [String]
     let relay: RelayProcess
     let relayPort: Int
     let mockPort: Int
@@ -28,13 +29,15 @@ final class RelayHarness: @unchecked Sendable {
             try text.write(to: directory.appendingPathComponent("mappings/\(name)"), atomically: true, encoding: .utf8)
         }
         recordPath = directory.appendingPathComponent("calls.jsonl").path
+        self.mockArguments = mockArguments
         mock = try RelayProcess(["mock-upstream", "--listen", "127.0.0.1:0", "--token", Self.token, "--record", recordPath] + mockArguments)
         mockPort = try mock.waitForPort()
         var env = environment
         if withToken { env["HAPPYTALK_TOKEN"] = Self.token }
         relay = try RelayProcess(
             ["serve", "--listen", "127.0.0.1:0", "--mappings", directory.appendingPathComponent("mappings").path,
-             "--upstream", "http://127.0.0.1:\(mockPort)", "--log-format", "json", "--log-level", "debug"] + relayArguments,
+             "--upstream", "http://127.0.0.1:\(mockPort)", "--data-dir", directory.appendingPathComponent("data").path,
+             "--log-format", "json", "--log-level", "debug"] + relayArguments,
             environment: env)
         relayPort = try relay.waitForPort()
     }
@@ -43,6 +46,21 @@ final class RelayHarness: @unchecked Sendable {
         _ = try? relay.stop()
         _ = try? mock.stop()
         try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Starts the mock again on the port it had (after a test stopped it).
+    func restartMock() throws {
+        mock = try RelayProcess(
+            ["mock-upstream", "--listen", "127.0.0.1:\(mockPort)", "--token", Self.token, "--record", recordPath] + mockArguments)
+        _ = try mock.waitForPort()
+    }
+
+    /// Waits until the mock has recorded `count` calls (or `timeout` passes); returns them.
+    @discardableResult
+    func waitForCalls(_ count: Int, timeout: Double = 30) -> [String] {
+        let deadline = Date().addingTimeInterval(timeout)
+        while recordedCalls.count < count && Date() < deadline { usleep(20_000) }
+        return recordedCalls
     }
 
     /// Sends one request on a fresh connection and reads the answer.

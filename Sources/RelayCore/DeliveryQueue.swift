@@ -1,0 +1,297 @@
+import Foundation
+import RelayMapping
+import Synchronization
+
+/// A delivery to store: one call of an accepted webhook, without the token.
+package struct NewDelivery: Sendable {
+    package var id: String
+    package var route: String
+    /// The route's credential name ("" for the default).
+    package var credential: String
+    package var roomID: String
+    /// The call's fields as a JSON object, without `token`.
+    package var call: String
+    /// What replay needs: the request as the route read it (its headers and query, the body).
+    package var request: String
+    /// Nil: pending; otherwise the delivery is stored dead with this reason (a mapping failure).
+    package var deadReason: String?
+}
+
+/// The durable queue of async deliveries in SQLite (WAL, synchronous=FULL), and the
+/// workers that send them: committed before the 202 (inserts that arrive together share one
+/// transaction), FIFO per (credential, room_id), retried by `RetryPolicy`, dead when
+/// permanent or expired. One thread owns the database; sends run as tasks and report back.
+package final class DeliveryQueue: Sendable {
+    package struct Configuration: Sendable {
+        package var policy = RetryPolicy()
+        /// Calls in flight toward HappyTalk at most.
+        package var concurrency = 64
+        /// Each send waits at most this long.
+        package var sendTimeout: Duration = .seconds(10)
+
+        package init() {}
+    }
+
+    private enum Job {
+        case insert([NewDelivery], completion: @Sendable (Result<Void, SQLiteError>) -> Void)
+        case finished(id: String, roomKey: String, action: RetryPolicy.Action, attempts: Int, reason: String)
+    }
+
+    private struct Shared {
+        var jobs: [Job] = []
+        var isStopping = false
+        var inFlight = 0
+    }
+
+    /// The file inside the data directory.
+    package static let fileName = "happyrelay.sqlite"
+    static let schemaVersion = 1
+
+    private let configuration: Configuration
+    private let upstream: HappyTalkUpstream
+    private let credentials: Credentials
+    private let logger: Logger
+    private let clock: @Sendable () -> Int
+    private let shared = Mutex(Shared())
+    private let wake = DispatchSemaphore(value: 0)
+    private let stopped = DispatchSemaphore(value: 0)
+    // Owned by the store thread.
+    private let database: ThreadConfined<SQLiteDatabase>
+
+    /// Opens (and migrates) the queue in `directory`; call `start` to deliver.
+    package init(
+        directory: String, upstream: HappyTalkUpstream, credentials: Credentials, configuration: Configuration = Configuration(),
+        logger: Logger, clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970 * 1000) }
+    ) throws(SQLiteError) {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw SQLiteError(code: -1, description: "cannot create \(directory)")
+        }
+        let path = (directory as NSString).appendingPathComponent(Self.fileName)
+        let database = try SQLiteDatabase(path: path)
+        try Self.migrate(database)
+        self.database = ThreadConfined(database, path: path)
+        self.configuration = configuration
+        self.upstream = upstream
+        self.credentials = credentials
+        self.logger = logger
+        self.clock = clock
+    }
+
+    /// Brings the schema to the current version (`PRAGMA user_version`), one step at a time.
+    static func migrate(_ database: SQLiteDatabase) throws(SQLiteError) {
+        try database.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+        let version = try database.integer("PRAGMA user_version")
+        guard version <= schemaVersion else {
+            throw SQLiteError(code: -1, description: "the queue was written by a newer happyrelay (schema \(version))")
+        }
+        if version < 1 {
+            try database.execute(
+                """
+                BEGIN;
+                CREATE TABLE deliveries (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    route TEXT NOT NULL,
+                    credential TEXT NOT NULL,
+                    room_id TEXT NOT NULL,
+                    call TEXT NOT NULL,
+                    request TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    accepted_at INTEGER NOT NULL,
+                    next_attempt_at INTEGER NOT NULL,
+                    last_reason TEXT
+                );
+                CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
+                CREATE INDEX deliveries_room ON deliveries (state, credential, room_id, seq);
+                PRAGMA user_version = 1;
+                COMMIT;
+                """)
+        }
+    }
+
+    /// Stores deliveries; `completion` runs once they are committed (or failed to be).
+    package func enqueue(_ deliveries: [NewDelivery], completion: @escaping @Sendable (Result<Void, SQLiteError>) -> Void) {
+        let accepted = shared.withLock { shared -> Bool in
+            guard !shared.isStopping else { return false }
+            shared.jobs.append(.insert(deliveries, completion: completion))
+            return true
+        }
+        if accepted { wake.signal() } else { completion(.failure(SQLiteError(code: -1, description: "the relay is stopping"))) }
+    }
+
+    /// Starts the store thread: commits, dispatches due deliveries, records results.
+    package func start() {
+        let thread = Thread { [self] in run() }
+        thread.name = "happyrelay-queue"
+        thread.start()
+    }
+
+    /// Stops dispatching, waits up to `drain` for sends in flight, records their results.
+    package func shutdown(drain: Duration) async {
+        shared.withLock { $0.isStopping = true }
+        let deadline = ContinuousClock.now.advanced(by: drain)
+        while shared.withLock({ $0.inFlight }) > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        wake.signal()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async { [stopped] in
+                stopped.wait()
+                continuation.resume()
+            }
+        }
+    }
+
+    // MARK: The store thread
+
+    private func run() {
+        let database = self.database.value
+        var busyRooms = Set<String>()
+        while true {
+            let (jobs, isStopping) = shared.withLock { shared in
+                defer { shared.jobs.removeAll(keepingCapacity: true) }
+                return (shared.jobs, shared.isStopping)
+            }
+            commit(jobs, in: database, busyRooms: &busyRooms)
+            if isStopping && shared.withLock({ $0.inFlight == 0 && $0.jobs.isEmpty }) { break }
+            if !isStopping { dispatch(from: database, busyRooms: &busyRooms) }
+            // Sleep until the next delivery is due, a job arrives, or a second passes (so that a
+            // replay written by another process is picked up).
+            let now = clock()
+            let next = (try? database.integer("SELECT IFNULL(MIN(next_attempt_at), 0) FROM deliveries WHERE state = 'pending'")) ?? 0
+            let wait = next > now ? min(next - now, 1000) : (next == 0 ? 1000 : 1)
+            _ = wake.wait(timeout: .now() + .milliseconds(wait))
+        }
+        stopped.signal()
+    }
+
+    private func commit(_ jobs: [Job], in database: SQLiteDatabase, busyRooms: inout Set<String>) {
+        guard !jobs.isEmpty else { return }
+        var completions: [@Sendable (Result<Void, SQLiteError>) -> Void] = []
+        do throws(SQLiteError) {
+            try database.execute("BEGIN IMMEDIATE")
+            let insert = try database.prepare(
+                "INSERT INTO deliveries (id, route, credential, room_id, call, request, state, attempts, accepted_at, next_attempt_at, last_reason) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)")
+            let update = try database.prepare("UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, last_reason = ? WHERE id = ?")
+            let now = clock()
+            for job in jobs {
+                switch job {
+                case .insert(let deliveries, let completion):
+                    for delivery in deliveries {
+                        try insert.run([
+                            .text(delivery.id), .text(delivery.route), .text(delivery.credential), .text(delivery.roomID), .text(delivery.call),
+                            .text(delivery.request), .text(delivery.deadReason == nil ? "pending" : "dead"), .integer(now), .integer(now),
+                            delivery.deadReason.map(SQLiteValue.text) ?? .null,
+                        ])
+                    }
+                    completions.append(completion)
+                case .finished(let id, let roomKey, let action, let attempts, let reason):
+                    busyRooms.remove(roomKey)
+                    switch action {
+                    case .acknowledge: try update.run([.text("delivered"), .integer(attempts), .integer(now), .null, .text(id)])
+                    case .retry(let at): try update.run([.text("pending"), .integer(attempts), .integer(at), .text(reason), .text(id)])
+                    case .deadLetter(let why): try update.run([.text("dead"), .integer(attempts), .integer(now), .text(why), .text(id)])
+                    }
+                }
+            }
+            try database.execute("COMMIT")
+            for completion in completions { completion(.success(())) }
+        } catch {
+            try? database.execute("ROLLBACK")
+            logger.error("the queue cannot be written", ["error": error.description])
+            for job in jobs {
+                if case .insert(_, let completion) = job { completion(.failure(error)) }
+            }
+            // Results that could not be written are sent again later: at-least-once.
+            for job in jobs { if case .finished(_, let roomKey, _, _, _) = job { busyRooms.remove(roomKey) } }
+        }
+    }
+
+    private func dispatch(from database: SQLiteDatabase, busyRooms: inout Set<String>) {
+        let room = shared.withLock { configuration.concurrency - $0.inFlight }
+        guard room > 0 else { return }
+        do throws(SQLiteError) {
+            // The oldest pending delivery of each room, when it is due: a later call for a room
+            // never overtakes an earlier one, even one that waits for a retry.
+            let due = try database.prepare(
+                """
+                SELECT d.id, d.route, d.credential, d.room_id, d.call, d.attempts, d.accepted_at FROM deliveries d
+                WHERE d.state = 'pending' AND d.next_attempt_at <= ?
+                  AND d.seq = (SELECT MIN(e.seq) FROM deliveries e WHERE e.state = 'pending' AND e.credential = d.credential AND e.room_id = d.room_id)
+                ORDER BY d.seq LIMIT ?
+                """)
+            try due.bind([.integer(clock()), .integer(room + busyRooms.count)])
+            var started = 0
+            while started < room, try due.step() {
+                let roomKey = (due.text(2) ?? "") + "\u{0}" + (due.text(3) ?? "")
+                guard !busyRooms.contains(roomKey) else { continue }
+                busyRooms.insert(roomKey)
+                started += 1
+                send(
+                    id: due.text(0) ?? "", route: due.text(1) ?? "", credential: due.text(2) ?? "", call: due.text(4) ?? "{}",
+                    attempts: due.integer(5), acceptedAt: due.integer(6), roomKey: roomKey)
+            }
+        } catch {
+            logger.error("the queue cannot be read", ["error": error.description])
+        }
+    }
+
+    private func send(id: String, route: String, credential: String, call: String, attempts: Int, acceptedAt: Int, roomKey: String) {
+        shared.withLock { $0.inFlight += 1 }
+        Task { [self] in
+            let result: UpstreamResult
+            if let token = credentials.token(named: credential.isEmpty ? nil : credential), let fields = Self.fields(of: call) {
+                result = await upstream.send(MappedCall(rule: "", fields: fields), token: token, timeout: configuration.sendTimeout)
+            } else {
+                result = .transient("\(Credentials.variable(for: credential.isEmpty ? nil : credential)) is not set")
+            }
+            let attempt = attempts + 1
+            let action = configuration.policy.decide(result, attempt: attempt, acceptedAt: acceptedAt, now: clock()) { Double.random(in: 0..<1) }
+            if case .failed(let code, let message, true) = result {
+                logger.error("HappyTalk refused the relay's credential: check the token", ["delivery.id": id, "route": route, "code": String(code), "message": message])
+            }
+            switch action {
+            case .acknowledge: logger.debug("delivered", ["delivery.id": id, "route": route, "attempt": String(attempt)])
+            case .retry: logger.info("delivery will be retried", ["delivery.id": id, "route": route, "attempt": String(attempt), "reason": RetryPolicy.describe(result)])
+            case .deadLetter(let reason): logger.warning("delivery is dead", ["delivery.id": id, "route": route, "attempt": String(attempt), "reason": reason])
+            }
+            shared.withLock { shared in
+                shared.inFlight -= 1
+                shared.jobs.append(.finished(id: id, roomKey: roomKey, action: action, attempts: attempt, reason: RetryPolicy.describe(result)))
+            }
+            wake.signal()
+        }
+    }
+
+    /// The fields of a stored call object.
+    static func fields(of call: String) -> [(name: String, value: String)]? {
+        guard case .object(let members)? = try? JSONParser().parse(call) else { return nil }
+        return members.map { ($0.key, $0.value.text) }
+    }
+
+    /// Counts by state, for tests and readiness.
+    package func counts() throws(SQLiteError) -> [String: Int] {
+        // A second connection: safe beside the store thread's (SQLite locks the file).
+        let reader = try SQLiteDatabase(path: databasePath)
+        let statement = try reader.prepare("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
+        var counts: [String: Int] = [:]
+        while try statement.step() { counts[statement.text(0) ?? ""] = statement.integer(1) }
+        return counts
+    }
+
+    private var databasePath: String { database.path }
+}
+
+/// The database connection, touched only by the queue's store thread once it runs.
+final class ThreadConfined<Value>: @unchecked Sendable {
+    let value: Value
+    let path: String
+
+    init(_ value: Value, path: String) {
+        self.value = value
+        self.path = path
+    }
+}

@@ -1,0 +1,67 @@
+/// When to try a delivery again: a pure function of the attempt's outcome and the clock,
+/// so that tests drive it with a fake clock and a fixed random source.
+package struct RetryPolicy: Sendable, Equatable {
+    /// What the worker does next with a delivery.
+    package enum Action: Sendable, Equatable {
+        /// Delivered: done.
+        case acknowledge
+        /// Try again at this time (milliseconds since the epoch), never in the past.
+        case retry(atMilliseconds: Int)
+        /// Give up and keep the delivery as dead, with the reason.
+        case deadLetter(reason: String)
+    }
+
+    /// The ceiling of the first retry's delay.
+    package var firstDelay: Duration = .seconds(1)
+    /// The largest delay between attempts.
+    package var maxDelay: Duration = .seconds(600)
+    /// After this long since acceptance a failing delivery is dead.
+    package var giveUpAfter: Duration = .seconds(86_400)
+
+    package init(firstDelay: Duration = .seconds(1), maxDelay: Duration = .seconds(600), giveUpAfter: Duration = .seconds(86_400)) {
+        self.firstDelay = firstDelay
+        self.maxDelay = maxDelay
+        self.giveUpAfter = giveUpAfter
+    }
+
+    /// Decides after attempt number `attempt` (1 for the first) of a delivery accepted at
+    /// `acceptedAt`. `random` returns a value in [0, 1) for full jitter (AWS Architecture
+    /// Blog, "Exponential Backoff And Jitter"): the delay is uniform in [0, min(cap, first·2^(n-1))].
+    package func decide(
+        _ result: UpstreamResult, attempt: Int, acceptedAt: Int, now: Int, retryAfter: Duration? = nil,
+        random: () -> Double
+    ) -> Action {
+        switch result {
+        case .success:
+            return .acknowledge
+        case .failed(let code, let message, false):
+            return .deadLetter(reason: "HappyTalk refused the call: \(code) \(message)")
+        default:
+            break
+        }
+        let reason = Self.describe(result)
+        let horizon = acceptedAt + Self.milliseconds(giveUpAfter)
+        guard now < horizon else {
+            return .deadLetter(reason: "gave up after \(attempt) attempt\(attempt == 1 ? "" : "s"): \(reason)")
+        }
+        let ceiling = min(Self.milliseconds(maxDelay), Self.milliseconds(firstDelay) << min(attempt - 1, 30))
+        var delay = Int(Double(ceiling) * min(max(random(), 0), 1))
+        if let retryAfter { delay = max(delay, min(Self.milliseconds(retryAfter), Self.milliseconds(maxDelay))) }
+        // The last attempt is placed at the horizon rather than skipped, so none is lost.
+        return .retry(atMilliseconds: min(now + max(delay, 1), max(horizon, now + 1)))
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration.components.seconds) * 1000 + Int(duration.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    /// The reason stored with a failed attempt.
+    package static func describe(_ result: UpstreamResult) -> String {
+        switch result {
+        case .success: "delivered"
+        case .failed(let code, let message, _): "HappyTalk answered \(code) \(message)"
+        case .transient(let reason): reason
+        case .timedOut: "HappyTalk did not answer in time"
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import CSQLite
+
+/// A failed SQLite call, with SQLite's own message.
+package struct SQLiteError: Error, CustomStringConvertible {
+    package let code: Int32
+    package let description: String
+}
+
+/// One SQLite connection. Not thread-safe by itself: its owner serialises access.
+final class SQLiteDatabase {
+    private var handle: OpaquePointer?
+
+    /// Opens (creating if needed) the database file.
+    init(path: String) throws(SQLiteError) {
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let status = sqlite3_open_v2(path, &handle, flags, nil)
+        guard status == SQLITE_OK else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            sqlite3_close(handle)
+            throw SQLiteError(code: status, description: "\(path): \(message)")
+        }
+        sqlite3_busy_timeout(handle, 5000)
+    }
+
+    deinit { sqlite3_close_v2(handle) }
+
+    /// Runs statements that return no rows.
+    func execute(_ sql: String) throws(SQLiteError) {
+        var message: UnsafeMutablePointer<CChar>?
+        let status = sqlite3_exec(handle, sql, nil, nil, &message)
+        guard status == SQLITE_OK else {
+            let text = message.map { String(cString: $0) } ?? "error \(status)"
+            sqlite3_free(message)
+            throw SQLiteError(code: status, description: text)
+        }
+    }
+
+    /// A prepared statement.
+    func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+        var statement: OpaquePointer?
+        let status = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
+        guard status == SQLITE_OK, let statement else { throw error(status) }
+        return SQLiteStatement(statement: statement, database: self)
+    }
+
+    func error(_ status: Int32) -> SQLiteError {
+        SQLiteError(code: status, description: String(cString: sqlite3_errmsg(handle)))
+    }
+
+    /// Rows changed by the last statement.
+    var changes: Int { Int(sqlite3_changes(handle)) }
+
+    /// The first column of the first row of a query, as an integer.
+    func integer(_ sql: String) throws(SQLiteError) -> Int {
+        let statement = try prepare(sql)
+        guard try statement.step() else { return 0 }
+        return statement.integer(0)
+    }
+}
+
+/// A prepared statement; bind, step, read columns, reset.
+final class SQLiteStatement {
+    private let statement: OpaquePointer
+    private let database: SQLiteDatabase
+    // SQLITE_TRANSIENT: SQLite copies bound text (the macro does not import).
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    init(statement: OpaquePointer, database: SQLiteDatabase) {
+        self.statement = statement
+        self.database = database
+    }
+
+    deinit { sqlite3_finalize(statement) }
+
+    func bind(_ values: [SQLiteValue]) throws(SQLiteError) {
+        sqlite3_reset(statement)
+        sqlite3_clear_bindings(statement)
+        for (offset, value) in values.enumerated() {
+            let index = Int32(offset + 1)
+            let status: Int32
+            switch value {
+            case .integer(let number): status = sqlite3_bind_int64(statement, index, sqlite3_int64(number))
+            case .text(let text): status = sqlite3_bind_text(statement, index, text, -1, Self.transient)
+            case .null: status = sqlite3_bind_null(statement, index)
+            }
+            guard status == SQLITE_OK else { throw database.error(status) }
+        }
+    }
+
+    /// Advances; true when a row is available.
+    func step() throws(SQLiteError) -> Bool {
+        let status = sqlite3_step(statement)
+        if status == SQLITE_ROW { return true }
+        if status == SQLITE_DONE { return false }
+        throw database.error(status)
+    }
+
+    /// Binds, runs to completion, resets.
+    func run(_ values: [SQLiteValue]) throws(SQLiteError) {
+        try bind(values)
+        while try step() {}
+        sqlite3_reset(statement)
+    }
+
+    func integer(_ column: Int32) -> Int { Int(sqlite3_column_int64(statement, column)) }
+
+    func text(_ column: Int32) -> String? {
+        guard let pointer = sqlite3_column_text(statement, column) else { return nil }
+        return String(cString: pointer)
+    }
+}
+
+/// A value to bind.
+enum SQLiteValue {
+    case integer(Int)
+    case text(String)
+    case null
+}

@@ -1,0 +1,121 @@
+import Foundation
+import RelayHTTP
+import Synchronization
+import Testing
+
+@testable import RelayCore
+
+@Suite struct RetryPolicyTests {
+    let policy = RetryPolicy(firstDelay: .seconds(1), maxDelay: .seconds(600), giveUpAfter: .seconds(86_400))
+    let accepted = 1_000_000
+
+    @Test func successIsAcknowledged() {
+        #expect(policy.decide(.success, attempt: 1, acceptedAt: accepted, now: accepted) { 0.5 } == .acknowledge)
+    }
+
+    @Test func theEventsOwnFailuresAreDeadAtOnce() {
+        for (code, message) in [(-501, "uuid"), (-503, "users"), (-503, "room"), (-7, "anything else")] {
+            #expect(
+                policy.decide(.failed(code: code, message: message, isCredentialProblem: false), attempt: 1, acceptedAt: accepted, now: accepted) { 0.5 }
+                    == .deadLetter(reason: "HappyTalk refused the call: \(code) \(message)"))
+        }
+    }
+
+    @Test func classificationFollowsTheSpec() {
+        #expect(UpstreamResult.classify(status: 200, body: Array(#"{"result":"success"}"#.utf8)) == .success)
+        #expect(UpstreamResult.classify(status: 200, body: Array(#"{"result":"fail","code":-501,"message":"token"}"#.utf8)) == .failed(code: -501, message: "token", isCredentialProblem: true))
+        #expect(UpstreamResult.classify(status: 200, body: Array(#"{"result":"fail","code":-502,"message":"unAuthorized"}"#.utf8)) == .failed(code: -502, message: "unAuthorized", isCredentialProblem: true))
+        #expect(UpstreamResult.classify(status: 200, body: Array(#"{"result":"fail","code":-501,"message":"uuid"}"#.utf8)) == .failed(code: -501, message: "uuid", isCredentialProblem: false))
+        #expect(UpstreamResult.classify(status: 503, body: []) == .transient("HappyTalk answered HTTP 503"))
+        #expect(UpstreamResult.classify(status: 429, body: []) == .transient("HappyTalk answered HTTP 429"))
+        #expect(UpstreamResult.classify(status: 200, body: Array("<html>".utf8)) == .transient("HappyTalk's answer (HTTP 200) is not its JSON"))
+        #expect(UpstreamResult.classify(status: 200, body: Array(#"{"ok":true}"#.utf8)) == .transient("HappyTalk's answer (HTTP 200) is not its JSON"))
+    }
+
+    @Test func transientFailuresAndCredentialProblemsAreRetriedWithFullJitterBackoff() {
+        let results: [UpstreamResult] = [.transient("reset"), .timedOut, .failed(code: -502, message: "unAuthorized", isCredentialProblem: true)]
+        for result in results {
+            for attempt in 1...20 {
+                let ceiling = min(600_000, 1000 << (attempt - 1))
+                let low = policy.decide(result, attempt: attempt, acceptedAt: accepted, now: accepted + 10) { 0 }
+                let high = policy.decide(result, attempt: attempt, acceptedAt: accepted, now: accepted + 10) { 0.999999 }
+                #expect(low == .retry(atMilliseconds: accepted + 11), "never in the past, never now")
+                guard case .retry(let at) = high else {
+                    Issue.record("no retry")
+                    continue
+                }
+                #expect(at - (accepted + 10) <= ceiling && at - (accepted + 10) >= ceiling - 1)
+            }
+        }
+    }
+
+    @Test func retryAfterIsHonouredUpToTheCap() {
+        #expect(policy.decide(.transient("429"), attempt: 1, acceptedAt: accepted, now: accepted, retryAfter: .seconds(30)) { 0 } == .retry(atMilliseconds: accepted + 30_000))
+        #expect(policy.decide(.transient("429"), attempt: 1, acceptedAt: accepted, now: accepted, retryAfter: .seconds(9999)) { 0 } == .retry(atMilliseconds: accepted + 600_000))
+    }
+
+    @Test func givesUpAfterTheHorizonButNeverEarly() {
+        let day = 86_400_000
+        // Just before the horizon: retried, with the retry placed no later than the horizon.
+        #expect(policy.decide(.timedOut, attempt: 30, acceptedAt: accepted, now: accepted + day - 5) { 0.999 } == .retry(atMilliseconds: accepted + day))
+        #expect(policy.decide(.timedOut, attempt: 31, acceptedAt: accepted, now: accepted + day) { 0.5 } == .deadLetter(reason: "gave up after 31 attempts: HappyTalk did not answer in time"))
+    }
+}
+
+@Suite struct DeliveryQueueStoreTests {
+    func directory() -> String {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-store-\(UUID().uuidString)")
+        return url.path
+    }
+
+    func makeQueue(_ path: String) throws -> DeliveryQueue {
+        let client = try HTTPClient()
+        let upstream = try HappyTalkUpstream(baseURL: "http://127.0.0.1:1", client: client)
+        return try DeliveryQueue(directory: path, upstream: upstream, credentials: Credentials(tokens: [:]), logger: Logger(level: .error, sink: .init { _ in }))
+    }
+
+    @Test func migratesAnEmptyDatabaseAndRefusesANewerSchema() throws {
+        let path = directory()
+        _ = try makeQueue(path)
+        let database = try SQLiteDatabase(path: path + "/" + DeliveryQueue.fileName)
+        #expect(try database.integer("PRAGMA user_version") == 1)
+        #expect(try database.integer("SELECT COUNT(*) FROM sqlite_master WHERE name = 'deliveries'") == 1)
+        // Opening again is a no-op migration.
+        _ = try makeQueue(path)
+        try database.execute("PRAGMA user_version = 9")
+        #expect(throws: SQLiteError.self) { _ = try makeQueue(path) }
+    }
+
+    @Test func concurrentEnqueuesShareCommitsAndAllLand() async throws {
+        let path = directory()
+        let queue = try makeQueue(path)
+        queue.start()
+        let committed = CommitCounter()
+        await withTaskGroup(of: Void.self) { group in
+            for writer in 0..<200 {
+                group.addTask {
+                    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                        let delivery = NewDelivery(
+                            id: "d-\(writer)", route: "/r", credential: "", roomID: "room-\(writer % 7)", call: #"{"uuid":"u","room_id":"r"}"#,
+                            request: "{}", deadReason: "kept dead so that nothing is sent")
+                        queue.enqueue([delivery]) { result in
+                            if case .success = result { committed.count.wrappingAdd(1, ordering: .relaxed) }
+                            continuation.resume()
+                        }
+                    }
+                }
+            }
+        }
+        #expect(committed.count.load(ordering: .relaxed) == 200)
+        #expect(try queue.counts() == ["dead": 200])
+        await queue.shutdown(drain: .seconds(1))
+        let database = try SQLiteDatabase(path: path + "/" + DeliveryQueue.fileName)
+        let check = try database.prepare("PRAGMA integrity_check")
+        #expect(try check.step())
+        #expect(check.text(0) == "ok")
+    }
+}
+
+final class CommitCounter: Sendable {
+    let count = Atomic<Int>(0)
+}
