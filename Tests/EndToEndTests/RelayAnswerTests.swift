@@ -183,6 +183,28 @@ import Testing
         }
     }
 
+    @Test func pendingDeliveriesResumeAfterARestart() async throws {
+        let mappings = ["async.json": #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.body.room", "parcel_number": "$.body.n" } } ] }"#]
+        try await offPool {
+            let relay = try RelayHarness(mappings: mappings)
+            _ = try relay.mock.stop()
+            for index in 0..<5 {
+                #expect(try relay.post("/async", body: #"{"uuid":"u-1","room":"r-1","n":"\#(index)"}"#).status == 202)
+            }
+            try relay.restartRelay()
+            #expect(relay.recordedCalls.isEmpty)
+            try relay.restartMock()
+            let calls = relay.waitForCalls(5, timeout: 60)
+            #expect(calls == (0..<5).map { #"{"token":"\#(RelayHarness.token)","uuid":"u-1","room_id":"r-1","parcel_number":"\#($0)"}"# })
+            // The queue file never holds the token.
+            let queueFile = relay.directory.appendingPathComponent("data/happyrelay.sqlite").path
+            for suffix in ["", "-wal"] {
+                let bytes = FileManager.default.contents(atPath: queueFile + suffix) ?? Data()
+                #expect(!String(decoding: bytes, as: UTF8.self).contains(RelayHarness.token))
+            }
+        }
+    }
+
     @Test func aMissingSecretStopsStartUpWhenATokenIsSet() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -11,8 +11,10 @@ final class RelayHarness: @unchecked Sendable {
     let directory: URL
     private(set) var mock: RelayProcess
     private let mockArguments: [String]
-    let relay: RelayProcess
-    let relayPort: Int
+    private(set) var relay: RelayProcess
+    private(set) var relayPort: Int
+    private let relayCommand: [String]
+    private let relayEnvironment: [String: String]
     let mockPort: Int
     let recordPath: String
     /// Every response body read through `post`, for the leak test.
@@ -34,11 +36,12 @@ final class RelayHarness: @unchecked Sendable {
         mockPort = try mock.waitForPort()
         var env = environment
         if withToken { env["HAPPYTALK_TOKEN"] = Self.token }
-        relay = try RelayProcess(
+        relayCommand =
             ["serve", "--listen", "127.0.0.1:0", "--mappings", directory.appendingPathComponent("mappings").path,
              "--upstream", "http://127.0.0.1:\(mockPort)", "--data-dir", directory.appendingPathComponent("data").path,
-             "--log-format", "json", "--log-level", "debug"] + relayArguments,
-            environment: env)
+             "--log-format", "json", "--log-level", "debug"] + relayArguments
+        relayEnvironment = env
+        relay = try RelayProcess(relayCommand, environment: env)
         relayPort = try relay.waitForPort()
     }
 
@@ -46,6 +49,13 @@ final class RelayHarness: @unchecked Sendable {
         _ = try? relay.stop()
         _ = try? mock.stop()
         try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Stops the relay (SIGTERM) and starts it again on the same data directory.
+    func restartRelay() throws {
+        _ = try relay.stop()
+        relay = try RelayProcess(relayCommand, environment: relayEnvironment)
+        relayPort = try relay.waitForPort()
     }
 
     /// Starts the mock again on the port it had (after a test stopped it).
