@@ -28,6 +28,10 @@ package final class DeliveryQueue: Sendable {
         package var concurrency = 64
         /// Each send waits at most this long.
         package var sendTimeout: Duration = .seconds(10)
+        /// Pending deliveries at most; beyond it webhooks are answered 503 (the sender retries).
+        package var maxPending = 100_000
+        /// Delivered records are deleted after this.
+        package var retention: Duration = .seconds(7 * 86_400)
 
         package init() {}
     }
@@ -53,6 +57,8 @@ package final class DeliveryQueue: Sendable {
     private let logger: Logger
     private let clock: @Sendable () -> Int
     private let shared = Mutex(Shared())
+    private let pending = Atomic<Int>(0)
+    private let lastWriteFailed = Atomic<Bool>(false)
     private let wake = DispatchSemaphore(value: 0)
     private let stopped = DispatchSemaphore(value: 0)
     // Owned by the store thread.
@@ -112,8 +118,20 @@ package final class DeliveryQueue: Sendable {
         }
     }
 
+    /// Why new webhooks cannot be accepted now (the queue is full or cannot be written), or nil.
+    package var unavailableReason: String? {
+        if lastWriteFailed.load(ordering: .relaxed) { return "the queue cannot be written" }
+        if pending.load(ordering: .relaxed) >= configuration.maxPending { return "the queue is full (\(configuration.maxPending) pending)" }
+        return nil
+    }
+
     /// Stores deliveries; `completion` runs once they are committed (or failed to be).
     package func enqueue(_ deliveries: [NewDelivery], completion: @escaping @Sendable (Result<Void, SQLiteError>) -> Void) {
+        let newPending = deliveries.filter { $0.deadReason == nil }.count
+        if newPending > 0 && pending.load(ordering: .relaxed) + newPending > configuration.maxPending {
+            completion(.failure(SQLiteError(code: -1, description: "the queue is full")))
+            return
+        }
         let accepted = shared.withLock { shared -> Bool in
             guard !shared.isStopping else { return false }
             shared.jobs.append(.insert(deliveries, completion: completion))
@@ -150,7 +168,13 @@ package final class DeliveryQueue: Sendable {
     private func run() {
         let database = self.database.value
         var busyRooms = Set<String>()
+        pending.store((try? database.integer("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'")) ?? 0, ordering: .relaxed)
+        var lastPurge = 0
         while true {
+            if clock() - lastPurge > 60_000 {
+                lastPurge = clock()
+                purgeDelivered(in: database)
+            }
             let (jobs, isStopping) = shared.withLock { shared in
                 defer { shared.jobs.removeAll(keepingCapacity: true) }
                 return (shared.jobs, shared.isStopping)
@@ -166,6 +190,16 @@ package final class DeliveryQueue: Sendable {
             _ = wake.wait(timeout: .now() + .milliseconds(wait))
         }
         stopped.signal()
+    }
+
+    /// Deletes delivered records older than the retention period.
+    private func purgeDelivered(in database: SQLiteDatabase) {
+        do throws(SQLiteError) {
+            let purge = try database.prepare("DELETE FROM deliveries WHERE state = 'delivered' AND next_attempt_at < ?")
+            try purge.run([.integer(clock() - RetryPolicy.milliseconds(configuration.retention))])
+        } catch {
+            logger.warning("cannot delete old delivered records", ["error": error.description])
+        }
     }
 
     private func commit(_ jobs: [Job], in database: SQLiteDatabase, busyRooms: inout Set<String>) {
@@ -198,9 +232,20 @@ package final class DeliveryQueue: Sendable {
                 }
             }
             try database.execute("COMMIT")
+            lastWriteFailed.store(false, ordering: .relaxed)
+            var change = 0
+            for job in jobs {
+                switch job {
+                case .insert(let deliveries, _): change += deliveries.filter { $0.deadReason == nil }.count
+                case .finished(_, _, .retry, _, _): break
+                case .finished: change -= 1
+                }
+            }
+            pending.wrappingAdd(change, ordering: .relaxed)
             for completion in completions { completion(.success(())) }
         } catch {
             try? database.execute("ROLLBACK")
+            lastWriteFailed.store(true, ordering: .relaxed)
             logger.error("the queue cannot be written", ["error": error.description])
             for job in jobs {
                 if case .insert(_, let completion) = job { completion(.failure(error)) }
@@ -243,13 +288,17 @@ package final class DeliveryQueue: Sendable {
         shared.withLock { $0.inFlight += 1 }
         Task { [self] in
             let result: UpstreamResult
+            var retryAfter: Duration?
             if let token = credentials.token(named: credential.isEmpty ? nil : credential), let fields = Self.fields(of: call) {
-                result = await upstream.send(MappedCall(rule: "", fields: fields), token: token, timeout: configuration.sendTimeout)
+                (result, retryAfter) = await upstream.sendReportingRetryAfter(
+                    MappedCall(rule: "", fields: fields), token: token, timeout: configuration.sendTimeout)
             } else {
                 result = .transient("\(Credentials.variable(for: credential.isEmpty ? nil : credential)) is not set")
             }
             let attempt = attempts + 1
-            let action = configuration.policy.decide(result, attempt: attempt, acceptedAt: acceptedAt, now: clock()) { Double.random(in: 0..<1) }
+            let action = configuration.policy.decide(result, attempt: attempt, acceptedAt: acceptedAt, now: clock(), retryAfter: retryAfter) {
+                Double.random(in: 0..<1)
+            }
             if case .failed(let code, let message, true) = result {
                 logger.error("HappyTalk refused the relay's credential: check the token", ["delivery.id": id, "route": route, "code": String(code), "message": message])
             }

@@ -1,3 +1,4 @@
+import Foundation
 import RelayHTTP
 import RelayMapping
 
@@ -70,6 +71,14 @@ package final class HappyTalkUpstream: Sendable {
 
     /// Sends one call with `token`, waiting at most `timeout`.
     package func send(_ call: MappedCall, token: String, timeout: Duration) async -> UpstreamResult {
+        await sendReportingRetryAfter(call, token: token, timeout: timeout).result
+    }
+
+    /// Sends one call; also returns the answer's `Retry-After` (RFC 9110 §10.2.3, delay in
+    /// seconds) when HappyTalk gave one with a 429 or 503.
+    package func sendReportingRetryAfter(_ call: MappedCall, token: String, timeout: Duration) async
+        -> (result: UpstreamResult, retryAfter: Duration?)
+    {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "application/json; charset=utf-8")
         headers.add(name: "accept", value: "application/json")
@@ -77,11 +86,17 @@ package final class HappyTalkUpstream: Sendable {
         let request = HTTPClientRequest(method: .post, endpoint: endpoint, target: target, headers: headers, body: call.body(token: token))
         do {
             let response = try await client.execute(request, timeout: timeout)
-            return UpstreamResult.classify(status: response.status, body: response.body)
+            var retryAfter: Duration?
+            if response.status == 429 || response.status == 503, let value = response.headers["retry-after"],
+                let seconds = Int(value.trimmingCharacters(in: .whitespaces)), seconds >= 0
+            {
+                retryAfter = .seconds(seconds)
+            }
+            return (UpstreamResult.classify(status: response.status, body: response.body), retryAfter)
         } catch .timedOut {
-            return .timedOut
+            return (.timedOut, nil)
         } catch {
-            return .transient(error.description)
+            return (.transient(error.description), nil)
         }
     }
 }

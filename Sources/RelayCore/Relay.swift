@@ -200,8 +200,8 @@ package final class Relay: Sendable {
                 queue.enqueue(deliveries) { result in
                     switch result {
                     case .success: finish(Self.json(.accepted, [("result", "accepted"), ("id", requestID)]), "accepted", rules)
-                    case .failure:
-                        finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "the queue cannot be written; retry later"), "failed", rules)
+                    case .failure(let error):
+                        finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later"), "failed", rules)
                     }
                 }
                 return

@@ -107,6 +107,8 @@ struct HappyRelay {
             do {
                 var configuration = DeliveryQueue.Configuration()
                 configuration.concurrency = settings.upstreamConcurrency
+                configuration.maxPending = settings.queueLimit
+                configuration.retention = settings.retention
                 queue = try DeliveryQueue(
                     directory: settings.dataDirectory, upstream: upstream, credentials: credentials, configuration: configuration,
                     logger: logger)
@@ -124,7 +126,7 @@ struct HappyRelay {
         }
 
         var router = Router()
-        OperationalRoutes.add(to: &router, readiness: { nil })
+        OperationalRoutes.add(to: &router, readiness: { [queue] in queue?.unavailableReason })
         relay.register(in: &router)
         let server: HTTPServer
         do {

@@ -205,6 +205,25 @@ import Testing
         }
     }
 
+    @Test func aFullQueueAnswers503AndReadinessSaysWhy() async throws {
+        let mappings = ["async.json": #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.body.room" } } ] }"#]
+        try await offPool {
+            let relay = try RelayHarness(mappings: mappings, relayArguments: ["--queue-limit", "2"])
+            _ = try relay.mock.stop()
+            #expect(try relay.post("/async", body: RelayHarness.body).status == 202)
+            #expect(try relay.post("/async", body: RelayHarness.body).status == 202)
+            let full = try relay.post("/async", body: RelayHarness.body)
+            #expect(full.status == 503)
+            #expect(full.text == #"{"result":"fail","error":"unavailable","message":"the queue is full; retry later"}"#)
+            let ready = try relay.post("/readyz", body: "", method: "GET")
+            #expect(ready.status == 503)
+            #expect(ready.text == #"{"status":"unavailable","reason":"the queue is full (2 pending)"}"#)
+            try relay.restartMock()
+            relay.waitForCalls(2)
+            #expect(relay.recordedCalls.count == 2)
+        }
+    }
+
     @Test func aMissingSecretStopsStartUpWhenATokenIsSet() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
