@@ -21,6 +21,7 @@ struct HappyRelay {
           check      validate the mapping files and run their examples
           map        show the set_user_info call a mapping makes of a payload (dry run)
           mock-upstream  a local HappyTalk set_user_info mock for trials and tests
+          deliveries list|replay  the async delivery queue: list deliveries, replay dead ones
         
         Run `happyrelay <command> --help` for a command's options; `happyrelay --version` prints the version.
         """
@@ -41,6 +42,8 @@ struct HappyRelay {
             await serve(arguments, environment: environment)
         case "mock-upstream":
             await mockUpstream(arguments)
+        case "deliveries":
+            deliveries(arguments, environment: environment)
         case "check":
             if arguments.contains("--help") {
                 print("usage: happyrelay check [--mappings DIR]\n\nValidates every mapping file and runs its examples; exit 0 when all are valid, 1 otherwise.\n\noptions:\n\(helpText(for: MappingCommands.checkOptions))")
@@ -154,6 +157,31 @@ struct HappyRelay {
         client.shutdown()
         logger.info("stopped")
         exit(0)
+    }
+
+    static func deliveries(_ arguments: [String], environment: [String: String]) -> Never {
+        let usage = "happyrelay deliveries list [--state pending|dead|delivered] [--json] --data-dir DIR\n       happyrelay deliveries replay (ID|--all-dead) --data-dir DIR [--mappings DIR]"
+        var rest = arguments
+        let action = rest.isEmpty ? "" : rest.removeFirst()
+        switch action {
+        case "list":
+            if rest.contains("--help") {
+                print("usage: \(usage)\n\noptions:\n\(helpText(for: DeliveryCommands.listOptions))")
+                exit(0)
+            }
+            finish(command: "deliveries list", usage: usage) { () throws(SettingsError) in try DeliveryCommands.list(rest, environment: environment) }
+        case "replay":
+            if rest.contains("--help") {
+                print("usage: \(usage)\n\nPuts dead deliveries back in the queue, re-mapped with the current mapping files; a running relay picks them up within a second.\n\noptions:\n\(helpText(for: DeliveryCommands.replayOptions))")
+                exit(0)
+            }
+            finish(command: "deliveries replay", usage: usage) { () throws(SettingsError) in try DeliveryCommands.replay(rest, environment: environment) }
+        case "--help", "-h":
+            print("usage: \(usage)")
+            exit(0)
+        default:
+            fail("happyrelay deliveries: expected list or replay\nusage: \(usage)", code: 2)
+        }
     }
 
     static func mockUpstream(_ arguments: [String]) async {
