@@ -39,6 +39,7 @@ package final class DeliveryQueue: Sendable {
     private enum Job {
         case insert([NewDelivery], completion: @Sendable (Result<Void, SQLiteError>) -> Void)
         case finished(id: String, roomKey: String, action: RetryPolicy.Action, attempts: Int, reason: String)
+        case dedupe(key: String, id: String, expiresAt: Int)
     }
 
     private struct Shared {
@@ -49,7 +50,7 @@ package final class DeliveryQueue: Sendable {
 
     /// The file inside the data directory.
     package static let fileName = "happyrelay.sqlite"
-    static let schemaVersion = 1
+    static let schemaVersion = 2
 
     private let configuration: Configuration
     private let upstream: HappyTalkUpstream
@@ -116,6 +117,32 @@ package final class DeliveryQueue: Sendable {
                 COMMIT;
                 """)
         }
+        if version < 2 {
+            // Version 2: dedupe keys outlive a restart.
+            try database.execute(
+                """
+                BEGIN;
+                CREATE TABLE dedupe (key TEXT PRIMARY KEY, first_id TEXT NOT NULL, expires_at INTEGER NOT NULL);
+                PRAGMA user_version = 2;
+                COMMIT;
+                """)
+        }
+    }
+
+    /// Unexpired dedupe keys, for the relay to load at start-up.
+    package func dedupeKeys() throws(SQLiteError) -> [(key: String, id: String, expiresAt: Int)] {
+        let reader = try SQLiteDatabase(path: database.path)
+        let query = try reader.prepare("SELECT key, first_id, expires_at FROM dedupe WHERE expires_at > ?")
+        try query.bind([.integer(clock())])
+        var keys: [(key: String, id: String, expiresAt: Int)] = []
+        while try query.step() { keys.append((query.text(0) ?? "", query.text(1) ?? "", query.integer(2))) }
+        return keys
+    }
+
+    /// Records a dedupe key with the next commit.
+    package func rememberDedupeKey(_ key: String, id: String, expiresAt: Int) {
+        shared.withLock { $0.jobs.append(.dedupe(key: key, id: id, expiresAt: expiresAt)) }
+        wake.signal()
     }
 
     /// Why new webhooks cannot be accepted now (the queue is full or cannot be written), or nil.
@@ -197,6 +224,8 @@ package final class DeliveryQueue: Sendable {
         do throws(SQLiteError) {
             let purge = try database.prepare("DELETE FROM deliveries WHERE state = 'delivered' AND next_attempt_at < ?")
             try purge.run([.integer(clock() - RetryPolicy.milliseconds(configuration.retention))])
+            let expired = try database.prepare("DELETE FROM dedupe WHERE expires_at < ?")
+            try expired.run([.integer(clock())])
         } catch {
             logger.warning("cannot delete old delivered records", ["error": error.description])
         }
@@ -210,6 +239,7 @@ package final class DeliveryQueue: Sendable {
             let insert = try database.prepare(
                 "INSERT INTO deliveries (id, route, credential, room_id, call, request, state, attempts, accepted_at, next_attempt_at, last_reason) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)")
             let update = try database.prepare("UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, last_reason = ? WHERE id = ?")
+            let remember = try database.prepare("INSERT OR REPLACE INTO dedupe (key, first_id, expires_at) VALUES (?, ?, ?)")
             let now = clock()
             for job in jobs {
                 switch job {
@@ -222,6 +252,8 @@ package final class DeliveryQueue: Sendable {
                         ])
                     }
                     completions.append(completion)
+                case .dedupe(let key, let id, let expiresAt):
+                    try remember.run([.text(key), .text(id), .integer(expiresAt)])
                 case .finished(let id, let roomKey, let action, let attempts, let reason):
                     busyRooms.remove(roomKey)
                     switch action {
@@ -237,7 +269,7 @@ package final class DeliveryQueue: Sendable {
             for job in jobs {
                 switch job {
                 case .insert(let deliveries, _): change += deliveries.filter { $0.deadReason == nil }.count
-                case .finished(_, _, .retry, _, _): break
+                case .finished(_, _, .retry, _, _), .dedupe: break
                 case .finished: change -= 1
                 }
             }

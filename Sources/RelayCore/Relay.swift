@@ -69,6 +69,7 @@ package final class Relay: Sendable {
             served.append(ServedRoute(route: route, verifier: verifier, token: isDryRun ? nil : token))
         }
         if !problems.isEmpty { throw MappingDiagnostics(problems) }
+        if let queue, let keys = try? queue.dedupeKeys() { dedupe.load(keys) }
         self.served = served
         self.unverifiedRoutes = unverified
         self.upstream = upstream
@@ -139,11 +140,17 @@ package final class Relay: Sendable {
         }
         let document = RequestDocument.make(
             body: body, headers: headers, query: query, route: route.path, receivedAt: RequestBody.timestamp(Date()), requestID: requestID)
-        if let (keySpec, window) = route.dedupe, let key = keySpec.evaluate(in: document) {
-            if let first = dedupe.firstID(route: route.path, key: key, id: requestID, window: window, now: clock()) {
-                finish(Self.json(.ok, [("result", "duplicate"), ("id", first)]), "duplicate", "")
-                return
-            }
+        let dedupeKey = route.dedupe.flatMap { $0.key.evaluate(in: document) }
+        if let dedupeKey, let first = dedupe.firstID(route: route.path, key: dedupeKey, now: clock()) {
+            finish(Self.json(.ok, [("result", "duplicate"), ("id", first)]), "duplicate", "")
+            return
+        }
+        // A key counts as seen once its webhook is handled (queued, or delivered for sync
+        // routes), so that a sender's retry after a failure is not turned away.
+        let rememberKey: @Sendable () -> Void = { [dedupe, queue, clock] in
+            guard let dedupeKey, let window = route.dedupe?.window else { return }
+            let expires = dedupe.remember(route: route.path, key: dedupeKey, id: requestID, window: window, now: clock())
+            queue?.rememberDedupeKey(DedupeWindow.compound(route.path, dedupeKey), id: requestID, expiresAt: expires * 1000)
         }
         let extra: [(String, String)] = verified ? [] : [("verified", "false")]
         switch route.apply(to: document) {
@@ -179,6 +186,7 @@ package final class Relay: Sendable {
                 for call in calls {
                     logger.info("dry run: would send", ["route": route.path, "rule": call.rule, "call": String(decoding: call.body(token: "***"), as: UTF8.self), "request_id": requestID])
                 }
+                rememberKey()
                 if route.delivery == .sync {
                     finish(Self.json(.ok, [("result", "success")], extra: [("dry_run", "true")] + extra), "accepted", rules)
                 } else {
@@ -199,7 +207,9 @@ package final class Relay: Sendable {
                 }
                 queue.enqueue(deliveries) { result in
                     switch result {
-                    case .success: finish(Self.json(.accepted, [("result", "accepted"), ("id", requestID)]), "accepted", rules)
+                    case .success:
+                        rememberKey()
+                        finish(Self.json(.accepted, [("result", "accepted"), ("id", requestID)]), "accepted", rules)
                     case .failure(let error):
                         finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later"), "failed", rules)
                     }
@@ -225,6 +235,7 @@ package final class Relay: Sendable {
                     }
                     break
                 }
+                if outcome == "accepted" { rememberKey() }
                 finish(answer, outcome, rules)
             }
         }
@@ -291,18 +302,38 @@ package final class Relay: Sendable {
     }
 }
 
-/// Dedupe keys seen recently, in memory (the durable-delivery issue persists them).
+/// Dedupe keys seen recently: in memory for the check, persisted by the queue so that they
+/// outlive a restart.
 final class DedupeWindow: Sendable {
     private let seen = Mutex<[String: (id: String, expires: Int)]>([:])
 
-    /// The first id for this key when it was seen inside its window; otherwise records `id` and returns nil.
-    func firstID(route: String, key: String, id: String, window: Duration, now: Int) -> String? {
+    static func compound(_ route: String, _ key: String) -> String { route + "\u{0}" + key }
+
+    /// The first id for this key when it was seen inside its window.
+    func firstID(route: String, key: String, now: Int) -> String? {
         seen.withLock { seen in
-            let compound = route + "\u{0}" + key
-            if let entry = seen[compound], entry.expires > now { return entry.id }
+            guard let entry = seen[Self.compound(route, key)], entry.expires > now else { return nil }
+            return entry.id
+        }
+    }
+
+    /// Records a key (keeping an earlier unexpired id); returns when it expires (unix seconds).
+    @discardableResult
+    func remember(route: String, key: String, id: String, window: Duration, now: Int) -> Int {
+        seen.withLock { seen in
+            let compound = Self.compound(route, key)
+            if let entry = seen[compound], entry.expires > now { return entry.expires }
             if seen.count > 100_000 { seen = seen.filter { $0.value.expires > now } }
-            seen[compound] = (id, now + Int(window.components.seconds))
-            return nil
+            let expires = now + Int(window.components.seconds)
+            seen[compound] = (id, expires)
+            return expires
+        }
+    }
+
+    /// Loads persisted keys (expiry in milliseconds).
+    func load(_ keys: [(key: String, id: String, expiresAt: Int)]) {
+        seen.withLock { seen in
+            for entry in keys { seen[entry.key] = (entry.id, entry.expiresAt / 1000) }
         }
     }
 }

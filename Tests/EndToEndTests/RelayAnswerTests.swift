@@ -224,6 +224,25 @@ import Testing
         }
     }
 
+    @Test func dedupeOutlivesARestartAndAFailureIsNotRemembered() async throws {
+        let mappings = ["async.json": #"{ "route": "/async", "verify": { "scheme": "none" }, "dedupe": { "key": "$.headers['x-event-id']", "window": "1h" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.body.room" } } ] }"#]
+        try await offPool {
+            let relay = try RelayHarness(mappings: mappings)
+            let first = try relay.post("/async", body: RelayHarness.body, headers: [("Content-Type", "application/json"), ("X-Event-Id", "evt-1")])
+            #expect(first.status == 202)
+            let id = first.text.split(separator: "\"")[7]
+            try relay.restartRelay()
+            let again = try relay.post("/async", body: RelayHarness.body, headers: [("Content-Type", "application/json"), ("X-Event-Id", "evt-1")])
+            #expect(again.status == 200)
+            #expect(again.text == #"{"result":"duplicate","id":"\#(id)"}"#)
+            // A webhook whose mapping failed is not remembered: the sender may send it again, fixed.
+            let broken = try relay.post("/async", body: #"{"room":"r-1"}"#, headers: [("Content-Type", "application/json"), ("X-Event-Id", "evt-2")])
+            #expect(broken.status == 202)
+            let retried = try relay.post("/async", body: RelayHarness.body, headers: [("Content-Type", "application/json"), ("X-Event-Id", "evt-2")])
+            #expect(retried.text.hasPrefix(#"{"result":"accepted""#))
+        }
+    }
+
     @Test func aMissingSecretStopsStartUpWhenATokenIsSet() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

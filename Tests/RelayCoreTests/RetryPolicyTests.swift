@@ -78,12 +78,32 @@ import Testing
         let path = directory()
         _ = try makeQueue(path)
         let database = try SQLiteDatabase(path: path + "/" + DeliveryQueue.fileName)
-        #expect(try database.integer("PRAGMA user_version") == 1)
+        #expect(try database.integer("PRAGMA user_version") == 2)
+        #expect(try database.integer("SELECT COUNT(*) FROM sqlite_master WHERE name = 'dedupe'") == 1)
         #expect(try database.integer("SELECT COUNT(*) FROM sqlite_master WHERE name = 'deliveries'") == 1)
         // Opening again is a no-op migration.
         _ = try makeQueue(path)
         try database.execute("PRAGMA user_version = 9")
         #expect(throws: SQLiteError.self) { _ = try makeQueue(path) }
+    }
+
+    @Test func migratesAVersion1DatabaseKeepingItsDeliveries() throws {
+        let path = directory()
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let old = try SQLiteDatabase(path: path + "/" + DeliveryQueue.fileName)
+        try old.execute(
+            """
+            CREATE TABLE deliveries (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, route TEXT NOT NULL, credential TEXT NOT NULL,
+              room_id TEXT NOT NULL, call TEXT NOT NULL, request TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+              accepted_at INTEGER NOT NULL, next_attempt_at INTEGER NOT NULL, last_reason TEXT);
+            INSERT INTO deliveries (id, route, credential, room_id, call, request, state, accepted_at, next_attempt_at)
+              VALUES ('d-1', '/r', '', 'r-1', '{}', '{}', 'dead', 1, 1);
+            PRAGMA user_version = 1;
+            """)
+        let queue = try makeQueue(path)
+        #expect(try old.integer("PRAGMA user_version") == 2)
+        #expect(try queue.counts() == ["dead": 1])
+        #expect(try queue.dedupeKeys().isEmpty)
     }
 
     @Test func concurrentEnqueuesShareCommitsAndAllLand() async throws {
