@@ -47,6 +47,7 @@ package struct HTTPStatus: Hashable, Sendable, CustomStringConvertible {
     package static let notFound = HTTPStatus(code: 404, reason: "Not Found")
     package static let methodNotAllowed = HTTPStatus(code: 405, reason: "Method Not Allowed")
     package static let requestTimeout = HTTPStatus(code: 408, reason: "Request Timeout")
+    package static let conflict = HTTPStatus(code: 409, reason: "Conflict")
     package static let payloadTooLarge = HTTPStatus(code: 413, reason: "Content Too Large")
     package static let unsupportedMediaType = HTTPStatus(code: 415, reason: "Unsupported Media Type")
     package static let unprocessableContent = HTTPStatus(code: 422, reason: "Unprocessable Content")
@@ -61,7 +62,7 @@ package struct HTTPStatus: Hashable, Sendable, CustomStringConvertible {
     package static func code(_ code: Int) -> HTTPStatus {
         let known: [HTTPStatus] = [
             .continue, .ok, .accepted, .noContent, .badRequest, .unauthorized, .forbidden, .notFound,
-            .methodNotAllowed, .requestTimeout, .payloadTooLarge, .unsupportedMediaType, .unprocessableContent,
+            .methodNotAllowed, .requestTimeout, .conflict, .payloadTooLarge, .unsupportedMediaType, .unprocessableContent,
             .headersTooLarge, .internalServerError, .notImplemented, .badGateway, .serviceUnavailable,
             .gatewayTimeout,
         ]

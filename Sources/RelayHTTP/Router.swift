@@ -63,6 +63,7 @@ package struct Router: Sendable {
     }
 
     private var routes: [String: [HTTPMethod: HTTPHandler]] = [:]
+    private var prefixes: [(prefix: String, handler: HTTPHandler)] = []
 
     package init() {}
 
@@ -71,9 +72,19 @@ package struct Router: Sendable {
         routes[path, default: [:]][method] = handler
     }
 
+    /// Sends every path under `prefix` (any method) to one handler, which answers 404 or
+    /// 405 itself; exact routes win.
+    package mutating func addPrefix(_ prefix: String, _ handler: HTTPHandler) {
+        prefixes.append((prefix, handler))
+        prefixes.sort { $0.prefix.count > $1.prefix.count }
+    }
+
     /// The handler for a request; `HEAD` falls back to `GET` (RFC 9110 §9.3.2).
     package func match(method: HTTPMethod, path: Substring) -> Match {
-        guard let methods = routes[String(path)] else { return .notFound }
+        guard let methods = routes[String(path)] else {
+            if let entry = prefixes.first(where: { path.hasPrefix($0.prefix) }) { return .handler(entry.handler) }
+            return .notFound
+        }
         if let handler = methods[method] { return .handler(handler) }
         if method == .head, let handler = methods[.get] { return .handler(handler) }
         var allowed = Array(methods.keys)

@@ -131,6 +131,11 @@ struct HappyRelay {
         var router = Router()
         OperationalRoutes.add(to: &router, readiness: { [queue] in queue?.unavailableReason })
         relay.register(in: &router)
+        if queue != nil {
+            AdminRoutes.add(
+                to: &router, token: environment["HAPPYRELAY_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
+                dataDirectory: settings.dataDirectory, mappings: settings.mappings)
+        }
         let server: HTTPServer
         do {
             server = try HTTPServer(configuration: settings.serverConfiguration, router: router)

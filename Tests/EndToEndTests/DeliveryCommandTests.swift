@@ -44,6 +44,32 @@ import Testing
         }
     }
 
+    @Test func adminEndpointsListAndReplayBehindTheAdminToken() async throws {
+        try await offPool {
+            let admin = "adm1n-Tok3n-Qq9Rr8Ss7"
+            let relay = try RelayHarness(mappings: ["async.json": Self.broken], environment: ["HAPPYRELAY_ADMIN_TOKEN": admin], mockArguments: ["--room", "r-1"])
+            let accepted = try relay.post("/async", body: #"{"uuid":"u-1","room":"r-404","chat_room":"r-1"}"#)
+            let id = String(accepted.text.split(separator: "\"")[7])
+            _ = try waitForDead(relay, count: 1)
+            let hidden = try relay.post("/admin/deliveries", body: "", method: "GET")
+            #expect(hidden.status == 404)
+            let wrong = try relay.post("/admin/deliveries", body: "", headers: [("Authorization", "Bearer nope")], method: "GET")
+            #expect(wrong.status == 404)
+            let auth = [("Authorization", "Bearer \(admin)")]
+            let listed = try relay.post("/admin/deliveries?state=dead", body: "", headers: auth, method: "GET")
+            #expect(listed.status == 200)
+            #expect(listed.text.hasPrefix(#"{"deliveries":[{"id":"\#(id)","state":"dead","route":"/async","attempts":"1""#))
+            try Self.fixed.write(to: relay.directory.appendingPathComponent("mappings/async.json"), atomically: true, encoding: .utf8)
+            let replayed = try relay.post("/admin/deliveries/\(id)/replay", body: "", headers: auth)
+            #expect(replayed.status == 200)
+            #expect(replayed.text == #"{"result":"replayed","details":["\#(id): replayed"]}"#)
+            #expect(relay.waitForCalls(1) == [#"{"token":"\#(RelayHarness.token)","uuid":"u-1","room_id":"r-1"}"#])
+            let none = try relay.post("/admin/deliveries/replay-dead", body: "", headers: auth)
+            #expect(none.text == #"{"result":"replayed","details":["no dead deliveries"]}"#)
+            for text in relay.responses + [relay.relay.log] { #expect(!text.contains(admin)) }
+        }
+    }
+
     @Test func usageErrors() async throws {
         try await offPool {
             let missing = try RelayProcess.run(["deliveries", "replay", "--data-dir", "/nonexistent"])

@@ -1,0 +1,48 @@
+import RelayHTTP
+import RelayMapping
+
+/// The admin endpoints (interface.md), behind `Authorization: Bearer $HAPPYRELAY_ADMIN_TOKEN`.
+/// Without the token configured, or with a wrong one, they answer 404 like any unknown path.
+package enum AdminRoutes {
+    /// Adds `/admin/…` to the router.
+    package static func add(to router: inout Router, token: String?, dataDirectory: String, mappings: String) {
+        let expected = token.map { Array($0.utf8) }
+        router.addPrefix(
+            "/admin/",
+            .async { request in
+                guard let expected, let authorization = request.headers["authorization"], authorization.lowercased().hasPrefix("bearer "),
+                    constantTimeEquals(Array(authorization.dropFirst(7).utf8), expected)
+                else { return HTTPErrorBody.response(.notFound, message: "no route for \(request.head.path)") }
+                return answer(request, dataDirectory: dataDirectory, mappings: mappings)
+            })
+    }
+
+    static func answer(_ request: HTTPRequest, dataDirectory: String, mappings: String) -> HTTPResponse {
+        let path = String(request.head.path)
+        let store = ["--data-dir", dataDirectory]
+        do throws(SettingsError) {
+            switch (request.method, path) {
+            case (.get, "/admin/deliveries"):
+                let state = FormBody.pairs(Array(request.head.query.utf8)).last { $0.name == "state" }?.value
+                let listed = try DeliveryCommands.list(["--json"] + (state.map { ["--state", $0] } ?? []) + store, environment: [:])
+                return .json(.ok, "{\"deliveries\":[" + listed.lines.joined(separator: ",") + "]}")
+            case (.post, "/admin/deliveries/replay-dead"):
+                return replayed(try DeliveryCommands.replay(["--all-dead", "--mappings", mappings] + store, environment: [:]))
+            case (.post, _) where path.hasPrefix("/admin/deliveries/") && path.hasSuffix("/replay"):
+                let id = String(path.dropFirst("/admin/deliveries/".count).dropLast("/replay".count))
+                guard !id.isEmpty, !id.contains("/") else { break }
+                return replayed(try DeliveryCommands.replay([id, "--mappings", mappings] + store, environment: [:]))
+            default:
+                break
+            }
+        } catch {
+            return HTTPErrorBody.response(error.isUsageError ? .badRequest : .serviceUnavailable, message: error.message)
+        }
+        return HTTPErrorBody.response(.notFound, message: "no route for \(path)")
+    }
+
+    static func replayed(_ result: MappingCommands.Result) -> HTTPResponse {
+        let lines = result.lines.map { "\"\(JSONText.escaped($0))\"" }.joined(separator: ",")
+        return .json(result.exitCode == 0 ? .ok : .conflict, "{\"result\":\"\(result.exitCode == 0 ? "replayed" : "partly_replayed")\",\"details\":[\(lines)]}")
+    }
+}
