@@ -51,9 +51,9 @@ final class RelayHarness: @unchecked Sendable {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    /// Stops the relay (SIGTERM) and starts it again on the same data directory.
-    func restartRelay() throws {
-        _ = try relay.stop()
+    /// Stops the relay (SIGTERM, or SIGKILL to simulate a crash) and starts it again on the same data directory.
+    func restartRelay(signal: Int32 = SIGTERM) throws {
+        _ = try relay.stop(signal: signal)
         relay = try RelayProcess(relayCommand, environment: relayEnvironment)
         relayPort = try relay.waitForPort()
     }
