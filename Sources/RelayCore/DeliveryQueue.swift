@@ -208,12 +208,17 @@ package final class DeliveryQueue: Sendable {
             }
             commit(jobs, in: database, busyRooms: &busyRooms)
             if isStopping && shared.withLock({ $0.inFlight == 0 && $0.jobs.isEmpty }) { break }
-            if !isStopping { dispatch(from: database, busyRooms: &busyRooms) }
-            // Sleep until the next delivery is due, a job arrives, or a second passes (so that a
-            // replay written by another process is picked up).
-            let now = clock()
-            let next = (try? database.integer("SELECT IFNULL(MIN(next_attempt_at), 0) FROM deliveries WHERE state = 'pending'")) ?? 0
-            let wait = next > now ? min(next - now, 1000) : (next == 0 ? 1000 : 1)
+            let blocked = isStopping ? true : dispatch(from: database, busyRooms: &busyRooms)
+            // Sleep until a job arrives (a webhook, a finished send), the next delivery is due,
+            // or a second passes (so that a replay written by another process is picked up).
+            // When every due delivery waits for a busy room or a free slot, only a job can
+            // change that: no polling.
+            var wait = 1000
+            if !blocked {
+                let now = clock()
+                let next = (try? database.integer("SELECT IFNULL(MIN(next_attempt_at), 0) FROM deliveries WHERE state = 'pending'")) ?? 0
+                if next > now { wait = min(next - now, 1000) }
+            }
             _ = wake.wait(timeout: .now() + .milliseconds(wait))
         }
         stopped.signal()
@@ -287,9 +292,12 @@ package final class DeliveryQueue: Sendable {
         }
     }
 
-    private func dispatch(from database: SQLiteDatabase, busyRooms: inout Set<String>) {
+    /// Starts the due deliveries it can; returns true when due ones remain that only a
+    /// finished send can unblock (their room is busy, or no slot is free).
+    private func dispatch(from database: SQLiteDatabase, busyRooms: inout Set<String>) -> Bool {
         let room = shared.withLock { configuration.concurrency - $0.inFlight }
-        guard room > 0 else { return }
+        guard room > 0 else { return true }
+        var blocked = false
         do throws(SQLiteError) {
             // The oldest pending delivery of each room, when it is due: a later call for a room
             // never overtakes an earlier one, even one that waits for a retry.
@@ -302,9 +310,16 @@ package final class DeliveryQueue: Sendable {
                 """)
             try due.bind([.integer(clock()), .integer(room + busyRooms.count)])
             var started = 0
-            while started < room, try due.step() {
+            while try due.step() {
+                guard started < room else {
+                    blocked = true
+                    break
+                }
                 let roomKey = (due.text(2) ?? "") + "\u{0}" + (due.text(3) ?? "")
-                guard !busyRooms.contains(roomKey) else { continue }
+                guard !busyRooms.contains(roomKey) else {
+                    blocked = true
+                    continue
+                }
                 busyRooms.insert(roomKey)
                 started += 1
                 send(
@@ -314,6 +329,7 @@ package final class DeliveryQueue: Sendable {
         } catch {
             logger.error("the queue cannot be read", ["error": error.description])
         }
+        return blocked
     }
 
     private func send(id: String, route: String, credential: String, call: String, attempts: Int, acceptedAt: Int, roomKey: String) {
