@@ -109,7 +109,8 @@ private struct Reader {
         }
     }
 
-    mutating func object(depth: Int, projection: JSONProjection) throws(JSONParseError) -> JSONValue {
+    /// An object; with a projection, only the members it names (or all, under a wildcard) are built.
+    mutating func object(depth: Int, projection: JSONProjection?) throws(JSONParseError) -> JSONValue {
         guard depth <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
         index += 1
         var members: [(key: String, value: JSONValue)] = []
@@ -122,6 +123,16 @@ private struct Reader {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
                 throw error(index < bytes.count ? "expected a member name in quotes" : "unexpected end of input")
+            }
+            guard let projection else {
+                let key = try string()
+                skipWhitespace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
+                index += 1
+                skipWhitespace()
+                members.append((key, try value(depth: depth)))
+                if try endOfMember(closing: UInt8(ascii: "}"), in: "an object") { return .object(members) }
+                continue
             }
             let keyStart = index + 1
             let hasEscape = try skipString()
@@ -151,16 +162,23 @@ private struct Reader {
             } else {
                 try skipValue(depth: depth)
             }
-            skipWhitespace()
-            guard index < bytes.count else { throw error("unexpected end of input") }
-            if bytes[index] == UInt8(ascii: ",") {
-                index += 1
-                continue
-            }
-            guard bytes[index] == UInt8(ascii: "}") else { throw error("expected ',' or '}' in an object") }
-            index += 1
-            return .object(members)
+            if try endOfMember(closing: UInt8(ascii: "}"), in: "an object") { return .object(members) }
         }
+    }
+
+    /// After a member or element: true at the closing bracket, false after a comma.
+    mutating func endOfMember(closing: UInt8, in container: String) throws(JSONParseError) -> Bool {
+        skipWhitespace()
+        guard index < bytes.count else { throw error("unexpected end of input") }
+        if bytes[index] == UInt8(ascii: ",") {
+            index += 1
+            return false
+        }
+        guard bytes[index] == closing else {
+            throw error("expected ',' or '\(Character(Unicode.Scalar(closing)))' in \(container)")
+        }
+        index += 1
+        return true
     }
 
     /// The text of an unescaped key that starts at `start` (just after its quote).
@@ -170,7 +188,9 @@ private struct Reader {
         return Swift.String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
     }
 
-    mutating func array(depth: Int, projection: JSONProjection) throws(JSONParseError) -> JSONValue {
+    /// An array; with a projection, elements are built only as far as it reaches (skipped
+    /// ones keep their place, as null).
+    mutating func array(depth: Int, projection: JSONProjection?) throws(JSONParseError) -> JSONValue {
         guard depth <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
         index += 1
         var items: [JSONValue] = []
@@ -179,25 +199,20 @@ private struct Reader {
             index += 1
             return .array(items)
         }
-        let element = projection.elements
         while true {
             skipWhitespace()
-            if let element {
-                // Skipped elements keep their place, so indexes such as [-1] stay right.
-                items.append(try value(depth: depth, projection: element.isComplete ? nil : element) ?? .null)
+            if let projection {
+                if let element = projection.elements {
+                    // Skipped elements keep their place, so indexes such as [-1] stay right.
+                    items.append(try value(depth: depth, projection: element.isComplete ? nil : element) ?? .null)
+                } else {
+                    try skipValue(depth: depth)
+                    items.append(.null)
+                }
             } else {
-                try skipValue(depth: depth)
-                items.append(.null)
+                items.append(try value(depth: depth))
             }
-            skipWhitespace()
-            guard index < bytes.count else { throw error("unexpected end of input") }
-            if bytes[index] == UInt8(ascii: ",") {
-                index += 1
-                continue
-            }
-            guard bytes[index] == UInt8(ascii: "]") else { throw error("expected ',' or ']' in an array") }
-            index += 1
-            return .array(items)
+            if try endOfMember(closing: UInt8(ascii: "]"), in: "an array") { return .array(items) }
         }
     }
 
@@ -224,15 +239,7 @@ private struct Reader {
                 index += 1
                 skipWhitespace()
                 try skipValue(depth: depth + 1)
-                skipWhitespace()
-                guard index < bytes.count else { throw error("unexpected end of input") }
-                if bytes[index] == UInt8(ascii: ",") {
-                    index += 1
-                    continue
-                }
-                guard bytes[index] == UInt8(ascii: "}") else { throw error("expected ',' or '}' in an object") }
-                index += 1
-                return
+                if try endOfMember(closing: UInt8(ascii: "}"), in: "an object") { return }
             }
         case UInt8(ascii: "["):
             guard depth + 1 <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
@@ -245,15 +252,7 @@ private struct Reader {
             while true {
                 skipWhitespace()
                 try skipValue(depth: depth + 1)
-                skipWhitespace()
-                guard index < bytes.count else { throw error("unexpected end of input") }
-                if bytes[index] == UInt8(ascii: ",") {
-                    index += 1
-                    continue
-                }
-                guard bytes[index] == UInt8(ascii: "]") else { throw error("expected ',' or ']' in an array") }
-                index += 1
-                return
+                if try endOfMember(closing: UInt8(ascii: "]"), in: "an array") { return }
             }
         case UInt8(ascii: "\""):
             _ = try skipString()
@@ -311,8 +310,8 @@ private struct Reader {
     mutating func value(depth: Int) throws(JSONParseError) -> JSONValue {
         guard index < bytes.count else { throw error("unexpected end of input") }
         switch bytes[index] {
-        case UInt8(ascii: "{"): return try object(depth: depth + 1)
-        case UInt8(ascii: "["): return try array(depth: depth + 1)
+        case UInt8(ascii: "{"): return try object(depth: depth + 1, projection: nil)
+        case UInt8(ascii: "["): return try array(depth: depth + 1, projection: nil)
         case UInt8(ascii: "\""): return .string(try string())
         case UInt8(ascii: "t"):
             try literal("true")
@@ -346,63 +345,6 @@ private struct Reader {
             throw error("invalid literal", at: index + offset)
         }
         index += count
-    }
-
-    mutating func object(depth: Int) throws(JSONParseError) -> JSONValue {
-        guard depth <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
-        index += 1
-        var members: [(key: String, value: JSONValue)] = []
-        skipWhitespace()
-        if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
-            index += 1
-            return .object(members)
-        }
-        while true {
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
-                throw error(index < bytes.count ? "expected a member name in quotes" : "unexpected end of input")
-            }
-            let key = try string()
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
-            index += 1
-            skipWhitespace()
-            let value = try value(depth: depth)
-            members.append((key, value))
-            skipWhitespace()
-            guard index < bytes.count else { throw error("unexpected end of input") }
-            if bytes[index] == UInt8(ascii: ",") {
-                index += 1
-                continue
-            }
-            guard bytes[index] == UInt8(ascii: "}") else { throw error("expected ',' or '}' in an object") }
-            index += 1
-            return .object(members)
-        }
-    }
-
-    mutating func array(depth: Int) throws(JSONParseError) -> JSONValue {
-        guard depth <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
-        index += 1
-        var items: [JSONValue] = []
-        skipWhitespace()
-        if index < bytes.count && bytes[index] == UInt8(ascii: "]") {
-            index += 1
-            return .array(items)
-        }
-        while true {
-            skipWhitespace()
-            items.append(try value(depth: depth))
-            skipWhitespace()
-            guard index < bytes.count else { throw error("unexpected end of input") }
-            if bytes[index] == UInt8(ascii: ",") {
-                index += 1
-                continue
-            }
-            guard bytes[index] == UInt8(ascii: "]") else { throw error("expected ',' or ']' in an array") }
-            index += 1
-            return .array(items)
-        }
     }
 
     mutating func number() throws(JSONParseError) -> String {

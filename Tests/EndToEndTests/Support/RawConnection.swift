@@ -38,8 +38,9 @@ final class RawConnection {
             }
         }
         guard result == 0 else {
+            // No close here: the instance is fully initialised, so deinit runs and closes the
+            // socket; closing it here too closed whatever descriptor reused the number.
             let code = errno
-            Glibc.close(fd)
             throw Failure(description: "connect: \(String(cString: strerror(code)))")
         }
         setTimeout(timeout)
