@@ -28,6 +28,8 @@ package final class DeliveryQueue: Sendable {
         package var concurrency = 64
         /// Each send waits at most this long.
         package var sendTimeout: Duration = .seconds(10)
+        /// Sends per second at most toward HappyTalk (nil: no limit).
+        package var ratePerSecond: Int?
         /// Pending deliveries at most; beyond it webhooks are answered 503 (the sender retries).
         package var maxPending = 100_000
         /// Delivered records are deleted after this.
@@ -64,6 +66,7 @@ package final class DeliveryQueue: Sendable {
     private let stopped = DispatchSemaphore(value: 0)
     // Owned by the store thread.
     private let database: ThreadConfined<SQLiteDatabase>
+    private nonisolated(unsafe) var rateWindow: (second: Int, sent: Int) = (0, 0)
 
     /// Opens (and migrates) the queue in `directory`; call `start` to deliver.
     package init(
@@ -295,7 +298,14 @@ package final class DeliveryQueue: Sendable {
     /// Starts the due deliveries it can; returns true when due ones remain that only a
     /// finished send can unblock (their room is busy, or no slot is free).
     private func dispatch(from database: SQLiteDatabase, busyRooms: inout Set<String>) -> Bool {
-        let room = shared.withLock { configuration.concurrency - $0.inFlight }
+        var room = shared.withLock { configuration.concurrency - $0.inFlight }
+        if let rate = configuration.ratePerSecond {
+            let second = clock() / 1000
+            if second != rateWindow.second { rateWindow = (second, 0) }
+            room = min(room, rate - rateWindow.sent)
+        }
+        // Out of slots or of this second's sends: a finished send, or the queue's one-second
+        // wake-up, moves things on.
         guard room > 0 else { return true }
         var blocked = false
         do throws(SQLiteError) {
@@ -322,6 +332,7 @@ package final class DeliveryQueue: Sendable {
                 }
                 busyRooms.insert(roomKey)
                 started += 1
+                rateWindow.sent += 1
                 send(
                     id: due.text(0) ?? "", route: due.text(1) ?? "", credential: due.text(2) ?? "", call: due.text(4) ?? "{}",
                     attempts: due.integer(5), acceptedAt: due.integer(6), roomKey: roomKey)

@@ -10,6 +10,7 @@ package struct ServeSettings: Sendable {
     package var dataDirectory = "data"
     package var upstreamConcurrency = 64
     package var queueLimit = 100_000
+    package var upstreamRate: Int?
     package var retention = Duration.seconds(7 * 86_400)
     /// Nil: text on a terminal, JSON otherwise.
     package var logFormat: Logger.Format?
@@ -29,6 +30,7 @@ package struct ServeSettings: Sendable {
         CommandLineOption("--mappings", environment: "HAPPYRELAY_MAPPINGS", value: "DIR", help: "folder of mapping files (default mappings)"),
         CommandLineOption("--data-dir", environment: "HAPPYRELAY_DATA_DIR", value: "DIR", help: "where the delivery queue lives (default data, created if missing)"),
         CommandLineOption("--upstream-concurrency", environment: "HAPPYRELAY_UPSTREAM_CONCURRENCY", value: "N", help: "async calls in flight toward HappyTalk at most (default 64)"),
+        CommandLineOption("--upstream-rate", environment: "HAPPYRELAY_UPSTREAM_RATE", value: "N", help: "async calls per second at most toward HappyTalk (default: no limit)"),
         CommandLineOption("--queue-limit", environment: "HAPPYRELAY_QUEUE_LIMIT", value: "N", help: "pending deliveries at most; beyond it webhooks get 503 (default 100000)"),
         CommandLineOption("--retention", environment: "HAPPYRELAY_RETENTION", value: "SECONDS", help: "delivered records are deleted after this (default 604800, 7 days)"),
         CommandLineOption("--upstream", environment: "HAPPYTALK_BASE_URL", value: "URL", help: "HappyTalk base URL (default https://customer.happytalk.io)"),
@@ -69,6 +71,9 @@ package struct ServeSettings: Sendable {
         settings.upstreamCAFile = parsed.value("--upstream-ca-file")
         if let text = parsed.value("--data-dir") { settings.dataDirectory = text }
         settings.upstreamConcurrency = try parsed.integer("--upstream-concurrency", default: 64, range: 1...4096)
+        if parsed.value("--upstream-rate") != nil {
+            settings.upstreamRate = try parsed.integer("--upstream-rate", default: 0, range: 1...1_000_000)
+        }
         settings.queueLimit = try parsed.integer("--queue-limit", default: 100_000, range: 1...100_000_000)
         settings.retention = try parsed.seconds("--retention", default: settings.retention)
         if let text = parsed.value("--log-format") {

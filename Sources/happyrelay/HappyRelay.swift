@@ -111,6 +111,7 @@ struct HappyRelay {
                 var configuration = DeliveryQueue.Configuration()
                 configuration.concurrency = settings.upstreamConcurrency
                 configuration.maxPending = settings.queueLimit
+                configuration.ratePerSecond = settings.upstreamRate
                 configuration.retention = settings.retention
                 queue = try DeliveryQueue(
                     directory: settings.dataDirectory, upstream: upstream, credentials: credentials, configuration: configuration,

@@ -243,6 +243,20 @@ import Testing
         }
     }
 
+    @Test func upstreamRateLimitsSendsPerSecond() async throws {
+        let mappings = ["async.json": #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.body.room" } } ] }"#]
+        try await offPool {
+            let relay = try RelayHarness(mappings: mappings, relayArguments: ["--upstream-rate", "4"])
+            let started = Date()
+            for index in 0..<10 {
+                #expect(try relay.post("/async", body: #"{"uuid":"u-1","room":"r-\#(index)"}"#).status == 202)
+            }
+            #expect(relay.waitForCalls(10).count == 10)
+            // 10 sends at 4 per second span at least two second boundaries.
+            #expect(Date().timeIntervalSince(started) > 1.5)
+        }
+    }
+
     @Test func aMissingSecretStopsStartUpWhenATokenIsSet() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
