@@ -85,7 +85,8 @@ import Testing
                 #"{"token":"\#(RelayHarness.token)","uuid":"u-4","room_id":"r-1","scenario_next":"Y"}"#,
             ])
             // One log line per webhook, with its route, outcome, status and request id.
-            let lines = relay.relay.log.split(separator: "\n").filter { $0.contains(#""msg":"webhook""#) }
+            let webhookLines = { (log: String) in log.split(separator: "\n").filter { $0.contains(#""msg":"webhook""#) } }
+            let lines = webhookLines(relay.relay.waitForLog { webhookLines($0).count >= 10 })
             // 404, 405 and 413 are answered by the HTTP layer before any route sees them.
             #expect(lines.count == 10)
             #expect(lines.first?.contains(#""route":"/sync","rule":"order","outcome":"accepted","status":"200""#) == true)
@@ -125,7 +126,8 @@ import Testing
             let response = try wrongToken.post("/sync", body: Self.order)
             #expect(response.status == 502)
             #expect(response.text == #"{"result":"fail","code":-501,"message":"token"}"#)
-            #expect(wrongToken.relay.log.contains(#""level":"error","msg":"HappyTalk refused the relay's credential: check the token""#))
+            let alarm = #""level":"error","msg":"HappyTalk refused the relay's credential: check the token""#
+            #expect(wrongToken.relay.waitForLog { $0.contains(alarm) }.contains(alarm))
         }
     }
 
@@ -140,7 +142,7 @@ import Testing
             #expect(response.text == #"{"result":"success","dry_run":true}"#)
             let unverified = try relay.post("/signed", body: RelayHarness.body)
             #expect(unverified.text == #"{"result":"success","dry_run":true,"verified":false}"#)
-            #expect(relay.relay.log.contains(#"dry run: would send"#))
+            #expect(relay.relay.waitForLog { $0.contains("dry run: would send") }.contains("dry run: would send"))
             #expect(relay.recordedCalls.isEmpty)
         }
     }

@@ -80,6 +80,15 @@ final class RelayProcess: @unchecked Sendable {
         }
     }
 
+    /// Waits until the output satisfies `condition` (log lines are read on another thread, so
+    /// a line written before an answer may be read after it); returns the output.
+    @discardableResult
+    func waitForLog(timeout: Double = 10, _ condition: (String) -> Bool) -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !condition(log) && Date() < deadline { _ = changed.wait(timeout: .now() + 0.05) }
+        return log
+    }
+
     /// Waits for the `listening on HOST:PORT` line and returns the port.
     func waitForPort() throws -> Int {
         let text = try waitForOutput(containing: "listening on ")
