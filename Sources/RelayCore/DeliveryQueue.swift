@@ -32,6 +32,9 @@ package final class DeliveryQueue: Sendable {
         package var ratePerSecond: Int?
         /// Pending deliveries at most; beyond it webhooks are answered 503 (the sender retries).
         package var maxPending = 100_000
+        /// Past this many bytes of database new deliveries are refused (webhooks get 503, as on
+        /// a full disk) while results of sends are still recorded. Nil: only the disk limits it.
+        package var maxBytes: Int?
         /// Delivered records are deleted after this.
         package var retention: Duration = .seconds(7 * 86_400)
 
@@ -241,7 +244,12 @@ package final class DeliveryQueue: Sendable {
 
     private func commit(_ jobs: [Job], in database: SQLiteDatabase, busyRooms: inout Set<String>) {
         guard !jobs.isEmpty else { return }
-        var completions: [@Sendable (Result<Void, SQLiteError>) -> Void] = []
+        // Each batch of new deliveries sits in its own savepoint: when the database is full only
+        // those fail (answered 503), while results of sends are still recorded, so that a full
+        // queue never makes the relay send delivered calls again and again.
+        var outcomes: [(completion: @Sendable (Result<Void, SQLiteError>) -> Void, result: Result<Void, SQLiteError>)] = []
+        var pendingChange = 0
+        var insertFailed = false
         do throws(SQLiteError) {
             try database.execute("BEGIN IMMEDIATE")
             let insert = try database.prepare(
@@ -249,54 +257,72 @@ package final class DeliveryQueue: Sendable {
             let update = try database.prepare("UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, last_reason = ? WHERE id = ?")
             let remember = try database.prepare("INSERT OR REPLACE INTO dedupe (key, first_id, expires_at) VALUES (?, ?, ?)")
             let now = clock()
+            var isFull = false
+            if let maxBytes = configuration.maxBytes {
+                isFull = try database.integer("PRAGMA page_count") * database.integer("PRAGMA page_size") >= maxBytes
+            }
             for job in jobs {
                 switch job {
+                case .insert(_, let completion) where isFull:
+                    insertFailed = true
+                    outcomes.append((completion, .failure(SQLiteError(code: 13, description: "the queue database is full"))))
                 case .insert(let deliveries, let completion):
-                    for delivery in deliveries {
-                        try insert.run([
-                            .text(delivery.id), .text(delivery.route), .text(delivery.credential), .text(delivery.roomID), .text(delivery.call),
-                            .text(delivery.request), .text(delivery.deadReason == nil ? "pending" : "dead"), .integer(now), .integer(now),
-                            delivery.deadReason.map(SQLiteValue.text) ?? .null,
-                        ])
+                    try database.execute("SAVEPOINT batch")
+                    do throws(SQLiteError) {
+                        for delivery in deliveries {
+                            try insert.run([
+                                .text(delivery.id), .text(delivery.route), .text(delivery.credential), .text(delivery.roomID), .text(delivery.call),
+                                .text(delivery.request), .text(delivery.deadReason == nil ? "pending" : "dead"), .integer(now), .integer(now),
+                                delivery.deadReason.map(SQLiteValue.text) ?? .null,
+                            ])
+                        }
+                        try database.execute("RELEASE batch")
+                        pendingChange += deliveries.filter { $0.deadReason == nil }.count
+                        outcomes.append((completion, .success(())))
+                    } catch {
+                        try database.execute("ROLLBACK TO batch; RELEASE batch")
+                        insertFailed = true
+                        outcomes.append((completion, .failure(error)))
                     }
-                    completions.append(completion)
                 case .dedupe(let key, let id, let expiresAt):
-                    try remember.run([.text(key), .text(id), .integer(expiresAt)])
-                case .finished(let id, let roomKey, let action, let attempts, let reason):
-                    busyRooms.remove(roomKey)
+                    // A key that cannot be stored only means a later duplicate is delivered again.
+                    try database.execute("SAVEPOINT key")
+                    do throws(SQLiteError) {
+                        try remember.run([.text(key), .text(id), .integer(expiresAt)])
+                        try database.execute("RELEASE key")
+                    } catch {
+                        try database.execute("ROLLBACK TO key; RELEASE key")
+                    }
+                case .finished(let id, _, let action, let attempts, let reason):
                     switch action {
-                    case .acknowledge: try update.run([.text("delivered"), .integer(attempts), .integer(now), .null, .text(id)])
+                    case .acknowledge:
+                        try update.run([.text("delivered"), .integer(attempts), .integer(now), .null, .text(id)])
+                        pendingChange -= 1
                     case .retry(let at): try update.run([.text("pending"), .integer(attempts), .integer(at), .text(reason), .text(id)])
-                    case .deadLetter(let why): try update.run([.text("dead"), .integer(attempts), .integer(now), .text(why), .text(id)])
+                    case .deadLetter(let why):
+                        try update.run([.text("dead"), .integer(attempts), .integer(now), .text(why), .text(id)])
+                        pendingChange -= 1
                     }
                 }
             }
             try database.execute("COMMIT")
-            lastWriteFailed.store(false, ordering: .relaxed)
-            var change = 0
-            for job in jobs {
-                switch job {
-                case .insert(let deliveries, _): change += deliveries.filter { $0.deadReason == nil }.count
-                case .finished(_, _, .retry, _, _), .dedupe: break
-                case .finished: change -= 1
-                }
-            }
-            pending.wrappingAdd(change, ordering: .relaxed)
-            for completion in completions { completion(.success(())) }
+            lastWriteFailed.store(insertFailed, ordering: .relaxed)
+            pending.wrappingAdd(pendingChange, ordering: .relaxed)
         } catch {
             try? database.execute("ROLLBACK")
             lastWriteFailed.store(true, ordering: .relaxed)
             logger.error("the queue cannot be written", ["error": error.description])
-            for job in jobs {
-                if case .insert(_, let completion) = job { completion(.failure(error)) }
+            outcomes = jobs.compactMap { job in
+                if case .insert(_, let completion) = job { return (completion, .failure(error)) }
+                return nil
             }
             // Results that could not be written are sent again later: at-least-once.
-            for job in jobs { if case .finished(_, let roomKey, _, _, _) = job { busyRooms.remove(roomKey) } }
         }
+        if insertFailed { logger.error("the queue cannot be written", ["error": "new deliveries refused (database full or failing)"]) }
+        for job in jobs { if case .finished(_, let roomKey, _, _, _) = job { busyRooms.remove(roomKey) } }
+        for (completion, result) in outcomes { completion(result) }
     }
 
-    /// Starts the due deliveries it can; returns true when due ones remain that only a
-    /// finished send can unblock (their room is busy, or no slot is free).
     private func dispatch(from database: SQLiteDatabase, busyRooms: inout Set<String>) -> Bool {
         var room = shared.withLock { configuration.concurrency - $0.inFlight }
         if let rate = configuration.ratePerSecond {

@@ -11,6 +11,7 @@ package struct ServeSettings: Sendable {
     package var upstreamConcurrency = 64
     package var queueLimit = 100_000
     package var upstreamRate: Int?
+    package var queueMaxBytes: Int?
     package var retention = Duration.seconds(7 * 86_400)
     /// Nil: text on a terminal, JSON otherwise.
     package var logFormat: Logger.Format?
@@ -32,6 +33,7 @@ package struct ServeSettings: Sendable {
         CommandLineOption("--upstream-concurrency", environment: "HAPPYRELAY_UPSTREAM_CONCURRENCY", value: "N", help: "async calls in flight toward HappyTalk at most (default 64)"),
         CommandLineOption("--upstream-rate", environment: "HAPPYRELAY_UPSTREAM_RATE", value: "N", help: "async calls per second at most toward HappyTalk (default: no limit)"),
         CommandLineOption("--queue-limit", environment: "HAPPYRELAY_QUEUE_LIMIT", value: "N", help: "pending deliveries at most; beyond it webhooks get 503 (default 100000)"),
+        CommandLineOption("--queue-max-bytes", environment: "HAPPYRELAY_QUEUE_MAX_BYTES", value: "BYTES", help: "the queue database may grow to about this size; beyond it webhooks get 503 (default: no limit)"),
         CommandLineOption("--retention", environment: "HAPPYRELAY_RETENTION", value: "SECONDS", help: "delivered records are deleted after this (default 604800, 7 days)"),
         CommandLineOption("--upstream", environment: "HAPPYTALK_BASE_URL", value: "URL", help: "HappyTalk base URL (default https://customer.happytalk.io)"),
         CommandLineOption("--upstream-ca-file", environment: "HAPPYRELAY_UPSTREAM_CA_FILE", value: "FILE", help: "also trust the CA certificates in this PEM file for https:// upstreams (verification stays on)"),
@@ -73,6 +75,9 @@ package struct ServeSettings: Sendable {
         settings.upstreamConcurrency = try parsed.integer("--upstream-concurrency", default: 64, range: 1...4096)
         if parsed.value("--upstream-rate") != nil {
             settings.upstreamRate = try parsed.integer("--upstream-rate", default: 0, range: 1...1_000_000)
+        }
+        if parsed.value("--queue-max-bytes") != nil {
+            settings.queueMaxBytes = try parsed.integer("--queue-max-bytes", default: 0, range: 65_536...(1 << 50))
         }
         settings.queueLimit = try parsed.integer("--queue-limit", default: 100_000, range: 1...100_000_000)
         settings.retention = try parsed.seconds("--retention", default: settings.retention)

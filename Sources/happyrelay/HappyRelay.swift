@@ -112,6 +112,7 @@ struct HappyRelay {
                 configuration.concurrency = settings.upstreamConcurrency
                 configuration.maxPending = settings.queueLimit
                 configuration.ratePerSecond = settings.upstreamRate
+                configuration.maxBytes = settings.queueMaxBytes
                 configuration.retention = settings.retention
                 queue = try DeliveryQueue(
                     directory: settings.dataDirectory, upstream: upstream, credentials: credentials, configuration: configuration,

@@ -259,6 +259,31 @@ import Testing
         }
     }
 
+    @Test func anUnwritableQueueAnswers503AndNothingAcceptedIsLost() async throws {
+        let mappings = ["async.json": #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.body.room", "parameter1": "$.body.n" } } ] }"#]
+        try await offPool {
+            let relay = try RelayHarness(mappings: mappings, relayArguments: ["--queue-max-bytes", "65536"])
+            _ = try relay.mock.stop()
+            let padding = String(repeating: "x", count: 4000)
+            var accepted: [String] = []
+            var refusal: RawConnection.Response?
+            for index in 0..<200 {
+                let response = try relay.post("/async", body: #"{"uuid":"u-1","room":"r-\#(index)","n":"\#(index)","pad":"\#(padding)"}"#)
+                if response.status == 202 { accepted.append("\(index)") } else { refusal = response; break }
+            }
+            let refused = try #require(refusal)
+            #expect(refused.status == 503)
+            #expect(refused.text.hasPrefix(#"{"result":"fail","error":"unavailable","message":"#))
+            let ready = try relay.post("/readyz", body: "", method: "GET")
+            #expect(ready.status == 503)
+            #expect(ready.text == #"{"status":"unavailable","reason":"the queue cannot be written"}"#)
+            #expect(!accepted.isEmpty)
+            try relay.restartMock()
+            let calls = relay.waitForCalls(accepted.count)
+            #expect(Set(calls.compactMap { $0.split(separator: "\"").dropLast().last.map(String.init) }) == Set(accepted))
+        }
+    }
+
     @Test func aMissingSecretStopsStartUpWhenATokenIsSet() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
