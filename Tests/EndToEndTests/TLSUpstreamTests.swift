@@ -25,77 +25,70 @@ import Testing
         client.shutdown()
     }
 
-    @Test func unknownCertificateAuthorityIsRefusedAndNothingIsSent() async throws {
-        let server = try TLSTestServer(certificate: "unknown-ca")
+    /// Expects the client to refuse the server's certificate with a reason containing `reason`, sending nothing.
+    func expectRefused(certificate: String, reason expected: [String], sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let server = try TLSTestServer(certificate: certificate)
         let client = try HTTPClient(tls: try TLSClientFactory(caFile: TLSTestServer.fixture("ca.pem")))
         do {
             _ = try await client.execute(request(server.port))
-            Issue.record("an untrusted upstream was accepted")
+            Issue.record("an untrusted upstream was accepted", sourceLocation: sourceLocation)
         } catch {
-            guard case .connectFailed(let reason) = error else {
-                Issue.record("unexpected \(error)")
-                return
+            if case .connectFailed(let reason) = error {
+                #expect(expected.contains { reason.contains($0) }, "\(reason)", sourceLocation: sourceLocation)
+            } else {
+                Issue.record("unexpected \(error)", sourceLocation: sourceLocation)
             }
-            #expect(reason.contains("certificate of localhost is not trusted"), "\(reason)")
         }
-        #expect(server.receivedBodies.isEmpty)
+        #expect(server.receivedBodies.isEmpty, sourceLocation: sourceLocation)
         client.shutdown()
+    }
+
+    @Test func unknownCertificateAuthorityIsRefusedAndNothingIsSent() async throws {
+        try await expectRefused(certificate: "unknown-ca", reason: ["certificate of localhost is not trusted"])
     }
 
     @Test func certificateForAnotherHostIsRefused() async throws {
-        let server = try TLSTestServer(certificate: "wrong")
-        let client = try HTTPClient(tls: try TLSClientFactory(caFile: TLSTestServer.fixture("ca.pem")))
-        do {
-            _ = try await client.execute(request(server.port))
-            Issue.record("a certificate for another host was accepted")
-        } catch {
-            guard case .connectFailed(let reason) = error else {
-                Issue.record("unexpected \(error)")
-                return
-            }
-            #expect(reason.contains("Hostname mismatch") || reason.contains("hostname mismatch"), "\(reason)")
+        try await expectRefused(certificate: "wrong", reason: ["Hostname mismatch", "hostname mismatch"])
+    }
+
+    /// Runs the relay against a TLS server (with or without the CA file) and posts one webhook.
+    func relayPost(caFile: Bool) async throws -> (response: RawConnection.Response, server: TLSTestServer) {
+        let server = try TLSTestServer(certificate: "localhost")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try RelayHarness.route("/sync", verify: #"{ "scheme": "none" }"#).write(to: folder.appendingPathComponent("sync.json"), atomically: true, encoding: .utf8)
+        let response = try await offPool {
+            let relay = try RelayProcess(
+                ["serve", "--listen", "127.0.0.1:0", "--mappings", folder.path, "--upstream", "https://localhost:\(server.port)",
+                 "--data-dir", folder.appendingPathComponent("data").path]
+                    + (caFile ? ["--upstream-ca-file", TLSTestServer.fixture("ca.pem")] : []),
+                environment: ["HAPPYTALK_TOKEN": "tls-token"])
+            let port = try relay.waitForPort()
+            let connection = try RawConnection(port: port)
+            try connection.send("POST /sync HTTP/1.1\r\nHost: r\r\nContent-Type: application/json\r\nContent-Length: \(RelayHarness.body.utf8.count)\r\n\r\n\(RelayHarness.body)")
+            let response = try connection.readResponse()
+            _ = try relay.stop()
+            return ResponseBox(response)
         }
-        #expect(server.receivedBodies.isEmpty)
-        client.shutdown()
+        return (response.value, server)
     }
 
     @Test func relaySendsOverTLSWithTheCAFile() async throws {
-        let server = try TLSTestServer(certificate: "localhost")
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-tls-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try RelayHarness.route("/sync", verify: #"{ "scheme": "none" }"#).write(to: folder.appendingPathComponent("sync.json"), atomically: true, encoding: .utf8)
-        try await offPool {
-            let relay = try RelayProcess(
-                ["serve", "--listen", "127.0.0.1:0", "--mappings", folder.path, "--upstream", "https://localhost:\(server.port)",
-                 "--upstream-ca-file", TLSTestServer.fixture("ca.pem"), "--data-dir", folder.appendingPathComponent("data").path],
-                environment: ["HAPPYTALK_TOKEN": "tls-token"])
-            let port = try relay.waitForPort()
-            let connection = try RawConnection(port: port)
-            try connection.send("POST /sync HTTP/1.1\r\nHost: r\r\nContent-Type: application/json\r\nContent-Length: \(RelayHarness.body.utf8.count)\r\n\r\n\(RelayHarness.body)")
-            let response = try connection.readResponse()
-            #expect(response.status == 200, "\(response.text)")
-            #expect(server.receivedBodies == [#"{"token":"tls-token","uuid":"u-1","room_id":"r-1"}"#])
-            _ = try relay.stop()
-        }
+        let (response, server) = try await relayPost(caFile: true)
+        #expect(response.status == 200, "\(response.text)")
+        #expect(server.receivedBodies == [#"{"token":"tls-token","uuid":"u-1","room_id":"r-1"}"#])
     }
 
     @Test func relayWithoutTheCAFileRefusesTheUpstream() async throws {
-        let server = try TLSTestServer(certificate: "localhost")
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-tls-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try RelayHarness.route("/sync", verify: #"{ "scheme": "none" }"#).write(to: folder.appendingPathComponent("sync.json"), atomically: true, encoding: .utf8)
-        try await offPool {
-            let relay = try RelayProcess(
-                ["serve", "--listen", "127.0.0.1:0", "--mappings", folder.path, "--upstream", "https://localhost:\(server.port)", "--data-dir", folder.appendingPathComponent("data").path],
-                environment: ["HAPPYTALK_TOKEN": "tls-token"])
-            let port = try relay.waitForPort()
-            let connection = try RawConnection(port: port)
-            try connection.send("POST /sync HTTP/1.1\r\nHost: r\r\nContent-Type: application/json\r\nContent-Length: \(RelayHarness.body.utf8.count)\r\n\r\n\(RelayHarness.body)")
-            let response = try connection.readResponse()
-            #expect(response.status == 502)
-            #expect(response.text.contains("is not trusted"), "\(response.text)")
-            #expect(server.receivedBodies.isEmpty)
-            _ = try relay.stop()
-        }
+        let (response, server) = try await relayPost(caFile: false)
+        #expect(response.status == 502)
+        #expect(response.text.contains("is not trusted"), "\(response.text)")
+        #expect(server.receivedBodies.isEmpty)
     }
+}
+
+/// Carries a test response out of a blocking thread.
+final class ResponseBox: @unchecked Sendable {
+    let value: RawConnection.Response
+    init(_ value: RawConnection.Response) { self.value = value }
 }
