@@ -882,6 +882,7 @@ struct MappingCompiler {
             file: file, path: path, description: description, verify: verify, acceptsForm: acceptsForm, delivery: delivery,
             timeout: timeout, dedupe: dedupe, credential: credential, mode: mode, rules: rules, examples: examples)
         route.bodyProjection = route.makeBodyProjection()
+        route.readHeaderNames = route.makeReadHeaderNames()
         return route
     }
 

@@ -265,12 +265,22 @@ package struct MappingRoute: Sendable {
 
     /// Whether a path of the route reads this (lower-case) header, by name or wholesale.
     package func readsHeader(_ name: String) -> Bool {
+        guard let names = readHeaderNames else { return true }
+        return names.contains(name)
+    }
+
+    /// The headers the route's paths read by name; nil when a path reads them wholesale.
+    /// Computed once, when the file is compiled.
+    package var readHeaderNames: Set<String>? = []
+
+    func makeReadHeaderNames() -> Set<String>? {
+        var names = Set<String>()
         for path in rules.flatMap(\.paths) + (dedupe?.key.paths ?? []) {
             guard case .name("headers")? = path.segments.first else { continue }
-            guard path.segments.count > 1, case .name(let header) = path.segments[1] else { return true }
-            if header == name { return true }
+            guard path.segments.count > 1, case .name(let header) = path.segments[1] else { return nil }
+            names.insert(header)
         }
-        return false
+        return names
     }
 
     func makeBodyProjection() -> JSONProjection? {
