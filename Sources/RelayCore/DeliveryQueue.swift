@@ -45,6 +45,7 @@ package final class DeliveryQueue: Sendable {
         case insert([NewDelivery], completion: @Sendable (Result<Void, SQLiteError>) -> Void)
         case finished(id: String, roomKey: String, action: RetryPolicy.Action, attempts: Int, reason: String)
         case dedupe(key: String, id: String, expiresAt: Int)
+        case bind([BindingWrite], completion: @Sendable (Result<Void, SQLiteError>) -> Void)
     }
 
     private struct Shared {
@@ -55,7 +56,7 @@ package final class DeliveryQueue: Sendable {
 
     /// The file inside the data directory.
     package static let fileName = "happyrelay.sqlite"
-    static let schemaVersion = 2
+    static let schemaVersion = 3
 
     private let configuration: Configuration
     private let upstream: HappyTalkUpstream
@@ -133,6 +134,20 @@ package final class DeliveryQueue: Sendable {
                 COMMIT;
                 """)
         }
+        if version < 3 {
+            // Version 3: bindings (mapping.md, "Bindings"), keyed by (kind, value).
+            try database.execute(
+                """
+                BEGIN;
+                CREATE TABLE bindings (
+                    kind TEXT NOT NULL, value TEXT NOT NULL, uuid TEXT NOT NULL, room_id TEXT NOT NULL,
+                    created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (kind, value)
+                ) WITHOUT ROWID;
+                CREATE INDEX bindings_expiry ON bindings (expires_at);
+                PRAGMA user_version = 3;
+                COMMIT;
+                """)
+        }
     }
 
     /// Unexpired dedupe keys, for the relay to load at start-up.
@@ -143,6 +158,16 @@ package final class DeliveryQueue: Sendable {
         var keys: [(key: String, id: String, expiresAt: Int)] = []
         while try query.step() { keys.append((query.text(0) ?? "", query.text(1) ?? "", query.integer(2))) }
         return keys
+    }
+
+    /// Stores bindings; `completion` runs once they are committed (before the webhook's answer).
+    package func bind(_ writes: [BindingWrite], completion: @escaping @Sendable (Result<Void, SQLiteError>) -> Void) {
+        guard !writes.isEmpty else {
+            completion(.success(()))
+            return
+        }
+        shared.withLock { $0.jobs.append(.bind(writes, completion: completion)) }
+        wake.signal()
     }
 
     /// Records a dedupe key with the next commit.
@@ -237,6 +262,8 @@ package final class DeliveryQueue: Sendable {
             try purge.run([.integer(clock() - RetryPolicy.milliseconds(configuration.retention))])
             let expired = try database.prepare("DELETE FROM dedupe WHERE expires_at < ?")
             try expired.run([.integer(clock())])
+            let expiredBindings = try database.prepare("DELETE FROM bindings WHERE expires_at <= ?")
+            try expiredBindings.run([.integer(clock())])
         } catch {
             logger.warning("cannot delete old delivered records", ["error": error.description])
         }
@@ -256,6 +283,8 @@ package final class DeliveryQueue: Sendable {
                 "INSERT INTO deliveries (id, route, credential, room_id, call, request, state, attempts, accepted_at, next_attempt_at, last_reason) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)")
             let update = try database.prepare("UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, last_reason = ? WHERE id = ?")
             let remember = try database.prepare("INSERT OR REPLACE INTO dedupe (key, first_id, expires_at) VALUES (?, ?, ?)")
+            let bindStatement = try database.prepare(
+                "INSERT OR REPLACE INTO bindings (kind, value, uuid, room_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)")
             let now = clock()
             var isFull = false
             if let maxBytes = configuration.maxBytes {
@@ -282,6 +311,22 @@ package final class DeliveryQueue: Sendable {
                     } catch {
                         try database.execute("ROLLBACK TO batch; RELEASE batch")
                         insertFailed = true
+                        outcomes.append((completion, .failure(error)))
+                    }
+                case .bind(let writes, let completion):
+                    // A later binding for the same key replaces the earlier one (mapping.md).
+                    try database.execute("SAVEPOINT binding")
+                    do throws(SQLiteError) {
+                        for write in writes {
+                            try bindStatement.run([
+                                .text(write.kind), .text(write.value), .text(write.uuid), .text(write.roomID), .integer(now),
+                                .integer(now + RetryPolicy.milliseconds(write.ttl)),
+                            ])
+                        }
+                        try database.execute("RELEASE binding")
+                        outcomes.append((completion, .success(())))
+                    } catch {
+                        try database.execute("ROLLBACK TO binding; RELEASE binding")
                         outcomes.append((completion, .failure(error)))
                     }
                 case .dedupe(let key, let id, let expiresAt):
@@ -313,8 +358,10 @@ package final class DeliveryQueue: Sendable {
             lastWriteFailed.store(true, ordering: .relaxed)
             logger.error("the queue cannot be written", ["error": error.description])
             outcomes = jobs.compactMap { job in
-                if case .insert(_, let completion) = job { return (completion, .failure(error)) }
-                return nil
+                switch job {
+                case .insert(_, let completion), .bind(_, let completion): return (completion, .failure(error))
+                default: return nil
+                }
             }
             // Results that could not be written are sent again later: at-least-once.
         }
@@ -416,7 +463,8 @@ package final class DeliveryQueue: Sendable {
         return counts
     }
 
-    private var databasePath: String { database.path }
+    /// The database file, for readers such as `SQLiteBindings`.
+    package var databasePath: String { database.path }
 }
 
 /// The database connection, touched only by the queue's store thread once it runs.

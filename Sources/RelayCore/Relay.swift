@@ -17,6 +17,8 @@ package final class Relay: Sendable {
     private let served: [ServedRoute]
     private let upstream: HappyTalkUpstream?
     private let queue: DeliveryQueue?
+    /// Where rules that `resolve` look bindings up (nil: nothing is bound, as in a dry run).
+    private let bindings: (any BindingLookup)?
     private let logger: Logger
     private let dedupe = DedupeWindow()
     private let clock: @Sendable () -> Int
@@ -30,7 +32,8 @@ package final class Relay: Sendable {
     /// `FILE: POINTER: message` unless in a dry run, where unverifiable routes are served
     /// unverified (and named in the log).
     package init(
-        routes: [MappingRoute], credentials: Credentials, upstream: HappyTalkUpstream?, queue: DeliveryQueue? = nil, dryRun: Bool,
+        routes: [MappingRoute], credentials: Credentials, upstream: HappyTalkUpstream?, queue: DeliveryQueue? = nil,
+        bindings: (any BindingLookup)? = nil, dryRun: Bool,
         environment: [String: String], logger: Logger, clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970) }
     ) throws(MappingDiagnostics) {
         let isDryRun = dryRun || credentials.isEmpty
@@ -74,6 +77,7 @@ package final class Relay: Sendable {
         self.unverifiedRoutes = unverified
         self.upstream = upstream
         self.queue = queue
+        self.bindings = bindings
         self.logger = logger
         self.isDryRun = isDryRun
         self.clock = clock
@@ -153,12 +157,24 @@ package final class Relay: Sendable {
             queue?.rememberDedupeKey(DedupeWindow.compound(route.path, dedupeKey), id: requestID, expiresAt: expires * 1000)
         }
         let extra: [(String, String)] = verified ? [] : [("verified", "false")]
-        switch route.apply(to: document) {
+        switch route.apply(to: document, bindings: bindings ?? NoBindings()) {
         case .ignored(let reason):
             finish(Self.json(.ok, [("result", "ignored"), ("reason", reason)], extra: extra), "ignored", "")
-        case .bound:
-            // Binding storage arrives with the bindings issue; until then a bind-only rule is refused.
-            finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "bindings are not stored by this version"), "failed", "")
+        case .bound(let writes):
+            guard !isDryRun, let queue else {
+                // Nothing is stored in a dry run.
+                finish(Self.json(.ok, [("result", "bound")], extra: [("dry_run", "true")] + extra), "bound", "")
+                return
+            }
+            queue.bind(writes) { result in
+                switch result {
+                case .success:
+                    rememberKey()
+                    finish(Self.json(.ok, [("result", "bound")], extra: extra), "bound", "")
+                case .failure(let error):
+                    finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later"), "failed", "")
+                }
+            }
         case .failed(let failure):
             logger.warning("mapping failed", ["route": route.path, "rule": failure.rule, "field": failure.field, "request_id": requestID])
             if route.delivery == .async, !isDryRun, let queue {
@@ -180,64 +196,82 @@ package final class Relay: Sendable {
                 return
             }
             finish(HTTPErrorBody.response(.unprocessableContent, error: "mapping_failed", message: failure.description), "failed", failure.rule)
+        case .calls(let calls, let binds) where !binds.isEmpty && !isDryRun && queue != nil:
+            // Bindings are stored (durably) before the call is made or queued.
+            queue?.bind(binds) { [self] result in
+                switch result {
+                case .success: deliver(calls, route: served, request: request, requestID: requestID, extra: extra, rememberKey: rememberKey, finish: finish)
+                case .failure(let error):
+                    finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later"), "failed", "")
+                }
+            }
         case .calls(let calls, _):
-            let rules = calls.map(\.rule).joined(separator: ",")
-            if isDryRun {
-                for call in calls {
-                    logger.info("dry run: would send", ["route": route.path, "rule": call.rule, "call": String(decoding: call.body(token: "***"), as: UTF8.self), "request_id": requestID])
-                }
-                rememberKey()
-                if route.delivery == .sync {
-                    finish(Self.json(.ok, [("result", "success")], extra: [("dry_run", "true")] + extra), "accepted", rules)
-                } else {
-                    finish(Self.json(.accepted, [("result", "accepted"), ("id", requestID)], extra: [("dry_run", "true")] + extra), "accepted", rules)
-                }
+            deliver(calls, route: served, request: request, requestID: requestID, extra: extra, rememberKey: rememberKey, finish: finish)
+        }
+    }
+
+    /// Sends the calls (sync), queues them (async), or logs them (dry run), then answers.
+    private func deliver(
+        _ calls: [MappedCall], route served: ServedRoute, request: HTTPRequest, requestID: String, extra: [(String, String)],
+        rememberKey: @escaping @Sendable () -> Void, finish: @escaping @Sendable (HTTPResponse, String, String) -> Void
+    ) {
+        let route = served.route
+        let rules = calls.map(\.rule).joined(separator: ",")
+        if isDryRun {
+            for call in calls {
+                logger.info("dry run: would send", ["route": route.path, "rule": call.rule, "call": String(decoding: call.body(token: "***"), as: UTF8.self), "request_id": requestID])
+            }
+            rememberKey()
+            if route.delivery == .sync {
+                finish(Self.json(.ok, [("result", "success")], extra: [("dry_run", "true")] + extra), "accepted", rules)
+            } else {
+                finish(Self.json(.accepted, [("result", "accepted"), ("id", requestID)], extra: [("dry_run", "true")] + extra), "accepted", rules)
+            }
+            return
+        }
+        if route.delivery == .async {
+            guard let queue else {
+                finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "the queue is not available; retry later"), "failed", rules)
                 return
             }
-            if route.delivery == .async {
-                guard let queue else {
-                    finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "the queue is not available; retry later"), "failed", rules)
-                    return
-                }
-                let record = Self.replayRecord(request, route: route)
-                let deliveries = calls.enumerated().map { index, call in
-                    NewDelivery(
-                        id: index == 0 ? requestID : "\(requestID)-\(index)", route: route.path, credential: route.credential ?? "",
-                        roomID: call["room_id"] ?? "", call: String(decoding: Self.fieldsObject(call), as: UTF8.self), request: record, deadReason: nil)
-                }
-                queue.enqueue(deliveries) { result in
-                    switch result {
-                    case .success:
-                        rememberKey()
-                        finish(Self.json(.accepted, [("result", "accepted"), ("id", requestID)]), "accepted", rules)
-                    case .failure(let error):
-                        finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later"), "failed", rules)
-                    }
-                }
-                return
+            let record = Self.replayRecord(request, route: route)
+            let deliveries = calls.enumerated().map { index, call in
+                NewDelivery(
+                    id: index == 0 ? requestID : "\(requestID)-\(index)", route: route.path, credential: route.credential ?? "",
+                    roomID: call["room_id"] ?? "", call: String(decoding: Self.fieldsObject(call), as: UTF8.self), request: record, deadReason: nil)
             }
-            guard let upstream, let token = served.token else {
-                finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "no upstream is configured"), "failed", rules)
-                return
-            }
-            let timeout = route.timeout
-            let logger = logger
-            Task {
-                var answer = Self.json(.ok, [("result", "success")])
-                var outcome = "accepted"
-                for call in calls {
-                    let result = await upstream.send(call, token: token, timeout: timeout)
-                    if result == .success { continue }
-                    outcome = "failed"
-                    answer = Self.answer(for: result, timeout: timeout)
-                    if case .failed(let code, let message, true) = result {
-                        logger.error("HappyTalk refused the relay's credential: check the token", ["route": route.path, "code": String(code), "message": message, "request_id": requestID])
-                    }
-                    break
+            queue.enqueue(deliveries) { result in
+                switch result {
+                case .success:
+                    rememberKey()
+                    finish(Self.json(.accepted, [("result", "accepted"), ("id", requestID)]), "accepted", rules)
+                case .failure(let error):
+                    finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later"), "failed", rules)
                 }
-                if outcome == "accepted" { rememberKey() }
-                finish(answer, outcome, rules)
             }
+            return
+        }
+        guard let upstream, let token = served.token else {
+            finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "no upstream is configured"), "failed", rules)
+            return
+        }
+        let timeout = route.timeout
+        let logger = logger
+        Task {
+            var answer = Self.json(.ok, [("result", "success")])
+            var outcome = "accepted"
+            for call in calls {
+                let result = await upstream.send(call, token: token, timeout: timeout)
+                if result == .success { continue }
+                outcome = "failed"
+                answer = Self.answer(for: result, timeout: timeout)
+                if case .failed(let code, let message, true) = result {
+                    logger.error("HappyTalk refused the relay's credential: check the token", ["route": route.path, "code": String(code), "message": message, "request_id": requestID])
+                }
+                break
+            }
+            if outcome == "accepted" { rememberKey() }
+            finish(answer, outcome, rules)
         }
     }
 

@@ -102,6 +102,9 @@ final class SQLiteStatement {
         sqlite3_reset(statement)
     }
 
+    /// Ends the current read, releasing its snapshot of the database.
+    func reset() { sqlite3_reset(statement) }
+
     func integer(_ column: Int32) -> Int { Int(sqlite3_column_int64(statement, column)) }
 
     func text(_ column: Int32) -> String? {

@@ -121,11 +121,19 @@ struct HappyRelay {
                 fail("happyrelay serve: cannot open the delivery queue in \(settings.dataDirectory): \(error)", code: 1)
             }
         }
+        var bindings: SQLiteBindings?
+        if let queue {
+            do {
+                bindings = try SQLiteBindings(path: queue.databasePath)
+            } catch {
+                fail("happyrelay serve: cannot open the bindings in \(settings.dataDirectory): \(error)", code: 1)
+            }
+        }
         let relay: Relay
         do {
             relay = try Relay(
-                routes: routes, credentials: credentials, upstream: upstream, queue: queue, dryRun: settings.isDryRun,
-                environment: environment, logger: logger)
+                routes: routes, credentials: credentials, upstream: upstream, queue: queue, bindings: bindings,
+                dryRun: settings.isDryRun, environment: environment, logger: logger)
         } catch {
             fail(error.items.map(\.description).joined(separator: "\n") + "\nhappyrelay serve: fix the settings above, or run without HAPPYTALK_TOKEN to try it in dry-run mode", code: 1)
         }
