@@ -78,8 +78,8 @@ import Testing
         let path = directory()
         _ = try makeQueue(path)
         let database = try SQLiteDatabase(path: path + "/" + DeliveryQueue.fileName)
-        #expect(try database.integer("PRAGMA user_version") == 2)
-        #expect(try database.integer("SELECT COUNT(*) FROM sqlite_master WHERE name = 'dedupe'") == 1)
+        #expect(try database.integer("PRAGMA user_version") == 3)
+        #expect(try database.integer("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('dedupe', 'bindings')") == 2)
         #expect(try database.integer("SELECT COUNT(*) FROM sqlite_master WHERE name = 'deliveries'") == 1)
         // Opening again is a no-op migration.
         _ = try makeQueue(path)
@@ -101,7 +101,7 @@ import Testing
             PRAGMA user_version = 1;
             """)
         let queue = try makeQueue(path)
-        #expect(try old.integer("PRAGMA user_version") == 2)
+        #expect(try old.integer("PRAGMA user_version") == 3)
         #expect(try queue.counts() == ["dead": 1])
         #expect(try queue.dedupeKeys().isEmpty)
     }
