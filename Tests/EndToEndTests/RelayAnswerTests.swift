@@ -254,8 +254,9 @@ import Testing
                 #expect(try relay.post("/async", body: #"{"uuid":"u-1","room":"r-\#(index)"}"#).status == 202)
             }
             #expect(relay.waitForCalls(10).count == 10)
-            // 10 sends at 4 per second span at least two second boundaries.
-            #expect(Date().timeIntervalSince(started) > 1.5)
+            // At most 4 sends in any clock second: 10 need three seconds, so more than one second passes
+            // (unlimited, they take a few milliseconds).
+            #expect(Date().timeIntervalSince(started) > 1.0)
         }
     }
 
