@@ -26,6 +26,19 @@ package enum AdminRoutes {
                 let state = FormBody.pairs(Array(request.head.query.utf8)).last { $0.name == "state" }?.value
                 let listed = try DeliveryCommands.list(["--json"] + (state.map { ["--state", $0] } ?? []) + store, environment: [:])
                 return .json(.ok, "{\"deliveries\":[" + listed.lines.joined(separator: ",") + "]}")
+            case (.get, "/admin/bindings"), (.delete, "/admin/bindings"):
+                let query = FormBody.pairs(Array(request.head.query.utf8))
+                let kind = query.last { $0.name == "kind" }?.value
+                let value = query.last { $0.name == "value" }?.value
+                let key = kind.map { "\($0)=\(value ?? "")" }
+                if request.method == .get {
+                    let listed = try BindingCommands.list(["--json"] + (key.map { ["--key", $0] } ?? []) + store, environment: [:])
+                    return .json(.ok, "{\"bindings\":[" + listed.lines.joined(separator: ",") + "]}")
+                }
+                guard let key, value != nil else { return HTTPErrorBody.response(.badRequest, message: "give kind and value") }
+                let deleted = try BindingCommands.delete([key] + store, environment: [:])
+                return deleted.exitCode == 0
+                    ? .json(.ok, "{\"result\":\"deleted\"}") : HTTPErrorBody.response(.notFound, message: "no binding \(key)")
             case (.post, "/admin/deliveries/replay-dead"):
                 return replayed(try DeliveryCommands.replay(["--all-dead", "--mappings", mappings] + store, environment: [:]))
             case (.post, _) where path.hasPrefix("/admin/deliveries/") && path.hasSuffix("/replay"):

@@ -20,6 +20,7 @@ package enum MappingCommands {
         CommandLineOption("--header", value: "'Name: value'", help: "a request header (repeatable)"),
         CommandLineOption("--query", value: "k=v", help: "a query parameter (repeatable)"),
         CommandLineOption("--mappings", environment: "HAPPYRELAY_MAPPINGS", value: "DIR", help: "folder of mapping files (default mappings)"),
+        CommandLineOption("--data-dir", value: "DIR", help: "resolve bindings from this relay data directory (default: nothing is bound)"),
         CommandLineOption("--help", help: "show this help"),
     ]
 
@@ -94,7 +95,17 @@ package enum MappingCommands {
         let document = RequestDocument.make(
             body: body, headers: headers, query: query, route: route.path, receivedAt: RequestBody.timestamp(Date()),
             requestID: "map")
-        switch route.apply(to: document) {
+        var bindings: any BindingLookup = NoBindings()
+        if let directory = parsed.value("--data-dir") {
+            let path = (directory as NSString).appendingPathComponent(DeliveryQueue.fileName)
+            guard FileManager.default.fileExists(atPath: path) else { return Result(lines: ["no relay database in \(directory)"], exitCode: 1) }
+            do {
+                bindings = try SQLiteBindings(path: path)
+            } catch {
+                return Result(lines: ["cannot open \(path): \(error)"], exitCode: 1)
+            }
+        }
+        switch route.apply(to: document, bindings: bindings) {
         case .calls(let calls, let binds):
             return Result(
                 lines: binds.map(describe) + calls.map { String(decoding: $0.body(token: "***"), as: UTF8.self) }, exitCode: 0)

@@ -22,6 +22,7 @@ struct HappyRelay {
           map        show the set_user_info call a mapping makes of a payload (dry run)
           mock-upstream  a local HappyTalk set_user_info mock for trials and tests
           deliveries list|replay  the async delivery queue: list deliveries, replay dead ones
+          bindings list|delete    the bindings that link order numbers, phones, … to chat rooms
         
         Run `happyrelay <command> --help` for a command's options; `happyrelay --version` prints the version.
         """
@@ -44,6 +45,8 @@ struct HappyRelay {
             await mockUpstream(arguments)
         case "deliveries":
             deliveries(arguments, environment: environment)
+        case "bindings":
+            bindings(arguments, environment: environment)
         case "check":
             if arguments.contains("--help") {
                 print("usage: happyrelay check [--mappings DIR]\n\nValidates every mapping file and runs its examples; exit 0 when all are valid, 1 otherwise.\n\noptions:\n\(helpText(for: MappingCommands.checkOptions))")
@@ -196,6 +199,23 @@ struct HappyRelay {
             exit(0)
         default:
             fail("happyrelay deliveries: expected list or replay\nusage: \(usage)", code: 2)
+        }
+    }
+
+    static func bindings(_ arguments: [String], environment: [String: String]) -> Never {
+        let usage = "happyrelay bindings list [--key KIND=VALUE] [--json] --data-dir DIR\n       happyrelay bindings delete KIND=VALUE --data-dir DIR"
+        var rest = arguments
+        let action = rest.isEmpty ? "" : rest.removeFirst()
+        switch action {
+        case "list" where rest.contains("--help"), "delete" where rest.contains("--help"), "--help", "-h":
+            print("usage: \(usage)\n\noptions:\n\(helpText(for: BindingCommands.listOptions))")
+            exit(0)
+        case "list":
+            finish(command: "bindings list", usage: usage) { () throws(SettingsError) in try BindingCommands.list(rest, environment: environment) }
+        case "delete":
+            finish(command: "bindings delete", usage: usage) { () throws(SettingsError) in try BindingCommands.delete(rest, environment: environment) }
+        default:
+            fail("happyrelay bindings: expected list or delete\nusage: \(usage)", code: 2)
         }
     }
 

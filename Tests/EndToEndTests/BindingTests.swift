@@ -22,7 +22,7 @@ import Testing
         try await offPool {
             let relay = try RelayHarness(
                 mappings: ["chatbot.json": Self.chatbot, "shop.json": Self.shop],
-                environment: ["BOT_SECRET": "bot-s3cret", "SHOP_SECRET": "shop-s3cret"])
+                environment: ["BOT_SECRET": "bot-s3cret", "SHOP_SECRET": "shop-s3cret", "HAPPYRELAY_ADMIN_TOKEN": "admin-t0ken"])
             let bound = try relay.post(
                 "/chatbot/orders", body: #"{"uuid":"u-1","room_id":"r-9","order_number":"1043","phone":"010-1234-5678"}"#,
                 headers: [("Content-Type", "application/json"), ("Authorization", "Bearer bot-s3cret")])
@@ -49,6 +49,26 @@ import Testing
             #expect(calls.count == 3)
             #expect(calls.dropFirst().allSatisfy { $0.contains(#""uuid":"u-1","room_id":"r-9""#) })
             #expect(calls.count == Set(calls).count)
+
+            // The CLI and the admin endpoints see the same bindings; map resolves from the database.
+            let data = relay.directory.appendingPathComponent("data").path
+            let listed = try RelayProcess.run(["bindings", "list", "--data-dir", data])
+            #expect(listed.output.contains("order_number=1043 u-1 r-9 "), "\(listed.output)")
+            #expect(listed.output.contains("phone=01012345678 u-1 r-9 "))
+            let payload = relay.directory.appendingPathComponent("shipped.json")
+            try #"{"order_number":1043,"tracking":"999"}"#.write(to: payload, atomically: true, encoding: .utf8)
+            let mapped = try RelayProcess.run([
+                "map", "--route", "/shop/shipped", "--mappings", relay.directory.appendingPathComponent("mappings").path, "--data-dir", data, payload.path,
+            ])
+            #expect(mapped.output == #"{"token":"***","uuid":"u-1","room_id":"r-9","parcel_number":"999","scenario_next":"Y"}"# + "\n")
+            let admin = try relay.post("/admin/bindings?kind=order_number&value=1043", body: "", headers: [("Authorization", "Bearer admin-t0ken")], method: "GET")
+            #expect(admin.status == 200)
+            #expect(admin.text.hasPrefix(#"{"bindings":[{"key":"order_number=1043","uuid":"u-1","room_id":"r-9""#))
+            let removed = try RelayProcess.run(["bindings", "delete", "order_number=1043", "--data-dir", data])
+            #expect(removed.status == 0)
+            let viaAdmin = try relay.post("/admin/bindings?kind=phone&value=01012345678", body: "", headers: [("Authorization", "Bearer admin-t0ken")], method: "DELETE")
+            #expect(viaAdmin.text == #"{"result":"deleted"}"#)
+            #expect(try shipped(#"{"order_number":1043,"tracking":"1"}"#).text == #"{"result":"ignored","reason":"no binding"}"#)
         }
     }
 }
