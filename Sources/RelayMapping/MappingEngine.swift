@@ -22,6 +22,14 @@ package struct BindingWrite: Sendable, Equatable {
     package var uuid: String
     package var roomID: String
     package var ttl: Duration
+
+    package init(kind: String, value: String, uuid: String, roomID: String, ttl: Duration) {
+        self.kind = kind
+        self.value = value
+        self.uuid = uuid
+        self.roomID = roomID
+        self.ttl = ttl
+    }
 }
 
 /// Where `resolve` looks bindings up. The mapping engine does no I/O itself.

@@ -139,3 +139,71 @@ import Testing
 final class CommitCounter: Sendable {
     let count = Atomic<Int>(0)
 }
+
+/// Bind and resolve against the real store, with an injected clock.
+@Suite struct BindingStoreTests {
+    final class Clock: @unchecked Sendable {
+        private let value = Mutex(1_000_000)
+        var now: Int { value.withLock { $0 } }
+        func advance(_ milliseconds: Int) { value.withLock { $0 += milliseconds } }
+    }
+
+    func store(_ clock: Clock) throws -> (DeliveryQueue, SQLiteBindings) {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-bind-\(UUID().uuidString)").path
+        let client = try HTTPClient()
+        let upstream = try HappyTalkUpstream(baseURL: "http://127.0.0.1:1", client: client)
+        let queue = try DeliveryQueue(
+            directory: path, upstream: upstream, credentials: Credentials(tokens: [:]), logger: Logger(level: .error, sink: .init { _ in }),
+            clock: { clock.now })
+        queue.start()
+        return (queue, try SQLiteBindings(path: queue.databasePath, clock: { clock.now }))
+    }
+
+    func bind(_ queue: DeliveryQueue, _ writes: [BindingWrite]) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            queue.bind(writes) { _ in continuation.resume() }
+        }
+    }
+
+    func write(_ kind: String, _ value: String, _ uuid: String, _ room: String, ttl: Duration = .seconds(60)) -> BindingWrite {
+        BindingWrite(kind: kind, value: value, uuid: uuid, roomID: room, ttl: ttl)
+    }
+
+    @Test func severalKeysReplacementAndExpiry() async throws {
+        let clock = Clock()
+        let (queue, bindings) = try store(clock)
+        await bind(queue, [write("order_number", "1043", "u-1", "r-9"), write("phone", "01012345678", "u-1", "r-9")])
+        #expect(bindings.binding(kind: "order_number", value: "1043")?.roomID == "r-9")
+        #expect(bindings.binding(kind: "phone", value: "01012345678")?.uuid == "u-1")
+        #expect(bindings.binding(kind: "order_number", value: "1044") == nil)
+        // A later binding for the same key replaces the earlier one.
+        await bind(queue, [write("order_number", "1043", "u-2", "r-10", ttl: .seconds(10))])
+        #expect(bindings.binding(kind: "order_number", value: "1043") == Binding(uuid: "u-2", roomID: "r-10", key: "order_number=1043", createdAt: RFC3339.timestamp(milliseconds: 1_000_000)))
+        // Expiry: gone once its ttl has passed; the other key, bound for longer, stays.
+        clock.advance(10_001)
+        #expect(bindings.binding(kind: "order_number", value: "1043") == nil)
+        #expect(bindings.binding(kind: "phone", value: "01012345678") != nil)
+        await queue.shutdown(drain: .seconds(1))
+    }
+
+    @Test func theFirstBoundKeyWins() async throws {
+        let clock = Clock()
+        let (queue, bindings) = try store(clock)
+        await bind(queue, [write("order_number", "7", "u-order", "r-order"), write("phone", "01099998888", "u-phone", "r-phone")])
+        let route = try #require(try? MappingLoader.compile(file: "t.json", bytes: Array("""
+            { "route": "/t", "verify": { "scheme": "none" }, "rules": [ { "resolve": [ { "order_number": "$.body.order" }, { "phone": "$.body.phone" } ],
+              "set": { "uuid": "$.binding.uuid", "room_id": "$.binding.room_id" } } ] }
+            """.utf8), baseDirectory: nil).get())
+        func resolved(_ body: String) -> String? {
+            let document = RequestDocument.make(body: try! JSONParser().parse(body), headers: [], query: [], route: "/t", receivedAt: "t", requestID: "r")
+            guard case .calls(let calls, _) = route.apply(to: document, bindings: bindings) else { return nil }
+            return calls[0]["room_id"]
+        }
+        #expect(resolved(#"{"order":7,"phone":"01099998888"}"#) == "r-order")
+        #expect(resolved(#"{"order":8,"phone":"01099998888"}"#) == "r-phone")
+        #expect(resolved(#"{"order":8,"phone":"01000000000"}"#) == nil)
+        await queue.shutdown(drain: .seconds(1))
+    }
+}
+
+import RelayMapping
