@@ -17,13 +17,13 @@ struct HappyRelay {
         usage: happyrelay <command> [options]
 
         commands:
-          serve      run the relay
-          check      validate the mapping files and run their examples
-          map        show the set_user_info call a mapping makes of a payload (dry run)
-          mock-upstream  a local HappyTalk set_user_info mock for trials and tests
+          serve                   run the relay
+          check                   validate the mapping files and run their examples
+          map                     show the set_user_info call a mapping makes of a payload (dry run)
+          mock-upstream           a local HappyTalk set_user_info mock for trials and tests
           deliveries list|replay  the async delivery queue: list deliveries, replay dead ones
           bindings list|delete    the bindings that link order numbers, phones, … to chat rooms
-        
+
         Run `happyrelay <command> --help` for a command's options; `happyrelay --version` prints the version.
         """
 
