@@ -66,6 +66,7 @@ package final class DeliveryQueue: Sendable {
     private let shared = Mutex(Shared())
     private let pending = Atomic<Int>(0)
     private let lastWriteFailed = Atomic<Bool>(false)
+    private let isOverSize = Atomic<Bool>(false)
     private let wake = DispatchSemaphore(value: 0)
     private let stopped = DispatchSemaphore(value: 0)
     // Owned by the store thread.
@@ -178,6 +179,7 @@ package final class DeliveryQueue: Sendable {
 
     /// Why new webhooks cannot be accepted now (the queue is full or cannot be written), or nil.
     package var unavailableReason: String? {
+        if isOverSize.load(ordering: .relaxed) { return "the queue database is full" }
         if lastWriteFailed.load(ordering: .relaxed) { return "the queue cannot be written" }
         if pending.load(ordering: .relaxed) >= configuration.maxPending { return "the queue is full (\(configuration.maxPending) pending)" }
         return nil
@@ -289,7 +291,9 @@ package final class DeliveryQueue: Sendable {
             var isFull = false
             if let maxBytes = configuration.maxBytes {
                 isFull = try database.integer("PRAGMA page_count") * database.integer("PRAGMA page_size") >= maxBytes
+                isOverSize.store(isFull, ordering: .relaxed)
             }
+            var insertSucceeded = false
             for job in jobs {
                 switch job {
                 case .insert(_, let completion) where isFull:
@@ -306,6 +310,7 @@ package final class DeliveryQueue: Sendable {
                             ])
                         }
                         try database.execute("RELEASE batch")
+                        insertSucceeded = true
                         pendingChange += deliveries.filter { $0.deadReason == nil }.count
                         outcomes.append((completion, .success(())))
                     } catch {
@@ -351,7 +356,10 @@ package final class DeliveryQueue: Sendable {
                 }
             }
             try database.execute("COMMIT")
-            lastWriteFailed.store(insertFailed, ordering: .relaxed)
+            // A write failure is over once new deliveries are stored again (a full database is
+            // reported separately, from its size).
+            if insertSucceeded { lastWriteFailed.store(false, ordering: .relaxed) }
+            if insertFailed && !isFull { lastWriteFailed.store(true, ordering: .relaxed) }
             pending.wrappingAdd(pendingChange, ordering: .relaxed)
         } catch {
             try? database.execute("ROLLBACK")

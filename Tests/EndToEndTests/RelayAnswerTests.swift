@@ -277,7 +277,7 @@ import Testing
             #expect(refused.text.hasPrefix(#"{"result":"fail","error":"unavailable","message":"#))
             let ready = try relay.post("/readyz", body: "", method: "GET")
             #expect(ready.status == 503)
-            #expect(ready.text == #"{"status":"unavailable","reason":"the queue cannot be written"}"#)
+            #expect(ready.text == #"{"status":"unavailable","reason":"the queue database is full"}"#)
             #expect(!accepted.isEmpty)
             try relay.restartMock()
             let calls = relay.waitForCalls(accepted.count)
