@@ -60,9 +60,6 @@ package struct Credentials: Sendable, CustomStringConvertible {
         let names = tokens.keys.sorted().map { $0.isEmpty ? "default" : $0 }
         return "credentials(\(names.joined(separator: ", ")))"
     }
-
-    /// The token values, so that logs and answers can be checked against them.
-    var allTokens: [String] { Array(tokens.values) }
 }
 
 /// Webhook secrets, resolved from their references at start-up.

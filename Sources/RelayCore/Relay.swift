@@ -90,9 +90,6 @@ package final class Relay: Sendable {
         }
     }
 
-    /// The routes served, for start-up logs.
-    package var routePaths: [String] { served.map(\.route.path) }
-
     // MARK: The pipeline
 
     func handle(_ request: HTTPRequest, route served: ServedRoute, responder: HTTPResponder) {

@@ -80,10 +80,6 @@ package struct HTTPHeaders: Sendable, Equatable, Sequence {
     /// Room for `capacity` fields without growing (a parsed head reserves what it counted).
     init(capacity: Int) { fields.reserveCapacity(capacity) }
 
-    package init(_ fields: [(String, String)]) {
-        for (name, value) in fields { add(name: name, value: value) }
-    }
-
     package static func == (lhs: HTTPHeaders, rhs: HTTPHeaders) -> Bool {
         lhs.fields.elementsEqual(rhs.fields) { $0.name == $1.name && $0.value == $1.value }
     }
@@ -111,11 +107,6 @@ package struct HTTPHeaders: Sendable, Equatable, Sequence {
         return fields.first { $0.name == lowered }?.value
     }
 
-    /// Every value of a field, in order.
-    package func values(_ name: String) -> [String] {
-        let lowered = Self.lowercased(name)
-        return fields.filter { $0.name == lowered }.map(\.value)
-    }
 
     /// Lower-cases only when needed: lookups by a literal lower-case name allocate nothing.
     private static func lowercased(_ name: String) -> String {

@@ -91,9 +91,6 @@ package struct Router: Sendable {
         if methods[.get] != nil && methods[.head] == nil { allowed.append(.head) }
         return .methodNotAllowed(allowed: allowed.sorted { $0.rawValue < $1.rawValue })
     }
-
-    /// Every registered path, sorted.
-    package var paths: [String] { routes.keys.sorted() }
 }
 
 /// Builds the JSON error bodies of interface.md (`{"result":"fail","error":…,"message":…}`).

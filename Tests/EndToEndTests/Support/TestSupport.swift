@@ -40,14 +40,4 @@ final class Latch: Sendable {
         }
         for waiter in waiters { waiter.resume() }
     }
-
-    /// Blocks the calling (non-pool) thread until opened.
-    func waitBlocking(timeout: Double = 5) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if state.withLock({ $0.isOpen }) { return true }
-            usleep(1000)
-        }
-        return false
-    }
 }
