@@ -179,7 +179,7 @@ package final class Relay: Sendable {
                 // answered 2xx because resending cannot fix a mapping (interface.md).
                 let dead = NewDelivery(
                     id: requestID, route: route.path, credential: route.credential ?? "", roomID: "", call: "{}",
-                    request: Self.replayRecord(request, route: route), deadReason: "mapping failed: \(failure)")
+                    request: Self.replayRecord(request, query: query, route: route), deadReason: "mapping failed: \(failure)")
                 queue.enqueue([dead]) { result in
                     switch result {
                     case .success:
@@ -197,19 +197,20 @@ package final class Relay: Sendable {
             // Bindings are stored (durably) before the call is made or queued.
             queue?.bind(binds) { [self] result in
                 switch result {
-                case .success: deliver(calls, route: served, request: request, requestID: requestID, extra: extra, rememberKey: rememberKey, finish: finish)
+                case .success: deliver(calls, route: served, request: request, query: query, requestID: requestID, extra: extra, rememberKey: rememberKey, finish: finish)
                 case .failure(let error):
                     finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later"), "failed", "")
                 }
             }
         case .calls(let calls, _):
-            deliver(calls, route: served, request: request, requestID: requestID, extra: extra, rememberKey: rememberKey, finish: finish)
+            deliver(calls, route: served, request: request, query: query, requestID: requestID, extra: extra, rememberKey: rememberKey, finish: finish)
         }
     }
 
     /// Sends the calls (sync), queues them (async), or logs them (dry run), then answers.
     private func deliver(
-        _ calls: [MappedCall], route served: ServedRoute, request: HTTPRequest, requestID: String, extra: [(String, String)],
+        _ calls: [MappedCall], route served: ServedRoute, request: HTTPRequest, query: [(name: String, value: String)], requestID: String,
+        extra: [(String, String)],
         rememberKey: @escaping @Sendable () -> Void, finish: @escaping @Sendable (HTTPResponse, String, String) -> Void
     ) {
         let route = served.route
@@ -231,7 +232,7 @@ package final class Relay: Sendable {
                 finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "the queue is not available; retry later"), "failed", rules)
                 return
             }
-            let record = Self.replayRecord(request, route: route)
+            let record = Self.replayRecord(request, query: query, route: route)
             let deliveries = calls.enumerated().map { index, call in
                 NewDelivery(
                     id: index == 0 ? requestID : "\(requestID)-\(index)", route: route.path, credential: route.credential ?? "",
@@ -281,14 +282,14 @@ package final class Relay: Sendable {
 
     /// What replay needs of a request: the headers and query parameters its paths read
     /// (never Authorization, a verification header or a secret query parameter) and the body.
-    static func replayRecord(_ request: HTTPRequest, route: MappingRoute) -> String {
+    static func replayRecord(_ request: HTTPRequest, query: [(name: String, value: String)], route: MappingRoute) -> String {
         let secretHeader = route.verify.scheme == .header ? route.verify.header : nil
         let secretParameter = route.verify.scheme == .query ? route.verify.parameter : nil
         let headers = request.headers.fields.filter { field in
             field.name != "authorization" && field.name != secretHeader && field.name != "cookie"
                 && (route.readsHeader(field.name) || field.name == "content-type")
         }
-        let query = FormBody.pairs(Array(request.head.query.utf8)).filter { $0.name != secretParameter }
+        let query = query.filter { $0.name != secretParameter }
         var output: [UInt8] = Array(#"{"headers":"#.utf8)
         JSONSerializer.writeObject(headers.map { (key: $0.name, value: $0.value) }, to: &output)
         output += Array(#","query":"#.utf8)

@@ -76,6 +76,24 @@ struct HeadScanner {
     }
 }
 
+/// The header lines of a head, starting at `start` (each ends in CRLF; HeadScanner has
+/// checked that every LF follows a CR). More than `maxCount` fields is 431.
+func parseHeaderBlock(_ head: UnsafeBufferPointer<UInt8>, from start: Int, maxCount: Int) throws(HTTPParseError) -> HTTPHeaders {
+    var lineCount = 0
+    for index in start..<max(start, head.count) where head[index] == ASCII.lf { lineCount += 1 }
+    guard lineCount <= maxCount else { throw .headersTooLarge }
+    var headers = HTTPHeaders(capacity: lineCount)
+    var lineStart = start
+    while lineStart < head.count {
+        var end = lineStart
+        while end < head.count && head[end] != ASCII.lf { end += 1 }
+        end -= 1
+        try parseHeaderLine(UnsafeBufferPointer(rebasing: head[lineStart..<end]), into: &headers)
+        lineStart = end + 2
+    }
+    return headers
+}
+
 /// A header line split into name and trimmed value; validates RFC 9110 field syntax.
 func parseHeaderLine(_ line: UnsafeBufferPointer<UInt8>, into headers: inout HTTPHeaders) throws(HTTPParseError) {
     guard let first = line.first else { return }

@@ -243,18 +243,7 @@ package struct HTTPRequestParser {
         }
         target = try originForm(target, method: method)
 
-        var lineCount = 0
-        for index in (lineEnd + 2)..<max(lineEnd + 2, head.count) where head[index] == ASCII.lf { lineCount += 1 }
-        var headers = HTTPHeaders(capacity: lineCount)
-        var lineStart = lineEnd + 2
-        while lineStart < head.count {
-            var end = lineStart
-            while end < head.count && head[end] != ASCII.lf { end += 1 }
-            end -= 1
-            guard headers.count < limits.maxHeaderCount else { throw .headersTooLarge }
-            try parseHeaderLine(UnsafeBufferPointer(rebasing: head[lineStart..<end]), into: &headers)
-            lineStart = end + 2
-        }
+        let headers = try parseHeaderBlock(head, from: lineEnd + 2, maxCount: limits.maxHeaderCount)
         let fields = FramingFields(headers)
         if version == .http1_1 && fields.hostCount != 1 {
             // RFC 9112 §3.2: exactly one Host field in an HTTP/1.1 request.

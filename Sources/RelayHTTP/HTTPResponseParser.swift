@@ -147,15 +147,7 @@ struct HTTPResponseParser {
         case "HTTP/1.0": version = .http1_0
         default: throw .malformed("unsupported HTTP version in response")
         }
-        var headers = HTTPHeaders()
-        var lineStart = lineEnd + 2
-        while lineStart < head.count {
-            var end = lineStart
-            while end < head.count && head[end] != ASCII.lf { end += 1 }
-            end -= 1
-            try parseHeaderLine(UnsafeBufferPointer(rebasing: head[lineStart..<end]), into: &headers)
-            lineStart = end + 2
-        }
+        let headers = try parseHeaderBlock(head, from: lineEnd + 2, maxCount: 1024)
         let fields = FramingFields(headers)
         return (Response(status: status, version: version, headers: headers, body: [], keepAlive: fields.keepAlive(version: version)), fields)
     }

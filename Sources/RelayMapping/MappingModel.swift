@@ -263,6 +263,9 @@ package struct MappingRoute: Sendable {
     /// Nil when a path needs the whole body. Computed once, when the file is compiled.
     package var bodyProjection: JSONProjection?
 
+    /// Every path the route reads: its rules' and its dedupe key's.
+    var allPaths: [JSONPath] { rules.flatMap(\.paths) + (dedupe?.key.paths ?? []) }
+
     /// Whether a path of the route reads this (lower-case) header, by name or wholesale.
     package func readsHeader(_ name: String) -> Bool {
         guard let names = readHeaderNames else { return true }
@@ -275,7 +278,7 @@ package struct MappingRoute: Sendable {
 
     func makeReadHeaderNames() -> Set<String>? {
         var names = Set<String>()
-        for path in rules.flatMap(\.paths) + (dedupe?.key.paths ?? []) {
+        for path in allPaths {
             guard case .name("headers")? = path.segments.first else { continue }
             guard path.segments.count > 1, case .name(let header) = path.segments[1] else { return nil }
             names.insert(header)
@@ -285,7 +288,7 @@ package struct MappingRoute: Sendable {
 
     func makeBodyProjection() -> JSONProjection? {
         var bodyPaths: [[JSONPath.Segment]] = []
-        for path in rules.flatMap(\.paths) + (dedupe?.key.paths ?? []) {
+        for path in allPaths {
             guard let first = path.segments.first else { return nil }
             switch first {
             case .name("body"): bodyPaths.append(Array(path.segments.dropFirst()))
