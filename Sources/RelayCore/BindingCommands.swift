@@ -6,13 +6,13 @@ package enum BindingCommands {
     package static let listOptions: [CommandLineOption] = [
         CommandLineOption("--key", value: "KIND=VALUE", help: "only this key"),
         CommandLineOption("--json", help: "one JSON object per line"),
-        CommandLineOption("--data-dir", environment: "HAPPYRELAY_DATA_DIR", value: "DIR", help: "the relay's data directory (default data)"),
-        CommandLineOption("--help", help: "show this help"),
+        .dataDirectory,
+        .help,
     ]
 
     package static let deleteOptions: [CommandLineOption] = [
-        CommandLineOption("--data-dir", environment: "HAPPYRELAY_DATA_DIR", value: "DIR", help: "the relay's data directory (default data)"),
-        CommandLineOption("--help", help: "show this help"),
+        .dataDirectory,
+        .help,
     ]
 
     static func key(_ text: String) throws(SettingsError) -> (kind: String, value: String) {

@@ -33,6 +33,17 @@ package struct CommandLineOption: Sendable {
     }
 }
 
+extension CommandLineOption {
+    /// `--mappings DIR`, shared by the commands that read mapping files.
+    package static let mappings = CommandLineOption(
+        "--mappings", environment: "HAPPYRELAY_MAPPINGS", value: "DIR", help: "folder of mapping files (default mappings)")
+    /// `--data-dir DIR`, shared by the commands that open the relay's database.
+    package static let dataDirectory = CommandLineOption(
+        "--data-dir", environment: "HAPPYRELAY_DATA_DIR", value: "DIR", help: "the relay's data directory (default data)")
+    /// `--help`.
+    package static let help = CommandLineOption("--help", help: "show this help")
+}
+
 /// The values given for a set of options: flags first, then the environment (the flag wins).
 package struct ParsedOptions: Sendable {
     private var values: [String: [String]] = [:]

@@ -8,15 +8,15 @@ package enum DeliveryCommands {
     package static let listOptions: [CommandLineOption] = [
         CommandLineOption("--state", value: "pending|dead|delivered", help: "only deliveries in this state"),
         CommandLineOption("--json", help: "one JSON object per line"),
-        CommandLineOption("--data-dir", environment: "HAPPYRELAY_DATA_DIR", value: "DIR", help: "the relay's data directory (default data)"),
-        CommandLineOption("--help", help: "show this help"),
+        .dataDirectory,
+        .help,
     ]
 
     package static let replayOptions: [CommandLineOption] = [
         CommandLineOption("--all-dead", help: "replay every dead delivery"),
-        CommandLineOption("--data-dir", environment: "HAPPYRELAY_DATA_DIR", value: "DIR", help: "the relay's data directory (default data)"),
+        .dataDirectory,
         CommandLineOption("--mappings", environment: "HAPPYRELAY_MAPPINGS", value: "DIR", help: "the mapping files replay re-maps with (default mappings)"),
-        CommandLineOption("--help", help: "show this help"),
+        .help,
     ]
 
     static func open(_ parsed: ParsedOptions) throws(SettingsError) -> SQLiteDatabase {

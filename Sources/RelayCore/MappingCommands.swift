@@ -11,17 +11,17 @@ package enum MappingCommands {
     }
 
     package static let checkOptions: [CommandLineOption] = [
-        CommandLineOption("--mappings", environment: "HAPPYRELAY_MAPPINGS", value: "DIR", help: "folder of mapping files (default mappings)"),
-        CommandLineOption("--help", help: "show this help"),
+        .mappings,
+        .help,
     ]
 
     package static let mapOptions: [CommandLineOption] = [
         CommandLineOption("--route", value: "PATH", help: "the route whose mapping is applied (required)"),
         CommandLineOption("--header", value: "'Name: value'", help: "a request header (repeatable)"),
         CommandLineOption("--query", value: "k=v", help: "a query parameter (repeatable)"),
-        CommandLineOption("--mappings", environment: "HAPPYRELAY_MAPPINGS", value: "DIR", help: "folder of mapping files (default mappings)"),
+        .mappings,
         CommandLineOption("--data-dir", value: "DIR", help: "resolve bindings from this relay data directory (default: nothing is bound)"),
-        CommandLineOption("--help", help: "show this help"),
+        .help,
     ]
 
     /// Validates every mapping file and runs its examples.

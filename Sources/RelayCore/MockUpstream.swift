@@ -108,7 +108,7 @@ package final class MockUpstream: Sendable {
         CommandLineOption("--fail-status", value: "CODE", help: "answer with this HTTP status instead (see --fail-rate)"),
         CommandLineOption("--fail-rate", value: "R", help: "share of calls that get --fail-status, 0 to 1 (default 1)"),
         CommandLineOption("--close-connections", help: "close the connection after every answer"),
-        CommandLineOption("--help", help: "show this help"),
+        .help,
     ]
 
     /// Parses `mock-upstream` arguments into the listen address and configuration.

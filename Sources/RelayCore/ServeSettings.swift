@@ -28,7 +28,7 @@ package struct ServeSettings: Sendable {
     /// Every option `serve` takes.
     package static let options: [CommandLineOption] = [
         CommandLineOption("--listen", environment: "HAPPYRELAY_LISTEN", value: "HOST:PORT", help: "address to listen on (default 127.0.0.1:8080; port 0 picks a free one)"),
-        CommandLineOption("--mappings", environment: "HAPPYRELAY_MAPPINGS", value: "DIR", help: "folder of mapping files (default mappings)"),
+        .mappings,
         CommandLineOption("--data-dir", environment: "HAPPYRELAY_DATA_DIR", value: "DIR", help: "where the delivery queue lives (default data, created if missing)"),
         CommandLineOption("--upstream-concurrency", environment: "HAPPYRELAY_UPSTREAM_CONCURRENCY", value: "N", help: "async calls in flight toward HappyTalk at most (default 64)"),
         CommandLineOption("--upstream-rate", environment: "HAPPYRELAY_UPSTREAM_RATE", value: "N", help: "async calls per second at most toward HappyTalk (default: no limit)"),
@@ -46,7 +46,7 @@ package struct ServeSettings: Sendable {
         CommandLineOption("--idle-timeout", environment: "HAPPYRELAY_IDLE_TIMEOUT", value: "SECONDS", help: "idle keep-alive connections are closed after this (default 60)"),
         CommandLineOption("--max-connections", environment: "HAPPYRELAY_MAX_CONNECTIONS", value: "N", help: "open connections beyond this are answered 503 (default 4096)"),
         CommandLineOption("--drain-timeout", environment: "HAPPYRELAY_DRAIN_TIMEOUT", value: "SECONDS", help: "on SIGTERM/SIGINT, time for in-flight requests to finish (default 10)"),
-        CommandLineOption("--help", help: "show this help"),
+        .help,
     ]
 
     /// Parses and validates the settings; the flag wins over the environment.

@@ -1,5 +1,5 @@
+import Foundation
 import RelayMapping
-
 /// Checks that a webhook comes from who the route says (mapping.md, "Verification
 /// schemes"): always over the raw body bytes, comparing in constant time, and never
 /// putting an expected signature or a secret in its reasons.
@@ -160,5 +160,3 @@ package struct WebhookVerifier: Sendable {
         return ByteEncoding.decodeBase64(encoded)
     }
 }
-
-import Foundation

@@ -1,5 +1,9 @@
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One outbound connection: connect, handshake, then one request at a time. Runs on its
 /// loop; `isReusable` and `discard` may be called from any thread.
 final class ClientConnection: EventLoopHandler, @unchecked Sendable {
@@ -251,7 +255,3 @@ final class ClientConnection: EventLoopHandler, @unchecked Sendable {
         transport.close()
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -1,3 +1,5 @@
+import Foundation
+
 /// One problem in a mapping file: `FILE: JSON-POINTER: message`.
 package struct MappingDiagnostic: Sendable, Equatable, CustomStringConvertible {
     package var file: String
@@ -36,5 +38,3 @@ enum JSONPointer {
 func suggestion(for text: String, among candidates: [String]) -> String {
     closestMatch(to: text, among: candidates).map { " (did you mean \"\($0)\"?)" } ?? ""
 }
-
-import Foundation

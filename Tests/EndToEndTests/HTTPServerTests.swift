@@ -333,10 +333,10 @@ func makeServer(
         let entered = Latch()
         let server = try makeServer(gate: gate, entered: entered)
         let port = server.port
-        let connection = try await offPool { () -> RawConnectionBox in
+        let connection = try await offPool { () -> Box<RawConnection> in
             let connection = try RawConnection(port: port)
             try connection.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
-            return RawConnectionBox(connection)
+            return Box<RawConnection>(connection)
         }
         await entered.wait()
         let stopped = Task { await server.shutdown() }
@@ -358,8 +358,3 @@ func makeServer(
     }
 }
 
-/// Carries a test connection between threads (one thread at a time uses it).
-final class RawConnectionBox: @unchecked Sendable {
-    let value: RawConnection
-    init(_ value: RawConnection) { self.value = value }
-}

@@ -68,7 +68,7 @@ import Testing
             try connection.send("POST /sync HTTP/1.1\r\nHost: r\r\nContent-Type: application/json\r\nContent-Length: \(RelayHarness.body.utf8.count)\r\n\r\n\(RelayHarness.body)")
             let response = try connection.readResponse()
             _ = try relay.stop()
-            return ResponseBox(response)
+            return Box(response)
         }
         return (response.value, server)
     }
@@ -87,8 +87,3 @@ import Testing
     }
 }
 
-/// Carries a test response out of a blocking thread.
-final class ResponseBox: @unchecked Sendable {
-    let value: RawConnection.Response
-    init(_ value: RawConnection.Response) { self.value = value }
-}

@@ -1,5 +1,6 @@
 import Foundation
 import RelayHTTP
+import RelayMapping
 import Synchronization
 import Testing
 
@@ -205,5 +206,3 @@ final class CommitCounter: Sendable {
         await queue.shutdown(drain: .seconds(1))
     }
 }
-
-import RelayMapping

@@ -1,4 +1,5 @@
 import RelayHTTP
+import RelayMapping
 import Testing
 
 @testable import RelayCore
@@ -62,5 +63,3 @@ import Testing
         #expect(RequestBody.decode(Array("{".utf8), contentType: nil, acceptsForm: false) == .failure(.invalidJSON("unexpected end of input at line 1, column 2")))
     }
 }
-
-import RelayMapping

@@ -41,3 +41,9 @@ final class Latch: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 }
+
+/// Carries a value between threads when one thread at a time uses it (test sockets and responses).
+final class Box<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
