@@ -67,6 +67,10 @@ package final class DeliveryQueue: Sendable {
     private let pending = Atomic<Int>(0)
     private let lastWriteFailed = Atomic<Bool>(false)
     private let isOverSize = Atomic<Bool>(false)
+    private let commitCount = Atomic<Int>(0)
+
+    /// Transactions committed so far (webhooks that arrive together share one).
+    package var commits: Int { commitCount.load(ordering: .relaxed) }
     private let wake = DispatchSemaphore(value: 0)
     private let stopped = DispatchSemaphore(value: 0)
     // Owned by the store thread.
@@ -356,6 +360,7 @@ package final class DeliveryQueue: Sendable {
                 }
             }
             try database.execute("COMMIT")
+            commitCount.wrappingAdd(1, ordering: .relaxed)
             // A write failure is over once new deliveries are stored again (a full database is
             // reported separately, from its size).
             if insertSucceeded { lastWriteFailed.store(false, ordering: .relaxed) }

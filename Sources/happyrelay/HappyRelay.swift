@@ -207,8 +207,11 @@ struct HappyRelay {
         var rest = arguments
         let action = rest.isEmpty ? "" : rest.removeFirst()
         switch action {
-        case "list" where rest.contains("--help"), "delete" where rest.contains("--help"), "--help", "-h":
-            print("usage: \(usage)\n\noptions:\n\(helpText(for: BindingCommands.listOptions))")
+        case "list" where rest.contains("--help"), "--help", "-h":
+            print("usage: \(usage)\n\nLists the unexpired bindings: key, uuid, room_id, created, expires.\n\noptions:\n\(helpText(for: BindingCommands.listOptions))")
+            exit(0)
+        case "delete" where rest.contains("--help"):
+            print("usage: \(usage)\n\nDeletes one binding; exit 1 when there was none.\n\noptions:\n\(helpText(for: BindingCommands.deleteOptions))")
             exit(0)
         case "list":
             finish(command: "bindings list", usage: usage) { () throws(SettingsError) in try BindingCommands.list(rest, environment: environment) }

@@ -107,7 +107,7 @@ import Glibc
 
     @Test func httpsWithoutTLSConfiguredIsRefused() async throws {
         let client = try HTTPClient()
-        await #expect(throws: HTTPClientError.self) {
+        await #expect(throws: HTTPClientError.invalidURL("https://127.0.0.1:1: https is not configured")) {
             _ = try await client.execute(
                 HTTPClientRequest(endpoint: HTTPEndpoint(isTLS: true, host: "127.0.0.1", port: 1), target: "/"))
         }

@@ -128,6 +128,8 @@ import Testing
             }
         }
         #expect(committed.count.load(ordering: .relaxed) == 200)
+        // Group commit: writers that arrive together share a transaction.
+        #expect(queue.commits < 200, "\(queue.commits) commits for 200 writers")
         #expect(try queue.counts() == ["dead": 200])
         await queue.shutdown(drain: .seconds(1))
         let database = try SQLiteDatabase(path: path + "/" + DeliveryQueue.fileName)
