@@ -97,6 +97,9 @@ package final class Relay: Sendable {
         let requestID = Self.makeID()
         let route = served.route
         let finish: @Sendable (HTTPResponse, String, String) -> Void = { [logger] response, outcome, rule in
+            defer { responder.respond(response) }
+            // The line costs a formatted duration: build it only when it will be written.
+            guard logger.level <= .info else { return }
             let elapsed = ContinuousClock.now - started
             let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
             logger.info(
@@ -105,7 +108,6 @@ package final class Relay: Sendable {
                     "route": route.path, "rule": rule, "outcome": outcome, "status": String(response.status.code),
                     "duration_ms": String(format: "%.2f", milliseconds), "request_id": requestID,
                 ])
-            responder.respond(response)
         }
         if !route.verify.allowIPs.isEmpty && !route.verify.allowIPs.contains(where: { $0.contains(request.remoteAddress) }) {
             finish(HTTPErrorBody.response(.forbidden, error: "forbidden", message: "this address may not call the route"), "rejected", "")

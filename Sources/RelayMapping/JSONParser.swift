@@ -330,10 +330,11 @@ private struct Reader {
     }
 
     func describe(_ byte: UInt8) -> String {
-        byte >= 0x21 && byte < 0x7F ? "'\(Character(Unicode.Scalar(byte)))'" : String(format: byte)
+        byte >= 0x21 && byte < 0x7F ? "'\(Character(Unicode.Scalar(byte)))'" : Self.hex(byte)
     }
 
-    func String(format byte: UInt8) -> String {
+    /// `0x1F`-style text for a byte that cannot be shown as itself.
+    static func hex(_ byte: UInt8) -> String {
         let hex = Swift.String(byte, radix: 16, uppercase: true)
         return "0x" + (hex.count == 1 ? "0" + hex : hex)
     }
