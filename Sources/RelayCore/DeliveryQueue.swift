@@ -62,6 +62,7 @@ package final class DeliveryQueue: Sendable {
     private let upstream: HappyTalkUpstream
     private let credentials: Credentials
     private let logger: Logger
+    private let metrics: RelayMetrics
     private let clock: @Sendable () -> Int
     private let shared = Mutex(Shared())
     private let pending = Atomic<Int>(0)
@@ -80,7 +81,7 @@ package final class DeliveryQueue: Sendable {
     /// Opens (and migrates) the queue in `directory`; call `start` to deliver.
     package init(
         directory: String, upstream: HappyTalkUpstream, credentials: Credentials, configuration: Configuration = Configuration(),
-        logger: Logger, clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970 * 1000) }
+        logger: Logger, metrics: RelayMetrics = RelayMetrics(), clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970 * 1000) }
     ) throws(SQLiteError) {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -95,6 +96,7 @@ package final class DeliveryQueue: Sendable {
         self.upstream = upstream
         self.credentials = credentials
         self.logger = logger
+        self.metrics = metrics
         self.clock = clock
     }
 
@@ -448,9 +450,15 @@ package final class DeliveryQueue: Sendable {
                 logger.error("HappyTalk refused the relay's credential: check the token", ["delivery.id": id, "route": route, "code": String(code), "message": message])
             }
             switch action {
-            case .acknowledge: logger.debug("delivered", ["delivery.id": id, "route": route, "attempt": String(attempt)])
-            case .retry: logger.info("delivery will be retried", ["delivery.id": id, "route": route, "attempt": String(attempt), "reason": RetryPolicy.describe(result)])
-            case .deadLetter(let reason): logger.warning("delivery is dead", ["delivery.id": id, "route": route, "attempt": String(attempt), "reason": reason])
+            case .acknowledge:
+                metrics.delivery(sync: false, .delivered, result: result, latency: .milliseconds(max(clock() - acceptedAt, 0)))
+                logger.debug("delivered", ["delivery.id": id, "route": route, "attempt": String(attempt)])
+            case .retry:
+                metrics.delivery(sync: false, .retried, result: result, latency: nil)
+                logger.info("delivery will be retried", ["delivery.id": id, "route": route, "attempt": String(attempt), "reason": RetryPolicy.describe(result)])
+            case .deadLetter(let reason):
+                metrics.delivery(sync: false, .dead, result: result, latency: nil)
+                logger.warning("delivery is dead", ["delivery.id": id, "route": route, "attempt": String(attempt), "reason": reason])
             }
             shared.withLock { shared in
                 shared.inFlight -= 1
@@ -474,6 +482,28 @@ package final class DeliveryQueue: Sendable {
         var counts: [String: Int] = [:]
         while try statement.step() { counts[statement.text(0) ?? ""] = statement.integer(1) }
         return counts
+    }
+
+    /// What `/metrics` shows of the queue.
+    package struct Gauges: Sendable, Equatable {
+        package var pending: Int
+        package var dead: Int
+        /// Seconds since the oldest pending delivery was accepted (0 when none is pending).
+        package var oldestPendingAge: Double
+    }
+
+    /// Reads the gauges on a connection of its own (beside the store thread's).
+    package func gauges() throws(SQLiteError) -> Gauges {
+        let reader = try SQLiteDatabase(path: databasePath)
+        let statement = try reader.prepare(
+            """
+            SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 'pending'), (SELECT COUNT(*) FROM deliveries WHERE state = 'dead'),
+                   (SELECT IFNULL(MIN(accepted_at), 0) FROM deliveries WHERE state = 'pending')
+            """)
+        guard try statement.step() else { return Gauges(pending: 0, dead: 0, oldestPendingAge: 0) }
+        let oldest = statement.integer(2)
+        return Gauges(
+            pending: statement.integer(0), dead: statement.integer(1), oldestPendingAge: oldest == 0 ? 0 : Double(max(clock() - oldest, 0)) / 1000)
     }
 
     /// The database file, for readers such as `SQLiteBindings`.

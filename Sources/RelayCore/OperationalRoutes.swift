@@ -2,8 +2,12 @@ import RelayHTTP
 
 /// The endpoints every relay serves besides its webhook routes (interface.md).
 package enum OperationalRoutes {
-    /// Adds `GET /healthz` and `GET /readyz`. `readiness` returns nil when ready, else the reason.
-    package static func add(to router: inout Router, readiness: @escaping @Sendable () -> String?) {
+    /// Adds `GET /healthz`, `GET /readyz` and `GET /metrics`. `readiness` returns nil when
+    /// ready, else the reason; `metrics` returns the exposition (it may read the database, so it
+    /// runs off the event loop).
+    package static func add(
+        to router: inout Router, readiness: @escaping @Sendable () -> String?, metrics: @escaping @Sendable () -> String
+    ) {
         router.add(.get, "/healthz", .immediate { _ in .json(.ok, "{\"status\":\"ok\"}") })
         router.add(
             .get, "/readyz",
@@ -12,6 +16,13 @@ package enum OperationalRoutes {
                     return .json(.serviceUnavailable, "{\"status\":\"unavailable\",\"reason\":\"\(JSONText.escaped(reason))\"}")
                 }
                 return .json(.ok, "{\"status\":\"ready\"}")
+            })
+        router.add(
+            .get, "/metrics",
+            .async { _ in
+                var headers = HTTPHeaders()
+                headers.add(name: "content-type", value: MetricsExposition.contentType)
+                return HTTPResponse(status: .ok, headers: headers, body: Array(metrics().utf8))
             })
     }
 }

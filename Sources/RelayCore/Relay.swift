@@ -12,6 +12,7 @@ package final class Relay: Sendable {
         let route: MappingRoute
         let verifier: WebhookVerifier?
         let token: String?
+        let metrics: RouteMetrics
     }
 
     private let served: [ServedRoute]
@@ -20,6 +21,7 @@ package final class Relay: Sendable {
     /// Where rules that `resolve` look bindings up (nil: nothing is bound, as in a dry run).
     private let bindings: (any BindingLookup)?
     private let logger: Logger
+    private let metrics: RelayMetrics
     private let dedupe = DedupeWindow()
     private let clock: @Sendable () -> Int
 
@@ -34,7 +36,7 @@ package final class Relay: Sendable {
     package init(
         routes: [MappingRoute], credentials: Credentials, upstream: HappyTalkUpstream?, queue: DeliveryQueue? = nil,
         bindings: (any BindingLookup)? = nil, dryRun: Bool,
-        environment: [String: String], logger: Logger, clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970) }
+        environment: [String: String], logger: Logger, metrics: RelayMetrics = RelayMetrics(), clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970) }
     ) throws(MappingDiagnostics) {
         let isDryRun = dryRun || credentials.isEmpty
         var problems: [MappingDiagnostic] = []
@@ -69,7 +71,10 @@ package final class Relay: Sendable {
                         file: route.file, pointer: "/credential",
                         message: "\(Credentials.variable(for: route.credential)) is not set (the route's credential)"))
             }
-            served.append(ServedRoute(route: route, verifier: verifier, token: isDryRun ? nil : token))
+            served.append(
+                ServedRoute(
+                    route: route, verifier: verifier, token: isDryRun ? nil : token,
+                    metrics: metrics.route(route.path, scheme: route.verify.scheme.rawValue)))
         }
         if !problems.isEmpty { throw MappingDiagnostics(problems) }
         if let queue, let keys = try? queue.dedupeKeys() { dedupe.load(keys) }
@@ -79,6 +84,7 @@ package final class Relay: Sendable {
         self.queue = queue
         self.bindings = bindings
         self.logger = logger
+        self.metrics = metrics
         self.isDryRun = isDryRun
         self.clock = clock
     }
@@ -96,21 +102,22 @@ package final class Relay: Sendable {
         let started = ContinuousClock.now
         let requestID = Self.makeID()
         let route = served.route
-        let finish: @Sendable (HTTPResponse, String, String) -> Void = { [logger] response, outcome, rule in
+        let finish: @Sendable (HTTPResponse, WebhookOutcome, String) -> Void = { [logger, metrics = served.metrics] response, outcome, rule in
             defer { responder.respond(response) }
+            let elapsed = ContinuousClock.now - started
+            metrics.answered(outcome, after: elapsed)
             // The line costs a formatted duration: build it only when it will be written.
             guard logger.level <= .info else { return }
-            let elapsed = ContinuousClock.now - started
             let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
             logger.info(
                 "webhook",
                 [
-                    "route": route.path, "rule": rule, "outcome": outcome, "status": String(response.status.code),
+                    "route": route.path, "rule": rule, "outcome": outcome.rawValue, "status": String(response.status.code),
                     "duration_ms": String(format: "%.2f", milliseconds), "request_id": requestID,
                 ])
         }
         if !route.verify.allowIPs.isEmpty && !route.verify.allowIPs.contains(where: { $0.contains(request.remoteAddress) }) {
-            finish(HTTPErrorBody.response(.forbidden, error: "forbidden", message: "this address may not call the route"), "rejected", "")
+            finish(HTTPErrorBody.response(.forbidden, error: "forbidden", message: "this address may not call the route"), .rejected, "")
             return
         }
         let headers = request.headers.fields
@@ -121,11 +128,12 @@ package final class Relay: Sendable {
             case .verified:
                 verified = true
             case .ping:
-                finish(Self.json(.ok, [("result", "ignored"), ("reason", "ping")]), "ignored", "")
+                finish(Self.json(.ok, [("result", "ignored"), ("reason", "ping")]), .ignored, "")
                 return
             case .rejected(let reason):
+                served.metrics.verificationFailures.increment()
                 logger.warning("verification failed", ["route": route.path, "scheme": route.verify.scheme.rawValue, "reason": reason, "request_id": requestID])
-                finish(HTTPErrorBody.response(.unauthorized, error: "invalid_signature", message: reason), "rejected", "")
+                finish(HTTPErrorBody.response(.unauthorized, error: "invalid_signature", message: reason), .rejected, "")
                 return
             }
         } else {
@@ -135,17 +143,17 @@ package final class Relay: Sendable {
         switch RequestBody.decode(request.body, contentType: request.headers["content-type"], acceptsForm: route.acceptsForm, keeping: route.bodyProjection) {
         case .success(let value): body = value
         case .failure(.invalidJSON(let detail)):
-            finish(HTTPErrorBody.response(.badRequest, error: "invalid_json", message: "body is not valid JSON: \(detail)"), "rejected", "")
+            finish(HTTPErrorBody.response(.badRequest, error: "invalid_json", message: "body is not valid JSON: \(detail)"), .rejected, "")
             return
         case .failure(let problem):
-            finish(HTTPErrorBody.response(.unsupportedMediaType, error: "unsupported_media_type", message: problem.message), "rejected", "")
+            finish(HTTPErrorBody.response(.unsupportedMediaType, error: "unsupported_media_type", message: problem.message), .rejected, "")
             return
         }
         let document = RequestDocument.make(
             body: body, headers: headers, query: query, route: route.path, receivedAt: RequestBody.timestamp(Date()), requestID: requestID)
         let dedupeKey = route.dedupe.flatMap { $0.key.evaluate(in: document) }
         if let dedupeKey, let first = dedupe.firstID(route: route.path, key: dedupeKey, now: clock()) {
-            finish(Self.json(.ok, [("result", "duplicate"), ("id", first)]), "duplicate", "")
+            finish(Self.json(.ok, [("result", "duplicate"), ("id", first)]), .duplicate, "")
             return
         }
         // A key counts as seen once its webhook is handled (queued, or delivered for sync
@@ -158,23 +166,24 @@ package final class Relay: Sendable {
         let extra: [(String, String)] = verified ? [] : [("verified", "false")]
         switch route.apply(to: document, bindings: bindings ?? NoBindings()) {
         case .ignored(let reason):
-            finish(Self.json(.ok, [("result", "ignored"), ("reason", reason)], extra: extra), "ignored", "")
+            finish(Self.json(.ok, [("result", "ignored"), ("reason", reason)], extra: extra), .ignored, "")
         case .bound(let writes):
             guard !isDryRun, let queue else {
                 // Nothing is stored in a dry run.
-                finish(Self.json(.ok, [("result", "bound")], extra: [("dry_run", "true")] + extra), "bound", "")
+                finish(Self.json(.ok, [("result", "bound")], extra: [("dry_run", "true")] + extra), .bound, "")
                 return
             }
             queue.bind(writes) { result in
                 switch result {
                 case .success:
                     rememberKey()
-                    finish(Self.json(.ok, [("result", "bound")], extra: extra), "bound", "")
+                    finish(Self.json(.ok, [("result", "bound")], extra: extra), .bound, "")
                 case .failure(let error):
-                    finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later"), "failed", "")
+                    finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later"), .failed, "")
                 }
             }
         case .failed(let failure):
+            metrics.mappingFailed(route: route.path, field: failure.field)
             logger.warning("mapping failed", ["route": route.path, "rule": failure.rule, "field": failure.field, "request_id": requestID])
             if route.delivery == .async, !isDryRun, let queue {
                 // Kept as a dead delivery with the raw request, so a fixed mapping can replay it;
@@ -187,21 +196,21 @@ package final class Relay: Sendable {
                     case .success:
                         finish(
                             Self.json(.accepted, [("result", "fail"), ("error", "mapping_failed"), ("message", failure.description), ("id", requestID)]),
-                            "failed", failure.rule)
+                            .failed, failure.rule)
                     case .failure:
-                        finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "the queue cannot be written; retry later"), "failed", failure.rule)
+                        finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "the queue cannot be written; retry later"), .failed, failure.rule)
                     }
                 }
                 return
             }
-            finish(HTTPErrorBody.response(.unprocessableContent, error: "mapping_failed", message: failure.description), "failed", failure.rule)
+            finish(HTTPErrorBody.response(.unprocessableContent, error: "mapping_failed", message: failure.description), .failed, failure.rule)
         case .calls(let calls, let binds) where !binds.isEmpty && !isDryRun && queue != nil:
             // Bindings are stored (durably) before the call is made or queued.
             queue?.bind(binds) { [self] result in
                 switch result {
                 case .success: deliver(calls, route: served, request: request, query: query, requestID: requestID, extra: extra, rememberKey: rememberKey, finish: finish)
                 case .failure(let error):
-                    finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later"), "failed", "")
+                    finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later"), .failed, "")
                 }
             }
         case .calls(let calls, _):
@@ -213,7 +222,7 @@ package final class Relay: Sendable {
     private func deliver(
         _ calls: [MappedCall], route served: ServedRoute, request: HTTPRequest, query: [(name: String, value: String)], requestID: String,
         extra: [(String, String)],
-        rememberKey: @escaping @Sendable () -> Void, finish: @escaping @Sendable (HTTPResponse, String, String) -> Void
+        rememberKey: @escaping @Sendable () -> Void, finish: @escaping @Sendable (HTTPResponse, WebhookOutcome, String) -> Void
     ) {
         let route = served.route
         let rules = calls.map(\.rule).joined(separator: ",")
@@ -223,15 +232,15 @@ package final class Relay: Sendable {
             }
             rememberKey()
             if route.delivery == .sync {
-                finish(Self.json(.ok, [("result", "success")], extra: [("dry_run", "true")] + extra), "accepted", rules)
+                finish(Self.json(.ok, [("result", "success")], extra: [("dry_run", "true")] + extra), .accepted, rules)
             } else {
-                finish(Self.json(.accepted, [("result", "accepted"), ("id", requestID)], extra: [("dry_run", "true")] + extra), "accepted", rules)
+                finish(Self.json(.accepted, [("result", "accepted"), ("id", requestID)], extra: [("dry_run", "true")] + extra), .accepted, rules)
             }
             return
         }
         if route.delivery == .async {
             guard let queue else {
-                finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "the queue is not available; retry later"), "failed", rules)
+                finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "the queue is not available; retry later"), .failed, rules)
                 return
             }
             let record = Self.replayRecord(request, query: query, route: route)
@@ -244,33 +253,39 @@ package final class Relay: Sendable {
                 switch result {
                 case .success:
                     rememberKey()
-                    finish(Self.json(.accepted, [("result", "accepted"), ("id", requestID)]), "accepted", rules)
+                    finish(Self.json(.accepted, [("result", "accepted"), ("id", requestID)]), .accepted, rules)
                 case .failure(let error):
-                    finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later"), "failed", rules)
+                    finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later"), .failed, rules)
                 }
             }
             return
         }
         guard let upstream, let token = served.token else {
-            finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "no upstream is configured"), "failed", rules)
+            finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "no upstream is configured"), .failed, rules)
             return
         }
         let timeout = route.timeout
         let logger = logger
+        let metrics = metrics
         Task {
             var answer = Self.json(.ok, [("result", "success")])
-            var outcome = "accepted"
+            var outcome = WebhookOutcome.accepted
             for call in calls {
+                let sent = ContinuousClock.now
                 let result = await upstream.send(call, token: token, timeout: timeout)
-                if result == .success { continue }
-                outcome = "failed"
+                if result == .success {
+                    metrics.delivery(sync: true, .delivered, result: result, latency: ContinuousClock.now - sent)
+                    continue
+                }
+                metrics.delivery(sync: true, .failed, result: result, latency: nil)
+                outcome = .failed
                 answer = Self.answer(for: result, timeout: timeout)
                 if case .failed(let code, let message, true) = result {
                     logger.error("HappyTalk refused the relay's credential: check the token", ["route": route.path, "code": String(code), "message": message, "request_id": requestID])
                 }
                 break
             }
-            if outcome == "accepted" { rememberKey() }
+            if outcome == .accepted { rememberKey() }
             finish(answer, outcome, rules)
         }
     }

@@ -108,6 +108,7 @@ struct HappyRelay {
         } catch {
             fail("happyrelay serve: \(error)", code: 1)
         }
+        let metrics = RelayMetrics()
         var queue: DeliveryQueue?
         if !settings.isDryRun && !credentials.isEmpty {
             do {
@@ -119,7 +120,7 @@ struct HappyRelay {
                 configuration.retention = settings.retention
                 queue = try DeliveryQueue(
                     directory: settings.dataDirectory, upstream: upstream, credentials: credentials, configuration: configuration,
-                    logger: logger)
+                    logger: logger, metrics: metrics)
             } catch {
                 fail("happyrelay serve: cannot open the delivery queue in \(settings.dataDirectory): \(error)", code: 1)
             }
@@ -136,13 +137,21 @@ struct HappyRelay {
         do {
             relay = try Relay(
                 routes: routes, credentials: credentials, upstream: upstream, queue: queue, bindings: bindings,
-                dryRun: settings.isDryRun, environment: environment, logger: logger)
+                dryRun: settings.isDryRun, environment: environment, logger: logger, metrics: metrics)
         } catch {
             fail(error.items.map(\.description).joined(separator: "\n") + "\nhappyrelay serve: fix the settings above, or run without HAPPYTALK_TOKEN to try it in dry-run mode", code: 1)
         }
 
         var router = Router()
-        OperationalRoutes.add(to: &router, readiness: { [queue] in queue?.unavailableReason })
+        OperationalRoutes.add(
+            to: &router, readiness: { [queue] in queue?.unavailableReason },
+            metrics: { [queue, isDryRun = relay.isDryRun] in
+                var gauges = RelayMetrics.Gauges()
+                gauges.queue = try? queue?.gauges()
+                (gauges.upstreamConnectionsOpened, gauges.upstreamRequestsReused) = client.statistics
+                gauges.isDryRun = isDryRun
+                return metrics.exposition(gauges, version: version)
+            })
         relay.register(in: &router)
         if queue != nil {
             AdminRoutes.add(
