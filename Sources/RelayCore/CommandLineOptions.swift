@@ -104,14 +104,27 @@ package struct ParsedOptions: Sendable {
     /// Every value given for a repeatable flag.
     package func all(_ flag: String) -> [String] { values[flag] ?? [] }
 
-    /// Whether a switch is on (given as a flag, or its variable set to 1/true/yes).
+    /// Whether a switch is on (given as a flag, or its variable set to 1/true/yes/on).
     package func isOn(_ flag: String) -> Bool {
         guard let value = values[flag]?.last else { return false }
         return ["1", "true", "yes", "on"].contains(value.lowercased())
     }
 
+    /// A switch whose variable must say yes or no: 1/true/yes/on or 0/false/no/off.
+    package func strictSwitch(_ flag: String) throws(SettingsError) -> Bool {
+        guard let value = values[flag]?.last else { return false }
+        if isOn(flag) { return true }
+        guard ["0", "false", "no", "off"].contains(value.lowercased()) else {
+            throw SettingsError("\(source(flag)): \"\(value)\" is not 1, true, yes, on, 0, false, no or off")
+        }
+        return false
+    }
+
     /// Where a value came from, for messages: the flag or the environment variable.
     package func source(_ flag: String) -> String { sources[flag] ?? flag }
+
+    /// The flag or variable that gave a value; nil when the default applies.
+    package func origin(_ flag: String) -> String? { sources[flag] }
 
     /// A positive integer value, or the default.
     package func integer(_ flag: String, default fallback: Int, range: ClosedRange<Int>) throws(SettingsError) -> Int {

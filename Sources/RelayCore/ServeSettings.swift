@@ -1,3 +1,4 @@
+import Foundation
 import RelayHTTP
 
 /// The settings of `happyrelay serve`, from flags and environment (interface.md).
@@ -22,6 +23,10 @@ package struct ServeSettings: Sendable {
     package var idleTimeout = Duration.seconds(60)
     package var maxConnections = 4096
     package var drainTimeout = Duration.seconds(10)
+    /// `--print-config`: print the effective settings and exit.
+    package var printConfig = false
+    /// Flag → the flag or environment variable that set it (absent: the default).
+    package var origins: [String: String] = [:]
 
     package init() {}
 
@@ -46,6 +51,7 @@ package struct ServeSettings: Sendable {
         CommandLineOption("--idle-timeout", environment: "HAPPYRELAY_IDLE_TIMEOUT", value: "SECONDS", help: "idle keep-alive connections are closed after this (default 60)"),
         CommandLineOption("--max-connections", environment: "HAPPYRELAY_MAX_CONNECTIONS", value: "N", help: "open connections beyond this are answered 503 (default 4096)"),
         CommandLineOption("--drain-timeout", environment: "HAPPYRELAY_DRAIN_TIMEOUT", value: "SECONDS", help: "on SIGTERM/SIGINT, time for in-flight requests to finish (default 10)"),
+        CommandLineOption("--print-config", help: "print the effective settings (secrets redacted) and exit"),
         .help,
     ]
 
@@ -69,7 +75,8 @@ package struct ServeSettings: Sendable {
             }
             settings.upstream = text
         }
-        settings.isDryRun = parsed.isOn("--dry-run")
+        settings.isDryRun = try parsed.strictSwitch("--dry-run")
+        settings.printConfig = parsed.isOn("--print-config")
         settings.upstreamCAFile = parsed.value("--upstream-ca-file")
         if let text = parsed.value("--data-dir") { settings.dataDirectory = text }
         settings.upstreamConcurrency = try parsed.integer("--upstream-concurrency", default: 64, range: 1...4096)
@@ -101,6 +108,9 @@ package struct ServeSettings: Sendable {
         settings.maxConnections = try parsed.integer(
             "--max-connections", default: settings.maxConnections, range: 1...1_000_000)
         settings.drainTimeout = try parsed.seconds("--drain-timeout", default: settings.drainTimeout)
+        for option in options {
+            if let origin = parsed.origin(option.flag) { settings.origins[option.flag] = origin }
+        }
         return settings
     }
 
@@ -111,5 +121,68 @@ package struct ServeSettings: Sendable {
             limits: HTTPRequestParser.Limits(maxHeaderBytes: maxHeaderBytes, maxBodyBytes: maxBody),
             headerTimeout: headerTimeout, idleTimeout: idleTimeout, maxConnections: maxConnections,
             drainTimeout: drainTimeout)
+    }
+}
+
+extension ServeSettings {
+    /// Fails unless the mappings folder can be listed (checked before any file is read, so the
+    /// message names the setting).
+    package func checkMappingsFolder() throws(SettingsError) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: mappings, isDirectory: &isDirectory) else {
+            throw SettingsError("\(origins["--mappings"] ?? "--mappings"): the folder \(mappings) does not exist")
+        }
+        guard isDirectory.boolValue, (try? FileManager.default.contentsOfDirectory(atPath: mappings)) != nil else {
+            throw SettingsError("\(origins["--mappings"] ?? "--mappings"): \(mappings) is not a readable folder")
+        }
+    }
+
+    /// The effective settings as an environment file, each line saying where its value came
+    /// from. Secrets (tokens) are only said to be set; token file paths are shown.
+    package func describe(environment: [String: String]) -> String {
+        var lines = ["# happyrelay serve: effective settings (secrets redacted)"]
+        func line(_ flag: String, _ value: String, unset: String = "") {
+            let variable = Self.options.first { $0.flag == flag }?.environment ?? flag
+            let assignment = "\(variable)=\(value)"
+            let origin = origins[flag].map { $0.hasPrefix("--") ? "from \($0)" : "from the environment" } ?? "default" + unset
+            lines.append(assignment + String(repeating: " ", count: max(1, 48 - assignment.count)) + "# " + origin)
+        }
+        line("--listen", listen.description)
+        line("--mappings", mappings)
+        line("--data-dir", dataDirectory)
+        line("--upstream", upstream)
+        line("--upstream-ca-file", upstreamCAFile ?? "", unset: ": the system trust store only")
+        line("--upstream-concurrency", String(upstreamConcurrency))
+        line("--upstream-rate", upstreamRate.map(String.init) ?? "", unset: ": no limit")
+        line("--queue-limit", String(queueLimit))
+        line("--queue-max-bytes", queueMaxBytes.map(String.init) ?? "", unset: ": no limit")
+        line("--retention", Self.seconds(retention))
+        line("--dry-run", isDryRun ? "1" : "0")
+        line("--log-format", logFormat?.rawValue ?? "", unset: ": text on a terminal, json otherwise")
+        line("--log-level", logLevel.name)
+        line("--max-body", String(maxBody))
+        line("--max-header-bytes", String(maxHeaderBytes))
+        line("--header-timeout", Self.seconds(headerTimeout))
+        line("--idle-timeout", Self.seconds(idleTimeout))
+        line("--max-connections", String(maxConnections))
+        line("--drain-timeout", Self.seconds(drainTimeout))
+        let tokens = environment.keys.filter { $0.hasPrefix("HAPPYTALK_TOKEN") && !(environment[$0] ?? "").isEmpty }.sorted()
+        for variable in tokens {
+            if variable.hasSuffix("_FILE") {
+                lines.append("\(variable)=\(environment[variable]!)")
+            } else {
+                lines.append("# \(variable) is set (redacted)")
+            }
+        }
+        if tokens.isEmpty { lines.append("# HAPPYTALK_TOKEN is not set: dry run, nothing is sent") }
+        lines.append(
+            (environment["HAPPYRELAY_ADMIN_TOKEN"] ?? "").isEmpty
+                ? "# HAPPYRELAY_ADMIN_TOKEN is not set: /admin answers 404" : "# HAPPYRELAY_ADMIN_TOKEN is set (redacted)")
+        return lines.joined(separator: "\n")
+    }
+
+    static func seconds(_ duration: Duration) -> String {
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        return milliseconds % 1000 == 0 ? String(milliseconds / 1000) : String(Double(milliseconds) / 1000)
     }
 }

@@ -84,9 +84,23 @@ struct HappyRelay {
                     + (error.isUsageError ? "\nusage: happyrelay serve [options] (see happyrelay serve --help)" : ""),
                 code: error.exitCode)
         }
+        if settings.printConfig {
+            do {
+                _ = try Credentials.load(environment: environment)
+            } catch {
+                fail("happyrelay serve: \(error.message)", code: 1)
+            }
+            print(settings.describe(environment: environment))
+            return
+        }
         let termination = TerminationSignal()
         let logger = Logger(level: settings.logLevel, format: settings.logFormat ?? (isatty(2) != 0 ? .text : .json))
 
+        do {
+            try settings.checkMappingsFolder()
+        } catch {
+            fail("happyrelay serve: \(error.message)", code: 1)
+        }
         let routes: [MappingRoute]
         switch MappingLoader.loadDirectory(settings.mappings) {
         case .success(let loaded): routes = loaded

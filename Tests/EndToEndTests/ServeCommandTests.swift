@@ -75,7 +75,30 @@ import Glibc
         BadInvocation(arguments: ["serve"], environment: ["HAPPYRELAY_IDLE_TIMEOUT": "-3"], status: 1, message: "HAPPYRELAY_IDLE_TIMEOUT: \"-3\" is not a positive number of seconds"),
         BadInvocation(arguments: ["serve", "--log-level", "loud"], status: 1, message: "is not trace, debug, info, warning or error"),
         BadInvocation(arguments: ["serve", "--listen", "192.0.2.1:8080"], status: 1, message: "cannot listen on 192.0.2.1:8080"),
+        BadInvocation(arguments: ["serve"], environment: ["HAPPYRELAY_MAPPINGS": "/nonexistent/maps"], status: 1, message: "HAPPYRELAY_MAPPINGS: the folder /nonexistent/maps does not exist"),
+        BadInvocation(arguments: ["serve", "--mappings", "/etc/hostname"], status: 1, message: "--mappings: /etc/hostname is not a readable folder"),
+        BadInvocation(
+            arguments: ["serve", "--listen", "127.0.0.1:0", "--mappings", MappingCommandTests.mappings, "--data-dir", "/etc/hostname/data"],
+            environment: ["HAPPYTALK_TOKEN": "t"], status: 1, message: "cannot open the delivery queue in /etc/hostname/data"),
+        BadInvocation(arguments: ["serve", "--upstream-ca-file", "/nonexistent/ca.pem"], status: 1, message: "cannot load CA certificates from /nonexistent/ca.pem"),
+        BadInvocation(arguments: ["serve"], environment: ["HAPPYTALK_TOKEN_FILE": "/nonexistent/token"], status: 1, message: "HAPPYTALK_TOKEN_FILE: cannot read /nonexistent/token"),
+        BadInvocation(arguments: ["serve", "--print-config"], environment: ["HAPPYTALK_TOKEN_FILE": "/nonexistent/token"], status: 1, message: "HAPPYTALK_TOKEN_FILE: cannot read /nonexistent/token"),
+        BadInvocation(arguments: ["serve"], environment: ["HAPPYRELAY_DRY_RUN": "maybe"], status: 1, message: "HAPPYRELAY_DRY_RUN: \"maybe\" is not 1, true, yes, on, 0, false, no or off"),
     ]
+
+    @Test func printConfigShowsEffectiveSettingsWithoutSecrets() async throws {
+        let result = try await offPool {
+            try RelayProcess.run(
+                ["serve", "--print-config", "--max-connections", "77"],
+                environment: ["HAPPYTALK_TOKEN": "tok-print-config-secret", "HAPPYRELAY_ADMIN_TOKEN": "adm-print-config-secret", "HAPPYRELAY_LOG_LEVEL": "debug"])
+        }
+        #expect(result.status == 0)
+        #expect(!result.output.contains("print-config-secret"))
+        #expect(result.output.contains("HAPPYRELAY_MAX_CONNECTIONS=77"))
+        #expect(result.output.contains("HAPPYRELAY_LOG_LEVEL=debug"))
+        #expect(result.output.contains("# HAPPYTALK_TOKEN is set (redacted)"))
+        #expect(!result.output.contains("listening on"))
+    }
 
     @Test(arguments: badInvocations)
     func badInvocationsExitWithOneClearLine(_ invocation: BadInvocation) async throws {

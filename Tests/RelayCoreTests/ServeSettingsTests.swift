@@ -41,6 +41,84 @@ import Testing
         #expect(throws: SettingsError(message, isUsageError: isUsage)) { _ = try ServeSettings.parse(arguments, environment: [:]) }
     }
 
+    /// One malformed value per setting, given through its environment variable: each is one
+    /// clear message naming the variable.
+    static let malformed = [
+        ("HAPPYRELAY_LISTEN", "127.0.0.1:70000", "is not HOST:PORT with a port in 0...65535"),
+        ("HAPPYTALK_BASE_URL", "ftp://happytalk", "is not an http:// or https:// URL"),
+        ("HAPPYRELAY_UPSTREAM_CONCURRENCY", "0", "is not a whole number in 1...4096"),
+        ("HAPPYRELAY_UPSTREAM_RATE", "-5", "is not a whole number in 1...1000000"),
+        ("HAPPYRELAY_QUEUE_LIMIT", "lots", "is not a whole number in 1...100000000"),
+        ("HAPPYRELAY_QUEUE_MAX_BYTES", "1024", "is not a whole number in 65536...1125899906842624"),
+        ("HAPPYRELAY_RETENTION", "-1", "is not a positive number of seconds"),
+        ("HAPPYRELAY_DRY_RUN", "maybe", "is not 1, true, yes, on, 0, false, no or off"),
+        ("HAPPYRELAY_LOG_FORMAT", "yaml", "is not json or text"),
+        ("HAPPYRELAY_LOG_LEVEL", "loud", "is not trace, debug, info, warning or error"),
+        ("HAPPYRELAY_MAX_BODY", "1MB", "is not a whole number in 1...1073741824"),
+        ("HAPPYRELAY_MAX_HEADER_BYTES", "100", "is not a whole number in 256...16777216"),
+        ("HAPPYRELAY_HEADER_TIMEOUT", "0", "is not a positive number of seconds"),
+        ("HAPPYRELAY_IDLE_TIMEOUT", "forever", "is not a positive number of seconds"),
+        ("HAPPYRELAY_MAX_CONNECTIONS", "0", "is not a whole number in 1...1000000"),
+        ("HAPPYRELAY_DRAIN_TIMEOUT", "NaN", "is not a positive number of seconds"),
+    ]
+
+    @Test(arguments: malformed)
+    func everyMalformedSettingIsOneMessageNamingItsVariable(_ variable: String, _ value: String, _ problem: String) {
+        #expect(throws: SettingsError("\(variable): \"\(value)\" \(problem)")) {
+            _ = try ServeSettings.parse([], environment: [variable: value])
+        }
+    }
+
+    @Test func everyValuedOptionIsCoveredByAMalformedCase() {
+        // Options whose value is free text are checked where they are used: folders and files at start-up.
+        let checkedAtStartUp: Set = ["--mappings", "--data-dir", "--upstream-ca-file"]
+        let parsed = ServeSettings.options.filter { $0.environment != nil && !checkedAtStartUp.contains($0.flag) }
+        #expect(Set(parsed.compactMap(\.environment)) == Set(Self.malformed.map(\.0)))
+    }
+
+    @Test func mappingsFolderMustExist() {
+        var settings = ServeSettings()
+        settings.mappings = "/nonexistent/mappings"
+        settings.origins["--mappings"] = "HAPPYRELAY_MAPPINGS"
+        #expect(throws: SettingsError("HAPPYRELAY_MAPPINGS: the folder /nonexistent/mappings does not exist")) { try settings.checkMappingsFolder() }
+        settings.mappings = "/etc/hostname"
+        #expect(throws: SettingsError("HAPPYRELAY_MAPPINGS: /etc/hostname is not a readable folder")) { try settings.checkMappingsFolder() }
+    }
+
+    @Test func describeShowsOriginsAndRedactsTokens() throws {
+        let environment = [
+            "HAPPYRELAY_MAX_BODY": "2048", "HAPPYTALK_TOKEN": "tok-very-secret", "HAPPYTALK_TOKEN_SHOP2_FILE": "/run/secrets/shop2",
+            "HAPPYRELAY_ADMIN_TOKEN": "adm-very-secret", "HAPPYRELAY_DRY_RUN": "no",
+        ]
+        let settings = try ServeSettings.parse(["--print-config", "--listen", "0.0.0.0:9000", "--retention", "90.5"], environment: environment)
+        #expect(settings.printConfig)
+        let text = settings.describe(environment: environment)
+        #expect(!text.contains("tok-very-secret") && !text.contains("adm-very-secret"))
+        let lines = text.split(separator: "\n").map { $0.replacing(#/ +#/#, with: " #") }
+        #expect(lines.contains("HAPPYRELAY_LISTEN=0.0.0.0:9000 # from --listen"))
+        #expect(lines.contains("HAPPYRELAY_MAX_BODY=2048 # from the environment"))
+        #expect(lines.contains("HAPPYRELAY_RETENTION=90.5 # from --retention"))
+        #expect(lines.contains("HAPPYRELAY_DRY_RUN=0 # from the environment"))
+        #expect(lines.contains("HAPPYRELAY_UPSTREAM_RATE= # default: no limit"))
+        #expect(lines.contains("# HAPPYTALK_TOKEN is set (redacted)"))
+        #expect(lines.contains("HAPPYTALK_TOKEN_SHOP2_FILE=/run/secrets/shop2"))
+        #expect(lines.contains("# HAPPYRELAY_ADMIN_TOKEN is set (redacted)"))
+        // Every setting with a variable is listed, so the output works as an EnvironmentFile.
+        for option in ServeSettings.options {
+            guard let variable = option.environment else { continue }
+            #expect(lines.contains { $0.hasPrefix(variable + "=") }, "\(variable) missing")
+        }
+        // …and reading it back gives the same settings.
+        var echoed: [String: String] = [:]
+        for line in lines where !line.hasPrefix("#") {
+            let assignment = line.split(separator: " #")[0]
+            let parts = assignment.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            echoed[String(parts[0])] = String(parts[1])
+        }
+        let reread = try ServeSettings.parse([], environment: echoed)
+        #expect(reread.listen == settings.listen && reread.maxBody == 2048 && reread.retention == settings.retention && !reread.isDryRun)
+    }
+
     @Test func environmentErrorsNameTheVariable() {
         #expect(throws: SettingsError("HAPPYRELAY_MAX_BODY: \"1MB\" is not a whole number in 1...1073741824")) {
             _ = try ServeSettings.parse([], environment: ["HAPPYRELAY_MAX_BODY": "1MB"])
