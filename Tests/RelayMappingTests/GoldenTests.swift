@@ -41,18 +41,30 @@ let repositoryRoot = testsDirectory.deletingLastPathComponent().deletingLastPath
     }
 }
 
-/// Every shipped mapping compiles and its examples pass.
+/// Every shipped mapping compiles and its examples pass: those loaded by default
+/// (`mappings/`) and the optional presets (`mappings/optional/`).
 @Suite struct ShippedMappingsTests {
-    @Test func everyShippedMappingCompilesAndItsExamplesPass() {
-        let folder = repositoryRoot.appendingPathComponent("mappings").path
-        let (routes, diagnostics) = MappingLoader.load(directory: folder)
+    @Test(arguments: ["mappings", "mappings/optional"])
+    func everyShippedMappingCompilesAndItsExamplesPass(_ folder: String) {
+        let (routes, diagnostics) = MappingLoader.load(directory: repositoryRoot.appendingPathComponent(folder).path)
         #expect(diagnostics.isEmpty, "\(diagnostics.map(\.description).joined(separator: "\n"))")
         #expect(routes.count >= 2)
-        #expect(routes.contains { $0.delivery == .async } && routes.contains { $0.delivery == .sync })
         for route in routes {
             #expect(!route.examples.isEmpty, "\(route.file) has no examples")
             let problems = route.runExamples()
             #expect(problems.isEmpty, "\(problems.map(\.description).joined(separator: "\n"))")
         }
+    }
+
+    @Test func presetsCoverEveryPlatformTheInterfaceNames() {
+        let (defaults, _) = MappingLoader.load(directory: repositoryRoot.appendingPathComponent("mappings").path)
+        let (optional, _) = MappingLoader.load(directory: repositoryRoot.appendingPathComponent("mappings/optional").path)
+        let files = (defaults + optional).map { ($0.file as NSString).lastPathComponent }
+        for source in ["shopify-", "woocommerce-", "cafe24-", "chatbot-", "standard-webhooks-"] {
+            #expect(files.contains { $0.hasPrefix(source) }, "no \(source)*.json preset")
+        }
+        #expect(defaults.contains { $0.delivery == .async } && defaults.contains { $0.delivery == .sync })
+        let schemes = Set((defaults + optional).map(\.verify.scheme))
+        #expect(schemes.isSuperset(of: [.shopify, .woocommerce, .query, .bearer, .standardWebhooks]))
     }
 }
