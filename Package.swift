@@ -22,7 +22,7 @@ let package = Package(
         .testTarget(name: "RelayHTTPTests", dependencies: ["RelayHTTP"]),
         .testTarget(name: "RelayMappingTests", dependencies: ["RelayMapping"], exclude: ["Fixtures"]),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP", "RelayCore", "COpenSSL", "happyrelay"], exclude: ["Fixtures"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP", "RelayMapping", "RelayCore", "COpenSSL", "happyrelay"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

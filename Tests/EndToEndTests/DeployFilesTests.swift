@@ -1,0 +1,101 @@
+import Foundation
+import RelayMapping
+import Testing
+
+@testable import RelayCore
+
+/// The files in deploy/ agree with the relay: every variable they set is a setting or a
+/// secret a shipped mapping reads, every secret the default mappings need is provided, and
+/// the unit file passes systemd's own checks where systemd-analyze is installed.
+@Suite struct DeployFilesTests {
+    static let deploy = MappingCommandTests.root.appendingPathComponent("deploy")
+
+    static func text(_ name: String) throws -> String {
+        try String(contentsOf: deploy.appendingPathComponent(name), encoding: .utf8)
+    }
+
+    /// Every `verify` secret variable of the mappings in `folder`.
+    static func secretVariables(_ folder: String) -> Set<String> {
+        let (routes, _) = MappingLoader.load(directory: MappingCommandTests.root.appendingPathComponent(folder).path)
+        return Set(routes.flatMap(\.verify.secrets).compactMap { reference in
+            if case .environment(let name) = reference { return name }
+            return nil
+        })
+    }
+
+    static let settingVariables = Set(ServeSettings.options.compactMap(\.environment) + ["HAPPYTALK_TOKEN", "HAPPYTALK_TOKEN_FILE", "HAPPYRELAY_ADMIN_TOKEN"])
+
+    /// `NAME=value` lines, commented (`#NAME=`) or not.
+    static func assignments(_ text: String) -> (set: [String], commented: [String]) {
+        var set: [String] = []
+        var commented: [String] = []
+        for line in text.split(separator: "\n") {
+            let isCommented = line.hasPrefix("#")
+            let bare = isCommented ? line.dropFirst() : line[...]
+            guard let equals = bare.firstIndex(of: "="), equals > bare.startIndex,
+                bare[..<equals].allSatisfy({ $0.isUppercase || $0.isNumber || $0 == "_" })
+            else { continue }
+            if isCommented { commented.append(String(bare[..<equals])) } else { set.append(String(bare[..<equals])) }
+        }
+        return (set, commented)
+    }
+
+    @Test func environmentFileExampleNamesOnlyRealSettingsAndEverySecret() throws {
+        let (set, commented) = Self.assignments(try Self.text("happyrelay.env.example"))
+        let defaults = Self.secretVariables("mappings")
+        let optional = Self.secretVariables("mappings/optional")
+        #expect(!defaults.isEmpty && !optional.isEmpty)
+        for name in set + commented {
+            #expect(Self.settingVariables.contains(name) || defaults.contains(name) || optional.contains(name), "\(name) is neither a setting nor a secret")
+        }
+        #expect(defaults.isSubset(of: Set(set)), "secrets of the default mappings: \(defaults.subtracting(set))")
+        #expect(optional.isSubset(of: Set(commented)))
+        #expect(!set.contains("HAPPYTALK_TOKEN"), "the token belongs in a credential file")
+    }
+
+    @Test func composeTrialProvidesEverySecretTheDefaultMappingsNeed() throws {
+        let compose = try Self.text("compose.yaml")
+        let relay = compose.components(separatedBy: "  relay:\n")[1]
+        let environment = relay.components(separatedBy: "    environment:\n")[1].split(separator: "\n").prefix { $0.hasPrefix("      ") }
+        let names = Set(environment.compactMap { $0.split(separator: ":").first?.trimmingCharacters(in: .whitespaces) })
+        #expect(Self.secretVariables("mappings").isSubset(of: names))
+        for name in names { #expect(Self.settingVariables.contains(name) || Self.secretVariables("mappings").contains(name), "\(name)") }
+        #expect(names.contains("HAPPYTALK_TOKEN") && names.contains("HAPPYTALK_BASE_URL"))
+        #expect(compose.contains(#""mock-upstream", "--listen", "0.0.0.0:9000", "--token", "trial-token""#))
+    }
+
+    @Test func dockerfileSetsRealSettingsAndRunsAsNonRoot() throws {
+        let dockerfile = try Self.text("Dockerfile")
+        let names = dockerfile.matches(of: /(HAPPYRELAY_[A-Z_]+)=/).map { String($0.output.1) }
+        #expect(!names.isEmpty)
+        for name in names { #expect(Self.settingVariables.contains(name), "\(name)") }
+        #expect(dockerfile.contains("USER 10001:10001") && dockerfile.contains("HEALTHCHECK") && dockerfile.contains("VOLUME"))
+        #expect(dockerfile.contains("FROM debian:bookworm-slim"))
+    }
+
+    static let systemdAnalyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    @Test(.enabled(if: systemdAnalyze != nil, "systemd-analyze is not installed"))
+    func unitFilePassesSystemdVerify() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-unit-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // verify checks that ExecStart exists: point it at the binary under test.
+        let unit = try Self.text("happyrelay.service").replacingOccurrences(of: "/usr/local/bin/happyrelay", with: RelayProcess.executable.path)
+        let path = folder.appendingPathComponent("happyrelay.service")
+        try unit.write(to: path, atomically: true, encoding: .utf8)
+        for arguments in [["verify", path.path], ["security", "--offline=true", "--threshold=20", path.path]] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.systemdAnalyze!)
+            process.arguments = arguments
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0, "systemd-analyze \(arguments[0]): \(text)")
+            if arguments[0] == "verify" { #expect(text.isEmpty, "\(text)") }
+        }
+    }
+}
