@@ -73,6 +73,19 @@ import Testing
         #expect(dockerfile.contains("FROM debian:bookworm-slim"))
     }
 
+    /// The build stage copies every folder the manifest's targets live in: without one,
+    /// `swift build` cannot load the package (a custom `path:` that does not exist is an error).
+    @Test func dockerfileCopiesEveryFolderTheManifestNeeds() throws {
+        let manifest = try String(contentsOf: MappingCommandTests.root.appendingPathComponent("Package.swift"), encoding: .utf8)
+        var folders: Set = ["Sources", "Tests"]
+        for match in manifest.matches(of: #/path: "([^"/]+)/#) { folders.insert(String(match.output.1)) }
+        let copied = Set(try Self.text("Dockerfile").matches(of: #/(?m)^COPY (\S+) /#).map { String($0.output.1) })
+        #expect(folders.isSubset(of: copied), "not copied: \(folders.subtracting(copied))")
+        #expect(copied.contains("Package.swift") && copied.contains("mappings"))
+        let ignored = try Self.text("Dockerfile.dockerignore").split(separator: "\n").map(String.init)
+        for folder in folders { #expect(!ignored.contains(folder), "\(folder) is copied but ignored") }
+    }
+
     static let systemdAnalyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     @Test(.enabled(if: systemdAnalyze != nil, "systemd-analyze is not installed"))
