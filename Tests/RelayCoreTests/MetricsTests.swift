@@ -1,3 +1,4 @@
+import Dispatch
 import Testing
 
 @testable import RelayCore
@@ -37,6 +38,22 @@ import Testing
         counters.increment(["b", "2"], by: 2)
         #expect(counters.snapshot.map(\.labels) == [["a", "1"], ["b", "2"]])
         #expect(counters.snapshot.map(\.value) == [1, 3])
+    }
+
+    @Test func countsFromManyThreadsAreNotLost() {
+        let metrics = RelayMetrics()
+        let route = metrics.route("/r", scheme: "none")
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            for index in 0..<10_000 {
+                route.answered(index % 2 == 0 ? .accepted : .ignored, after: .microseconds(index))
+                if index % 100 == 0 { metrics.mappingFailed(route: "/r", field: worker % 2 == 0 ? "uuid" : "room_id") }
+            }
+        }
+        #expect(route.count(.accepted) == 40_000 && route.count(.ignored) == 40_000)
+        #expect(route.ackLatency.snapshot.cumulative.last == 80_000)
+        let text = metrics.exposition(RelayMetrics.Gauges(), version: "t")
+        #expect(text.contains("happyrelay_mapping_failures_total{route=\"/r\",field=\"uuid\"} 400\n"))
+        #expect(text.contains("happyrelay_mapping_failures_total{route=\"/r\",field=\"room_id\"} 400\n"))
     }
 
     @Test func relayMetricsCountDeliveriesByOutcomeResultAndCode() {
