@@ -68,8 +68,8 @@ import Glibc
         try FileManager.default.createSymbolicLink(at: folder.appendingPathComponent("bin/happyrelay"), withDestinationURL: RelayProcess.executable)
         let script = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + body + "\nwait\n"
 
-        let (status, output, errors) = try await offPool { try Self.run(script, in: folder, timeout: 90) }
-        #expect(status == 0, "exit \(status)\nstdout:\n\(output)\nstderr:\n\(errors)")
+        let (status, output, errors) = try await offPool { try Self.run(script, in: folder, timeout: 60) }
+        #expect(status == 0, "exit \(status) (-1: did not finish in 60 s)\nstdout:\n\(output)\nstderr:\n\(errors)")
         var searchFrom = output.startIndex
         for line in tutorial.expected {
             let pattern = line.split(separator: "…", omittingEmptySubsequences: false).map { NSRegularExpression.escapedPattern(for: String($0)) }
@@ -82,11 +82,13 @@ import Glibc
         }
     }
 
-    /// Runs `script` with bash in its own session (so every job it starts can be killed).
+    /// Runs `script` with bash. Foundation starts it as the leader of a process group of its
+    /// own, which its background jobs share: on a timeout, or once it has exited, the whole
+    /// group is killed, so no mock or relay outlives the test.
     static func run(_ script: String, in folder: URL, timeout: Double) throws -> (Int32, String, String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-        process.arguments = ["bash", "-c", script]
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", script]
         process.currentDirectoryURL = folder
         var environment = ProcessInfo.processInfo.environment
         environment["PATH"] = folder.appendingPathComponent("bin").path + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
@@ -109,12 +111,12 @@ import Glibc
         try process.run()
         let exited = DispatchSemaphore(value: 0)
         process.terminationHandler = { _ in exited.signal() }
-        if exited.wait(timeout: .now() + timeout) == .timedOut {
-            kill(-process.processIdentifier, SIGKILL)
-            _ = exited.wait(timeout: .now() + 5)
-        }
+        let timedOut = exited.wait(timeout: .now() + timeout) == .timedOut
+        kill(-process.processIdentifier, SIGKILL)
+        if timedOut { _ = exited.wait(timeout: .now() + 5) }
         _ = done.wait(timeout: .now() + 10)
         let (stdout, stderr) = collected.withLock { ($0.out, $0.err) }
-        return (process.isRunning ? -1 : process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        let status = timedOut ? -1 : process.terminationStatus
+        return (status, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
     }
 }
