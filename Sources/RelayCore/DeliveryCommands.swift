@@ -19,10 +19,14 @@ package enum DeliveryCommands {
         .help,
     ]
 
+    /// The database file in `--data-dir`.
+    static func path(_ parsed: ParsedOptions) -> String {
+        ((parsed.value("--data-dir") ?? "data") as NSString).appendingPathComponent(DeliveryQueue.fileName)
+    }
+
     static func open(_ parsed: ParsedOptions) throws(SettingsError) -> SQLiteDatabase {
-        let directory = parsed.value("--data-dir") ?? "data"
-        let path = (directory as NSString).appendingPathComponent(DeliveryQueue.fileName)
-        guard FileManager.default.fileExists(atPath: path) else { throw SettingsError("no delivery queue in \(directory)") }
+        let path = path(parsed)
+        guard FileManager.default.fileExists(atPath: path) else { throw SettingsError("no delivery queue in \(parsed.value("--data-dir") ?? "data")") }
         do {
             let database = try SQLiteDatabase(path: path)
             try DeliveryQueue.migrate(database)
@@ -74,6 +78,13 @@ package enum DeliveryCommands {
             throw SettingsError("give one delivery ID or --all-dead", isUsageError: true)
         }
         let database = try open(parsed)
+        // Rules that resolve read the bindings as the relay does: the request is re-mapped in full.
+        let bindings: SQLiteBindings
+        do {
+            bindings = try SQLiteBindings(path: path(parsed), connections: 1)
+        } catch {
+            throw SettingsError("cannot read the bindings: \(error)")
+        }
         let mappings = parsed.value("--mappings") ?? "mappings"
         let (routes, diagnostics) = MappingLoader.load(directory: mappings)
         guard diagnostics.isEmpty else {
@@ -101,7 +112,7 @@ package enum DeliveryCommands {
                     failed = true
                     continue
                 }
-                switch remap(row.request, route: route, id: row.id) {
+                switch remap(row.request, route: route, id: row.id, bindings: bindings) {
                 case .success(let calls):
                     for (index, call) in calls.enumerated() {
                         let object = String(decoding: Relay.fieldsObject(call), as: UTF8.self)
@@ -132,7 +143,7 @@ package enum DeliveryCommands {
     }
 
     /// Re-runs the current mapping on a stored request.
-    static func remap(_ record: String, route: MappingRoute, id: String) -> Result<[MappedCall], ReplayProblem> {
+    static func remap(_ record: String, route: MappingRoute, id: String, bindings: any BindingLookup) -> Result<[MappedCall], ReplayProblem> {
         guard let stored = try? JSONParser().parse(record), let bodyText = stored["body"]?.stringValue else {
             return .failure(ReplayProblem(description: "the stored request is unreadable"))
         }
@@ -149,7 +160,7 @@ package enum DeliveryCommands {
         }
         let document = RequestDocument.make(
             body: body, headers: headers, query: pairs("query"), route: route.path, receivedAt: RequestBody.timestamp(Date()), requestID: id)
-        switch route.apply(to: document) {
+        switch route.apply(to: document, bindings: bindings) {
         case .calls(let calls, _): return .success(calls)
         case .ignored(let reason): return .failure(ReplayProblem(description: "ignored (\(reason))"))
         case .failed(let failure): return .failure(ReplayProblem(description: "mapping failed: \(failure)"))

@@ -100,7 +100,7 @@ package enum MappingCommands {
             let path = (directory as NSString).appendingPathComponent(DeliveryQueue.fileName)
             guard FileManager.default.fileExists(atPath: path) else { return Result(lines: ["no relay database in \(directory)"], exitCode: 1) }
             do {
-                bindings = try SQLiteBindings(path: path)
+                bindings = try SQLiteBindings(path: path, connections: 1)
             } catch {
                 return Result(lines: ["cannot open \(path): \(error)"], exitCode: 1)
             }

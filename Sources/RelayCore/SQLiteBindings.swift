@@ -22,10 +22,13 @@ package final class SQLiteBindings: BindingLookup, @unchecked Sendable {
     private let readers: [LockedReader]
     private let clock: @Sendable () -> Int
 
-    /// Opens a reader on the database at `path` (created and migrated by the queue).
-    package init(path: String, clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970 * 1000) }) throws(SQLiteError) {
+    /// Opens `connections` readers on the database at `path` (the relay uses a few, one-shot
+    /// commands one).
+    package init(
+        path: String, connections: Int = 4, clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970 * 1000) }
+    ) throws(SQLiteError) {
         var readers: [LockedReader] = []
-        for _ in 0..<4 {
+        for _ in 0..<max(1, connections) {
             let database = try SQLiteDatabase(path: path)
             try DeliveryQueue.migrate(database)
             let lookup = try database.prepare("SELECT uuid, room_id, created_at FROM bindings WHERE kind = ? AND value = ? AND expires_at > ?")

@@ -44,6 +44,28 @@ import Testing
         }
     }
 
+    /// A dead delivery of a rule that resolves a binding: replay re-maps it with the
+    /// binding the chatbot stored, as the relay did when it accepted the webhook.
+    @Test func replayResolvesBindings() async throws {
+        try await offPool {
+            let bind = #"{ "route": "/bind", "verify": { "scheme": "none" }, "delivery": "sync", "rules": [ { "bind": { "keys": { "order_number": "$.body.order" }, "uuid": "$.body.uuid", "room_id": "$.body.room" } } ] }"#
+            func shipped(_ roomID: String) -> String {
+                #"{ "route": "/shipped", "verify": { "scheme": "none" }, "rules": [ { "resolve": [ { "order_number": "$.body.order" } ], "set": { "uuid": "$.binding.uuid", "room_id": \#(roomID), "parcel_number": "$.body.parcel" } } ] }"#
+            }
+            let broken = shipped(#"{ "path": "$.binding.room_id", "pipe": [ { "prefix": "old-" } ] }"#)
+            let relay = try RelayHarness(mappings: ["bind.json": bind, "shipped.json": broken], mockArguments: ["--room", "r-1"])
+            #expect(try relay.post("/bind", body: #"{"order":"1043","uuid":"u-1","room":"r-1"}"#).text == #"{"result":"bound"}"#)
+            #expect(try relay.post("/shipped", body: #"{"order":"1043","parcel":"555"}"#).status == 202)
+            let dead = try waitForDead(relay, count: 1)
+            #expect(dead.contains("HappyTalk refused the call: -503 room"), "\(dead)")
+            try shipped(#""$.binding.room_id""#).write(to: relay.directory.appendingPathComponent("mappings/shipped.json"), atomically: true, encoding: .utf8)
+            let replayed = try deliveries(relay, ["replay", "--all-dead"])
+            #expect(replayed.status == 0, "\(replayed.output)")
+            #expect(replayed.output.hasSuffix(": replayed\n"), "\(replayed.output)")
+            #expect(relay.waitForCalls(1) == [#"{"token":"\#(RelayHarness.token)","uuid":"u-1","room_id":"r-1","parcel_number":"555"}"#])
+        }
+    }
+
     @Test func adminEndpointsListAndReplayBehindTheAdminToken() async throws {
         try await offPool {
             let admin = "adm1n-Tok3n-Qq9Rr8Ss7"
