@@ -39,9 +39,7 @@ package enum BindingCommands {
                     ("created", RFC3339.timestamp(milliseconds: query.integer(4))), ("expires", RFC3339.timestamp(milliseconds: query.integer(5))),
                 ]
                 if parsed.isOn("--json") {
-                    var output: [UInt8] = []
-                    JSONSerializer.writeObject(fields.map { (key: $0.0, value: $0.1) }, to: &output)
-                    lines.append(String(decoding: output, as: UTF8.self))
+                    lines.append(JSONSerializer.objectText(fields.map { (key: $0.0, value: $0.1) }))
                 } else {
                     lines.append(fields.map(\.1).joined(separator: " "))
                 }

@@ -15,7 +15,7 @@ package enum DeliveryCommands {
     package static let replayOptions: [CommandLineOption] = [
         CommandLineOption("--all-dead", help: "replay every dead delivery"),
         .dataDirectory,
-        CommandLineOption("--mappings", environment: "HAPPYRELAY_MAPPINGS", value: "DIR", help: "the mapping files replay re-maps with (default mappings)"),
+        .mappings,
         .help,
     ]
 
@@ -53,11 +53,10 @@ package enum DeliveryCommands {
             while try query.step() {
                 let (id, rowState, route, attempts, reason) = (query.text(0) ?? "", query.text(1) ?? "", query.text(2) ?? "", query.integer(3), query.text(4) ?? "")
                 if parsed.isOn("--json") {
-                    var output: [UInt8] = []
-                    JSONSerializer.writeObject(
-                        [("id", id), ("state", rowState), ("route", route), ("attempts", String(attempts)), ("last_reason", reason),
-                         ("accepted_at", RFC3339.timestamp(milliseconds: query.integer(5)))].map { (key: $0.0, value: $0.1) }, to: &output)
-                    lines.append(String(decoding: output, as: UTF8.self))
+                    lines.append(
+                        JSONSerializer.objectText(
+                            [("id", id), ("state", rowState), ("route", route), ("attempts", String(attempts)), ("last_reason", reason),
+                             ("accepted_at", RFC3339.timestamp(milliseconds: query.integer(5)))].map { (key: $0.0, value: $0.1) }))
                 } else {
                     lines.append("\(id) \(rowState) \(route) \(attempts) \(reason)")
                 }
@@ -115,7 +114,7 @@ package enum DeliveryCommands {
                 switch remap(row.request, route: route, id: row.id, bindings: bindings) {
                 case .success(let calls):
                     for (index, call) in calls.enumerated() {
-                        let object = String(decoding: Relay.fieldsObject(call), as: UTF8.self)
+                        let object = Relay.fieldsObject(call)
                         if index == 0 {
                             try requeue.run([.text(call["room_id"] ?? ""), .text(object), .integer(now), .integer(now), .text(row.id)])
                         } else {

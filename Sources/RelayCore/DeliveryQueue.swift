@@ -474,16 +474,6 @@ package final class DeliveryQueue: Sendable {
         return members.map { ($0.key, $0.value.text) }
     }
 
-    /// Counts by state, for tests and readiness.
-    package func counts() throws(SQLiteError) -> [String: Int] {
-        // A second connection: safe beside the store thread's (SQLite locks the file).
-        let reader = try SQLiteDatabase(path: databasePath)
-        let statement = try reader.prepare("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
-        var counts: [String: Int] = [:]
-        while try statement.step() { counts[statement.text(0) ?? ""] = statement.integer(1) }
-        return counts
-    }
-
     /// What `/metrics` shows of the queue.
     package struct Gauges: Sendable, Equatable {
         package var pending: Int

@@ -247,7 +247,7 @@ package final class Relay: Sendable {
             let deliveries = calls.enumerated().map { index, call in
                 NewDelivery(
                     id: index == 0 ? requestID : "\(requestID)-\(index)", route: route.path, credential: route.credential ?? "",
-                    roomID: call["room_id"] ?? "", call: String(decoding: Self.fieldsObject(call), as: UTF8.self), request: record, deadReason: nil)
+                    roomID: call["room_id"] ?? "", call: Self.fieldsObject(call), request: record, deadReason: nil)
             }
             queue.enqueue(deliveries) { result in
                 switch result {
@@ -291,10 +291,8 @@ package final class Relay: Sendable {
     }
 
     /// A call's fields as a JSON object, without the token.
-    static func fieldsObject(_ call: MappedCall) -> [UInt8] {
-        var output: [UInt8] = []
-        JSONSerializer.writeObject(call.fields.map { (key: $0.name, value: $0.value) }, to: &output)
-        return output
+    static func fieldsObject(_ call: MappedCall) -> String {
+        JSONSerializer.objectText(call.fields.map { (key: $0.name, value: $0.value) })
     }
 
     /// What replay needs of a request: the headers and query parameters its paths read

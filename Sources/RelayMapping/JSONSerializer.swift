@@ -34,6 +34,13 @@ package enum JSONSerializer {
         }
     }
 
+    /// The compact JSON text of a flat object of string fields, in order.
+    package static func objectText(_ fields: some Sequence<(key: String, value: String)>) -> String {
+        var output: [UInt8] = []
+        writeObject(fields, to: &output)
+        return String(decoding: output, as: UTF8.self)
+    }
+
     /// Appends a flat object of string fields, in order: the shape of a `set_user_info` body.
     package static func writeObject(_ fields: some Sequence<(key: String, value: String)>, to output: inout [UInt8]) {
         output.append(UInt8(ascii: "{"))
