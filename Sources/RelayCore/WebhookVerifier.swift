@@ -1,5 +1,6 @@
 import Foundation
 import RelayMapping
+
 /// Checks that a webhook comes from who the route says (mapping.md, "Verification
 /// schemes"): always over the raw body bytes, comparing in constant time, and never
 /// putting an expected signature or a secret in its reasons.
@@ -44,8 +45,7 @@ package struct WebhookVerifier: Sendable {
             guard signature.hasPrefix("sha256="), let given = ByteEncoding.decodeHex(String(signature.dropFirst(7))) else {
                 return .rejected("X-Hub-Signature-256 is not sha256=<hex>")
             }
-            return anySecret { constantTimeEquals(HMAC.authenticationCode(SHA256.self, key: $0, message: body), given) }
-                ? .verified : .rejected("signature does not match")
+            return signatureVerdict(body, given: [given])
         case .stripe:
             return verifyStripe(header("stripe-signature"), body: body, now: now)
         case .standardWebhooks:
@@ -63,8 +63,7 @@ package struct WebhookVerifier: Sendable {
             case .base64, .base64url: given = ByteEncoding.decodeBase64(encoded)
             }
             guard let given else { return .rejected("\(name) is not \(spec.encoding.rawValue)") }
-            return anySecret { constantTimeEquals(Self.mac(spec.algorithm, key: $0, message: body), given) }
-                ? .verified : .rejected("signature does not match")
+            return signatureVerdict(body, given: [given], algorithm: spec.algorithm)
         case .bearer:
             guard let authorization = header("authorization"), authorization.lowercased().hasPrefix("bearer ") else {
                 return .rejected("missing Authorization: Bearer header")
@@ -92,8 +91,16 @@ package struct WebhookVerifier: Sendable {
     private func matchBase64(_ value: String?, name: String, body: [UInt8]) -> Verdict {
         guard let value else { return .rejected("missing \(name) header") }
         guard let given = ByteEncoding.decodeBase64(value) else { return .rejected("\(name) is not base64") }
-        return anySecret { constantTimeEquals(HMAC.authenticationCode(SHA256.self, key: $0, message: body), given) }
-            ? .verified : .rejected("signature does not match")
+        return signatureVerdict(body, given: [given])
+    }
+
+    /// Verified when any secret's HMAC of `message` equals one of the `given` signatures.
+    private func signatureVerdict(_ message: [UInt8], given: [[UInt8]], algorithm: VerifySpec.Algorithm = .sha256) -> Verdict {
+        let matched = anySecret { secret in
+            let expected = Self.mac(algorithm, key: secret, message: message)
+            return given.contains { constantTimeEquals($0, expected) }
+        }
+        return matched ? .verified : .rejected("signature does not match")
     }
 
     static func mac(_ algorithm: VerifySpec.Algorithm, key: [UInt8], message: [UInt8]) -> [UInt8] {
@@ -120,11 +127,7 @@ package struct WebhookVerifier: Sendable {
         guard let timestamp else { return .rejected("Stripe-Signature has no timestamp") }
         guard !signatures.isEmpty else { return .rejected("Stripe-Signature has no v1 signature") }
         guard abs(now - timestamp) <= toleranceSeconds else { return .rejected("timestamp is outside the tolerance") }
-        let signed = Array("\(timestamp).".utf8) + body
-        return anySecret { secret in
-            let expected = HMAC.authenticationCode(SHA256.self, key: secret, message: signed)
-            return signatures.contains { constantTimeEquals($0, expected) }
-        } ? .verified : .rejected("signature does not match")
+        return signatureVerdict(Array("\(timestamp).".utf8) + body, given: signatures)
     }
 
     /// Standard Webhooks: `v1,BASE64` signatures (space separated) over "ID.TIMESTAMP.BODY".
@@ -139,11 +142,7 @@ package struct WebhookVerifier: Sendable {
             return ByteEncoding.decodeBase64(String(entry.dropFirst(3)))
         }
         guard !given.isEmpty else { return .rejected("webhook-signature has no v1 signature") }
-        let signed = Array("\(id).\(timestamp).".utf8) + body
-        return anySecret { secret in
-            let expected = HMAC.authenticationCode(SHA256.self, key: secret, message: signed)
-            return given.contains { constantTimeEquals($0, expected) }
-        } ? .verified : .rejected("signature does not match")
+        return signatureVerdict(Array("\(id).\(timestamp).".utf8) + body, given: given)
     }
 
     static func isWooCommercePing(_ body: [UInt8]) -> Bool {
