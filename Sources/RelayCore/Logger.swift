@@ -67,7 +67,8 @@ package struct Logger: Sendable {
         case .text:
             line = "\(timestamp) \(level.name.uppercased()) \(message)"
             for (key, value) in metadata {
-                let needsQuotes = value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" })
+                // Quoted (and escaped) when a value could be read as more than one field or line.
+                let needsQuotes = value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline || $0 == "\t" })
                 line += " \(key)=" + (needsQuotes ? "\"\(JSONText.escaped(value))\"" : value)
             }
         case .json:

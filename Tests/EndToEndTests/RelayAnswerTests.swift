@@ -168,10 +168,12 @@ import Testing
         }
     }
 
+    /// An async route whose parcel number tells the calls apart.
+    static let numbered = ["async.json": #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.body.room", "parcel_number": "$.body.n" } } ] }"#]
+
     @Test func outageThenRecoveryDeliversEverythingWithEachRoomInOrder() async throws {
-        let mappings = ["async.json": #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.body.room", "parcel_number": "$.body.n" } } ] }"#]
         try await offPool {
-            let relay = try RelayHarness(mappings: mappings)
+            let relay = try RelayHarness(mappings: Self.numbered)
             _ = try relay.mock.stop()
             for index in 0..<50 {
                 #expect(try relay.post("/async", body: #"{"uuid":"u-1","room":"r-one","n":"\#(index)"}"#).status == 202)
@@ -186,9 +188,8 @@ import Testing
     }
 
     @Test func pendingDeliveriesResumeAfterARestart() async throws {
-        let mappings = ["async.json": #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.body.room", "parcel_number": "$.body.n" } } ] }"#]
         try await offPool {
-            let relay = try RelayHarness(mappings: mappings)
+            let relay = try RelayHarness(mappings: Self.numbered)
             _ = try relay.mock.stop()
             for index in 0..<5 {
                 #expect(try relay.post("/async", body: #"{"uuid":"u-1","room":"r-1","n":"\#(index)"}"#).status == 202)

@@ -1,0 +1,28 @@
+import Synchronization
+import Testing
+
+@testable import RelayCore
+
+@Suite struct LoggerTests {
+    func lines(_ format: Logger.Format, _ write: (Logger) -> Void) -> [String] {
+        let captured = Mutex<[String]>([])
+        let logger = Logger(level: .info, format: format, sink: .init { line in captured.withLock { $0.append(line) } })
+        write(logger)
+        return captured.withLock { $0 }
+    }
+
+    @Test func textValuesThatCouldForgeAFieldOrALineAreQuoted() {
+        let written = lines(.text) { $0.warning("delivery is dead", ["reason": "HappyTalk said: x\nERROR forged line", "route": "/r"]) }
+        #expect(written.count == 1)
+        #expect(written[0].hasSuffix(#" WARNING delivery is dead reason="HappyTalk said: x\nERROR forged line" route=/r"# + "\n"))
+    }
+
+    @Test func jsonLinesEscapeEveryValueAndSkipDisabledLevels() {
+        let written = lines(.json) { logger in
+            logger.debug("not written")
+            logger.info("webhook", ["route": "/a\"b"])
+        }
+        #expect(written.count == 1)
+        #expect(written[0].hasSuffix(#","level":"info","msg":"webhook","route":"/a\"b"}"# + "\n"))
+    }
+}
