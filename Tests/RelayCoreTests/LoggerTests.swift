@@ -12,9 +12,9 @@ import Testing
     }
 
     @Test func textValuesThatCouldForgeAFieldOrALineAreQuoted() {
-        let written = lines(.text) { $0.warning("delivery is dead", ["reason": "HappyTalk said: x\nERROR forged line", "route": "/r"]) }
+        let written = lines(.text) { $0.warning("delivery is dead", ["reason": "room\nERROR:forged", "route": "/r"]) }
         #expect(written.count == 1)
-        #expect(written[0].hasSuffix(#" WARNING delivery is dead reason="HappyTalk said: x\nERROR forged line" route=/r"# + "\n"))
+        #expect(written[0].hasSuffix(#" WARNING delivery is dead reason="room\nERROR:forged" route=/r"# + "\n"))
     }
 
     @Test func jsonLinesEscapeEveryValueAndSkipDisabledLevels() {
