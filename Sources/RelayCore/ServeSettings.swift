@@ -14,6 +14,8 @@ package struct ServeSettings: Sendable {
     package var upstreamRate: Int?
     package var queueMaxBytes: Int?
     package var retention = Duration.seconds(7 * 86_400)
+    /// The longest wait between two attempts of a failing delivery.
+    package var retryMaxDelay = RetryPolicy().maxDelay
     /// Nil: text on a terminal, JSON otherwise.
     package var logFormat: Logger.Format?
     package var logLevel = Logger.Level.info
@@ -40,6 +42,7 @@ package struct ServeSettings: Sendable {
         CommandLineOption("--queue-limit", environment: "HAPPYRELAY_QUEUE_LIMIT", value: "N", help: "pending deliveries at most; beyond it webhooks get 503 (default 100000)"),
         CommandLineOption("--queue-max-bytes", environment: "HAPPYRELAY_QUEUE_MAX_BYTES", value: "BYTES", help: "the queue database may grow to about this size; beyond it webhooks get 503 (default: no limit)"),
         CommandLineOption("--retention", environment: "HAPPYRELAY_RETENTION", value: "SECONDS", help: "delivered records are deleted after this (default 604800, 7 days)"),
+        CommandLineOption("--retry-max-delay", environment: "HAPPYRELAY_RETRY_MAX_DELAY", value: "SECONDS", help: "longest wait between two attempts of a failing async delivery (default 600)"),
         CommandLineOption("--upstream", environment: "HAPPYTALK_BASE_URL", value: "URL", help: "HappyTalk base URL (default https://customer.happytalk.io)"),
         CommandLineOption("--upstream-ca-file", environment: "HAPPYRELAY_UPSTREAM_CA_FILE", value: "FILE", help: "also trust the CA certificates in this PEM file for https:// upstreams (verification stays on)"),
         CommandLineOption("--dry-run", environment: "HAPPYRELAY_DRY_RUN", help: "map and log calls, send nothing (also the mode when no HAPPYTALK_TOKEN is set)"),
@@ -88,6 +91,7 @@ package struct ServeSettings: Sendable {
         }
         settings.queueLimit = try parsed.integer("--queue-limit", default: 100_000, range: 1...100_000_000)
         settings.retention = try parsed.seconds("--retention", default: settings.retention)
+        settings.retryMaxDelay = try parsed.seconds("--retry-max-delay", default: settings.retryMaxDelay)
         if let text = parsed.value("--log-format") {
             guard let format = Logger.Format(rawValue: text) else {
                 throw SettingsError("\(parsed.source("--log-format")): \"\(text)\" is not json or text")
@@ -157,6 +161,7 @@ extension ServeSettings {
         line("--queue-limit", String(queueLimit))
         line("--queue-max-bytes", queueMaxBytes.map(String.init) ?? "", unset: ": no limit")
         line("--retention", Self.seconds(retention))
+        line("--retry-max-delay", Self.seconds(retryMaxDelay))
         line("--dry-run", isDryRun ? "1" : "0")
         line("--log-format", logFormat?.rawValue ?? "", unset: ": text on a terminal, json otherwise")
         line("--log-level", logLevel.name)

@@ -132,6 +132,7 @@ struct HappyRelay {
                 configuration.ratePerSecond = settings.upstreamRate
                 configuration.maxBytes = settings.queueMaxBytes
                 configuration.retention = settings.retention
+                configuration.policy.maxDelay = settings.retryMaxDelay
                 queue = try DeliveryQueue(
                     directory: settings.dataDirectory, upstream: upstream, credentials: credentials, configuration: configuration,
                     logger: logger, metrics: metrics)

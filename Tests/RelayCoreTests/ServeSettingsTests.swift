@@ -15,14 +15,16 @@ import Testing
         #expect(settings.maxConnections == 4096)
         #expect(settings.logLevel == .info)
         #expect(settings.logFormat == nil)
+        #expect(settings.retryMaxDelay == .seconds(600))
     }
 
     @Test func flagsWinOverTheEnvironment() throws {
         let settings = try ServeSettings.parse(
-            ["--listen=0.0.0.0:9000", "--idle-timeout", "2.5"],
+            ["--listen=0.0.0.0:9000", "--idle-timeout", "2.5", "--retry-max-delay", "30"],
             environment: ["HAPPYRELAY_LISTEN": "127.0.0.1:1", "HAPPYRELAY_MAX_CONNECTIONS": "10", "HAPPYRELAY_LOG_FORMAT": "json"])
         #expect(settings.listen == HostAndPort(host: "0.0.0.0", port: 9000))
         #expect(settings.idleTimeout == .milliseconds(2500))
+        #expect(settings.retryMaxDelay == .seconds(30))
         #expect(settings.maxConnections == 10)
         #expect(settings.logFormat == .json)
     }
@@ -51,6 +53,7 @@ import Testing
         ("HAPPYRELAY_QUEUE_LIMIT", "lots", "is not a whole number in 1...100000000"),
         ("HAPPYRELAY_QUEUE_MAX_BYTES", "1024", "is not a whole number in 65536...1125899906842624"),
         ("HAPPYRELAY_RETENTION", "-1", "is not a positive number of seconds"),
+        ("HAPPYRELAY_RETRY_MAX_DELAY", "10m", "is not a positive number of seconds"),
         ("HAPPYRELAY_DRY_RUN", "maybe", "is not 1, true, yes, on, 0, false, no or off"),
         ("HAPPYRELAY_LOG_FORMAT", "yaml", "is not json or text"),
         ("HAPPYRELAY_LOG_LEVEL", "loud", "is not trace, debug, info, warning or error"),

@@ -39,7 +39,9 @@ final class RelayHarness: @unchecked Sendable {
         relayCommand =
             ["serve", "--listen", "127.0.0.1:0", "--mappings", directory.appendingPathComponent("mappings").path,
              "--upstream", "http://127.0.0.1:\(mockPort)", "--data-dir", directory.appendingPathComponent("data").path,
-             "--log-format", "json", "--log-level", "debug"] + relayArguments
+             "--log-format", "json", "--log-level", "debug",
+             // Retries of a delivery that failed during a test's outage come within a second of recovery.
+             "--retry-max-delay", "1"] + relayArguments
         relayEnvironment = env
         relay = try RelayProcess(relayCommand, environment: env)
         relayPort = try relay.waitForPort()
