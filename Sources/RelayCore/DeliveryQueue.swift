@@ -2,6 +2,10 @@ import Foundation
 import RelayMapping
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A delivery to store: one call of an accepted webhook, without the token.
 package struct NewDelivery: Sendable {
     package var id: String
@@ -17,10 +21,69 @@ package struct NewDelivery: Sendable {
     package var deadReason: String?
 }
 
+/// A webhook's dedupe key as stored: its digest, the webhook that first had it, until when.
+package struct DedupeRecord: Sendable {
+    package var digest: DedupeDigest
+    package var firstID: String
+    /// Unix milliseconds.
+    package var expiresAt: Int
+
+    package init(digest: DedupeDigest, firstID: String, expiresAt: Int) {
+        self.digest = digest
+        self.firstID = firstID
+        self.expiresAt = expiresAt
+    }
+}
+
+/// Everything one webhook writes, committed together or not at all.
+package struct WebhookWrite: Sendable {
+    package var deliveries: [NewDelivery]
+    /// Checked against the keys already stored: a key still in its window makes the whole
+    /// write a duplicate, and nothing of it is stored.
+    package var dedupe: DedupeRecord?
+    package var bindings: [BindingWrite]
+
+    package init(deliveries: [NewDelivery] = [], dedupe: DedupeRecord? = nil, bindings: [BindingWrite] = []) {
+        self.deliveries = deliveries
+        self.dedupe = dedupe
+        self.bindings = bindings
+    }
+}
+
+/// What became of a committed write.
+package enum StoreOutcome: Sendable, Equatable {
+    case stored
+    /// The dedupe key was already stored, by the webhook with this id; nothing was written.
+    case duplicate(firstID: String)
+}
+
+/// Why a write was not stored.
+package enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The queue limit, `--queue-max-bytes` or the disk: the sender should retry later (503).
+    case full(String)
+    /// The database cannot be written now (503).
+    case unavailable(String)
+    /// The relay is shutting down (503).
+    case stopping
+    /// A binding key is bound to another chat and this write may not move it (409).
+    case bindingConflict(kind: String)
+
+    package var description: String {
+        switch self {
+        case .full(let reason), .unavailable(let reason): reason
+        case .stopping: "the relay is stopping"
+        case .bindingConflict(let kind): "this \(kind) is already bound to another chat"
+        }
+    }
+}
+
 /// The durable queue of async deliveries in SQLite (WAL, synchronous=FULL), and the
-/// workers that send them: committed before the 202 (inserts that arrive together share one
+/// workers that send them: committed before the 202 (writes that arrive together share one
 /// transaction), FIFO per (credential, room_id), retried by `RetryPolicy`, dead when
 /// permanent or expired. One thread owns the database; sends run as tasks and report back.
+///
+/// The result of a send is kept in memory until it is committed, and its room stays busy
+/// until then: a delivery is never sent again because its result could not be written.
 package final class DeliveryQueue: Sendable {
     package struct Configuration: Sendable {
         package var policy = RetryPolicy()
@@ -32,20 +95,31 @@ package final class DeliveryQueue: Sendable {
         package var ratePerSecond: Int?
         /// Pending deliveries at most; beyond it webhooks are answered 503 (the sender retries).
         package var maxPending = 100_000
-        /// Past this many bytes of database new deliveries are refused (webhooks get 503, as on
-        /// a full disk) while results of sends are still recorded. Nil: only the disk limits it.
+        /// Past this many bytes of database new webhooks are refused (503, as on a full disk)
+        /// while results of sends are still recorded. Nil: only the disk limits it.
         package var maxBytes: Int?
         /// Delivered records are deleted after this.
         package var retention: Duration = .seconds(7 * 86_400)
+        /// A failing store is logged at most once per this interval.
+        package var failureLogInterval: Duration = .seconds(10)
+        /// Test seam: called before each COMMIT; an error returned is taken as the commit's.
+        package var commitFault: (@Sendable () -> SQLiteError?)?
 
         package init() {}
     }
 
+    /// A send's result, kept until it is committed.
+    private struct Finished {
+        var id: String
+        var roomKey: String
+        var action: RetryPolicy.Action
+        var attempts: Int
+        var reason: String
+    }
+
     private enum Job {
-        case insert([NewDelivery], completion: @Sendable (Result<Void, SQLiteError>) -> Void)
-        case finished(id: String, roomKey: String, action: RetryPolicy.Action, attempts: Int, reason: String)
-        case dedupe(key: String, id: String, expiresAt: Int)
-        case bind([BindingWrite], completion: @Sendable (Result<Void, SQLiteError>) -> Void)
+        case write(WebhookWrite, completion: @Sendable (Result<StoreOutcome, StoreError>) -> Void)
+        case finished(Finished)
     }
 
     private struct Shared {
@@ -54,9 +128,18 @@ package final class DeliveryQueue: Sendable {
         var inFlight = 0
     }
 
+    /// How the store thread's writes are going; kept for readiness and the failure log.
+    private struct WriteHealth {
+        var failingSince: Int?
+        var lastLogged: Int?
+        var suppressed = 0
+        var retryAt = 0
+        var backoff = 0
+    }
+
     /// The file inside the data directory.
     package static let fileName = "happyrelay.sqlite"
-    static let schemaVersion = 3
+    static let schemaVersion = 4
 
     private let configuration: Configuration
     private let upstream: HappyTalkUpstream
@@ -66,9 +149,12 @@ package final class DeliveryQueue: Sendable {
     private let clock: @Sendable () -> Int
     private let shared = Mutex(Shared())
     private let pending = Atomic<Int>(0)
-    private let lastWriteFailed = Atomic<Bool>(false)
+    /// Why the last write failed, while writes keep failing (nil once one succeeds).
+    private let writeFailure = Mutex<String?>(nil)
     private let isOverSize = Atomic<Bool>(false)
     private let commitCount = Atomic<Int>(0)
+    /// Held open to notice the file being deleted while the relay runs (`st_nlink` drops to 0).
+    private let fileWatch: Int32
 
     /// Transactions committed so far (webhooks that arrive together share one).
     package var commits: Int { commitCount.load(ordering: .relaxed) }
@@ -83,14 +169,10 @@ package final class DeliveryQueue: Sendable {
         directory: String, upstream: HappyTalkUpstream, credentials: Credentials, configuration: Configuration = Configuration(),
         logger: Logger, metrics: RelayMetrics = RelayMetrics(), clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970 * 1000) }
     ) throws(SQLiteError) {
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw SQLiteError(code: -1, description: "cannot create \(directory)")
-        }
-        let path = (directory as NSString).appendingPathComponent(Self.fileName)
+        let path = try Self.prepareFile(in: directory)
         let database = try SQLiteDatabase(path: path)
         try Self.migrate(database)
+        fileWatch = open(path, O_RDONLY | O_CLOEXEC)
         self.database = ThreadConfined(database, path: path)
         self.configuration = configuration
         self.upstream = upstream
@@ -98,6 +180,32 @@ package final class DeliveryQueue: Sendable {
         self.logger = logger
         self.metrics = metrics
         self.clock = clock
+    }
+
+    deinit {
+        if fileWatch >= 0 { close(fileWatch) }
+    }
+
+    /// Creates the data directory (0700) and the database file (0600) when missing: they hold
+    /// payloads with names, phone numbers and e-mail addresses. SQLite gives its WAL and
+    /// shared-memory files the database file's mode.
+    static func prepareFile(in directory: String) throws(SQLiteError) -> String {
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            do {
+                try FileManager.default.createDirectory(
+                    atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw SQLiteError(code: -1, description: "cannot create \(directory)")
+            }
+        } else if !isDirectory.boolValue {
+            throw SQLiteError(code: -1, description: "\(directory) is not a directory")
+        }
+        let path = (directory as NSString).appendingPathComponent(fileName)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SQLiteError(code: -1, description: "cannot create \(path): \(String(cString: strerror(errno)))") }
+        close(fd)
+        return path
     }
 
     /// Brings the schema to the current version (`PRAGMA user_version`), one step at a time.
@@ -155,55 +263,67 @@ package final class DeliveryQueue: Sendable {
                 COMMIT;
                 """)
         }
-    }
-
-    /// Unexpired dedupe keys, for the relay to load at start-up.
-    package func dedupeKeys() throws(SQLiteError) -> [(key: String, id: String, expiresAt: Int)] {
-        let reader = try SQLiteDatabase(path: database.path)
-        let query = try reader.prepare("SELECT key, first_id, expires_at FROM dedupe WHERE expires_at > ?")
-        try query.bind([.integer(clock())])
-        var keys: [(key: String, id: String, expiresAt: Int)] = []
-        while try query.step() { keys.append((query.text(0) ?? "", query.text(1) ?? "", query.integer(2))) }
-        return keys
-    }
-
-    /// Stores bindings; `completion` runs once they are committed (before the webhook's answer).
-    package func bind(_ writes: [BindingWrite], completion: @escaping @Sendable (Result<Void, SQLiteError>) -> Void) {
-        guard !writes.isEmpty else {
-            completion(.success(()))
-            return
+        if version < 4 {
+            // Version 4: dedupe keys stored as 16-byte digests (a sender chooses a key's length),
+            // and a table for the write probe that tells when a failing disk works again.
+            try database.execute(
+                """
+                BEGIN;
+                CREATE TABLE dedupe_digests (key BLOB PRIMARY KEY, first_id TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+                CREATE INDEX dedupe_expiry ON dedupe_digests (expires_at);
+                CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+                """)
+            do throws(SQLiteError) {
+                let old = try database.prepare("SELECT key, first_id, expires_at FROM dedupe")
+                let insert = try database.prepare("INSERT OR REPLACE INTO dedupe_digests (key, first_id, expires_at) VALUES (?, ?, ?)")
+                var rows: [(DedupeDigest, String, Int)] = []
+                while try old.step() {
+                    // Version 2 keys are "route NUL key".
+                    let compound = old.text(0) ?? ""
+                    let parts = compound.split(separator: "\u{0}", maxSplits: 1, omittingEmptySubsequences: false)
+                    guard parts.count == 2 else { continue }
+                    rows.append((DedupeDigest(route: String(parts[0]), key: String(parts[1])), old.text(1) ?? "", old.integer(2)))
+                }
+                old.reset()
+                for (digest, id, expires) in rows { try insert.run([.blob(digest.bytes), .text(id), .integer(expires)]) }
+                try database.execute("DROP TABLE dedupe; PRAGMA user_version = 4; COMMIT;")
+            } catch {
+                try? database.execute("ROLLBACK")
+                throw error
+            }
         }
-        shared.withLock { $0.jobs.append(.bind(writes, completion: completion)) }
-        wake.signal()
-    }
-
-    /// Records a dedupe key with the next commit.
-    package func rememberDedupeKey(_ key: String, id: String, expiresAt: Int) {
-        shared.withLock { $0.jobs.append(.dedupe(key: key, id: id, expiresAt: expiresAt)) }
-        wake.signal()
     }
 
     /// Why new webhooks cannot be accepted now (the queue is full or cannot be written), or nil.
     package var unavailableReason: String? {
+        if isFileDeleted { return "the queue database file was deleted; restart the relay" }
         if isOverSize.load(ordering: .relaxed) { return "the queue database is full" }
-        if lastWriteFailed.load(ordering: .relaxed) { return "the queue cannot be written" }
+        if let failure = writeFailure.withLock({ $0 }) { return "the queue cannot be written: \(failure)" }
         if pending.load(ordering: .relaxed) >= configuration.maxPending { return "the queue is full (\(configuration.maxPending) pending)" }
         return nil
     }
 
-    /// Stores deliveries; `completion` runs once they are committed (or failed to be).
-    package func enqueue(_ deliveries: [NewDelivery], completion: @escaping @Sendable (Result<Void, SQLiteError>) -> Void) {
-        let newPending = deliveries.filter { $0.deadReason == nil }.count
+    /// Whether the database file was unlinked while the relay holds it open: what is written
+    /// now would be gone after a restart.
+    private var isFileDeleted: Bool {
+        guard fileWatch >= 0 else { return false }
+        var status = stat()
+        return fstat(fileWatch, &status) == 0 && status.st_nlink == 0
+    }
+
+    /// Stores one webhook's writes; `completion` runs once they are committed (or refused).
+    package func write(_ write: WebhookWrite, completion: @escaping @Sendable (Result<StoreOutcome, StoreError>) -> Void) {
+        let newPending = write.deliveries.filter { $0.deadReason == nil }.count
         if newPending > 0 && pending.load(ordering: .relaxed) + newPending > configuration.maxPending {
-            completion(.failure(SQLiteError(code: -1, description: "the queue is full")))
+            completion(.failure(.full("the queue is full")))
             return
         }
         let accepted = shared.withLock { shared -> Bool in
             guard !shared.isStopping else { return false }
-            shared.jobs.append(.insert(deliveries, completion: completion))
+            shared.jobs.append(.write(write, completion: completion))
             return true
         }
-        if accepted { wake.signal() } else { completion(.failure(SQLiteError(code: -1, description: "the relay is stopping"))) }
+        if accepted { wake.signal() } else { completion(.failure(.stopping)) }
     }
 
     /// Starts the store thread: commits, dispatches due deliveries, records results.
@@ -234,26 +354,52 @@ package final class DeliveryQueue: Sendable {
     private func run() {
         let database = self.database.value
         var busyRooms = Set<String>()
-        pending.store((try? database.integer("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'")) ?? 0, ordering: .relaxed)
+        var unrecorded: [Finished] = []
+        var health = WriteHealth()
+        recountPending(in: database)
+        var dataVersion = (try? database.integer("PRAGMA data_version")) ?? 0
         var lastPurge = 0
         while true {
-            if clock() - lastPurge > 60_000 {
-                lastPurge = clock()
-                purgeDelivered(in: database)
+            let now = clock()
+            if health.failingSince == nil && now - lastPurge > 60_000 {
+                lastPurge = now
+                purgeExpired(in: database)
+            }
+            // Another connection (`deliveries replay`, say) changed the queue: count again.
+            if let version = try? database.integer("PRAGMA data_version"), version != dataVersion {
+                dataVersion = version
+                recountPending(in: database)
             }
             let (jobs, isStopping) = shared.withLock { shared in
                 defer { shared.jobs.removeAll(keepingCapacity: true) }
                 return (shared.jobs, shared.isStopping)
             }
-            commit(jobs, in: database, busyRooms: &busyRooms)
-            if isStopping && shared.withLock({ $0.inFlight == 0 && $0.jobs.isEmpty }) { break }
-            let blocked = isStopping ? true : dispatch(from: database, busyRooms: &busyRooms)
+            var writes: [(WebhookWrite, @Sendable (Result<StoreOutcome, StoreError>) -> Void)] = []
+            for job in jobs {
+                switch job {
+                case .write(let write, let completion): writes.append((write, completion))
+                case .finished(let finished): unrecorded.append(finished)
+                }
+            }
+            let isFailing = health.failingSince != nil
+            if !writes.isEmpty || (!unrecorded.isEmpty && (!isFailing || now >= health.retryAt)) || (isFailing && now >= health.retryAt) {
+                commit(writes, results: &unrecorded, busyRooms: &busyRooms, health: &health, in: database)
+            }
+            if isStopping && unrecorded.isEmpty && shared.withLock({ $0.inFlight == 0 && $0.jobs.isEmpty }) { break }
+            if isStopping && health.failingSince != nil && shared.withLock({ $0.inFlight == 0 && $0.jobs.isEmpty }) {
+                logger.error("stopping with results of sends not recorded: those deliveries will be sent again", ["count": String(unrecorded.count)])
+                break
+            }
+            // While results cannot be recorded nothing more is sent.
+            let blocked = isStopping || health.failingSince != nil ? true : dispatch(from: database, busyRooms: &busyRooms)
             // Sleep until a job arrives (a webhook, a finished send), the next delivery is due,
-            // or a second passes (so that a replay written by another process is picked up).
-            // When every due delivery waits for a busy room or a free slot, only a job can
-            // change that: no polling.
+            // the next retry of a failing write, or a second passes (so that a replay written by
+            // another process is picked up). When every due delivery waits for a busy room or a
+            // free slot, only a job can change that: no polling.
             var wait = 1000
-            if !blocked {
+            if health.failingSince != nil {
+                wait = max(1, min(health.retryAt - clock(), 1000))
+            } else if !blocked {
                 let now = clock()
                 let next = (try? database.integer("SELECT IFNULL(MIN(next_attempt_at), 0) FROM deliveries WHERE state = 'pending'")) ?? 0
                 if next > now { wait = min(next - now, 1000) }
@@ -263,12 +409,18 @@ package final class DeliveryQueue: Sendable {
         stopped.signal()
     }
 
-    /// Deletes delivered records older than the retention period.
-    private func purgeDelivered(in database: SQLiteDatabase) {
+    private func recountPending(in database: SQLiteDatabase) {
+        if let count = try? database.integer("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'") {
+            pending.store(count, ordering: .relaxed)
+        }
+    }
+
+    /// Deletes delivered records older than the retention period, and expired keys.
+    private func purgeExpired(in database: SQLiteDatabase) {
         do throws(SQLiteError) {
             let purge = try database.prepare("DELETE FROM deliveries WHERE state = 'delivered' AND next_attempt_at < ?")
             try purge.run([.integer(clock() - RetryPolicy.milliseconds(configuration.retention))])
-            let expired = try database.prepare("DELETE FROM dedupe WHERE expires_at < ?")
+            let expired = try database.prepare("DELETE FROM dedupe_digests WHERE expires_at < ?")
             try expired.run([.integer(clock())])
             let expiredBindings = try database.prepare("DELETE FROM bindings WHERE expires_at <= ?")
             try expiredBindings.run([.integer(clock())])
@@ -277,112 +429,199 @@ package final class DeliveryQueue: Sendable {
         }
     }
 
-    private func commit(_ jobs: [Job], in database: SQLiteDatabase, busyRooms: inout Set<String>) {
-        guard !jobs.isEmpty else { return }
-        // Each batch of new deliveries sits in its own savepoint: when the database is full only
-        // those fail (answered 503), while results of sends are still recorded, so that a full
-        // queue never makes the relay send delivered calls again and again.
-        var outcomes: [(completion: @Sendable (Result<Void, SQLiteError>) -> Void, result: Result<Void, SQLiteError>)] = []
+    /// One transaction: the results of sends (in a savepoint of their own, so a failing write
+    /// of a webhook cannot drop them), then each webhook's writes in a savepoint each.
+    private func commit(
+        _ writes: [(WebhookWrite, @Sendable (Result<StoreOutcome, StoreError>) -> Void)], results unrecorded: inout [Finished],
+        busyRooms: inout Set<String>, health: inout WriteHealth, in database: SQLiteDatabase
+    ) {
+        var outcomes: [Result<StoreOutcome, StoreError>] = []
         var pendingChange = 0
-        var insertFailed = false
+        var resultsRecorded = false
+        var writeFaulted = false
+        var failure: SQLiteError?
+        let now = clock()
+        if isFileDeleted {
+            let reason = "the queue database file was deleted; restart the relay"
+            noteFailure(reason, now: now, health: &health)
+            for (_, completion) in writes { completion(.failure(.unavailable(reason))) }
+            return
+        }
         do throws(SQLiteError) {
             try database.execute("BEGIN IMMEDIATE")
-            let insert = try database.prepare(
-                "INSERT INTO deliveries (id, route, credential, room_id, call, request, state, attempts, accepted_at, next_attempt_at, last_reason) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)")
-            let update = try database.prepare("UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, last_reason = ? WHERE id = ?")
-            let remember = try database.prepare("INSERT OR REPLACE INTO dedupe (key, first_id, expires_at) VALUES (?, ?, ?)")
-            let bindStatement = try database.prepare(
-                "INSERT OR REPLACE INTO bindings (kind, value, uuid, room_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)")
-            let now = clock()
+            if !unrecorded.isEmpty {
+                pendingChange += try record(unrecorded, in: database, now: now)
+                resultsRecorded = true
+            }
             var isFull = false
             if let maxBytes = configuration.maxBytes {
                 isFull = try database.integer("PRAGMA page_count") * database.integer("PRAGMA page_size") >= maxBytes
                 isOverSize.store(isFull, ordering: .relaxed)
             }
-            var insertSucceeded = false
-            for job in jobs {
-                switch job {
-                case .insert(_, let completion) where isFull:
-                    insertFailed = true
-                    outcomes.append((completion, .failure(SQLiteError(code: 13, description: "the queue database is full"))))
-                case .insert(let deliveries, let completion):
-                    try database.execute("SAVEPOINT batch")
-                    do throws(SQLiteError) {
-                        for delivery in deliveries {
-                            try insert.run([
-                                .text(delivery.id), .text(delivery.route), .text(delivery.credential), .text(delivery.roomID), .text(delivery.call),
-                                .text(delivery.request), .text(delivery.deadReason == nil ? "pending" : "dead"), .integer(now), .integer(now),
-                                delivery.deadReason.map(SQLiteValue.text) ?? .null,
-                            ])
-                        }
-                        try database.execute("RELEASE batch")
-                        insertSucceeded = true
-                        pendingChange += deliveries.filter { $0.deadReason == nil }.count
-                        outcomes.append((completion, .success(())))
-                    } catch {
-                        try database.execute("ROLLBACK TO batch; RELEASE batch")
-                        insertFailed = true
-                        outcomes.append((completion, .failure(error)))
-                    }
-                case .bind(let writes, let completion):
-                    // A later binding for the same key replaces the earlier one (mapping.md).
-                    try database.execute("SAVEPOINT binding")
-                    do throws(SQLiteError) {
-                        for write in writes {
-                            try bindStatement.run([
-                                .text(write.kind), .text(write.value), .text(write.uuid), .text(write.roomID), .integer(now),
-                                .integer(now + RetryPolicy.milliseconds(write.ttl)),
-                            ])
-                        }
-                        try database.execute("RELEASE binding")
-                        outcomes.append((completion, .success(())))
-                    } catch {
-                        try database.execute("ROLLBACK TO binding; RELEASE binding")
-                        outcomes.append((completion, .failure(error)))
-                    }
-                case .dedupe(let key, let id, let expiresAt):
-                    // A key that cannot be stored only means a later duplicate is delivered again.
-                    try database.execute("SAVEPOINT key")
-                    do throws(SQLiteError) {
-                        try remember.run([.text(key), .text(id), .integer(expiresAt)])
-                        try database.execute("RELEASE key")
-                    } catch {
-                        try database.execute("ROLLBACK TO key; RELEASE key")
-                    }
-                case .finished(let id, _, let action, let attempts, let reason):
-                    switch action {
-                    case .acknowledge:
-                        try update.run([.text("delivered"), .integer(attempts), .integer(now), .null, .text(id)])
-                        pendingChange -= 1
-                    case .retry(let at): try update.run([.text("pending"), .integer(attempts), .integer(at), .text(reason), .text(id)])
-                    case .deadLetter(let why):
-                        try update.run([.text("dead"), .integer(attempts), .integer(now), .text(why), .text(id)])
-                        pendingChange -= 1
-                    }
+            for (write, _) in writes {
+                if isFull {
+                    outcomes.append(.failure(.full("the queue database is full")))
+                    continue
                 }
+                let outcome = store(write, in: database, now: now, faulted: &writeFaulted)
+                if case .success(.stored) = outcome { pendingChange += write.deliveries.filter { $0.deadReason == nil }.count }
+                outcomes.append(outcome)
             }
+            if unrecorded.isEmpty && writes.isEmpty {
+                // Nothing else to write while the store is failing: a probe tells when it works again.
+                let probe = try database.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES ('write_probe', ?)")
+                try probe.run([.integer(now)])
+            }
+            if let fault = configuration.commitFault?() { throw fault }
             try database.execute("COMMIT")
-            commitCount.wrappingAdd(1, ordering: .relaxed)
-            // A write failure is over once new deliveries are stored again (a full database is
-            // reported separately, from its size).
-            if insertSucceeded { lastWriteFailed.store(false, ordering: .relaxed) }
-            if insertFailed && !isFull { lastWriteFailed.store(true, ordering: .relaxed) }
-            pending.wrappingAdd(pendingChange, ordering: .relaxed)
         } catch {
+            failure = error
             try? database.execute("ROLLBACK")
-            lastWriteFailed.store(true, ordering: .relaxed)
-            logger.error("the queue cannot be written", ["error": error.description])
-            outcomes = jobs.compactMap { job in
-                switch job {
-                case .insert(_, let completion), .bind(_, let completion): return (completion, .failure(error))
-                default: return nil
+        }
+        if let failure {
+            // Nothing of the transaction stands: the results stay in memory (their rooms stay
+            // busy, so nothing is sent again) and are written again after a backoff.
+            noteFailure(Self.describe(failure), now: now, health: &health)
+            let error: StoreError = failure.code == 13 ? .full("the disk is full") : .unavailable(Self.describe(failure))
+            for (_, completion) in writes { completion(.failure(error)) }
+            return
+        }
+        commitCount.wrappingAdd(1, ordering: .relaxed)
+        if resultsRecorded {
+            for finished in unrecorded { busyRooms.remove(finished.roomKey) }
+            unrecorded.removeAll(keepingCapacity: true)
+        }
+        pending.wrappingAdd(pendingChange, ordering: .relaxed)
+        if writeFaulted {
+            noteFailure("a webhook's writes failed", now: now, health: &health)
+        } else if health.failingSince != nil {
+            logger.info("the queue can be written again", ["failed_for_ms": String(now - (health.failingSince ?? now))])
+            health = WriteHealth()
+            writeFailure.withLock { $0 = nil }
+        }
+        for ((_, completion), outcome) in zip(writes, outcomes) { completion(outcome) }
+    }
+
+    /// Records a failing write for readiness, schedules the next try, and logs it once per interval.
+    private func noteFailure(_ reason: String, now: Int, health: inout WriteHealth) {
+        writeFailure.withLock { $0 = reason }
+        if health.failingSince == nil { health.failingSince = now }
+        health.backoff = min(max(health.backoff * 2, 100), 5000)
+        health.retryAt = now + health.backoff
+        let interval = RetryPolicy.milliseconds(configuration.failureLogInterval)
+        if health.lastLogged.map({ now - $0 >= interval }) ?? true {
+            var metadata: KeyValuePairs<String, String> = ["error": reason]
+            if health.suppressed > 0 { metadata = ["error": reason, "repeated": String(health.suppressed)] }
+            logger.error("the queue cannot be written", metadata)
+            health.lastLogged = now
+            health.suppressed = 0
+        } else {
+            health.suppressed += 1
+        }
+    }
+
+    static func describe(_ error: SQLiteError) -> String {
+        error.code == 13 ? "the disk is full (\(error.description))" : error.description
+    }
+
+    /// Writes the results of sends; returns the change in pending deliveries.
+    private func record(_ results: [Finished], in database: SQLiteDatabase, now: Int) throws(SQLiteError) -> Int {
+        let update = try database.prepare("UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, last_reason = ? WHERE id = ?")
+        var change = 0
+        for finished in results {
+            switch finished.action {
+            case .acknowledge:
+                try update.run([.text("delivered"), .integer(finished.attempts), .integer(now), .null, .text(finished.id)])
+                change -= 1
+            case .retry(let at):
+                try update.run([.text("pending"), .integer(finished.attempts), .integer(at), .text(finished.reason), .text(finished.id)])
+            case .deadLetter(let why):
+                try update.run([.text("dead"), .integer(finished.attempts), .integer(now), .text(why), .text(finished.id)])
+                change -= 1
+            }
+        }
+        return change
+    }
+
+    /// One webhook's writes in a savepoint: its dedupe key, its bindings, its deliveries.
+    /// `faulted` is set when SQLite itself failed (not a conflict or a duplicate).
+    private func store(_ write: WebhookWrite, in database: SQLiteDatabase, now: Int, faulted: inout Bool) -> Result<StoreOutcome, StoreError> {
+        do throws(SQLiteError) {
+            try database.execute("SAVEPOINT webhook")
+        } catch {
+            faulted = true
+            return .failure(.unavailable(Self.describe(error)))
+        }
+        do throws(SQLiteError) {
+            if let dedupe = write.dedupe {
+                let seen = try database.prepare("SELECT first_id FROM dedupe_digests WHERE key = ? AND expires_at > ?")
+                try seen.bind([.blob(dedupe.digest.bytes), .integer(now)])
+                if try seen.step() {
+                    let first = seen.text(0) ?? ""
+                    seen.reset()
+                    try database.execute("RELEASE webhook")
+                    return .success(.duplicate(firstID: first))
+                }
+                let remember = try database.prepare("INSERT OR REPLACE INTO dedupe_digests (key, first_id, expires_at) VALUES (?, ?, ?)")
+                try remember.run([.blob(dedupe.digest.bytes), .text(dedupe.firstID), .integer(dedupe.expiresAt)])
+            }
+            if let conflict = try bindingConflict(write.bindings, in: database, now: now) {
+                try database.execute("ROLLBACK TO webhook; RELEASE webhook")
+                return .failure(.bindingConflict(kind: conflict))
+            }
+            if !write.bindings.isEmpty {
+                let bind = try database.prepare(
+                    "INSERT OR REPLACE INTO bindings (kind, value, uuid, room_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)")
+                for binding in write.bindings {
+                    try bind.run([
+                        .text(binding.kind), .text(binding.value), .text(binding.uuid), .text(binding.roomID), .integer(now),
+                        .integer(RetryPolicy.adding(now, RetryPolicy.milliseconds(binding.ttl))),
+                    ])
                 }
             }
-            // Results that could not be written are sent again later: at-least-once.
+            if !write.deliveries.isEmpty {
+                let insert = try database.prepare(
+                    "INSERT INTO deliveries (id, route, credential, room_id, call, request, state, attempts, accepted_at, next_attempt_at, last_reason) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)")
+                for delivery in write.deliveries {
+                    try insert.run([
+                        .text(delivery.id), .text(delivery.route), .text(delivery.credential), .text(delivery.roomID), .text(delivery.call),
+                        .text(delivery.request), .text(delivery.deadReason == nil ? "pending" : "dead"), .integer(now), .integer(now),
+                        delivery.deadReason.map(SQLiteValue.text) ?? .null,
+                    ])
+                }
+            }
+            try database.execute("RELEASE webhook")
+            return .success(.stored)
+        } catch {
+            try? database.execute("ROLLBACK TO webhook; RELEASE webhook")
+            faulted = true
+            return .failure(error.code == 13 ? .full("the disk is full") : .unavailable(Self.describe(error)))
         }
-        if insertFailed { logger.error("the queue cannot be written", ["error": "new deliveries refused (database full or failing)"]) }
-        for job in jobs { if case .finished(_, let roomKey, _, _, _) = job { busyRooms.remove(roomKey) } }
-        for (completion, result) in outcomes { completion(result) }
+    }
+
+    /// The kind of the first key that this write would move from one chat to another without
+    /// leave, or nil. A key may move when the rule says `"replace": true`, when the chat is the
+    /// same customer's (same uuid, another room), or when another key of the same write is
+    /// already bound to the chat the key leaves (whoever binds knows both, e.g. the order and
+    /// its phone).
+    private func bindingConflict(_ writes: [BindingWrite], in database: SQLiteDatabase, now: Int) throws(SQLiteError) -> String? {
+        guard !writes.isEmpty else { return nil }
+        let lookup = try database.prepare("SELECT uuid, room_id FROM bindings WHERE kind = ? AND value = ? AND expires_at > ?")
+        var current: [(uuid: String, roomID: String)?] = []
+        for write in writes {
+            try lookup.bind([.text(write.kind), .text(write.value), .integer(now)])
+            current.append(try lookup.step() ? (lookup.text(0) ?? "", lookup.text(1) ?? "") : nil)
+            lookup.reset()
+        }
+        for (index, write) in writes.enumerated() {
+            guard let existing = current[index], !write.mayReplace, existing.uuid != write.uuid else { continue }
+            let vouched = writes.indices.contains { other in
+                other != index && writes[other].uuid == write.uuid && writes[other].roomID == write.roomID
+                    && current[other].map { $0.uuid == existing.uuid && $0.roomID == existing.roomID } == true
+            }
+            if !vouched { return write.kind }
+        }
+        return nil
     }
 
     private func dispatch(from database: SQLiteDatabase, busyRooms: inout Set<String>) -> Bool {
@@ -422,7 +661,7 @@ package final class DeliveryQueue: Sendable {
                 started += 1
                 rateWindow.sent += 1
                 send(
-                    id: due.text(0) ?? "", route: due.text(1) ?? "", credential: due.text(2) ?? "", call: due.text(4) ?? "{}",
+                    id: due.text(0) ?? "", route: due.text(1) ?? "", credential: due.text(2) ?? "", call: due.text(4) ?? "",
                     attempts: due.integer(5), acceptedAt: due.integer(6), roomKey: roomKey)
             }
         } catch {
@@ -433,16 +672,24 @@ package final class DeliveryQueue: Sendable {
 
     private func send(id: String, route: String, credential: String, call: String, attempts: Int, acceptedAt: Int, roomKey: String) {
         shared.withLock { $0.inFlight += 1 }
+        // A damaged row must not stop the queue: its attempt count saturates, and a call that
+        // cannot be read is dead at once, with the reason, instead of being sent.
+        let attempt = attempts < Int.max ? max(attempts, 0) + 1 : Int.max
+        guard let fields = Self.fields(of: call) else {
+            let reason = "the stored call cannot be read"
+            logger.warning("delivery is dead", ["delivery.id": id, "route": route, "attempt": String(attempt), "reason": reason])
+            finish(Finished(id: id, roomKey: roomKey, action: .deadLetter(reason: reason), attempts: attempt, reason: reason))
+            return
+        }
         Task { [self] in
             let result: UpstreamResult
             var retryAfter: Duration?
-            if let token = credentials.token(named: credential.isEmpty ? nil : credential), let fields = Self.fields(of: call) {
+            if let token = credentials.token(named: credential.isEmpty ? nil : credential) {
                 (result, retryAfter) = await upstream.sendReportingRetryAfter(
                     MappedCall(rule: "", fields: fields), token: token, timeout: configuration.sendTimeout)
             } else {
                 result = .transient("\(Credentials.variable(for: credential.isEmpty ? nil : credential)) is not set")
             }
-            let attempt = attempts + 1
             let action = configuration.policy.decide(result, attempt: attempt, acceptedAt: acceptedAt, now: clock(), retryAfter: retryAfter) {
                 Double.random(in: 0..<1)
             }
@@ -451,7 +698,8 @@ package final class DeliveryQueue: Sendable {
             }
             switch action {
             case .acknowledge:
-                metrics.delivery(sync: false, .delivered, result: result, latency: .milliseconds(max(clock() - acceptedAt, 0)))
+                let (waited, overflow) = clock().subtractingReportingOverflow(acceptedAt)
+                metrics.delivery(sync: false, .delivered, result: result, latency: overflow ? nil : .milliseconds(max(waited, 0)))
                 logger.debug("delivered", ["delivery.id": id, "route": route, "attempt": String(attempt)])
             case .retry:
                 metrics.delivery(sync: false, .retried, result: result, latency: nil)
@@ -460,18 +708,27 @@ package final class DeliveryQueue: Sendable {
                 metrics.delivery(sync: false, .dead, result: result, latency: nil)
                 logger.warning("delivery is dead", ["delivery.id": id, "route": route, "attempt": String(attempt), "reason": reason])
             }
-            shared.withLock { shared in
-                shared.inFlight -= 1
-                shared.jobs.append(.finished(id: id, roomKey: roomKey, action: action, attempts: attempt, reason: RetryPolicy.describe(result)))
-            }
-            wake.signal()
+            finish(Finished(id: id, roomKey: roomKey, action: action, attempts: attempt, reason: RetryPolicy.describe(result)))
         }
     }
 
-    /// The fields of a stored call object.
+    private func finish(_ finished: Finished) {
+        shared.withLock { shared in
+            shared.inFlight -= 1
+            shared.jobs.append(.finished(finished))
+        }
+        wake.signal()
+    }
+
+    /// The fields of a stored call object; nil when it is not an object of strings.
     static func fields(of call: String) -> [(name: String, value: String)]? {
         guard case .object(let members)? = try? JSONParser().parse(call) else { return nil }
-        return members.map { ($0.key, $0.value.text) }
+        var fields: [(name: String, value: String)] = []
+        for (key, value) in members {
+            guard case .string(let text) = value else { return nil }
+            fields.append((key, text))
+        }
+        return fields
     }
 
     /// What `/metrics` shows of the queue.
@@ -492,8 +749,10 @@ package final class DeliveryQueue: Sendable {
             """)
         guard try statement.step() else { return Gauges(pending: 0, dead: 0, oldestPendingAge: 0) }
         let oldest = statement.integer(2)
+        let (age, overflow) = clock().subtractingReportingOverflow(oldest)
         return Gauges(
-            pending: statement.integer(0), dead: statement.integer(1), oldestPendingAge: oldest == 0 ? 0 : Double(max(clock() - oldest, 0)) / 1000)
+            pending: statement.integer(0), dead: statement.integer(1),
+            oldestPendingAge: oldest == 0 || overflow ? 0 : Double(max(age, 0)) / 1000)
     }
 
     /// The database file, for readers such as `SQLiteBindings`.

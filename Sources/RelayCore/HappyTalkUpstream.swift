@@ -10,7 +10,10 @@ package enum UpstreamResult: Sendable, Equatable {
     /// (the relay's own token is wrong: alarm, and retry); `isPermanent` for the event's own
     /// data (-501 uuid, -503 users/room, and any other code).
     case failed(code: Int, message: String, isCredentialProblem: Bool)
-    /// HTTP 5xx or 429, an answer that is not HappyTalk's JSON, or a transport failure.
+    /// HTTP 5xx or 429: HappyTalk is there but not serving now.
+    case unavailable(status: Int)
+    /// An answer that is not HappyTalk's JSON, or a transport failure (the reason may hold
+    /// connection details: for logs, not for senders).
     case transient(String)
     /// No answer within the timeout.
     case timedOut
@@ -20,13 +23,13 @@ package enum UpstreamResult: Sendable, Equatable {
         switch self {
         case .success: false
         case .failed(_, _, let isCredentialProblem): isCredentialProblem
-        case .transient, .timedOut: true
+        case .unavailable, .transient, .timedOut: true
         }
     }
 
     /// Classifies an HTTP answer from the endpoint.
     package static func classify(status: Int, body: [UInt8]) -> UpstreamResult {
-        if status == 429 || status >= 500 { return .transient("HappyTalk answered HTTP \(status)") }
+        if status == 429 || status >= 500 { return .unavailable(status: status) }
         guard let value = try? JSONParser(maxDepth: 16, maxBytes: 1 << 20).parse(body), let result = value["result"]?.stringValue else {
             return .transient("HappyTalk's answer (HTTP \(status)) is not its JSON")
         }
@@ -87,10 +90,8 @@ package final class HappyTalkUpstream: Sendable {
         do {
             let response = try await client.execute(request, timeout: timeout)
             var retryAfter: Duration?
-            if response.status == 429 || response.status == 503, let value = response.headers["retry-after"],
-                let seconds = Int(value.trimmingCharacters(in: .whitespaces)), seconds >= 0
-            {
-                retryAfter = .seconds(seconds)
+            if response.status == 429 || response.status == 503, let value = response.headers["retry-after"] {
+                retryAfter = Self.retryAfter(value)
             }
             return (UpstreamResult.classify(status: response.status, body: response.body), retryAfter)
         } catch .timedOut {
@@ -98,5 +99,18 @@ package final class HappyTalkUpstream: Sendable {
         } catch {
             return (.transient(error.description), nil)
         }
+    }
+
+    /// The longest `Retry-After` taken from an answer; the retry policy's own cap applies too.
+    static let maxRetryAfter: Duration = .seconds(86_400)
+
+    /// A `Retry-After` of delay-seconds (RFC 9110 §10.2.3: 1*DIGIT), clamped to a day; nil
+    /// for anything else (an HTTP-date is left to the policy's own backoff).
+    static func retryAfter(_ value: String) -> Duration? {
+        let digits = value.trimmingCharacters(in: .whitespaces)
+        guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        // Many digits cannot be a delay anyone means: clamp before converting, never overflow.
+        guard digits.utf8.count <= 6, let seconds = Int(digits) else { return maxRetryAfter }
+        return min(.seconds(seconds), maxRetryAfter)
     }
 }

@@ -18,11 +18,13 @@ package final class Relay: Sendable {
     private let served: [ServedRoute]
     private let upstream: HappyTalkUpstream?
     private let queue: DeliveryQueue?
-    /// Where rules that `resolve` look bindings up (nil: nothing is bound, as in a dry run).
-    private let bindings: (any BindingLookup)?
+    /// Where rules that `resolve` look bindings up, and sync routes their dedupe keys (nil:
+    /// nothing is bound and keys live in memory only, as in a dry run).
+    private let lookups: SQLiteBindings?
     private let logger: Logger
     private let metrics: RelayMetrics
     private let dedupe = DedupeWindow()
+    /// Unix milliseconds.
     private let clock: @Sendable () -> Int
 
     /// Whether nothing is sent (no token configured, or `--dry-run`).
@@ -35,8 +37,8 @@ package final class Relay: Sendable {
     /// unverified (and named in the log).
     package init(
         routes: [MappingRoute], credentials: Credentials, upstream: HappyTalkUpstream?, queue: DeliveryQueue? = nil,
-        bindings: (any BindingLookup)? = nil, dryRun: Bool,
-        environment: [String: String], logger: Logger, metrics: RelayMetrics = RelayMetrics(), clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970) }
+        lookups: SQLiteBindings? = nil, dryRun: Bool, environment: [String: String], logger: Logger,
+        metrics: RelayMetrics = RelayMetrics(), clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970 * 1000) }
     ) throws(MappingDiagnostics) {
         let isDryRun = dryRun || credentials.isEmpty
         var problems: [MappingDiagnostic] = []
@@ -77,12 +79,11 @@ package final class Relay: Sendable {
                     metrics: metrics.route(route.path, scheme: route.verify.scheme.rawValue)))
         }
         if !problems.isEmpty { throw MappingDiagnostics(problems) }
-        if let queue, let keys = try? queue.dedupeKeys() { dedupe.load(keys) }
         self.served = served
         self.unverifiedRoutes = unverified
         self.upstream = upstream
         self.queue = queue
-        self.bindings = bindings
+        self.lookups = lookups
         self.logger = logger
         self.metrics = metrics
         self.isDryRun = isDryRun
@@ -98,11 +99,14 @@ package final class Relay: Sendable {
 
     // MARK: The pipeline
 
+    /// Answers a webhook: logs, counts and sends the answer.
+    typealias Finish = @Sendable (HTTPResponse, WebhookOutcome, String) -> Void
+
     func handle(_ request: HTTPRequest, route served: ServedRoute, responder: HTTPResponder) {
         let started = ContinuousClock.now
         let requestID = Self.makeID()
         let route = served.route
-        let finish: @Sendable (HTTPResponse, WebhookOutcome, String) -> Void = { [logger, metrics = served.metrics] response, outcome, rule in
+        let finish: Finish = { [logger, metrics = served.metrics] response, outcome, rule in
             defer { responder.respond(response) }
             let elapsed = ContinuousClock.now - started
             metrics.answered(outcome, after: elapsed)
@@ -122,9 +126,10 @@ package final class Relay: Sendable {
         }
         let headers = request.headers.fields
         let query = FormBody.pairs(Array(request.head.query.utf8))
+        let now = clock()
         let verified: Bool
         if let verifier = served.verifier {
-            switch verifier.verify(body: request.body, headers: headers, query: query, now: clock()) {
+            switch verifier.verify(body: request.body, headers: headers, query: query, now: now / 1000) {
             case .verified:
                 verified = true
             case .ping:
@@ -151,86 +156,144 @@ package final class Relay: Sendable {
         }
         let document = RequestDocument.make(
             body: body, headers: headers, query: query, route: route.path, receivedAt: RequestBody.timestamp(Date()), requestID: requestID)
-        let dedupeKey = route.dedupe.flatMap { $0.key.evaluate(in: document) }
-        if let dedupeKey, let first = dedupe.firstID(route: route.path, key: dedupeKey, now: clock()) {
-            finish(Self.json(.ok, [("result", "duplicate"), ("id", first)]), .duplicate, "")
-            return
+        // A dedupe key is reserved now, so that the same event arriving twice at once is handled
+        // once; it is marked handled when its webhook is, and released when it is not.
+        var key: DedupeRecord?
+        if let dedupeSpec = route.dedupe, let text = dedupeSpec.key.evaluate(in: document) {
+            let record = DedupeRecord(
+                digest: DedupeDigest(route: route.path, key: text), firstID: requestID,
+                expiresAt: RetryPolicy.adding(now, RetryPolicy.milliseconds(dedupeSpec.window)))
+            switch dedupe.check(record.digest, id: requestID, expiresAt: record.expiresAt, now: now) {
+            case .duplicate(let first):
+                finish(Self.json(.ok, [("result", "duplicate"), ("id", first)]), .duplicate, "")
+                return
+            case .inFlight:
+                // Not `duplicate`: the first may still fail, and then this event must be sent again.
+                var response = HTTPErrorBody.response(
+                    .conflict, error: "in_progress", message: "the same event is being handled now; retry shortly")
+                response.headers.add(name: "retry-after", value: "1")
+                finish(response, .duplicate, "")
+                return
+            case .reserved:
+                // Async routes meet stored keys in their write; a sync route asks before it sends.
+                if route.delivery == .sync, let first = lookups?.firstID(for: record.digest) {
+                    dedupe.markHandled(record.digest, id: first, expiresAt: record.expiresAt)
+                    finish(Self.json(.ok, [("result", "duplicate"), ("id", first)]), .duplicate, "")
+                    return
+                }
+            }
+            key = record
         }
-        // A key counts as seen once its webhook is handled (queued, or delivered for sync
-        // routes), so that a sender's retry after a failure is not turned away.
-        let rememberKey: @Sendable () -> Void = { [dedupe, queue, clock] in
-            guard let dedupeKey, let window = route.dedupe?.window else { return }
-            let expires = dedupe.remember(route: route.path, key: dedupeKey, id: requestID, window: window, now: clock())
-            queue?.rememberDedupeKey(DedupeWindow.compound(route.path, dedupeKey), id: requestID, expiresAt: expires * 1000)
-        }
+        let context = WebhookContext(relay: self, route: served, request: request, query: query, requestID: requestID, key: key, finish: finish)
         let extra: [(String, String)] = verified ? [] : [("verified", "false")]
-        switch route.apply(to: document, bindings: bindings ?? NoBindings()) {
+        switch route.apply(to: document, bindings: lookups ?? NoBindings()) {
         case .ignored(let reason):
+            context.release()
             finish(Self.json(.ok, [("result", "ignored"), ("reason", reason)], extra: extra), .ignored, "")
         case .bound(let writes):
             guard !isDryRun, let queue else {
                 // Nothing is stored in a dry run.
+                context.release()
                 finish(Self.json(.ok, [("result", "bound")], extra: [("dry_run", "true")] + extra), .bound, "")
                 return
             }
-            queue.bind(writes) { result in
-                switch result {
-                case .success:
-                    rememberKey()
-                    finish(Self.json(.ok, [("result", "bound")], extra: extra), .bound, "")
-                case .failure(let error):
-                    finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later"), .failed, "")
-                }
+            queue.write(WebhookWrite(dedupe: key, bindings: writes)) { result in
+                context.answerStored(result, rule: "", outcome: .bound) { Self.json(.ok, [("result", "bound")], extra: extra) }
             }
         case .failed(let failure):
+            context.release()
             metrics.mappingFailed(route: route.path, field: failure.field)
             logger.warning("mapping failed", ["route": route.path, "rule": failure.rule, "field": failure.field, "request_id": requestID])
             if route.delivery == .async, !isDryRun, let queue {
                 // Kept as a dead delivery with the raw request, so a fixed mapping can replay it;
-                // answered 2xx because resending cannot fix a mapping (interface.md).
+                // answered 2xx because resending cannot fix a mapping.
                 let dead = NewDelivery(
                     id: requestID, route: route.path, credential: route.credential ?? "", roomID: "", call: "{}",
                     request: Self.replayRecord(request, query: query, route: route), deadReason: "mapping failed: \(failure)")
-                queue.enqueue([dead]) { result in
+                queue.write(WebhookWrite(deliveries: [dead])) { result in
                     switch result {
                     case .success:
                         finish(
                             Self.json(.accepted, [("result", "fail"), ("error", "mapping_failed"), ("message", failure.description), ("id", requestID)]),
                             .failed, failure.rule)
-                    case .failure:
-                        finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "the queue cannot be written; retry later"), .failed, failure.rule)
+                    case .failure(let error):
+                        finish(Self.storeErrorAnswer(error), .failed, failure.rule)
                     }
                 }
                 return
             }
             finish(HTTPErrorBody.response(.unprocessableContent, error: "mapping_failed", message: failure.description), .failed, failure.rule)
-        case .calls(let calls, let binds) where !binds.isEmpty && !isDryRun && queue != nil:
-            // Bindings are stored (durably) before the call is made or queued.
-            queue?.bind(binds) { [self] result in
-                switch result {
-                case .success: deliver(calls, route: served, request: request, query: query, requestID: requestID, extra: extra, rememberKey: rememberKey, finish: finish)
-                case .failure(let error):
-                    finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later"), .failed, "")
+        case .calls(let calls, let binds):
+            deliver(calls, binds: binds, context: context, extra: extra)
+        }
+    }
+
+    /// One webhook on its way through the pipeline: what its answer needs, and its dedupe key.
+    struct WebhookContext: Sendable {
+        let relay: Relay
+        let route: ServedRoute
+        let request: HTTPRequest
+        let query: [(name: String, value: String)]
+        let requestID: String
+        let key: DedupeRecord?
+        let finish: Finish
+
+        /// The key's webhook was not handled: a retry by the sender will be.
+        func release() {
+            if let key { relay.dedupe.release(key.digest, id: requestID) }
+        }
+
+        /// The key's webhook was handled (by `id`, the first to have the key).
+        func markHandled(firstID: String? = nil) {
+            if let key { relay.dedupe.markHandled(key.digest, id: firstID ?? requestID, expiresAt: key.expiresAt) }
+        }
+
+        /// Answers a committed (or refused) write: `success()` when stored, `duplicate` when the
+        /// store already had the key, the store's error otherwise.
+        func answerStored(
+            _ result: Result<StoreOutcome, StoreError>, rule: String, outcome: WebhookOutcome, success: () -> HTTPResponse
+        ) {
+            switch result {
+            case .success(.stored):
+                markHandled()
+                finish(success(), outcome, rule)
+            case .success(.duplicate(let first)):
+                markHandled(firstID: first)
+                finish(Relay.json(.ok, [("result", "duplicate"), ("id", first)]), .duplicate, rule)
+            case .failure(let error):
+                release()
+                if case .bindingConflict(let kind) = error {
+                    relay.logger.warning(
+                        "binding refused: the key is bound to another chat", ["route": route.route.path, "kind": kind, "request_id": requestID])
                 }
+                finish(Relay.storeErrorAnswer(error), .failed, rule)
             }
-        case .calls(let calls, _):
-            deliver(calls, route: served, request: request, query: query, requestID: requestID, extra: extra, rememberKey: rememberKey, finish: finish)
+        }
+    }
+
+    /// The answer for a write the store refused.
+    static func storeErrorAnswer(_ error: StoreError) -> HTTPResponse {
+        switch error {
+        case .bindingConflict:
+            return HTTPErrorBody.response(.conflict, error: "binding_conflict", message: error.description)
+        case .full, .unavailable, .stopping:
+            var response = HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later")
+            response.headers.add(name: "retry-after", value: "5")
+            return response
         }
     }
 
     /// Sends the calls (sync), queues them (async), or logs them (dry run), then answers.
-    private func deliver(
-        _ calls: [MappedCall], route served: ServedRoute, request: HTTPRequest, query: [(name: String, value: String)], requestID: String,
-        extra: [(String, String)],
-        rememberKey: @escaping @Sendable () -> Void, finish: @escaping @Sendable (HTTPResponse, WebhookOutcome, String) -> Void
-    ) {
-        let route = served.route
+    private func deliver(_ calls: [MappedCall], binds: [BindingWrite], context: WebhookContext, extra: [(String, String)]) {
+        let route = context.route.route
+        let finish = context.finish
+        let requestID = context.requestID
         let rules = calls.map(\.rule).joined(separator: ",")
         if isDryRun {
             for call in calls {
                 logger.info("dry run: would send", ["route": route.path, "rule": call.rule, "call": String(decoding: call.body(token: "***"), as: UTF8.self), "request_id": requestID])
             }
-            rememberKey()
+            context.markHandled()
             if route.delivery == .sync {
                 finish(Self.json(.ok, [("result", "success")], extra: [("dry_run", "true")] + extra), .accepted, rules)
             } else {
@@ -240,33 +303,49 @@ package final class Relay: Sendable {
         }
         if route.delivery == .async {
             guard let queue else {
-                finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "the queue is not available; retry later"), .failed, rules)
+                context.release()
+                finish(Self.storeErrorAnswer(.unavailable("the queue is not available")), .failed, rules)
                 return
             }
-            let record = Self.replayRecord(request, query: query, route: route)
+            let record = Self.replayRecord(context.request, query: context.query, route: route)
             let deliveries = calls.enumerated().map { index, call in
                 NewDelivery(
                     id: index == 0 ? requestID : "\(requestID)-\(index)", route: route.path, credential: route.credential ?? "",
                     roomID: call["room_id"] ?? "", call: Self.fieldsObject(call), request: record, deadReason: nil)
             }
-            queue.enqueue(deliveries) { result in
-                switch result {
-                case .success:
-                    rememberKey()
-                    finish(Self.json(.accepted, [("result", "accepted"), ("id", requestID)]), .accepted, rules)
-                case .failure(let error):
-                    finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later"), .failed, rules)
+            // The deliveries, their bindings and the dedupe key: one write, stored before the 202.
+            queue.write(WebhookWrite(deliveries: deliveries, dedupe: context.key, bindings: binds)) { result in
+                context.answerStored(result, rule: rules, outcome: .accepted) {
+                    Self.json(.accepted, [("result", "accepted"), ("id", requestID)])
                 }
             }
             return
         }
-        guard let upstream, let token = served.token else {
-            finish(HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "no upstream is configured"), .failed, rules)
+        guard !binds.isEmpty, let queue else {
+            send(calls, context: context, rules: rules)
+            return
+        }
+        // Bindings are stored (durably) before the call is made.
+        queue.write(WebhookWrite(bindings: binds)) { [self] result in
+            switch result {
+            case .success: send(calls, context: context, rules: rules)
+            case .failure: context.answerStored(result, rule: rules, outcome: .failed) { HTTPResponse() }
+            }
+        }
+    }
+
+    /// A sync route's calls, one after the other, answered with HappyTalk's verdict.
+    private func send(_ calls: [MappedCall], context: WebhookContext, rules: String) {
+        let route = context.route.route
+        guard let upstream, let token = context.route.token else {
+            context.release()
+            context.finish(Self.storeErrorAnswer(.unavailable("no upstream is configured")), .failed, rules)
             return
         }
         let timeout = route.timeout
         let logger = logger
         let metrics = metrics
+        let queue = queue
         Task {
             var answer = Self.json(.ok, [("result", "success")])
             var outcome = WebhookOutcome.accepted
@@ -281,12 +360,21 @@ package final class Relay: Sendable {
                 outcome = .failed
                 answer = Self.answer(for: result, timeout: timeout)
                 if case .failed(let code, let message, true) = result {
-                    logger.error("HappyTalk refused the relay's credential: check the token", ["route": route.path, "code": String(code), "message": message, "request_id": requestID])
+                    logger.error("HappyTalk refused the relay's credential: check the token", ["route": route.path, "code": String(code), "message": message, "request_id": context.requestID])
+                } else if case .transient(let reason) = result {
+                    // The sender gets a stable error; what went wrong stays in the log.
+                    logger.warning("HappyTalk could not be reached", ["route": route.path, "reason": reason, "request_id": context.requestID])
                 }
                 break
             }
-            if outcome == .accepted { rememberKey() }
-            finish(answer, outcome, rules)
+            if outcome == .accepted {
+                // Remembered only once delivered, so that a sender's retry after a failure is sent.
+                context.markHandled()
+                if let key = context.key { queue?.write(WebhookWrite(dedupe: key)) { _ in } }
+            } else {
+                context.release()
+            }
+            context.finish(answer, outcome, rules)
         }
     }
 
@@ -324,8 +412,10 @@ package final class Relay: Sendable {
             return .json(.badGateway, "{\"result\":\"fail\",\"code\":\(code),\"message\":\"\(JSONText.escaped(message))\"}")
         case .timedOut:
             return HTTPErrorBody.response(.gatewayTimeout, error: "upstream_timeout", message: "HappyTalk did not answer within \(timeout)")
-        case .transient(let reason):
-            return HTTPErrorBody.response(.badGateway, error: "upstream_unreachable", message: reason)
+        case .unavailable(let status):
+            return HTTPErrorBody.response(.badGateway, error: "upstream_unavailable", message: "HappyTalk answered HTTP \(status)")
+        case .transient:
+            return HTTPErrorBody.response(.badGateway, error: "upstream_unreachable", message: "HappyTalk could not be reached")
         }
     }
 
@@ -346,41 +436,5 @@ package final class Relay: Sendable {
         let value = generator.next() as UInt64
         let hex = String(value, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
-    }
-}
-
-/// Dedupe keys seen recently: in memory for the check, persisted by the queue so that they
-/// outlive a restart.
-final class DedupeWindow: Sendable {
-    private let seen = Mutex<[String: (id: String, expires: Int)]>([:])
-
-    static func compound(_ route: String, _ key: String) -> String { route + "\u{0}" + key }
-
-    /// The first id for this key when it was seen inside its window.
-    func firstID(route: String, key: String, now: Int) -> String? {
-        seen.withLock { seen in
-            guard let entry = seen[Self.compound(route, key)], entry.expires > now else { return nil }
-            return entry.id
-        }
-    }
-
-    /// Records a key (keeping an earlier unexpired id); returns when it expires (unix seconds).
-    @discardableResult
-    func remember(route: String, key: String, id: String, window: Duration, now: Int) -> Int {
-        seen.withLock { seen in
-            let compound = Self.compound(route, key)
-            if let entry = seen[compound], entry.expires > now { return entry.expires }
-            if seen.count > 100_000 { seen = seen.filter { $0.value.expires > now } }
-            let expires = now + Int(window.components.seconds)
-            seen[compound] = (id, expires)
-            return expires
-        }
-    }
-
-    /// Loads persisted keys (expiry in milliseconds).
-    func load(_ keys: [(key: String, id: String, expiresAt: Int)]) {
-        seen.withLock { seen in
-            for entry in keys { seen[entry.key] = (entry.id, entry.expiresAt / 1000) }
-        }
     }
 }

@@ -97,6 +97,7 @@ package final class RelayMetrics: Sendable {
         switch result {
         case .success: (kind, code) = ("success", "none")
         case .failed(let failureCode, _, _): (kind, code) = ("fail", String(failureCode))
+        case .unavailable: (kind, code) = ("unavailable", "none")
         case .transient: (kind, code) = ("transient", "none")
         case .timedOut: (kind, code) = ("timeout", "none")
         }

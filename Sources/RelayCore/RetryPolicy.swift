@@ -40,19 +40,31 @@ package struct RetryPolicy: Sendable, Equatable {
             break
         }
         let reason = Self.describe(result)
-        let horizon = acceptedAt + Self.milliseconds(giveUpAfter)
+        // Stored values (acceptedAt, attempt) may be anything a damaged row holds: the
+        // arithmetic saturates instead of trapping.
+        let horizon = Self.adding(acceptedAt, Self.milliseconds(giveUpAfter))
         guard now < horizon else {
             return .deadLetter(reason: "gave up after \(attempt) attempt\(attempt == 1 ? "" : "s"): \(reason)")
         }
-        let ceiling = min(Self.milliseconds(maxDelay), Self.milliseconds(firstDelay) << min(attempt - 1, 30))
+        let ceiling = min(Self.milliseconds(maxDelay), Self.milliseconds(firstDelay) << min(max(attempt - 1, 0), 30))
         var delay = Int(Double(ceiling) * min(max(random(), 0), 1))
         if let retryAfter { delay = max(delay, min(Self.milliseconds(retryAfter), Self.milliseconds(maxDelay))) }
         // The last attempt is placed at the horizon rather than skipped, so none is lost.
-        return .retry(atMilliseconds: min(now + max(delay, 1), max(horizon, now + 1)))
+        return .retry(atMilliseconds: min(Self.adding(now, max(delay, 1)), max(horizon, Self.adding(now, 1))))
     }
 
+    /// Whole milliseconds of a duration, saturating at `Int.max` for durations that do not fit.
     static func milliseconds(_ duration: Duration) -> Int {
-        Int(duration.components.seconds) * 1000 + Int(duration.components.attoseconds / 1_000_000_000_000_000)
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0 else { return 0 }
+        let (whole, overflow) = Int(seconds).multipliedReportingOverflow(by: 1000)
+        return overflow ? Int.max : adding(whole, Int(attoseconds / 1_000_000_000_000_000))
+    }
+
+    /// `a + b`, saturating instead of trapping.
+    static func adding(_ a: Int, _ b: Int) -> Int {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? (b > 0 ? Int.max : Int.min) : sum
     }
 
     /// The reason stored with a failed attempt.
@@ -60,6 +72,7 @@ package struct RetryPolicy: Sendable, Equatable {
         switch result {
         case .success: "delivered"
         case .failed(let code, let message, _): "HappyTalk answered \(code) \(message)"
+        case .unavailable(let status): "HappyTalk answered HTTP \(status)"
         case .transient(let reason): reason
         case .timedOut: "HappyTalk did not answer in time"
         }

@@ -81,6 +81,10 @@ final class SQLiteStatement {
             switch value {
             case .integer(let number): status = sqlite3_bind_int64(statement, index, sqlite3_int64(number))
             case .text(let text): status = sqlite3_bind_text(statement, index, text, Int32(text.utf8.count), Self.transient)
+            case .blob(let bytes):
+                status = bytes.withUnsafeBytes { raw in
+                    sqlite3_bind_blob(statement, index, raw.baseAddress, Int32(raw.count), Self.transient)
+                }
             case .null: status = sqlite3_bind_null(statement, index)
             }
             guard status == SQLITE_OK else { throw database.error(status) }
@@ -119,5 +123,6 @@ final class SQLiteStatement {
 enum SQLiteValue {
     case integer(Int)
     case text(String)
+    case blob([UInt8])
     case null
 }

@@ -10,6 +10,7 @@ package final class SQLiteBindings: BindingLookup, @unchecked Sendable {
     private struct Reader: @unchecked Sendable {
         let database: SQLiteDatabase
         let lookup: SQLiteStatement
+        let dedupe: SQLiteStatement
     }
 
     /// A connection with its lock (Mutex cannot live in an array by itself).
@@ -32,7 +33,8 @@ package final class SQLiteBindings: BindingLookup, @unchecked Sendable {
             let database = try SQLiteDatabase(path: path)
             try DeliveryQueue.migrate(database)
             let lookup = try database.prepare("SELECT uuid, room_id, created_at FROM bindings WHERE kind = ? AND value = ? AND expires_at > ?")
-            readers.append(LockedReader(Reader(database: database, lookup: lookup)))
+            let dedupe = try database.prepare("SELECT first_id FROM dedupe_digests WHERE key = ? AND expires_at > ?")
+            readers.append(LockedReader(Reader(database: database, lookup: lookup, dedupe: dedupe)))
         }
         self.readers = readers
         self.clock = clock
@@ -44,6 +46,20 @@ package final class SQLiteBindings: BindingLookup, @unchecked Sendable {
             if let found = reader.mutex.withLockIfAvailable({ Self.lookup(kind, value, now: now, in: $0) }) { return found }
         }
         return readers[0].mutex.withLock { Self.lookup(kind, value, now: now, in: $0) }
+    }
+
+    /// The id of the webhook that first had this dedupe key, while the key is in its window.
+    package func firstID(for digest: DedupeDigest) -> String? {
+        let now = clock()
+        return readers[0].mutex.withLock { reader in
+            defer { reader.dedupe.reset() }
+            do {
+                try reader.dedupe.bind([.blob(digest.bytes), .integer(now)])
+                return try reader.dedupe.step() ? reader.dedupe.text(0) : nil
+            } catch {
+                return nil
+            }
+        }
     }
 
     private static func lookup(_ kind: String, _ value: String, now: Int, in reader: Reader) -> Binding? {

@@ -113,21 +113,39 @@ package struct WebhookVerifier: Sendable {
 
     private var toleranceSeconds: Int { Int(spec.tolerance.components.seconds) }
 
+    /// A timestamp as senders write it: 1 to 12 ASCII digits (no sign, no spaces), so that
+    /// no value from a request can overflow the arithmetic that follows.
+    static func epochSeconds(_ text: Substring) -> Int? {
+        guard (1...12).contains(text.utf8.count), text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        return Int(text)
+    }
+
+    /// `now - timestamp`, or nil when it does not fit (never a trap).
+    static func age(of timestamp: Int, now: Int) -> Int? {
+        let (age, overflow) = now.subtractingReportingOverflow(timestamp)
+        return overflow ? nil : age
+    }
+
     /// Stripe: `t=TIMESTAMP,v1=HEX[,v1=HEX…]` over "TIMESTAMP.BODY" (Stripe docs, "Verify manually").
     private func verifyStripe(_ header: String?, body: [UInt8], now: Int) -> Verdict {
         guard let header else { return .rejected("missing Stripe-Signature header") }
-        var timestamp: Int?
+        var timestampText: Substring?
         var signatures: [[UInt8]] = []
         for part in header.split(separator: ",") {
             let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard pair.count == 2 else { continue }
-            if pair[0] == "t" { timestamp = Int(pair[1]) }
+            if pair[0] == "t" { timestampText = Substring(pair[1]) }
             if pair[0] == "v1", let bytes = ByteEncoding.decodeHex(pair[1]) { signatures.append(bytes) }
         }
-        guard let timestamp else { return .rejected("Stripe-Signature has no timestamp") }
+        guard let timestampText else { return .rejected("Stripe-Signature has no timestamp") }
+        guard let timestamp = Self.epochSeconds(timestampText) else { return .rejected("Stripe-Signature's timestamp is not a number") }
         guard !signatures.isEmpty else { return .rejected("Stripe-Signature has no v1 signature") }
-        guard abs(now - timestamp) <= toleranceSeconds else { return .rejected("timestamp is outside the tolerance") }
-        return signatureVerdict(Array("\(timestamp).".utf8) + body, given: signatures)
+        // Stripe's libraries accept an age of exactly the tolerance; a timestamp as far in the
+        // future is refused too, which theirs do not check.
+        guard let age = Self.age(of: timestamp, now: now), age.magnitude <= toleranceSeconds.magnitude else {
+            return .rejected("timestamp is outside the tolerance")
+        }
+        return signatureVerdict(Array("\(timestampText).".utf8) + body, given: signatures)
     }
 
     /// Standard Webhooks: `v1,BASE64` signatures (space separated) over "ID.TIMESTAMP.BODY".
@@ -135,8 +153,12 @@ package struct WebhookVerifier: Sendable {
         guard let id, let timestamp, let signatures else {
             return .rejected("missing webhook-id, webhook-timestamp or webhook-signature header")
         }
-        guard let seconds = Int(timestamp) else { return .rejected("webhook-timestamp is not a number") }
-        guard abs(now - seconds) <= toleranceSeconds else { return .rejected("timestamp is outside the tolerance") }
+        guard let seconds = Self.epochSeconds(Substring(timestamp)), let age = Self.age(of: seconds, now: now) else {
+            return .rejected("webhook-timestamp is not a number")
+        }
+        // As the Standard Webhooks reference libraries decide with a clock finer than a second:
+        // an age of exactly the tolerance is too old, a timestamp exactly that far ahead passes.
+        guard age < toleranceSeconds, -age <= toleranceSeconds else { return .rejected("timestamp is outside the tolerance") }
         let given = signatures.split(separator: " ").compactMap { entry -> [UInt8]? in
             guard entry.hasPrefix("v1,") else { return nil }
             return ByteEncoding.decodeBase64(String(entry.dropFirst(3)))

@@ -63,11 +63,15 @@ package enum MappingLoader {
 
 /// Durations as mapping files write them: `500ms`, `5s`, `10m`, `24h`, `30d`, or seconds as a number.
 package enum DurationText {
+    /// The longest duration a mapping may name (ten years): anything longer is a mistake, and
+    /// the bound keeps every later computation with it free of overflow.
+    static let maxMilliseconds = 10 * 365 * 86_400_000.0
+
     package static func parse(_ value: JSONValue) -> Duration? {
         switch value {
         case .number(let text):
-            guard let seconds = Double(text), seconds >= 0 else { return nil }
-            return .milliseconds(Int64(seconds * 1000))
+            guard let seconds = Double(text) else { return nil }
+            return milliseconds(seconds * 1000)
         case .string(let text):
             let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
             for (unit, factor) in units where text.hasSuffix(unit) {
@@ -75,12 +79,17 @@ package enum DurationText {
                 guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
                     let amount = Double(number)
                 else { continue }
-                return .milliseconds(Int64((amount * factor * 1000).rounded()))
+                return milliseconds((amount * factor * 1000).rounded())
             }
             return nil
         default:
             return nil
         }
+    }
+
+    private static func milliseconds(_ value: Double) -> Duration? {
+        guard value.isFinite, value >= 0, value <= maxMilliseconds else { return nil }
+        return .milliseconds(Int64(value))
     }
 }
 
@@ -633,7 +642,7 @@ struct MappingCompiler {
     }
 
     mutating func bindSpec(_ value: JSONValue, at pointer: String) -> BindSpec? {
-        guard let members = members(value, at: pointer, allowed: ["keys", "uuid", "room_id", "ttl"], required: ["keys", "uuid", "room_id"], what: "\"bind\"") else {
+        guard let members = members(value, at: pointer, allowed: ["keys", "uuid", "room_id", "ttl", "replace"], required: ["keys", "uuid", "room_id"], what: "\"bind\"") else {
             return nil
         }
         var keys: [(kind: String, value: ValueSpec)] = []
@@ -657,8 +666,14 @@ struct MappingCompiler {
         if let value = members["ttl"], let parsed = duration(value, at: JSONPointer.appending(pointer, "ttl"), what: "\"ttl\"") {
             ttl = parsed
         }
+        var mayReplace = false
+        if let value = members["replace"] {
+            if case .bool(let flag) = value { mayReplace = flag } else {
+                report(JSONPointer.appending(pointer, "replace"), "\"replace\" is true or false")
+            }
+        }
         guard let uuid, let room, !keys.isEmpty else { return nil }
-        return BindSpec(keys: keys, uuid: uuid, roomID: room, ttl: ttl)
+        return BindSpec(keys: keys, uuid: uuid, roomID: room, ttl: ttl, mayReplace: mayReplace)
     }
 
     // MARK: Verification

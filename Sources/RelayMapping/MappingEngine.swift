@@ -22,13 +22,16 @@ package struct BindingWrite: Sendable, Equatable {
     package var uuid: String
     package var roomID: String
     package var ttl: Duration
+    /// The rule allows moving a key that is bound to another chat (`"replace": true`).
+    package var mayReplace: Bool
 
-    package init(kind: String, value: String, uuid: String, roomID: String, ttl: Duration) {
+    package init(kind: String, value: String, uuid: String, roomID: String, ttl: Duration, mayReplace: Bool = false) {
         self.kind = kind
         self.value = value
         self.uuid = uuid
         self.roomID = roomID
         self.ttl = ttl
+        self.mayReplace = mayReplace
     }
 }
 
@@ -152,7 +155,9 @@ extension MappingRoute {
         }
         return .success(
             bind.keys.compactMap { kind, spec in
-                spec.evaluate(in: document).map { BindingWrite(kind: kind, value: $0, uuid: uuid, roomID: roomID, ttl: bind.ttl) }
+                spec.evaluate(in: document).map {
+                    BindingWrite(kind: kind, value: $0, uuid: uuid, roomID: roomID, ttl: bind.ttl, mayReplace: bind.mayReplace)
+                }
             })
     }
 

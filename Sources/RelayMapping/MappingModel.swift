@@ -171,6 +171,9 @@ package struct BindSpec: Sendable {
     package var uuid: ValueSpec
     package var roomID: ValueSpec
     package var ttl: Duration
+    /// Whether a key already bound to another chat may be moved to this one (`"replace": true`);
+    /// otherwise such a bind is refused unless another of its keys vouches for it.
+    package var mayReplace: Bool
 }
 
 /// One rule: when it holds, what call it makes, what it binds and resolves.

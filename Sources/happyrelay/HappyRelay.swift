@@ -140,10 +140,10 @@ struct HappyRelay {
                 fail("happyrelay serve: cannot open the delivery queue in \(settings.dataDirectory): \(error)", code: 1)
             }
         }
-        var bindings: SQLiteBindings?
+        var lookups: SQLiteBindings?
         if let queue {
             do {
-                bindings = try SQLiteBindings(path: queue.databasePath)
+                lookups = try SQLiteBindings(path: queue.databasePath)
             } catch {
                 fail("happyrelay serve: cannot open the bindings in \(settings.dataDirectory): \(error)", code: 1)
             }
@@ -151,7 +151,7 @@ struct HappyRelay {
         let relay: Relay
         do {
             relay = try Relay(
-                routes: routes, credentials: credentials, upstream: upstream, queue: queue, bindings: bindings,
+                routes: routes, credentials: credentials, upstream: upstream, queue: queue, lookups: lookups,
                 dryRun: settings.isDryRun, environment: environment, logger: logger, metrics: metrics)
         } catch {
             fail(error.items.map(\.description).joined(separator: "\n") + "\nhappyrelay serve: fix the settings above, or run without HAPPYTALK_TOKEN to try it in dry-run mode", code: 1)

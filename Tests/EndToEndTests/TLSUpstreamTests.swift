@@ -52,7 +52,7 @@ import Testing
     }
 
     /// Runs the relay against a TLS server (with or without the CA file) and posts one webhook.
-    func relayPost(caFile: Bool) async throws -> (response: RawConnection.Response, server: TLSTestServer) {
+    func relayPost(caFile: Bool) async throws -> (response: RawConnection.Response, server: TLSTestServer, log: String) {
         let server = try TLSTestServer(certificate: "localhost")
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -68,21 +68,24 @@ import Testing
             try connection.send("POST /sync HTTP/1.1\r\nHost: r\r\nContent-Type: application/json\r\nContent-Length: \(RelayHarness.body.utf8.count)\r\n\r\n\(RelayHarness.body)")
             let response = try connection.readResponse()
             _ = try relay.stop()
-            return Box(response)
+            return Box((response, relay.log))
         }
-        return (response.value, server)
+        try? FileManager.default.removeItem(at: folder)
+        return (response.value.0, server, response.value.1)
     }
 
     @Test func relaySendsOverTLSWithTheCAFile() async throws {
-        let (response, server) = try await relayPost(caFile: true)
+        let (response, server, _) = try await relayPost(caFile: true)
         #expect(response.status == 200, "\(response.text)")
         #expect(server.receivedBodies == [#"{"token":"tls-token","uuid":"u-1","room_id":"r-1"}"#])
     }
 
     @Test func relayWithoutTheCAFileRefusesTheUpstream() async throws {
-        let (response, server) = try await relayPost(caFile: false)
+        let (response, server, log) = try await relayPost(caFile: false)
         #expect(response.status == 502)
-        #expect(response.text.contains("is not trusted"), "\(response.text)")
+        // The sender learns only that HappyTalk could not be reached; the log says why.
+        #expect(response.text == #"{"result":"fail","error":"upstream_unreachable","message":"HappyTalk could not be reached"}"#)
+        #expect(log.contains("is not trusted"), "\(log)")
         #expect(server.receivedBodies.isEmpty)
     }
 }

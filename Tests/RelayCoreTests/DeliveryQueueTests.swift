@@ -1,0 +1,385 @@
+import Foundation
+import RelayHTTP
+import RelayMapping
+import Synchronization
+import Testing
+
+@testable import RelayCore
+
+/// A directory under the temporary folder, removed when the value is released.
+final class TemporaryDirectory: @unchecked Sendable {
+    let path: String
+
+    init(_ prefix: String = "happyrelay-test") {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// A clock that tests move by hand (unix milliseconds).
+final class ManualClock: @unchecked Sendable {
+    private let value = Mutex(1_000_000)
+    var now: Int { value.withLock { $0 } }
+    func advance(_ milliseconds: Int) { value.withLock { $0 += milliseconds } }
+}
+
+/// The real mock upstream, served in-process on an ephemeral port.
+final class InProcessMock: @unchecked Sendable {
+    let mock: MockUpstream
+    let server: HTTPServer
+    let client: HTTPClient
+    let upstream: HappyTalkUpstream
+
+    init(configuration: MockUpstream.Configuration = MockUpstream.Configuration()) throws {
+        mock = try MockUpstream(configuration: configuration)
+        var router = Router()
+        mock.register(in: &router)
+        server = try HTTPServer(configuration: .init(address: HostAndPort(host: "127.0.0.1", port: 0), loopCount: 1), router: router)
+        client = try HTTPClient()
+        upstream = try HappyTalkUpstream(baseURL: "http://127.0.0.1:\(server.port)", client: client)
+    }
+
+    func stop() async {
+        client.shutdown()
+        await server.shutdown()
+    }
+}
+
+/// A count or flag shared with closures that run on other threads.
+final class Shared<Value: Sendable>: @unchecked Sendable {
+    private let lock = Mutex<Int>(0)
+    private var stored: Value
+    init(_ value: Value) { stored = value }
+    var value: Value {
+        get { lock.withLock { _ in stored } }
+        set { lock.withLock { _ in stored = newValue } }
+    }
+    func update(_ change: (inout Value) -> Void) { lock.withLock { _ in change(&stored) } }
+}
+
+/// Waits until `condition` holds or `timeout` seconds pass, checking every 10 ms without
+/// holding a thread of the cooperative pool; returns whether it held.
+func eventually(timeout: Double = 10, _ condition: () throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return try condition()
+}
+
+func makeQueue(
+    _ directory: TemporaryDirectory, upstream: HappyTalkUpstream? = nil, token: String? = nil,
+    configure: (inout DeliveryQueue.Configuration) -> Void = { _ in }, clock: ManualClock? = nil
+) throws -> DeliveryQueue {
+    let upstream = try upstream ?? HappyTalkUpstream(baseURL: "http://127.0.0.1:1", client: HTTPClient())
+    var configuration = DeliveryQueue.Configuration()
+    configure(&configuration)
+    let credentials = Credentials(tokens: token.map { ["": $0] } ?? [:])
+    let logger = Logger(level: ProcessInfo.processInfo.environment["TEST_LOG"] != nil ? .trace : .error, sink: ProcessInfo.processInfo.environment["TEST_LOG"] != nil ? .standardError : .init { _ in })
+    if let clock {
+        return try DeliveryQueue(
+            directory: directory.path, upstream: upstream, credentials: credentials, configuration: configuration, logger: logger,
+            clock: { clock.now })
+    }
+    return try DeliveryQueue(directory: directory.path, upstream: upstream, credentials: credentials, configuration: configuration, logger: logger)
+}
+
+extension DeliveryQueue {
+    /// Writes and waits for the outcome.
+    func write(_ write: WebhookWrite) async -> Result<StoreOutcome, StoreError> {
+        await withCheckedContinuation { continuation in
+            self.write(write) { continuation.resume(returning: $0) }
+        }
+    }
+}
+
+func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1","room_id":"r-1"}"#, dead: String? = nil) -> NewDelivery {
+    NewDelivery(id: id, route: "/r", credential: "", roomID: room, call: call, request: "{}", deadReason: dead)
+}
+
+@Suite struct DeliveryQueueStoreTests {
+    @Test func migratesAnEmptyDatabaseAndRefusesANewerSchema() throws {
+        let directory = TemporaryDirectory()
+        _ = try makeQueue(directory)
+        let database = try SQLiteDatabase(path: directory.path + "/" + DeliveryQueue.fileName)
+        #expect(try database.integer("PRAGMA user_version") == 4)
+        #expect(try database.integer("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('dedupe_digests', 'bindings', 'meta')") == 3)
+        #expect(try database.integer("SELECT COUNT(*) FROM sqlite_master WHERE name = 'deliveries'") == 1)
+        // Opening again is a no-op migration.
+        _ = try makeQueue(directory)
+        try database.execute("PRAGMA user_version = 9")
+        #expect(throws: SQLiteError.self) { _ = try makeQueue(directory) }
+    }
+
+    @Test func migratesAVersion2DatabaseKeepingDeliveriesAndKeys() async throws {
+        let directory = TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        let old = try SQLiteDatabase(path: directory.path + "/" + DeliveryQueue.fileName)
+        try old.execute(
+            """
+            CREATE TABLE deliveries (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, route TEXT NOT NULL, credential TEXT NOT NULL,
+              room_id TEXT NOT NULL, call TEXT NOT NULL, request TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+              accepted_at INTEGER NOT NULL, next_attempt_at INTEGER NOT NULL, last_reason TEXT);
+            INSERT INTO deliveries (id, route, credential, room_id, call, request, state, accepted_at, next_attempt_at)
+              VALUES ('d-1', '/r', '', 'r-1', '{}', '{}', 'dead', 1, 1);
+            CREATE TABLE dedupe (key TEXT PRIMARY KEY, first_id TEXT NOT NULL, expires_at INTEGER NOT NULL);
+            INSERT INTO dedupe VALUES ('/r' || char(0) || 'evt-1', 'first-1', 9000000000000);
+            PRAGMA user_version = 2;
+            """)
+        let queue = try makeQueue(directory)
+        #expect(try old.integer("PRAGMA user_version") == 4)
+        #expect(try queue.gauges() == DeliveryQueue.Gauges(pending: 0, dead: 1, oldestPendingAge: 0))
+        // The version 2 key is found under its digest.
+        let lookups = try SQLiteBindings(path: queue.databasePath, connections: 1)
+        #expect(lookups.firstID(for: DedupeDigest(route: "/r", key: "evt-1")) == "first-1")
+        #expect(lookups.firstID(for: DedupeDigest(route: "/other", key: "evt-1")) == nil)
+    }
+
+    @Test func theDataDirectoryAndDatabaseAreReadableByTheOwnerOnly() throws {
+        let directory = TemporaryDirectory()
+        _ = try makeQueue(directory)
+        let folder = try FileManager.default.attributesOfItem(atPath: directory.path)
+        let file = try FileManager.default.attributesOfItem(atPath: directory.path + "/" + DeliveryQueue.fileName)
+        #expect((folder[.posixPermissions] as? Int) == 0o700)
+        #expect((file[.posixPermissions] as? Int) == 0o600)
+        let wal = directory.path + "/" + DeliveryQueue.fileName + "-wal"
+        if FileManager.default.fileExists(atPath: wal) {
+            #expect((try FileManager.default.attributesOfItem(atPath: wal)[.posixPermissions] as? Int) == 0o600)
+        }
+    }
+
+    @Test func concurrentWritesShareCommitsAndAllLand() async throws {
+        let directory = TemporaryDirectory()
+        let queue = try makeQueue(directory)
+        queue.start()
+        let committed = Shared(0)
+        await withTaskGroup(of: Void.self) { group in
+            for writer in 0..<200 {
+                group.addTask {
+                    let result = await queue.write(WebhookWrite(deliveries: [delivery("d-\(writer)", room: "room-\(writer % 7)", dead: "kept dead")]))
+                    if case .success(.stored) = result { committed.update { $0 += 1 } }
+                }
+            }
+        }
+        #expect(committed.value == 200)
+        // Group commit: writers that arrive together share a transaction.
+        #expect(queue.commits < 200, "\(queue.commits) commits for 200 writers")
+        #expect(try queue.gauges() == DeliveryQueue.Gauges(pending: 0, dead: 200, oldestPendingAge: 0))
+        await queue.shutdown(drain: .seconds(1))
+        let database = try SQLiteDatabase(path: directory.path + "/" + DeliveryQueue.fileName)
+        let check = try database.prepare("PRAGMA integrity_check")
+        #expect(try check.step())
+        #expect(check.text(0) == "ok")
+    }
+
+    @Test func aStoredDedupeKeyMakesTheWholeWriteADuplicate() async throws {
+        let directory = TemporaryDirectory()
+        let queue = try makeQueue(directory)
+        queue.start()
+        let digest = DedupeDigest(route: "/r", key: "evt-7")
+        let first = await queue.write(
+            WebhookWrite(deliveries: [delivery("a", dead: "kept")], dedupe: DedupeRecord(digest: digest, firstID: "a", expiresAt: Int.max)))
+        #expect(first == .success(.stored))
+        let second = await queue.write(
+            WebhookWrite(deliveries: [delivery("b", dead: "kept")], dedupe: DedupeRecord(digest: digest, firstID: "b", expiresAt: Int.max)))
+        #expect(second == .success(.duplicate(firstID: "a")))
+        // The same key on another route is another key.
+        let other = await queue.write(
+            WebhookWrite(
+                deliveries: [delivery("c", dead: "kept")],
+                dedupe: DedupeRecord(digest: DedupeDigest(route: "/other", key: "evt-7"), firstID: "c", expiresAt: Int.max)))
+        #expect(other == .success(.stored))
+        #expect(try queue.gauges().dead == 2)
+        // A 30 KB key is stored as 16 bytes.
+        let long = String(repeating: "x", count: 30_000)
+        _ = await queue.write(WebhookWrite(dedupe: DedupeRecord(digest: DedupeDigest(route: "/r", key: long), firstID: "d", expiresAt: Int.max)))
+        let database = try SQLiteDatabase(path: queue.databasePath)
+        #expect(try database.integer("SELECT MAX(length(key)) FROM dedupe_digests") == 16)
+        await queue.shutdown(drain: .seconds(1))
+    }
+
+    /// A send whose result cannot be committed is not sent again: the result waits in memory
+    /// (its room busy) and is written once the store works again.
+    @Test func aResultThatCannotBeRecordedIsNotSentAgain() async throws {
+        let mock = try InProcessMock()
+        let directory = TemporaryDirectory()
+        let failing = Shared(false)
+        let refusedCommits = Shared(0)
+        let queue = try makeQueue(directory, upstream: mock.upstream, token: "t") { configuration in
+            configuration.commitFault = {
+                guard failing.value else { return nil }
+                refusedCommits.update { $0 += 1 }
+                return SQLiteError(code: 13, description: "database or disk is full")
+            }
+        }
+        queue.start()
+        let deliveries = (0..<3).map { delivery("d-\($0)", room: "r-\($0)") }
+        // The write commits; from then on every commit fails, as on a full disk.
+        let stored: Result<StoreOutcome, StoreError> = await withCheckedContinuation { continuation in
+            queue.write(WebhookWrite(deliveries: deliveries)) { result in
+                failing.value = true
+                continuation.resume(returning: result)
+            }
+        }
+        #expect(stored == .success(.stored))
+        #expect(await eventually { mock.mock.acceptedCount == 3 && refusedCommits.value >= 3 })
+        #expect(mock.mock.acceptedCount == 3, "each call reached HappyTalk once while its result could not be written")
+        #expect(queue.unavailableReason?.contains("the queue cannot be written") == true)
+        // New webhooks are refused meanwhile (503), never acknowledged without being stored.
+        let refused = await queue.write(WebhookWrite(deliveries: [delivery("d-new", room: "r-9")]))
+        #expect(refused == .failure(.full("the disk is full")))
+        failing.value = false
+        #expect(try await eventually { try queue.gauges().pending == 0 })
+        #expect(mock.mock.acceptedCount == 3)
+        #expect(await eventually { queue.unavailableReason == nil }, "readiness recovers without a webhook")
+        await queue.shutdown(drain: .seconds(1))
+        await mock.stop()
+    }
+
+    /// Rows a damaged or foreign database may hold never stop the queue: they end dead, with
+    /// the reason.
+    @Test func unreadableStoredRowsBecomeDeadWithAReason() async throws {
+        let mock = try InProcessMock()
+        let directory = TemporaryDirectory()
+        _ = try makeQueue(directory)
+        let database = try SQLiteDatabase(path: directory.path + "/" + DeliveryQueue.fileName)
+        try database.execute(
+            """
+            INSERT INTO deliveries (id, route, credential, room_id, call, request, state, attempts, accepted_at, next_attempt_at)
+              VALUES ('garbage', '/r', '', 'r-1', 'not json', '{}', 'pending', 9223372036854775807, 9223372036854775807, 0),
+                     ('numbers', '/r', '', 'r-2', '{"uuid":1,"room_id":2}', '{}', 'pending', -5, -9223372036854775808, 0),
+                     ('fine', '/r', '', 'r-3', '{"uuid":"u-1","room_id":"r-3"}', '{}', 'pending', 0, -9223372036854775808, 0);
+            """)
+        let queue = try makeQueue(directory, upstream: mock.upstream, token: "t")
+        queue.start()
+        #expect(try await eventually { try queue.gauges().pending == 0 })
+        let reasons = try database.prepare("SELECT id, state, IFNULL(last_reason, '') FROM deliveries ORDER BY id")
+        var rows: [String] = []
+        while try reasons.step() { rows.append("\(reasons.text(0) ?? "") \(reasons.text(1) ?? "") \(reasons.text(2) ?? "")") }
+        #expect(rows == ["fine delivered ", "garbage dead the stored call cannot be read", "numbers dead the stored call cannot be read"])
+        #expect(mock.mock.acceptedCount == 1)
+        await queue.shutdown(drain: .seconds(1))
+        await mock.stop()
+    }
+}
+
+/// Bind and resolve against the real store, with an injected clock.
+@Suite struct BindingStoreTests {
+    func store(_ clock: ManualClock, _ directory: TemporaryDirectory) throws -> (DeliveryQueue, SQLiteBindings) {
+        let queue = try makeQueue(directory, clock: clock)
+        queue.start()
+        return (queue, try SQLiteBindings(path: queue.databasePath, clock: { clock.now }))
+    }
+
+    func write(_ kind: String, _ value: String, _ uuid: String, _ room: String, ttl: Duration = .seconds(60), replace: Bool = false) -> BindingWrite {
+        BindingWrite(kind: kind, value: value, uuid: uuid, roomID: room, ttl: ttl, mayReplace: replace)
+    }
+
+    @Test func severalKeysRefreshAndExpiry() async throws {
+        let clock = ManualClock()
+        let directory = TemporaryDirectory()
+        let (queue, bindings) = try store(clock, directory)
+        _ = await queue.write(WebhookWrite(bindings: [write("order_number", "1043", "u-1", "r-9"), write("phone", "01012345678", "u-1", "r-9")]))
+        #expect(bindings.binding(kind: "order_number", value: "1043")?.roomID == "r-9")
+        #expect(bindings.binding(kind: "phone", value: "01012345678")?.uuid == "u-1")
+        #expect(bindings.binding(kind: "order_number", value: "1044") == nil)
+        // The same customer binding again (another room, shorter ttl) replaces the binding.
+        clock.advance(5)
+        #expect(await queue.write(WebhookWrite(bindings: [write("order_number", "1043", "u-1", "r-10", ttl: .seconds(10))])) == .success(.stored))
+        #expect(bindings.binding(kind: "order_number", value: "1043") == Binding(uuid: "u-1", roomID: "r-10", key: "order_number=1043", createdAt: RFC3339.timestamp(milliseconds: 1_000_005)))
+        // Expiry: gone once its ttl has passed; the other key, bound for longer, stays.
+        clock.advance(10_001)
+        #expect(bindings.binding(kind: "order_number", value: "1043") == nil)
+        #expect(bindings.binding(kind: "phone", value: "01012345678")?.roomID == "r-9")
+        await queue.shutdown(drain: .seconds(1))
+    }
+
+    /// Alice binds order 2001 with her phone; Mallory, another customer, cannot take the order
+    /// by naming it, but the key may move when the bind proves both keys or the rule allows it.
+    @Test func aBindCannotMoveAnotherCustomersKey() async throws {
+        let clock = ManualClock()
+        let directory = TemporaryDirectory()
+        let (queue, bindings) = try store(clock, directory)
+        #expect(await queue.write(WebhookWrite(bindings: [write("order_number", "2001", "alice", "r-a"), write("phone", "01011112222", "alice", "r-a")])) == .success(.stored))
+        #expect(await queue.write(WebhookWrite(bindings: [write("order_number", "2001", "mallory", "r-m")])) == .failure(.bindingConflict(kind: "order_number")))
+        #expect(await queue.write(WebhookWrite(bindings: [write("order_number", "2001", "mallory", "r-m"), write("phone", "01099990000", "mallory", "r-m")])) == .failure(.bindingConflict(kind: "order_number")))
+        // Nothing of a refused write is stored, not even its unconflicted key.
+        #expect(bindings.binding(kind: "phone", value: "01099990000") == nil)
+        #expect(bindings.binding(kind: "order_number", value: "2001")?.uuid == "alice")
+        // Whoever knows both the order and the phone bound to it may move them.
+        #expect(await queue.write(WebhookWrite(bindings: [write("order_number", "2001", "bob", "r-b"), write("phone", "01011112222", "bob", "r-b")])) == .success(.stored))
+        #expect(bindings.binding(kind: "order_number", value: "2001")?.uuid == "bob")
+        // A rule that says "replace": true may always move it.
+        #expect(await queue.write(WebhookWrite(bindings: [write("order_number", "2001", "carol", "r-c", replace: true)])) == .success(.stored))
+        #expect(bindings.binding(kind: "order_number", value: "2001")?.uuid == "carol")
+        // An expired binding is no one's.
+        clock.advance(61_000)
+        #expect(await queue.write(WebhookWrite(bindings: [write("order_number", "2001", "dave", "r-d")])) == .success(.stored))
+        await queue.shutdown(drain: .seconds(1))
+    }
+
+    @Test func theFirstBoundKeyWins() async throws {
+        let clock = ManualClock()
+        let directory = TemporaryDirectory()
+        let (queue, bindings) = try store(clock, directory)
+        _ = await queue.write(WebhookWrite(bindings: [write("order_number", "7", "u-order", "r-order"), write("phone", "01099998888", "u-phone", "r-phone")]))
+        let route = try #require(try? MappingLoader.compile(file: "t.json", bytes: Array("""
+            { "route": "/t", "verify": { "scheme": "none" }, "rules": [ { "resolve": [ { "order_number": "$.body.order" }, { "phone": "$.body.phone" } ],
+              "set": { "uuid": "$.binding.uuid", "room_id": "$.binding.room_id" } } ] }
+            """.utf8), baseDirectory: nil).get())
+        func resolved(_ body: String) -> String? {
+            let document = RequestDocument.make(body: try! JSONParser().parse(body), headers: [], query: [], route: "/t", receivedAt: "t", requestID: "r")
+            guard case .calls(let calls, _) = route.apply(to: document, bindings: bindings) else { return nil }
+            return calls[0]["room_id"]
+        }
+        #expect(resolved(#"{"order":7,"phone":"01099998888"}"#) == "r-order")
+        #expect(resolved(#"{"order":8,"phone":"01099998888"}"#) == "r-phone")
+        #expect(resolved(#"{"order":8,"phone":"01000000000"}"#) == nil)
+        await queue.shutdown(drain: .seconds(1))
+    }
+}
+
+@Suite struct DedupeWindowTests {
+    let digest = DedupeDigest(route: "/r", key: "evt-1")
+
+    @Test func aKeyIsReservedThenHandledOrReleased() {
+        let window = DedupeWindow()
+        #expect(window.check(digest, id: "a", expiresAt: 2000, now: 1000) == .reserved)
+        // The same event while the first is being handled: neither sent twice nor lost.
+        #expect(window.check(digest, id: "b", expiresAt: 2000, now: 1000) == .inFlight)
+        window.release(digest, id: "a")
+        #expect(window.check(digest, id: "b", expiresAt: 2000, now: 1000) == .reserved)
+        window.markHandled(digest, id: "b", expiresAt: 2000)
+        #expect(window.check(digest, id: "c", expiresAt: 3000, now: 1999) == .duplicate(firstID: "b"))
+        // A release by another request does not drop the first one's record.
+        window.release(digest, id: "c")
+        #expect(window.check(digest, id: "c", expiresAt: 3000, now: 1999) == .duplicate(firstID: "b"))
+        // After the window, the key is new again.
+        #expect(window.check(digest, id: "d", expiresAt: 4000, now: 2000) == .reserved)
+    }
+
+    @Test func keysAreScopedByRouteAndOfFixedSize() {
+        #expect(DedupeDigest(route: "/a", key: "k") != DedupeDigest(route: "/b", key: "k"))
+        #expect(DedupeDigest(route: "/a", key: "k") == DedupeDigest(route: "/a", key: "k"))
+        // The separator keeps "/a" + "bk" apart from "/ab" + "k".
+        #expect(DedupeDigest(route: "/a", key: "bk") != DedupeDigest(route: "/ab", key: "k"))
+        #expect(DedupeDigest(route: "/a", key: String(repeating: "x", count: 30_000)).bytes.count == 16)
+    }
+
+    @Test func memoryIsBoundedAndExpiredKeysGoWithoutARebuild() {
+        let window = DedupeWindow(capacity: 1000)
+        for index in 0..<50_000 {
+            let digest = DedupeDigest(route: "/r", key: "evt-\(index)")
+            #expect(window.check(digest, id: "\(index)", expiresAt: 1_000_000, now: 1) == .reserved)
+            window.markHandled(digest, id: "\(index)", expiresAt: 1_000_000)
+        }
+        #expect(window.count <= 1000)
+        // Keys past their window are dropped as new ones arrive.
+        let late = DedupeWindow(capacity: 1000)
+        for index in 0..<500 { late.markHandled(DedupeDigest(route: "/r", key: "old-\(index)"), id: "x", expiresAt: 10) }
+        _ = late.check(DedupeDigest(route: "/r", key: "new"), id: "n", expiresAt: 100, now: 20)
+        #expect(late.count == 1)
+    }
+}
