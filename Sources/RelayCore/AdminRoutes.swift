@@ -11,7 +11,7 @@ package enum AdminRoutes {
             "/admin/",
             .async { request in
                 guard let expected, let authorization = request.headers["authorization"], authorization.lowercased().hasPrefix("bearer "),
-                    constantTimeEquals(Array(authorization.dropFirst(7).utf8), expected)
+                    secretEquals(Array(authorization.dropFirst(7).utf8), expected)
                 else { return HTTPErrorBody.response(.notFound, message: "no route for \(request.head.path)") }
                 return answer(request, dataDirectory: dataDirectory, mappings: mappings)
             })
@@ -24,6 +24,9 @@ package enum AdminRoutes {
             switch (request.method, path) {
             case (.get, "/admin/deliveries"):
                 let state = FormBody.pairs(Array(request.head.query.utf8)).last { $0.name == "state" }?.value
+                if let state, !["pending", "dead", "delivered"].contains(state) {
+                    return HTTPErrorBody.response(.badRequest, message: "state must be pending, dead or delivered")
+                }
                 let listed = try DeliveryCommands.list(["--json"] + (state.map { ["--state", $0] } ?? []) + store, environment: [:])
                 return .json(.ok, "{\"deliveries\":[" + listed.lines.joined(separator: ",") + "]}")
             case (.get, "/admin/bindings"), (.delete, "/admin/bindings"):
@@ -43,7 +46,8 @@ package enum AdminRoutes {
                 return replayed(try DeliveryCommands.replay(["--all-dead", "--mappings", mappings] + store, environment: [:]))
             case (.post, _) where path.hasPrefix("/admin/deliveries/") && path.hasSuffix("/replay"):
                 let id = String(path.dropFirst("/admin/deliveries/".count).dropLast("/replay".count))
-                guard !id.isEmpty, !id.contains("/") else { break }
+                // Only a delivery id: a path segment must never reach the option parser.
+                guard Self.isDeliveryID(id) else { break }
                 return replayed(try DeliveryCommands.replay([id, "--mappings", mappings] + store, environment: [:]))
             default:
                 break
@@ -52,6 +56,16 @@ package enum AdminRoutes {
             return HTTPErrorBody.response(error.isUsageError ? .badRequest : .serviceUnavailable, message: error.message)
         }
         return HTTPErrorBody.response(.notFound, message: "no route for \(path)")
+    }
+
+    /// A delivery id as the relay makes them: 16 hex digits, then `-N` or `-rN` for the further
+    /// calls of one webhook.
+    static func isDeliveryID(_ id: String) -> Bool {
+        let parts = id.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts[0].utf8.count == 16, parts[0].utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else { return false }
+        guard parts.count == 2 else { return true }
+        let suffix = parts[1].hasPrefix("r") ? parts[1].dropFirst() : parts[1][...]
+        return !suffix.isEmpty && suffix.utf8.count <= 6 && suffix.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }
     }
 
     static func replayed(_ result: MappingCommands.Result) -> HTTPResponse {

@@ -1,6 +1,10 @@
 import Foundation
 import RelayMapping
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// HappyTalk tokens from the environment (interface.md): `HAPPYTALK_TOKEN` or
 /// `HAPPYTALK_TOKEN_FILE` for the default credential, `HAPPYTALK_TOKEN_<NAME>` or
 /// `HAPPYTALK_TOKEN_<NAME>_FILE` for named ones. Its description lists names, never tokens.
@@ -85,6 +89,21 @@ package enum Secrets {
             let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
             guard !trimmed.isEmpty else { return .failure(SettingsError("secret file \(path) is empty")) }
             return .success(trimmed)
+        }
+    }
+
+    /// Files holding tokens or webhook secrets that users other than the owner may read, with
+    /// their mode (`0644`): the token files of the environment and the secret files that routes
+    /// name.
+    package static func filesReadableByOthers(routes: [MappingRoute], environment: [String: String]) -> [(path: String, mode: String)] {
+        var paths = environment.filter { $0.key.hasPrefix("HAPPYTALK_TOKEN") && $0.key.hasSuffix("_FILE") }.map(\.value)
+        for route in routes {
+            for case .file(let path) in route.verify.secrets { paths.append(path) }
+        }
+        return Set(paths).sorted().compactMap { path in
+            var status = stat()
+            guard stat(path, &status) == 0, status.st_mode & 0o077 != 0 else { return nil }
+            return (path, "0" + String(status.st_mode & 0o777, radix: 8))
         }
     }
 }

@@ -205,6 +205,8 @@ package final class DeliveryQueue: Sendable {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SQLiteError(code: -1, description: "cannot create \(path): \(String(cString: strerror(errno)))") }
         close(fd)
+        // Files an earlier version created with the default mode are tightened too.
+        for file in [path, path + "-wal", path + "-shm"] { _ = chmod(file, 0o600) }
         return path
     }
 

@@ -20,6 +20,8 @@ package final class MockUpstream: Sendable {
         /// Answer this HTTP status instead (for `failRate` of the calls).
         package var failStatus: Int?
         package var failRate = 1.0
+        /// Sent as `Retry-After` with each injected failure.
+        package var retryAfter: String?
         /// Close the connection after every answer.
         package var closeConnections = false
 
@@ -68,7 +70,9 @@ package final class MockUpstream: Sendable {
 
     private func decide(_ request: HTTPRequest) -> HTTPResponse {
         if let status = configuration.failStatus, Double.random(in: 0..<1) < configuration.failRate {
-            return .json(.code(status), "{\"error\":\"injected failure\"}")
+            var headers = HTTPHeaders()
+            if let retryAfter = configuration.retryAfter { headers.add(name: "retry-after", value: retryAfter) }
+            return .json(.code(status), "{\"error\":\"injected failure\"}", headers: headers)
         }
         guard case .object(let members)? = try? JSONParser().parse(request.body) else {
             return Self.fail(-1, "invalid json")
@@ -107,6 +111,7 @@ package final class MockUpstream: Sendable {
         CommandLineOption("--latency", value: "MS", help: "wait this many milliseconds before answering"),
         CommandLineOption("--fail-status", value: "CODE", help: "answer with this HTTP status instead (see --fail-rate)"),
         CommandLineOption("--fail-rate", value: "R", help: "share of calls that get --fail-status, 0 to 1 (default 1)"),
+        CommandLineOption("--retry-after", value: "VALUE", help: "send this Retry-After header with every injected failure"),
         CommandLineOption("--close-connections", help: "close the connection after every answer"),
         .help,
     ]
@@ -134,6 +139,7 @@ package final class MockUpstream: Sendable {
             configuration.failRate = rate
         }
         configuration.closeConnections = parsed.isOn("--close-connections")
+        configuration.retryAfter = parsed.value("--retry-after")
         return (listen, configuration)
     }
 }

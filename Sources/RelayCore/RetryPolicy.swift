@@ -46,7 +46,7 @@ package struct RetryPolicy: Sendable, Equatable {
         guard now < horizon else {
             return .deadLetter(reason: "gave up after \(attempt) attempt\(attempt == 1 ? "" : "s"): \(reason)")
         }
-        let ceiling = min(Self.milliseconds(maxDelay), Self.milliseconds(firstDelay) << min(max(attempt - 1, 0), 30))
+        let ceiling = min(Self.milliseconds(maxDelay), Self.milliseconds(firstDelay) << (attempt > 1 ? min(attempt - 1, 30) : 0))
         var delay = Int(Double(ceiling) * min(max(random(), 0), 1))
         if let retryAfter { delay = max(delay, min(Self.milliseconds(retryAfter), Self.milliseconds(maxDelay))) }
         // The last attempt is placed at the horizon rather than skipped, so none is lost.

@@ -22,6 +22,7 @@ package struct ServeSettings: Sendable {
     package var maxBody = 1_048_576
     package var maxHeaderBytes = 65_536
     package var headerTimeout = Duration.seconds(10)
+    package var requestTimeout = Duration.seconds(30)
     package var idleTimeout = Duration.seconds(60)
     package var maxConnections = 4096
     package var drainTimeout = Duration.seconds(10)
@@ -51,6 +52,7 @@ package struct ServeSettings: Sendable {
         CommandLineOption("--max-body", environment: "HAPPYRELAY_MAX_BODY", value: "BYTES", help: "largest request body (default 1048576)"),
         CommandLineOption("--max-header-bytes", environment: "HAPPYRELAY_MAX_HEADER_BYTES", value: "BYTES", help: "largest request line plus headers (default 65536)"),
         CommandLineOption("--header-timeout", environment: "HAPPYRELAY_HEADER_TIMEOUT", value: "SECONDS", help: "time allowed for a request's headers to arrive (default 10)"),
+        CommandLineOption("--request-timeout", environment: "HAPPYRELAY_REQUEST_TIMEOUT", value: "SECONDS", help: "time allowed for a whole request, head and body, to arrive (default 30)"),
         CommandLineOption("--idle-timeout", environment: "HAPPYRELAY_IDLE_TIMEOUT", value: "SECONDS", help: "idle keep-alive connections are closed after this (default 60)"),
         CommandLineOption("--max-connections", environment: "HAPPYRELAY_MAX_CONNECTIONS", value: "N", help: "open connections beyond this are answered 503 (default 4096)"),
         CommandLineOption("--drain-timeout", environment: "HAPPYRELAY_DRAIN_TIMEOUT", value: "SECONDS", help: "on SIGTERM/SIGINT, time for in-flight requests to finish (default 10)"),
@@ -108,6 +110,7 @@ package struct ServeSettings: Sendable {
         settings.maxHeaderBytes = try parsed.integer(
             "--max-header-bytes", default: settings.maxHeaderBytes, range: 256...(16 << 20))
         settings.headerTimeout = try parsed.seconds("--header-timeout", default: settings.headerTimeout)
+        settings.requestTimeout = try parsed.seconds("--request-timeout", default: settings.requestTimeout)
         settings.idleTimeout = try parsed.seconds("--idle-timeout", default: settings.idleTimeout)
         settings.maxConnections = try parsed.integer(
             "--max-connections", default: settings.maxConnections, range: 1...1_000_000)
@@ -123,7 +126,7 @@ package struct ServeSettings: Sendable {
         HTTPServer.Configuration(
             address: listen,
             limits: HTTPRequestParser.Limits(maxHeaderBytes: maxHeaderBytes, maxBodyBytes: maxBody),
-            headerTimeout: headerTimeout, idleTimeout: idleTimeout, maxConnections: maxConnections,
+            headerTimeout: headerTimeout, requestTimeout: requestTimeout, idleTimeout: idleTimeout, maxConnections: maxConnections,
             drainTimeout: drainTimeout)
     }
 }
@@ -168,6 +171,7 @@ extension ServeSettings {
         line("--max-body", String(maxBody))
         line("--max-header-bytes", String(maxHeaderBytes))
         line("--header-timeout", Self.seconds(headerTimeout))
+        line("--request-timeout", Self.seconds(requestTimeout))
         line("--idle-timeout", Self.seconds(idleTimeout))
         line("--max-connections", String(maxConnections))
         line("--drain-timeout", Self.seconds(drainTimeout))

@@ -69,15 +69,15 @@ package struct WebhookVerifier: Sendable {
                 return .rejected("missing Authorization: Bearer header")
             }
             let given = Array(authorization.dropFirst(7).utf8)
-            return anySecret { constantTimeEquals($0, given) } ? .verified : .rejected("bearer token does not match")
+            return anySecret { secretEquals(given, $0) } ? .verified : .rejected("bearer token does not match")
         case .header:
             let name = spec.header ?? ""
             guard let value = header(name) else { return .rejected("missing \(name) header") }
-            return anySecret { constantTimeEquals($0, Array(value.utf8)) } ? .verified : .rejected("\(name) does not match")
+            return anySecret { secretEquals(Array(value.utf8), $0) } ? .verified : .rejected("\(name) does not match")
         case .query:
             let name = spec.parameter ?? ""
             guard let value = query.last(where: { $0.name == name })?.value else { return .rejected("missing query parameter \(name)") }
-            return anySecret { constantTimeEquals($0, Array(value.utf8)) } ? .verified : .rejected("query parameter \(name) does not match")
+            return anySecret { secretEquals(Array(value.utf8), $0) } ? .verified : .rejected("query parameter \(name) does not match")
         }
     }
 

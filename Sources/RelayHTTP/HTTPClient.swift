@@ -146,6 +146,7 @@ package final class HTTPClient: Sendable {
     private let pool: ConnectionPool
     private let plain: any TransportFactory
     private let tls: (any TransportFactory)?
+    private let resolver = Resolver()
 
     /// A client; `tls` makes the transports for `https://` endpoints (nil: https is refused).
     package init(configuration: Configuration = Configuration(), tls: (any TransportFactory)? = nil) throws {
@@ -166,13 +167,7 @@ package final class HTTPClient: Sendable {
         -> HTTPClientResponse
     {
         let deadline = monotonicNanoseconds() + (timeout ?? configuration.requestTimeout).nanoseconds
-        let factory: any TransportFactory
-        if request.endpoint.isTLS {
-            guard let tls else { throw .invalidURL("\(request.endpoint): https is not configured") }
-            factory = tls
-        } else {
-            factory = plain
-        }
+        let factory = try transportFactory(for: request.endpoint)
         var wire: [UInt8] = []
         Self.serialize(request, into: &wire)
         let wireBytes = wire
@@ -219,16 +214,45 @@ package final class HTTPClient: Sendable {
         }
     }
 
+    /// Plain TCP, or TLS for an `https` endpoint.
+    func transportFactory(for endpoint: HTTPEndpoint) throws(HTTPClientError) -> any TransportFactory {
+        guard endpoint.isTLS else { return plain }
+        guard let tls else { throw .invalidURL("\(endpoint): https is not configured") }
+        return tls
+    }
+
+    /// Connects to the first address of the endpoint that answers, trying each in turn.
     private func connect(to endpoint: HTTPEndpoint, factory: any TransportFactory, deadline: UInt64) async throws(HTTPClientError)
         -> ClientConnection
     {
         let addresses: [SocketAddress]
         do {
-            addresses = try SocketAddress.resolve(HostAndPort(host: endpoint.host, port: endpoint.port))
+            addresses = try await resolver.resolve(HostAndPort(host: endpoint.host, port: endpoint.port))
         } catch {
             throw .connectFailed("\(endpoint.host): cannot resolve")
         }
-        guard let address = addresses.first else { throw .connectFailed("\(endpoint.host): no address") }
+        return try await connect(to: endpoint, trying: addresses, factory: factory, deadline: deadline)
+    }
+
+    /// Connects to the first of `addresses` that answers before the deadline.
+    func connect(to endpoint: HTTPEndpoint, trying addresses: [SocketAddress], factory: any TransportFactory, deadline: UInt64)
+        async throws(HTTPClientError) -> ClientConnection
+    {
+        var failure = HTTPClientError.connectFailed("\(endpoint.host): no address")
+        for address in addresses {
+            do {
+                return try await connect(to: endpoint, address: address, factory: factory, deadline: deadline)
+            } catch {
+                failure = error
+                if monotonicNanoseconds() >= deadline { break }
+            }
+        }
+        throw failure
+    }
+
+    private func connect(to endpoint: HTTPEndpoint, address: SocketAddress, factory: any TransportFactory, deadline: UInt64)
+        async throws(HTTPClientError) -> ClientConnection
+    {
         let fd: Int32
         do {
             fd = try SocketFactory.connect(to: address)
@@ -258,6 +282,7 @@ package final class HTTPClient: Sendable {
 
     /// Closes idle connections and stops the client's loops. In-flight requests fail.
     package func shutdown() {
+        resolver.shutdown()
         pool.shutdown()
         for loop in group.loops {
             loop.execute {

@@ -220,6 +220,10 @@ struct ChunkedDecoder {
     private var state = State.size
     private var trailerScanner = HeadScanner()
 
+    /// A chunk-size line (size and extensions) is at most this long; extensions carry nothing
+    /// the relay uses.
+    static let maxSizeLineBytes = 1024
+
     var isDone: Bool { state == .done }
 
     mutating func reset() {
@@ -235,7 +239,7 @@ struct ChunkedDecoder {
         while index < bytes.count {
             switch state {
             case .size:
-                guard let lf = try firstLF(bytes, from: index, limit: maxLineBytes) else { return }
+                guard let lf = try firstLF(bytes, from: index, limit: Self.maxSizeLineBytes) else { return }
                 guard lf > index, bytes[lf - 1] == ASCII.cr else { throw .malformed("bare LF where CRLF is required") }
                 var size = 0
                 var position = index
@@ -247,9 +251,12 @@ struct ChunkedDecoder {
                     position += 1
                 }
                 guard digits > 0 else { throw .malformed("invalid chunk size") }
-                while position < lf - 1 && (bytes[position] == ASCII.space || bytes[position] == ASCII.tab) {
-                    position += 1
+                // RFC 9112 §7.1.1: whitespace (BWS) may only precede a ";" that starts an extension.
+                var afterSpace = position
+                while afterSpace < lf - 1 && (bytes[afterSpace] == ASCII.space || bytes[afterSpace] == ASCII.tab) {
+                    afterSpace += 1
                 }
+                if afterSpace < lf - 1 && bytes[afterSpace] == ASCII.semicolon { position = afterSpace }
                 guard position == lf - 1 || bytes[position] == ASCII.semicolon else {
                     throw .malformed("invalid chunk size")
                 }
@@ -280,7 +287,9 @@ struct ChunkedDecoder {
                 state = .size
             case .trailers:
                 // The trailer section is a header block that may be empty: a lone CRLF ends it.
+                // It is discarded, and held to the header limit however it arrives.
                 if let end = try trailerScanner.findEnd(in: bytes, from: index) {
+                    guard end <= maxLineBytes else { throw .headersTooLarge }
                     index += end
                     state = .done
                     return
@@ -293,13 +302,15 @@ struct ChunkedDecoder {
         }
     }
 
+    /// The first LF at or after `start`; a line longer than `limit` is refused whether or not its
+    /// end has arrived.
     private func firstLF(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, limit: Int) throws(HTTPParseError) -> Int? {
         var position = start
         while position < bytes.count {
-            if bytes[position] == ASCII.lf { return position }
+            if bytes[position] == ASCII.lf { break }
             position += 1
         }
         if position - start > limit { throw .malformed("chunk size line is too long") }
-        return nil
+        return position < bytes.count ? position : nil
     }
 }

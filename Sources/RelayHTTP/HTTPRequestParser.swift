@@ -40,20 +40,26 @@ package struct HTTPRequestParser {
     private var scanner = HeadScanner()
     private var chunked = ChunkedDecoder()
     private var chunkedBodyBytes = 0
+    /// Empty lines received before the current request line.
+    private var leadingEmptyLines = 0
+
+    /// Empty lines tolerated before a request line (RFC 9112 §2.2 asks for at least one).
+    static let maxLeadingEmptyLines = 8
 
     package init(limits: Limits = Limits()) {
         self.limits = limits
     }
 
-    /// True when no part of a request is buffered: the connection is between requests.
+    /// True when no byte of a request has arrived: the connection is between requests. Empty
+    /// lines before a request line count as its bytes, so they cannot hold a connection idle.
     package var isIdle: Bool {
-        if case .head = state { return buffer.isEmpty }
+        if case .head = state { return buffer.isEmpty && leadingEmptyLines == 0 }
         return false
     }
 
     /// True while a request head has started arriving but is not complete.
     package var isReadingHead: Bool {
-        if case .head = state { return !buffer.isEmpty }
+        if case .head = state { return !buffer.isEmpty || leadingEmptyLines > 0 }
         return false
     }
 
@@ -150,6 +156,10 @@ package struct HTTPRequestParser {
                 if scanner.scanned == 0 {
                     while index + 1 < bytes.count && bytes[index] == ASCII.cr && bytes[index + 1] == ASCII.lf {
                         index += 2
+                        leadingEmptyLines += 1
+                        guard leadingEmptyLines <= Self.maxLeadingEmptyLines else {
+                            throw .malformed("too many empty lines before the request line")
+                        }
                     }
                     if index < bytes.count && bytes[index] == ASCII.lf { throw .malformed("bare LF where CRLF is required") }
                     if index + 1 == bytes.count && bytes[index] == ASCII.cr { return }
@@ -165,6 +175,7 @@ package struct HTTPRequestParser {
                 if case .length(let length) = framing, length > limits.maxBodyBytes { throw .payloadTooLarge }
                 index += headLength
                 scanner.reset()
+                leadingEmptyLines = 0
                 events.append(.head(head))
                 switch framing {
                 case .none, .untilClose, .length(0):

@@ -14,8 +14,10 @@ package final class HTTPServer: Sendable {
     package struct Configuration: Sendable {
         package var address: HostAndPort
         package var limits: HTTPRequestParser.Limits
-        /// A request head must arrive within this (408 after).
+        /// A request head must arrive within this, from its first byte (408 after).
         package var headerTimeout: Duration
+        /// A whole request (head and body) must arrive within this, from its first byte (408 after).
+        package var requestTimeout: Duration
         /// A keep-alive connection with nothing to do is closed after this.
         package var idleTimeout: Duration
         /// Connections beyond this are answered 503 and closed.
@@ -24,20 +26,24 @@ package final class HTTPServer: Sendable {
         package var drainTimeout: Duration
         /// Event loop threads; 0 means one per core.
         package var loopCount: Int
+        /// Told (at most once per 10 s) when connections cannot be accepted, with the reason.
+        package var acceptFailure: @Sendable (String) -> Void
 
         package init(
             address: HostAndPort = HostAndPort(host: "127.0.0.1", port: 8080),
             limits: HTTPRequestParser.Limits = .init(), headerTimeout: Duration = .seconds(10),
-            idleTimeout: Duration = .seconds(60), maxConnections: Int = 4096, drainTimeout: Duration = .seconds(10),
-            loopCount: Int = 0
+            requestTimeout: Duration = .seconds(30), idleTimeout: Duration = .seconds(60), maxConnections: Int = 4096,
+            drainTimeout: Duration = .seconds(10), loopCount: Int = 0, acceptFailure: @escaping @Sendable (String) -> Void = { _ in }
         ) {
             self.address = address
             self.limits = limits
             self.headerTimeout = headerTimeout
+            self.requestTimeout = requestTimeout
             self.idleTimeout = idleTimeout
             self.maxConnections = maxConnections
             self.drainTimeout = drainTimeout
             self.loopCount = loopCount
+            self.acceptFailure = acceptFailure
         }
     }
 
@@ -106,12 +112,14 @@ final class ServerContext: Sendable {
     let activeConnections = Atomic<Int>(0)
     let isDraining = Atomic<Bool>(false)
     let headerTimeout: UInt64
+    let requestTimeout: UInt64
     let idleTimeout: UInt64
 
     init(configuration: HTTPServer.Configuration, router: Router) {
         self.configuration = configuration
         self.router = router
         headerTimeout = configuration.headerTimeout.nanoseconds
+        requestTimeout = configuration.requestTimeout.nanoseconds
         idleTimeout = configuration.idleTimeout.nanoseconds
     }
 }
@@ -133,13 +141,27 @@ extension EventLoop {
 }
 
 /// Accepts connections on one loop and deals them out to every loop, round robin.
+///
+/// When descriptors run out (EMFILE, ENFILE) a pending connection cannot be taken, so epoll
+/// reports the listener ready again at once: the acceptor sheds one connection with a
+/// reserved descriptor (the client sees it closed instead of hanging), stops watching the
+/// listener for a moment, and reports the failure at most once per interval.
 final class Acceptor: EventLoopHandler {
+    static let pauseOnExhaustion: UInt64 = 100_000_000
+    static let reportInterval: UInt64 = 10_000_000_000
+
     let loop: EventLoop
     private let listenFD: Int32
     private let group: EventLoopGroup
     private let context: ServerContext
     private var token: UInt64 = 0
     private var hostBuffer = [CChar](repeating: 0, count: 64)
+    /// A descriptor held back so that one connection can still be accepted (and closed) when
+    /// the process has none left.
+    private var reserveFD: Int32 = -1
+    private var pausedUntil: UInt64?
+    private var lastReport: UInt64?
+    private var unreportedFailures = 0
 
     init(loop: EventLoop, listenFD: Int32, group: EventLoopGroup, context: ServerContext) {
         self.loop = loop
@@ -149,6 +171,7 @@ final class Acceptor: EventLoopHandler {
     }
 
     func start() {
+        reserveFD = Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC)
         token = (try? loop.register(listenFD, interest: UInt32(csystem_epollin), handler: self)) ?? 0
     }
 
@@ -157,12 +180,19 @@ final class Acceptor: EventLoopHandler {
         if token != 0 { loop.deregister(listenFD, token: token) }
         token = 0
         Syscall.close(listenFD)
+        if reserveFD >= 0 { Syscall.close(reserveFD) }
+        reserveFD = -1
     }
 
     func handleEvents(_ events: UInt32) {
+        guard pausedUntil == nil else { return }
         for _ in 0..<64 {
             let fd = hostBuffer.withUnsafeMutableBufferPointer { csystem_accept(listenFD, $0.baseAddress, 64) }
-            if fd < 0 { return }
+            if fd < 0 {
+                let code = errno
+                if code == EMFILE || code == ENFILE { exhausted(code) }
+                return
+            }
             let remote = hostBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             SocketFactory.setNoDelay(fd)
             let active = context.activeConnections.wrappingAdd(1, ordering: .relaxed).newValue
@@ -177,6 +207,26 @@ final class Acceptor: EventLoopHandler {
                 let context = context
                 target.execute { Self.open(fd, remote: remote, on: target, context: context) }
             }
+        }
+    }
+
+    /// Out of descriptors: shed one waiting connection, pause, report.
+    private func exhausted(_ code: Int32) {
+        if reserveFD >= 0 {
+            Syscall.close(reserveFD)
+            let shed = accept(listenFD, nil, nil)
+            if shed >= 0 { Syscall.close(shed) }
+            reserveFD = Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC)
+        }
+        pausedUntil = loop.now + Self.pauseOnExhaustion
+        if token != 0 { loop.modify(listenFD, token: token, interest: Interest.none) }
+        unreportedFailures += 1
+        if lastReport.map({ loop.now - $0 >= Self.reportInterval }) ?? true {
+            let repeated = unreportedFailures > 1 ? " (\(unreportedFailures) times since the last report)" : ""
+            context.configuration.acceptFailure(
+                "cannot accept connections: \(String(cString: strerror(code)))\(repeated); raise the open-file limit or lower --max-connections")
+            lastReport = loop.now
+            unreportedFailures = 0
         }
     }
 
@@ -203,5 +253,10 @@ final class Acceptor: EventLoopHandler {
         context.activeConnections.wrappingSubtract(1, ordering: .relaxed)
     }
 
-    func handleTick(now: UInt64) {}
+    func handleTick(now: UInt64) {
+        guard let until = pausedUntil, now >= until else { return }
+        pausedUntil = nil
+        if token != 0 { loop.modify(listenFD, token: token, interest: UInt32(csystem_epollin)) }
+        handleEvents(UInt32(csystem_epollin))
+    }
 }

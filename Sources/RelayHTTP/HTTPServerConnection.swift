@@ -49,7 +49,8 @@ final class HTTPServerConnection: EventLoopHandler {
     private var isLingering = false
     private var isClosed = false
 
-    private var headStarted: UInt64
+    /// When the first byte of the request being read arrived.
+    private var requestStarted: UInt64
     private var lastActivity: UInt64
 
     init(fd: Int32, remoteAddress: String, loop: EventLoop, context: ServerContext) {
@@ -59,7 +60,7 @@ final class HTTPServerConnection: EventLoopHandler {
         self.context = context
         parser = HTTPRequestParser(limits: context.configuration.limits)
         let now = loop.now
-        headStarted = now
+        requestStarted = now
         lastActivity = now
     }
 
@@ -91,7 +92,8 @@ final class HTTPServerConnection: EventLoopHandler {
             case .count(let count):
                 lastActivity = loop.now
                 if isLingering { continue }
-                if parser.isIdle && queued.isEmpty && !isHandling { headStarted = lastActivity }
+                // These bytes start a request: its header and request deadlines run from here.
+                if parser.isIdle { requestStarted = lastActivity }
                 received(UnsafeRawBufferPointer(rebasing: loop.readBuffer[0..<count]))
                 if count < loop.readBuffer.count { return }
             case .wouldBlock:
@@ -137,6 +139,8 @@ final class HTTPServerConnection: EventLoopHandler {
                 partialBody = []
             }
         }
+        // The rest of this read began the next (pipelined) request.
+        if case .end? = events.last, !parser.isIdle { requestStarted = lastActivity }
         processQueue()
     }
 
@@ -302,10 +306,12 @@ final class HTTPServerConnection: EventLoopHandler {
         }
         if isHandling || !queued.isEmpty || closeAfterWrite { return }
         if parser.isReadingHead || (!hasReceivedRequest && parser.isIdle) {
-            if elapsed(now, since: headStarted) > context.headerTimeout { timeOut() }
+            if elapsed(now, since: requestStarted) > context.headerTimeout { timeOut() }
         } else if !parser.isIdle {
-            // A body that stopped arriving.
-            if elapsed(now, since: lastActivity) > context.idleTimeout { timeOut() }
+            // A body that arrives too slowly, or stopped arriving.
+            if elapsed(now, since: requestStarted) > context.requestTimeout || elapsed(now, since: lastActivity) > context.idleTimeout {
+                timeOut()
+            }
         } else if elapsed(now, since: lastActivity) > context.idleTimeout {
             close()
         }

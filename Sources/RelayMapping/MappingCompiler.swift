@@ -387,6 +387,10 @@ struct MappingCompiler {
     }
 
     mutating func regex(_ pattern: String, at pointer: String) -> CompiledRegex? {
+        if let problem = RegexSafety.problem(in: pattern) {
+            report(pointer, "regular expression \"\(pattern)\" \(problem)")
+            return nil
+        }
         do {
             return try CompiledRegex(pattern)
         } catch {

@@ -173,13 +173,35 @@ struct HappyRelay {
                 to: &router, token: environment["HAPPYRELAY_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
                 dataDirectory: settings.dataDirectory, mappings: settings.mappings)
         }
+        var serverConfiguration = settings.serverConfiguration
+        serverConfiguration.acceptFailure = { logger.error($0) }
+        // Descriptors beyond client connections: upstream connections, the database and its
+        // readers, the event loops, standard streams, and a margin.
+        let limit = OpenFileLimit.raiseToHardLimit()
+        let reserved = settings.upstreamConcurrency + 64
+        if limit != Int.max && serverConfiguration.maxConnections > limit - reserved {
+            let allowed = max(1, limit - reserved)
+            logger.warning(
+                "--max-connections lowered to what the open-file limit allows",
+                ["requested": String(serverConfiguration.maxConnections), "allowed": String(allowed), "open_file_limit": String(limit)])
+            serverConfiguration.maxConnections = allowed
+        }
         let server: HTTPServer
         do {
-            server = try HTTPServer(configuration: settings.serverConfiguration, router: router)
+            server = try HTTPServer(configuration: serverConfiguration, router: router)
         } catch {
             fail("happyrelay serve: cannot listen on \(settings.listen): \(error)", code: 1)
         }
         logger.info("loaded mappings", ["folder": settings.mappings, "routes": routes.map(\.path).joined(separator: ",")])
+        var dataStatus = stat()
+        if queue != nil, stat(settings.dataDirectory, &dataStatus) == 0, dataStatus.st_mode & 0o077 != 0 {
+            logger.warning(
+                "the data directory is open to other users; it holds payloads with personal data: chmod 700 it",
+                ["folder": settings.dataDirectory, "mode": "0" + String(dataStatus.st_mode & 0o777, radix: 8)])
+        }
+        for (path, mode) in Secrets.filesReadableByOthers(routes: routes, environment: environment) {
+            logger.warning("a secret file is readable by other users: chmod 600 it", ["file": path, "mode": mode])
+        }
         queue?.start()
         let bound = HostAndPort(host: settings.listen.host, port: server.port)
         for path in relay.unverifiedRoutes {

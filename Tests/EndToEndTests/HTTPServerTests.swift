@@ -310,6 +310,52 @@ func makeServer(
         await server.shutdown()
     }
 
+    /// Empty lines are part of the request they precede: sending one now and then does not
+    /// restart the header deadline.
+    @Test func emptyLinesDoNotHoldAConnectionOpen() async throws {
+        let server = try makeServer { $0.headerTimeout = .seconds(1) }
+        let port = server.port
+        try await offPool {
+            let dripping = try RawConnection(port: port)
+            let started = Date()
+            var status: Int?
+            for _ in 0..<20 {
+                guard (try? dripping.send("\r\n")) != nil else { break }
+                if dripping.hasBytesWithin(0.3) {
+                    status = try dripping.readResponse().status
+                    break
+                }
+            }
+            #expect(status == 408)
+            #expect(Date().timeIntervalSince(started) < 2.5)
+            #expect(dripping.isClosedByPeer())
+        }
+        await server.shutdown()
+    }
+
+    /// A body sent a byte at a time gets the whole-request deadline, however steadily it drips.
+    @Test func aSlowBodyMeetsTheRequestDeadline() async throws {
+        let server = try makeServer { $0.requestTimeout = .seconds(1) }
+        let port = server.port
+        try await offPool {
+            let slow = try RawConnection(port: port)
+            try slow.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n")
+            let started = Date()
+            var status: Int?
+            for _ in 0..<20 {
+                guard (try? slow.send("x")) != nil else { break }
+                if slow.hasBytesWithin(0.2) {
+                    status = try slow.readResponse().status
+                    break
+                }
+            }
+            #expect(status == 408)
+            #expect(Date().timeIntervalSince(started) < 2)
+            #expect(slow.isClosedByPeer())
+        }
+        await server.shutdown()
+    }
+
     @Test func thousandIdleConnectionsDoNotStopHealthChecks() async throws {
         raiseOpenFileLimit()
         let server = try makeServer()

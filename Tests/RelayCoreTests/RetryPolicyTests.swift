@@ -61,4 +61,27 @@ import Testing
         #expect(policy.decide(.timedOut, attempt: 30, acceptedAt: accepted, now: accepted + day - 5) { 0.999 } == .retry(atMilliseconds: accepted + day))
         #expect(policy.decide(.timedOut, attempt: 31, acceptedAt: accepted, now: accepted + day) { 0.5 } == .deadLetter(reason: "gave up after 31 attempts: HappyTalk did not answer in time"))
     }
+
+    /// Values from a poisoned answer or a damaged row: clamped, never a trap.
+    @Test func hugeValuesSaturateInsteadOfTrapping() {
+        let cap = 600_000
+        #expect(policy.decide(.unavailable(status: 503), attempt: 1, acceptedAt: accepted, now: accepted, retryAfter: .seconds(Int64.max)) { 0 } == .retry(atMilliseconds: accepted + cap))
+        #expect(policy.decide(.timedOut, attempt: Int.max, acceptedAt: accepted, now: accepted) { 1 } == .retry(atMilliseconds: accepted + cap))
+        #expect(policy.decide(.timedOut, attempt: Int.min, acceptedAt: accepted, now: accepted) { 1 } == .retry(atMilliseconds: accepted + 1000))
+        // Accepted "at the end of time": the horizon saturates and the retry is still placed.
+        #expect(policy.decide(.timedOut, attempt: 1, acceptedAt: Int.max, now: accepted) { 0 } == .retry(atMilliseconds: accepted + 1))
+        #expect(policy.decide(.timedOut, attempt: 1, acceptedAt: Int.min, now: accepted) { 0 } == .deadLetter(reason: "gave up after 1 attempt: HappyTalk did not answer in time"))
+        #expect(RetryPolicy.milliseconds(.seconds(Int64.max)) == Int.max)
+        #expect(RetryPolicy.adding(Int.max, 1) == Int.max && RetryPolicy.adding(Int.min, -1) == Int.min)
+    }
+
+    @Test func retryAfterIsReadAsDelaySecondsAndClampedToADay() {
+        #expect(HappyTalkUpstream.retryAfter("30") == .seconds(30))
+        #expect(HappyTalkUpstream.retryAfter(" 7 ") == .seconds(7))
+        #expect(HappyTalkUpstream.retryAfter("99999999999999999") == .seconds(86_400))
+        #expect(HappyTalkUpstream.retryAfter("999999") == .seconds(86_400))
+        for value in ["-1", "+5", "1.5", "Wed, 21 Oct 2015 07:28:00 GMT", ""] {
+            #expect(HappyTalkUpstream.retryAfter(value) == nil, "\(value)")
+        }
+    }
 }

@@ -60,6 +60,7 @@ import Testing
         ("HAPPYRELAY_MAX_BODY", "1MB", "is not a whole number in 1...1073741824"),
         ("HAPPYRELAY_MAX_HEADER_BYTES", "100", "is not a whole number in 256...16777216"),
         ("HAPPYRELAY_HEADER_TIMEOUT", "0", "is not a positive number of seconds"),
+        ("HAPPYRELAY_REQUEST_TIMEOUT", "-3", "is not a positive number of seconds"),
         ("HAPPYRELAY_IDLE_TIMEOUT", "forever", "is not a positive number of seconds"),
         ("HAPPYRELAY_MAX_CONNECTIONS", "0", "is not a whole number in 1...1000000"),
         ("HAPPYRELAY_DRAIN_TIMEOUT", "NaN", "is not a positive number of seconds"),

@@ -78,6 +78,13 @@ let validCases: [ValidCase] = [
         name: "identical repeated Content-Length",
         wire: "POST /d HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
         expected: [("POST", "/d", "ok")]),
+    ValidCase(
+        name: "whitespace before a chunk extension",
+        wire: "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 ;a=b\r\nhello\r\n0\r\n\r\n",
+        expected: [("POST", "/c", "hello")]),
+    ValidCase(
+        name: "eight empty lines before a request line",
+        wire: String(repeating: "\r\n", count: 8) + "GET /e HTTP/1.1\r\nHost: a\r\n\r\n", expected: [("GET", "/e", "")]),
 ]
 
 @Test(arguments: validCases)
@@ -155,7 +162,36 @@ let invalidCases: [InvalidCase] = [
         name: "chunked body over the limit",
         wire: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3e9\r\n", status: 413,
         limits: .init(maxHeaderBytes: 4096, maxBodyBytes: 1000)),
+    // The limit holds over the whole body, not per chunk or per read.
+    InvalidCase(
+        name: "many small chunks over the limit",
+        wire: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + String(repeating: "a\r\n0123456789\r\n", count: 11) + "0\r\n\r\n",
+        status: 413, limits: .init(maxHeaderBytes: 4096, maxBodyBytes: 100)),
+    InvalidCase(
+        name: "whitespace after a chunk size",
+        wire: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4 \r\nabcd\r\n0\r\n\r\n", status: 400),
+    InvalidCase(
+        name: "a chunk extension over the line limit",
+        wire: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4;x=" + String(repeating: "y", count: 2000) + "\r\nabcd\r\n0\r\n\r\n",
+        status: 400),
+    InvalidCase(
+        name: "a trailer section over the header limit",
+        wire: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: " + String(repeating: "y", count: 600) + "\r\n\r\n",
+        status: 431, limits: .init(maxHeaderBytes: 256, maxBodyBytes: 1000)),
+    InvalidCase(
+        name: "endless empty lines before a request", wire: String(repeating: "\r\n", count: 9) + "GET / HTTP/1.1\r\nHost: a\r\n\r\n", status: 400),
 ]
+
+/// Empty lines are the start of a request: they do not leave the connection idle, so its
+/// header deadline keeps running.
+@Test func emptyLinesBeforeARequestAreNotIdle() throws {
+    var parser = HTTPRequestParser()
+    _ = try parser.feed(bytes("\r\n"))
+    #expect(!parser.isIdle)
+    #expect(parser.isReadingHead)
+    _ = try parser.feed(bytes("GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+    #expect(parser.isIdle)
+}
 
 @Test(arguments: invalidCases)
 func rejectsMalformedRequestsSplitAtEveryOffset(_ testCase: InvalidCase) {

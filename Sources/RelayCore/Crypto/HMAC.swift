@@ -20,8 +20,16 @@ package enum HMAC {
     }
 }
 
+/// Whether a secret given by a sender equals the expected one, in time that depends on
+/// neither where they differ nor their lengths: both are hashed to 32 bytes first, and the
+/// digests are compared in constant time.
+package func secretEquals(_ given: [UInt8], _ expected: [UInt8]) -> Bool {
+    constantTimeEquals(SHA256.hash(given), SHA256.hash(expected))
+}
+
 /// Comparison whose time does not depend on where the inputs differ, so that a forger
-/// learns nothing from timing (it still reveals whether the lengths match).
+/// learns nothing from timing (it still reveals whether the lengths match: compare values of
+/// a fixed size, such as MACs or digests).
 package func constantTimeEquals(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
     guard lhs.count == rhs.count else { return false }
     var difference: UInt8 = 0

@@ -106,6 +106,13 @@ final class RawConnection {
         return response
     }
 
+    /// Whether the server sends something (or closes) within `seconds`, without consuming it.
+    func hasBytesWithin(_ seconds: Double) -> Bool {
+        if !pending.isEmpty { return true }
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, Int32(seconds * 1000)) > 0
+    }
+
     /// True when the server closes the connection (EOF or reset) before `timeout` seconds.
     func isClosedByPeer(within timeout: Double = 3) -> Bool {
         setTimeout(timeout)

@@ -60,12 +60,22 @@ final class RelayHarness: @unchecked Sendable {
         relayPort = try relay.waitForPort()
     }
 
-    /// Starts the mock again on the port it had (after a test stopped it).
-    func restartMock() throws {
+    /// Starts the mock again on the port it had (after a test stopped it), with its first
+    /// arguments or new ones.
+    func restartMock(arguments: [String]? = nil) throws {
+        if mock.process.isRunning { _ = try mock.stop() }
         mock = try RelayProcess(
-            ["mock-upstream", "--listen", "127.0.0.1:\(mockPort)", "--token", Self.token, "--record", recordPath] + mockArguments)
+            ["mock-upstream", "--listen", "127.0.0.1:\(mockPort)", "--token", Self.token, "--record", recordPath] + (arguments ?? mockArguments))
         _ = try mock.waitForPort()
     }
+
+    /// `GET path` on a fresh connection.
+    func get(_ path: String) throws -> RawConnection.Response {
+        try post(path, body: "", headers: [], method: "GET")
+    }
+
+    /// The relay's data directory (where `--data-dir` points unless a test moved it).
+    var dataDirectory: String { directory.appendingPathComponent("data").path }
 
     /// Waits until the mock has recorded `count` calls (or `timeout` passes); returns them.
     @discardableResult

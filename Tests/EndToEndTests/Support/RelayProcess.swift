@@ -30,10 +30,16 @@ final class RelayProcess: @unchecked Sendable {
     private let changed = DispatchSemaphore(value: 0)
     private let outputDone = DispatchSemaphore(value: 0)
 
-    /// Starts `happyrelay ARGUMENTS` with exactly `environment` (plus PATH).
-    init(_ arguments: [String], environment: [String: String] = [:]) throws {
-        process.executableURL = Self.executable
-        process.arguments = arguments
+    /// Starts `happyrelay ARGUMENTS` with exactly `environment` (plus PATH); `launcher` (a
+    /// command and its arguments, such as `prlimit --nofile=64:64`) runs it when given.
+    init(_ arguments: [String], environment: [String: String] = [:], launcher: [String] = []) throws {
+        if let command = launcher.first {
+            process.executableURL = URL(fileURLWithPath: command)
+            process.arguments = Array(launcher.dropFirst()) + [Self.executable.path] + arguments
+        } else {
+            process.executableURL = Self.executable
+            process.arguments = arguments
+        }
         var env = environment
         env["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         process.environment = env
@@ -115,6 +121,17 @@ final class RelayProcess: @unchecked Sendable {
         _ = outputDone.wait(timeout: .now() + 5)
         outputDone.signal()
         return process.terminationStatus
+    }
+
+    /// CPU seconds (user and system) the process has used so far.
+    var cpuSeconds: Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return 0 }
+        // Fields after the command name: state is field 3, utime 14 and stime 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     /// Runs `happyrelay ARGUMENTS` to completion; returns the exit status and output.
