@@ -104,8 +104,18 @@ package final class DeliveryQueue: Sendable {
         package var failureLogInterval: Duration = .seconds(10)
         /// Test seam: called before each COMMIT; an error returned is taken as the commit's.
         package var commitFault: (@Sendable () -> SQLiteError?)?
+        /// Test seam: the process ends at this point of the first commit that stores a webhook.
+        package var crashPoint: CrashPoint?
 
         package init() {}
+    }
+
+    /// Where a test stops the process, to see what a crash there leaves (`HAPPYRELAY_TEST_CRASH`).
+    package enum CrashPoint: String, Sendable {
+        /// The webhook's writes are made but not committed.
+        case beforeCommit = "before-commit"
+        /// The webhook's writes are committed but not yet answered.
+        case afterCommit = "after-commit"
     }
 
     /// A send's result, kept until it is committed.
@@ -475,7 +485,9 @@ package final class DeliveryQueue: Sendable {
                 try probe.run([.integer(now)])
             }
             if let fault = configuration.commitFault?() { throw fault }
+            if !writes.isEmpty { crash(at: .beforeCommit) }
             try database.execute("COMMIT")
+            if !writes.isEmpty { crash(at: .afterCommit) }
         } catch {
             failure = error
             try? database.execute("ROLLBACK")
@@ -502,6 +514,15 @@ package final class DeliveryQueue: Sendable {
             writeFailure.withLock { $0 = nil }
         }
         for ((_, completion), outcome) in zip(writes, outcomes) { completion(outcome) }
+    }
+
+    /// Ends the process when a test asked for a crash here. It waits a moment first, so that an
+    /// answer given too early (before the commit) would reach the client and be seen.
+    private func crash(at point: CrashPoint) {
+        guard configuration.crashPoint == point else { return }
+        usleep(300_000)
+        logger.error("stopping here as asked by HAPPYRELAY_TEST_CRASH", ["point": point.rawValue])
+        _exit(137)
     }
 
     /// Records a failing write for readiness, schedules the next try, and logs it once per interval.

@@ -133,6 +133,8 @@ struct HappyRelay {
                 configuration.maxBytes = settings.queueMaxBytes
                 configuration.retention = settings.retention
                 configuration.policy.maxDelay = settings.retryMaxDelay
+                // For tests only: where to stop the process (see CrashTests).
+                configuration.crashPoint = environment["HAPPYRELAY_TEST_CRASH"].flatMap(DeliveryQueue.CrashPoint.init(rawValue:))
                 queue = try DeliveryQueue(
                     directory: settings.dataDirectory, upstream: upstream, credentials: credentials, configuration: configuration,
                     logger: logger, metrics: metrics)

@@ -56,7 +56,7 @@ import Testing
             #expect(listed.output.contains("order_number=1043 u-1 r-9 "), "\(listed.output)")
             #expect(listed.output.contains("phone=01012345678 u-1 r-9 "))
             let payload = relay.directory.appendingPathComponent("shipped.json")
-            try #"{"order_number":1043,"tracking":"999"}"#.write(to: payload, atomically: true, encoding: .utf8)
+            try #"{"order_number":1043,"tracking":"999"}"#.write(to: payload, atomically: false, encoding: .utf8)
             let mapped = try RelayProcess.run([
                 "map", "--route", "/shop/shipped", "--mappings", relay.directory.appendingPathComponent("mappings").path, "--data-dir", data, payload.path,
             ])

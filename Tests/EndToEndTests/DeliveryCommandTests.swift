@@ -32,7 +32,7 @@ import Testing
             let json = try RelayProcess.run(["deliveries", "list", "--json", "--data-dir", relay.directory.appendingPathComponent("data").path])
             #expect(json.output.contains(#""state":"dead","route":"/async","attempts":"1","last_reason":"HappyTalk refused the call: -503 room""#))
 
-            try Self.fixed.write(to: relay.directory.appendingPathComponent("mappings/async.json"), atomically: true, encoding: .utf8)
+            try Self.fixed.write(to: relay.directory.appendingPathComponent("mappings/async.json"), atomically: false, encoding: .utf8)
             if !relayRunning { _ = try relay.relay.stop() }
             let replayed = try deliveries(relay, ["replay", "--all-dead"])
             #expect(replayed.status == 0, "\(replayed.output)")
@@ -58,7 +58,7 @@ import Testing
             #expect(try relay.post("/shipped", body: #"{"order":"1043","parcel":"555"}"#).status == 202)
             let dead = try waitForDead(relay, count: 1)
             #expect(dead.contains("HappyTalk refused the call: -503 room"), "\(dead)")
-            try shipped(#""$.binding.room_id""#).write(to: relay.directory.appendingPathComponent("mappings/shipped.json"), atomically: true, encoding: .utf8)
+            try shipped(#""$.binding.room_id""#).write(to: relay.directory.appendingPathComponent("mappings/shipped.json"), atomically: false, encoding: .utf8)
             let replayed = try deliveries(relay, ["replay", "--all-dead"])
             #expect(replayed.status == 0, "\(replayed.output)")
             #expect(replayed.output.hasSuffix(": replayed\n"), "\(replayed.output)")
@@ -81,7 +81,7 @@ import Testing
             let listed = try relay.post("/admin/deliveries?state=dead", body: "", headers: auth, method: "GET")
             #expect(listed.status == 200)
             #expect(listed.text.hasPrefix(#"{"deliveries":[{"id":"\#(id)","state":"dead","route":"/async","attempts":"1""#))
-            try Self.fixed.write(to: relay.directory.appendingPathComponent("mappings/async.json"), atomically: true, encoding: .utf8)
+            try Self.fixed.write(to: relay.directory.appendingPathComponent("mappings/async.json"), atomically: false, encoding: .utf8)
             let replayed = try relay.post("/admin/deliveries/\(id)/replay", body: "", headers: auth)
             #expect(replayed.status == 200)
             #expect(replayed.text == #"{"result":"replayed","details":["\#(id): replayed"]}"#)

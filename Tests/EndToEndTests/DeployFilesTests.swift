@@ -96,7 +96,7 @@ import Testing
         // verify checks that ExecStart exists: point it at the binary under test.
         let unit = try Self.text("happyrelay.service").replacingOccurrences(of: "/usr/local/bin/happyrelay", with: RelayProcess.executable.path)
         let path = folder.appendingPathComponent("happyrelay.service")
-        try unit.write(to: path, atomically: true, encoding: .utf8)
+        try unit.write(to: path, atomically: false, encoding: .utf8)
         for arguments in [["verify", path.path], ["security", "--offline=true", "--threshold=20", path.path]] {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Self.systemdAnalyze!)

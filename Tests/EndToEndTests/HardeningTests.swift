@@ -158,8 +158,9 @@ import Glibc
     @Test func maxConnectionsIsFittedToTheOpenFileLimitAtStartUp() async throws {
         try await offPool {
             let folder = TemporaryFolder()
+            defer { withExtendedLifetime(folder) {} }
             try FileManager.default.createDirectory(atPath: folder.path + "/mappings", withIntermediateDirectories: true)
-            try Self.async.write(toFile: folder.path + "/mappings/async.json", atomically: true, encoding: .utf8)
+            try Self.async.write(toFile: folder.path + "/mappings/async.json", atomically: false, encoding: .utf8)
             let relay = try RelayProcess(
                 ["serve", "--listen", "127.0.0.1:0", "--mappings", folder.path + "/mappings", "--data-dir", folder.path + "/data", "--log-format", "json"],
                 launcher: ["/usr/bin/prlimit", "--nofile=256:256"])
@@ -207,9 +208,10 @@ import Glibc
     @Test func looseSecretFilesAreWarnedAboutAndDataFilesArePrivate() async throws {
         try await offPool {
             let folder = TemporaryFolder()
+            defer { withExtendedLifetime(folder) {} }
             try FileManager.default.createDirectory(atPath: folder.path, withIntermediateDirectories: true)
             let tokenFile = folder.path + "/token"
-            try RelayHarness.token.write(toFile: tokenFile, atomically: true, encoding: .utf8)
+            try RelayHarness.token.write(toFile: tokenFile, atomically: false, encoding: .utf8)
             chmod(tokenFile, 0o644)
             let relay = try RelayHarness(mappings: ["async.json": Self.async], environment: ["HAPPYTALK_TOKEN_FILE": tokenFile], withToken: false)
             #expect(relay.relay.log.contains(#""msg":"a secret file is readable by other users: chmod 600 it","file":"\#(tokenFile)","mode":"0644""#))
@@ -246,7 +248,7 @@ import Glibc
             let relay = try RelayHarness(mappings: ["async.json": broken], relayArguments: ["--queue-limit", "2"])
             _ = try relay.mock.stop()
             for index in 0..<2 { #expect(try relay.post("/async", body: #"{"room":"r-\#(index)"}"#).status == 202) }
-            try fixed.write(to: relay.directory.appendingPathComponent("mappings/async.json"), atomically: true, encoding: .utf8)
+            try fixed.write(to: relay.directory.appendingPathComponent("mappings/async.json"), atomically: false, encoding: .utf8)
             let replayed = try RelayProcess.run(
                 ["deliveries", "replay", "--all-dead", "--data-dir", relay.dataDirectory, "--mappings", relay.directory.appendingPathComponent("mappings").path])
             #expect(replayed.status == 0, "\(replayed.output)")
@@ -263,12 +265,6 @@ import Glibc
     }
 }
 
-/// A folder under the temporary directory, removed when released.
-final class TemporaryFolder: @unchecked Sendable {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-e2e-\(UUID().uuidString)").path
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
 /// Finding 2 on a real 2 MB tmpfs: with the disk full and HappyTalk healthy, each pending call
 /// reaches HappyTalk once; its result waits in memory until the disk has room, then /readyz
 /// recovers without a webhook.
@@ -277,6 +273,7 @@ struct FullDiskTests {
     @Test func aFullDiskDoesNotTurnIntoARetryStorm() async throws {
         try await offPool {
             let mountPoint = TemporaryFolder()
+            defer { withExtendedLifetime(mountPoint) {} }
             try FileManager.default.createDirectory(atPath: mountPoint.path, withIntermediateDirectories: true)
             let mount = Process()
             mount.executableURL = URL(fileURLWithPath: "/bin/mount")

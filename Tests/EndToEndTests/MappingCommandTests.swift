@@ -6,11 +6,6 @@ import Testing
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static var mappings: String { root.appendingPathComponent("mappings").path }
 
-    func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
 
     @Test func checkPassesOnTheShippedMappings() async throws {
         let result = try await offPool { try RelayProcess.run(["check", "--mappings", Self.mappings]) }
@@ -19,11 +14,13 @@ import Testing
     }
 
     @Test func checkReportsEveryProblemAndExits1() async throws {
-        let folder = try temporaryDirectory()
+        let temporary = TemporaryFolder()
+        defer { withExtendedLifetime(temporary) {} }
+        let folder = temporary.url
         try #"{ "route": "/a", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "u", "room_id": "r", "order_no": "x" } } ] }"#
-            .write(to: folder.appendingPathComponent("a.json"), atomically: true, encoding: .utf8)
+            .write(to: folder.appendingPathComponent("a.json"), atomically: false, encoding: .utf8)
         try #"{ "route": "/b", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "u", "room_id": "r", "phone": { "path": "$.body.p", "pipe": ["phonekr"] } } } ] }"#
-            .write(to: folder.appendingPathComponent("b.json"), atomically: true, encoding: .utf8)
+            .write(to: folder.appendingPathComponent("b.json"), atomically: false, encoding: .utf8)
         let result = try await offPool { try RelayProcess.run(["check", "--mappings", folder.path]) }
         #expect(result.status == 1)
         #expect(result.output.contains("a.json: /rules/0/set/order_no: \"order_no\" is not a set_user_info field (did you mean \"order_number\"?)"))
@@ -45,9 +42,11 @@ import Testing
     }
 
     @Test func mapExitCodes() async throws {
-        let folder = try temporaryDirectory()
+        let temporary = TemporaryFolder()
+        defer { withExtendedLifetime(temporary) {} }
+        let folder = temporary.url
         let payload = folder.appendingPathComponent("p.json")
-        try #"{"id": 1}"#.write(to: payload, atomically: true, encoding: .utf8)
+        try #"{"id": 1}"#.write(to: payload, atomically: false, encoding: .utf8)
         let ignored = try await offPool {
             try RelayProcess.run(["map", "--route", "/hooks/shopify/orders", "--header", "X-Shopify-Topic: products/update", "--mappings", Self.mappings, payload.path])
         }
@@ -58,7 +57,7 @@ import Testing
         }
         #expect(invalid.status == 1)
         #expect(invalid.output.hasPrefix("invalid: uuid: $.body.note_attributes[?@.name == 'happytalk_uuid'].value is empty"))
-        try "{oops".write(to: payload, atomically: true, encoding: .utf8)
+        try "{oops".write(to: payload, atomically: false, encoding: .utf8)
         let broken = try await offPool { try RelayProcess.run(["map", "--route", "/hooks/shopify/orders", "--mappings", Self.mappings, payload.path]) }
         #expect(broken.status == 1)
         #expect(broken.output.contains("body is not valid JSON: expected a member name in quotes at line 1, column 2"))

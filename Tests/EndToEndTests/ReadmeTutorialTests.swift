@@ -93,6 +93,8 @@ import Glibc
         var environment = ProcessInfo.processInfo.environment
         environment["PATH"] = folder.appendingPathComponent("bin").path + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
         for name in environment.keys where name.hasPrefix("HAPPYTALK_") || name.hasPrefix("HAPPYRELAY_") { environment[name] = nil }
+        // The tutorial's `mktemp -d` lands in the test's folder, which the test removes.
+        environment["TMPDIR"] = folder.path
         process.environment = environment
         let (out, err) = (Pipe(), Pipe())
         process.standardOutput = out

@@ -290,10 +290,11 @@ import Testing
     }
 
     @Test func aMissingSecretStopsStartUpWhenATokenIsSet() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let temporary = TemporaryFolder()
+        defer { withExtendedLifetime(temporary) {} }
+        let folder = temporary.url
         try RelayHarness.route("/signed", verify: #"{ "scheme": "shopify", "secret": { "env": "SHOP_SECRET" } }"#)
-            .write(to: folder.appendingPathComponent("shop.json"), atomically: true, encoding: .utf8)
+            .write(to: folder.appendingPathComponent("shop.json"), atomically: false, encoding: .utf8)
         let result = try await offPool {
             try RelayProcess.run(
                 ["serve", "--listen", "127.0.0.1:0", "--mappings", folder.path, "--data-dir", folder.appendingPathComponent("data").path],

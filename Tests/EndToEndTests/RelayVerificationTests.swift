@@ -27,11 +27,11 @@ import Testing
     ]
 
     func harness() throws -> RelayHarness {
-        let secretFile = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-secret-\(UUID().uuidString)")
-        try "n3w-rotated-secret\n".write(to: secretFile, atomically: true, encoding: .utf8)
         var mappings = Self.mappings
-        mappings["bearer.json"] = mappings["bearer.json"]!.replacingOccurrences(of: "/dev/null-placeholder", with: secretFile.path)
-        return try RelayHarness(mappings: mappings, environment: ["S1": Self.secret, "WHSEC": Self.whsec, "OLD": "0ld-secret"])
+        mappings["bearer.json"] = mappings["bearer.json"]!.replacingOccurrences(of: "/dev/null-placeholder", with: "{{DIR}}/bearer-secret")
+        return try RelayHarness(
+            mappings: mappings, files: ["bearer-secret": "n3w-rotated-secret\n"],
+            environment: ["S1": Self.secret, "WHSEC": Self.whsec, "OLD": "0ld-secret"])
     }
 
     @Test func everySchemeAcceptsItsSignatureAndRejectsOthers() async throws {

@@ -111,10 +111,11 @@ import Glibc
     }
 
     @Test func serveRefusesToStartWithInvalidMappings() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let temporary = TemporaryFolder()
+        defer { withExtendedLifetime(temporary) {} }
+        let folder = temporary.url
         try #"{ "route": "/a", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "u", "room_id": "r", "token": "x" } } ] }"#
-            .write(to: folder.appendingPathComponent("a.json"), atomically: true, encoding: .utf8)
+            .write(to: folder.appendingPathComponent("a.json"), atomically: false, encoding: .utf8)
         let result = try await offPool { try RelayProcess.run(["serve", "--listen", "127.0.0.1:0", "--mappings", folder.path]) }
         #expect(result.status == 1)
         #expect(result.output.contains("a.json: /rules/0/set/token: \"token\" cannot be set"))

@@ -56,7 +56,7 @@ import Testing
         let server = try TLSTestServer(certificate: "localhost")
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try RelayHarness.route("/sync", verify: #"{ "scheme": "none" }"#).write(to: folder.appendingPathComponent("sync.json"), atomically: true, encoding: .utf8)
+        try RelayHarness.route("/sync", verify: #"{ "scheme": "none" }"#).write(to: folder.appendingPathComponent("sync.json"), atomically: false, encoding: .utf8)
         let response = try await offPool {
             let relay = try RelayProcess(
                 ["serve", "--listen", "127.0.0.1:0", "--mappings", folder.path, "--upstream", "https://localhost:\(server.port)",

@@ -102,6 +102,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
 @Suite struct DeliveryQueueStoreTests {
     @Test func migratesAnEmptyDatabaseAndRefusesANewerSchema() throws {
         let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
         _ = try makeQueue(directory)
         let database = try SQLiteDatabase(path: directory.path + "/" + DeliveryQueue.fileName)
         #expect(try database.integer("PRAGMA user_version") == 4)
@@ -115,6 +116,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
 
     @Test func migratesAVersion2DatabaseKeepingDeliveriesAndKeys() async throws {
         let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
         try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
         let old = try SQLiteDatabase(path: directory.path + "/" + DeliveryQueue.fileName)
         try old.execute(
@@ -139,6 +141,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
 
     @Test func theDataDirectoryAndDatabaseAreReadableByTheOwnerOnly() throws {
         let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
         _ = try makeQueue(directory)
         let folder = try FileManager.default.attributesOfItem(atPath: directory.path)
         let file = try FileManager.default.attributesOfItem(atPath: directory.path + "/" + DeliveryQueue.fileName)
@@ -152,6 +155,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
 
     @Test func concurrentWritesShareCommitsAndAllLand() async throws {
         let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
         let queue = try makeQueue(directory)
         queue.start()
         let committed = Shared(0)
@@ -176,6 +180,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
 
     @Test func aStoredDedupeKeyMakesTheWholeWriteADuplicate() async throws {
         let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
         let queue = try makeQueue(directory)
         queue.start()
         let digest = DedupeDigest(route: "/r", key: "evt-7")
@@ -200,11 +205,62 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         await queue.shutdown(drain: .seconds(1))
     }
 
+    /// A write that fails inside its transaction is refused, and leaves nothing behind: not
+    /// the deliveries written before the failing one, not its dedupe key or bindings.
+    @Test func aFailingWriteIsRefusedWhole() async throws {
+        let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
+        let queue = try makeQueue(directory)
+        queue.start()
+        #expect(await queue.write(WebhookWrite(deliveries: [delivery("taken", dead: "kept")])) == .success(.stored))
+        let digest = DedupeDigest(route: "/r", key: "evt-9")
+        // The second delivery's id is taken: the insert fails after the first one was written.
+        let failing = await queue.write(
+            WebhookWrite(
+                deliveries: [delivery("fresh", dead: "kept"), delivery("taken", dead: "kept")],
+                dedupe: DedupeRecord(digest: digest, firstID: "fresh", expiresAt: Int.max),
+                bindings: [BindingWrite(kind: "order_number", value: "9", uuid: "u", roomID: "r", ttl: .seconds(60))]))
+        guard case .failure(.unavailable) = failing else {
+            Issue.record("a failed insert was answered \(failing)")
+            return
+        }
+        let database = try SQLiteDatabase(path: queue.databasePath)
+        #expect(try database.integer("SELECT COUNT(*) FROM deliveries") == 1)
+        #expect(try database.integer("SELECT COUNT(*) FROM dedupe_digests") == 0)
+        #expect(try database.integer("SELECT COUNT(*) FROM bindings") == 0)
+        // Other webhooks in the same commit are not affected.
+        #expect(await queue.write(WebhookWrite(deliveries: [delivery("other", dead: "kept")])) == .success(.stored))
+        await queue.shutdown(drain: .seconds(1))
+    }
+
+    /// `--upstream-rate N`: at most N sends start in one second of the clock, counted exactly.
+    @Test func theUpstreamRateIsACountPerSecond() async throws {
+        let mock = try InProcessMock()
+        let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
+        let clock = ManualClock()
+        let queue = try makeQueue(directory, upstream: mock.upstream, token: "t", configure: { $0.ratePerSecond = 3 }, clock: clock)
+        queue.start()
+        let deliveries = (0..<7).map { delivery("d-\($0)", room: "r-\($0)") }
+        #expect(await queue.write(WebhookWrite(deliveries: deliveries)) == .success(.stored))
+        #expect(try await eventually { try mock.mock.acceptedCount == 3 && queue.gauges().pending == 4 })
+        #expect(mock.mock.acceptedCount == 3)
+        clock.advance(1000)
+        #expect(try await eventually { try mock.mock.acceptedCount == 6 && queue.gauges().pending == 1 })
+        #expect(mock.mock.acceptedCount == 6)
+        clock.advance(1000)
+        #expect(try await eventually { try queue.gauges().pending == 0 })
+        #expect(mock.mock.acceptedCount == 7)
+        await queue.shutdown(drain: .seconds(1))
+        await mock.stop()
+    }
+
     /// A send whose result cannot be committed is not sent again: the result waits in memory
     /// (its room busy) and is written once the store works again.
     @Test func aResultThatCannotBeRecordedIsNotSentAgain() async throws {
         let mock = try InProcessMock()
         let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
         let failing = Shared(false)
         let refusedCommits = Shared(0)
         let queue = try makeQueue(directory, upstream: mock.upstream, token: "t") { configuration in
@@ -243,6 +299,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
     @Test func unreadableStoredRowsBecomeDeadWithAReason() async throws {
         let mock = try InProcessMock()
         let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
         _ = try makeQueue(directory)
         let database = try SQLiteDatabase(path: directory.path + "/" + DeliveryQueue.fileName)
         try database.execute(
@@ -280,6 +337,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
     @Test func severalKeysRefreshAndExpiry() async throws {
         let clock = ManualClock()
         let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
         let (queue, bindings) = try store(clock, directory)
         _ = await queue.write(WebhookWrite(bindings: [write("order_number", "1043", "u-1", "r-9"), write("phone", "01012345678", "u-1", "r-9")]))
         #expect(bindings.binding(kind: "order_number", value: "1043")?.roomID == "r-9")
@@ -301,6 +359,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
     @Test func aBindCannotMoveAnotherCustomersKey() async throws {
         let clock = ManualClock()
         let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
         let (queue, bindings) = try store(clock, directory)
         #expect(await queue.write(WebhookWrite(bindings: [write("order_number", "2001", "alice", "r-a"), write("phone", "01011112222", "alice", "r-a")])) == .success(.stored))
         #expect(await queue.write(WebhookWrite(bindings: [write("order_number", "2001", "mallory", "r-m")])) == .failure(.bindingConflict(kind: "order_number")))
@@ -323,6 +382,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
     @Test func theFirstBoundKeyWins() async throws {
         let clock = ManualClock()
         let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
         let (queue, bindings) = try store(clock, directory)
         _ = await queue.write(WebhookWrite(bindings: [write("order_number", "7", "u-order", "r-order"), write("phone", "01099998888", "u-phone", "r-phone")]))
         let route = try #require(try? MappingLoader.compile(file: "t.json", bytes: Array("""

@@ -20,15 +20,21 @@ final class RelayHarness: @unchecked Sendable {
     /// Every response body read through `post`, for the leak test.
     private(set) var responses: [String] = []
 
-    /// Writes `mappings` (file name → JSON text), starts the mock with `mockArguments` and the relay with `environment`.
+    /// Writes `mappings` (file name → JSON text) and `files` (name → text, in the harness's
+    /// folder, which `{{DIR}}` in a mapping names), starts the mock with `mockArguments` and the
+    /// relay with `environment`. Everything is removed when the harness is released.
     init(
-        mappings: [String: String], environment: [String: String] = [:], mockArguments: [String] = [],
+        mappings: [String: String], files: [String: String] = [:], environment: [String: String] = [:], mockArguments: [String] = [],
         relayArguments: [String] = [], withToken: Bool = true
     ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("mappings"), withIntermediateDirectories: true)
+        for (name, text) in files {
+            try text.write(to: directory.appendingPathComponent(name), atomically: false, encoding: .utf8)
+        }
         for (name, text) in mappings {
-            try text.write(to: directory.appendingPathComponent("mappings/\(name)"), atomically: true, encoding: .utf8)
+            try text.replacingOccurrences(of: "{{DIR}}", with: directory.path)
+                .write(to: directory.appendingPathComponent("mappings/\(name)"), atomically: false, encoding: .utf8)
         }
         recordPath = directory.appendingPathComponent("calls.jsonl").path
         self.mockArguments = mockArguments
@@ -53,10 +59,13 @@ final class RelayHarness: @unchecked Sendable {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    /// Stops the relay (SIGTERM, or SIGKILL to simulate a crash) and starts it again on the same data directory.
-    func restartRelay(signal: Int32 = SIGTERM) throws {
-        _ = try relay.stop(signal: signal)
-        relay = try RelayProcess(relayCommand, environment: relayEnvironment)
+    /// Stops the relay (SIGTERM, or SIGKILL to simulate a crash) and starts it again on the same
+    /// data directory, with its first environment or that one changed by `environment`.
+    func restartRelay(signal: Int32 = SIGTERM, environment changes: [String: String?] = [:]) throws {
+        if relay.process.isRunning { _ = try relay.stop(signal: signal) }
+        var environment = relayEnvironment
+        for (name, value) in changes { environment[name] = value }
+        relay = try RelayProcess(relayCommand, environment: environment)
         relayPort = try relay.waitForPort()
     }
 

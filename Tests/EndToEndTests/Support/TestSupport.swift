@@ -47,3 +47,15 @@ final class Box<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
 }
+
+/// A folder under the temporary directory (created), removed with everything in it when released.
+final class TemporaryFolder: @unchecked Sendable {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-e2e-\(UUID().uuidString)")
+    var path: String { url.path }
+
+    init() {
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
