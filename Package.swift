@@ -13,16 +13,20 @@ let package = Package(
         .target(name: "CTLS", dependencies: ["COpenSSL"]),
         .target(name: "RelayHTTP", dependencies: ["CSystem"]),
         .target(name: "RelayMapping"),
-        .target(name: "RelayCore", dependencies: ["RelayHTTP", "RelayMapping", "COpenSSL", "CTLS", "CSQLite"]),
-        .executableTarget(name: "happyrelay", dependencies: ["RelayCore", "RelayHTTP", "RelayMapping"]),
+        .target(name: "RelayCrypto", dependencies: ["CTLS"]),
+        .target(name: "RelayStore", dependencies: ["RelayMapping", "RelayCrypto", "CSQLite"]),
+        .target(name: "RelayCore", dependencies: ["RelayHTTP", "RelayMapping", "RelayCrypto", "RelayStore", "COpenSSL", "CTLS"]),
+        .target(name: "RelayCLI", dependencies: ["RelayCore", "RelayHTTP", "RelayMapping", "RelayStore", "RelayCrypto"]),
+        .executableTarget(name: "happyrelay", dependencies: ["RelayCLI"]),
         .executableTarget(
             name: "happyrelay-http-bench", dependencies: ["RelayHTTP"], path: "Benchmarks/HTTPBenchServer"),
         .executableTarget(
             name: "happyrelay-mapping-bench", dependencies: ["RelayMapping"], path: "Benchmarks/MappingBench"),
         .testTarget(name: "RelayHTTPTests", dependencies: ["RelayHTTP"]),
         .testTarget(name: "RelayMappingTests", dependencies: ["RelayMapping"], exclude: ["Fixtures"]),
-        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP", "RelayMapping", "RelayCore", "COpenSSL", "happyrelay"], exclude: ["Fixtures"]),
+        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayStore", "RelayCrypto"]),
+        .testTarget(name: "RelayCLITests", dependencies: ["RelayCLI", "RelayCore"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP", "RelayMapping", "RelayCore", "RelayStore", "RelayCrypto", "RelayCLI", "COpenSSL", "happyrelay"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

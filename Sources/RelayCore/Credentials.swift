@@ -10,12 +10,15 @@ import Glibc
 /// `HAPPYTALK_TOKEN_<NAME>_FILE` for named ones. Its description lists names, never tokens.
 package struct Credentials: Sendable, CustomStringConvertible {
     private let tokens: [String: String]
+    /// `{"token":"…"` per credential, made once: the start of every body sent with it.
+    private let prefixes: [String: [UInt8]]
 
     /// The key of the default credential.
     static let defaultName = ""
 
     package init(tokens: [String: String]) {
         self.tokens = tokens
+        prefixes = tokens.mapValues(HappyTalkUpstream.tokenPrefix)
     }
 
     /// Reads every credential; an unreadable or empty token file is an error.
@@ -54,6 +57,9 @@ package struct Credentials: Sendable, CustomStringConvertible {
 
     /// The token a route's `credential` selects (nil: the default).
     package func token(named name: String?) -> String? { tokens[name?.uppercased() ?? Self.defaultName] }
+
+    /// The body prefix of a stored delivery's credential name ("" for the default).
+    package func tokenPrefix(storedName name: String) -> [UInt8]? { prefixes[name.uppercased()] }
 
     /// The environment variable that holds a credential, for messages.
     package static func variable(for name: String?) -> String {

@@ -1,29 +1,5 @@
+import RelayStore
 import Synchronization
-
-/// A route's dedupe key reduced to 16 bytes of SHA-256(route NUL key): fixed size whatever a
-/// sender puts in the header, so neither memory nor the database grows with its length.
-package struct DedupeDigest: Hashable, Sendable {
-    let high: UInt64
-    let low: UInt64
-
-    package init(route: String, key: String) {
-        let digest = SHA256.hash(Array(route.utf8) + [0] + Array(key.utf8))
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        for index in 0..<8 {
-            high = high << 8 | UInt64(digest[index])
-            low = low << 8 | UInt64(digest[index + 8])
-        }
-        self.high = high
-        self.low = low
-    }
-
-    /// The 16 bytes, as stored.
-    package var bytes: [UInt8] {
-        (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64($0))) }
-            + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * UInt64($0))) }
-    }
-}
 
 /// Dedupe keys seen recently, in memory: a bounded cache in front of the database, which holds
 /// every key for its whole window. A key is reserved when its webhook is checked, so that the

@@ -61,6 +61,7 @@ package final class HappyTalkUpstream: Sendable {
     package let endpoint: HTTPEndpoint
     private let target: String
     private let client: HTTPClient
+    private let headers: HTTPHeaders
 
     /// An upstream at `baseURL` (`https://customer.happytalk.io` in production).
     package init(baseURL: String, client: HTTPClient) throws(SettingsError) {
@@ -70,35 +71,66 @@ package final class HappyTalkUpstream: Sendable {
         self.endpoint = endpoint
         target = basePath + Self.path
         self.client = client
-    }
-
-    /// Sends one call with `token`, waiting at most `timeout`.
-    package func send(_ call: MappedCall, token: String, timeout: Duration) async -> UpstreamResult {
-        await sendReportingRetryAfter(call, token: token, timeout: timeout).result
-    }
-
-    /// Sends one call; also returns the answer's `Retry-After` (RFC 9110 §10.2.3, delay in
-    /// seconds) when HappyTalk gave one with a 429 or 503.
-    package func sendReportingRetryAfter(_ call: MappedCall, token: String, timeout: Duration) async
-        -> (result: UpstreamResult, retryAfter: Duration?)
-    {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "application/json; charset=utf-8")
         headers.add(name: "accept", value: "application/json")
         headers.add(name: "user-agent", value: "happyrelay")
-        let request = HTTPClientRequest(method: .post, endpoint: endpoint, target: target, headers: headers, body: call.body(token: token))
-        do {
-            let response = try await client.execute(request, timeout: timeout)
-            var retryAfter: Duration?
-            if response.status == 429 || response.status == 503, let value = response.headers["retry-after"] {
-                retryAfter = Self.retryAfter(value)
+        self.headers = headers
+    }
+
+    /// Sends a body (token included) on `loop`, which must be the calling thread's; `completion`
+    /// runs there with HappyTalk's verdict and, with a 429 or 503, its `Retry-After`
+    /// (RFC 9110 §10.2.3, delay in seconds).
+    package func send(
+        body: [UInt8], on loop: EventLoop, timeout: Duration, completion: @escaping (UpstreamResult, Duration?) -> Void
+    ) {
+        let request = HTTPClientRequest(method: .post, endpoint: endpoint, target: target, headers: headers, body: body)
+        client.execute(request, on: loop, deadline: monotonicNanoseconds() + timeout.nanoseconds) { result in
+            switch result {
+            case .success(let response):
+                var retryAfter: Duration?
+                if response.status == 429 || response.status == 503, let value = response.headers["retry-after"] {
+                    retryAfter = Self.retryAfter(value)
+                }
+                completion(UpstreamResult.classify(status: response.status, body: response.body), retryAfter)
+            case .failure(.timedOut):
+                completion(.timedOut, nil)
+            case .failure(let error):
+                completion(.transient(error.description), nil)
             }
-            return (UpstreamResult.classify(status: response.status, body: response.body), retryAfter)
-        } catch .timedOut {
-            return (.timedOut, nil)
-        } catch {
-            return (.transient(error.description), nil)
         }
+    }
+
+    /// Sends one call with `token` from any thread, waiting at most `timeout`.
+    package func send(_ call: MappedCall, token: String, timeout: Duration) async -> UpstreamResult {
+        let loop = client.group.next()
+        let body = call.body(token: token)
+        return await withCheckedContinuation { continuation in
+            loop.execute { [self] in
+                send(body: body, on: loop, timeout: timeout) { result, _ in continuation.resume(returning: result) }
+            }
+        }
+    }
+
+    /// The body of a stored call (its JSON object without `token`) with the token put first,
+    /// as `MappedCall.body(token:)` writes it; `prefix` is `TokenPrefix` of the token.
+    package static func body(storedCall call: [UInt8], prefix: [UInt8]) -> [UInt8] {
+        var body = prefix
+        body.reserveCapacity(prefix.count + call.count)
+        if call.count > 2 {
+            body.append(UInt8(ascii: ","))
+            body.append(contentsOf: call[1...])
+        } else {
+            body.append(UInt8(ascii: "}"))
+        }
+        return body
+    }
+
+    /// `{"token":"…"` for a token: the start of every body sent with it.
+    package static func tokenPrefix(_ token: String) -> [UInt8] {
+        var prefix: [UInt8] = Array(#"{"token":"#.utf8)
+        JSONSerializer.writeString(token, to: &prefix)
+        return prefix
     }
 
     /// The longest `Retry-After` taken from an answer; the retry policy's own cap applies too.

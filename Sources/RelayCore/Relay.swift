@@ -1,26 +1,22 @@
 import Foundation
 import RelayHTTP
 import RelayMapping
-import Synchronization
+import RelayStore
 
-/// The webhook pipeline: ingress → allow_ips → verify → parse → dedupe → map → validate →
-/// deliver. Each compiled route is served at its path; answers follow interface.md.
+/// The webhook executor: serves each route at its path, runs the pipeline's decisions and
+/// carries out their effects — the dedupe reservation, the store writer, HappyTalk — then
+/// answers through `WebhookAnswers`, with one log line and the route's metrics per webhook.
+///
+/// A webhook stays on the event loop that read it: a sync route's call to HappyTalk is made
+/// from that loop's connection pool, and a stored webhook is answered on it. Routes that read
+/// the database (`resolve`, a sync route's stored dedupe keys) decide on a lookup thread and
+/// come back to the loop.
 package final class Relay: Sendable {
-    /// A route ready to serve: its mapping, its verifier (nil when served unverified in a
-    /// dry run), and the token it sends with (nil in a dry run).
-    struct ServedRoute: Sendable {
-        let route: MappingRoute
-        let verifier: WebhookVerifier?
-        let token: String?
-        let metrics: RouteMetrics
-    }
-
     private let served: [ServedRoute]
     private let upstream: HappyTalkUpstream?
-    private let queue: DeliveryQueue?
-    /// Where rules that `resolve` look bindings up, and sync routes their dedupe keys (nil:
-    /// nothing is bound and keys live in memory only, as in a dry run).
-    private let lookups: SQLiteBindings?
+    private let store: StoreWriter?
+    private let lookups: (any StoreLookups)?
+    private let workers: BlockingWorkers?
     private let logger: Logger
     private let metrics: RelayMetrics
     private let dedupe = DedupeWindow()
@@ -34,10 +30,10 @@ package final class Relay: Sendable {
 
     /// Prepares routes: resolves secrets and tokens, failing closed with every problem as
     /// `FILE: POINTER: message` unless in a dry run, where unverifiable routes are served
-    /// unverified (and named in the log).
+    /// unverified (and named in the log). Without `store`, nothing is stored (a dry run).
     package init(
-        routes: [MappingRoute], credentials: Credentials, upstream: HappyTalkUpstream?, queue: DeliveryQueue? = nil,
-        lookups: SQLiteBindings? = nil, dryRun: Bool, environment: [String: String], logger: Logger,
+        routes: [MappingRoute], credentials: Credentials, upstream: HappyTalkUpstream?, store: StoreWriter? = nil,
+        lookups: (any StoreLookups)? = nil, dryRun: Bool, environment: [String: String], logger: Logger,
         metrics: RelayMetrics = RelayMetrics(), clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970 * 1000) }
     ) throws(MappingDiagnostics) {
         let isDryRun = dryRun || credentials.isEmpty
@@ -82,8 +78,9 @@ package final class Relay: Sendable {
         self.served = served
         self.unverifiedRoutes = unverified
         self.upstream = upstream
-        self.queue = queue
-        self.lookups = lookups
+        self.store = isDryRun ? nil : store
+        self.lookups = isDryRun ? nil : lookups
+        workers = isDryRun || lookups == nil ? nil : BlockingWorkers()
         self.logger = logger
         self.metrics = metrics
         self.isDryRun = isDryRun
@@ -97,337 +94,240 @@ package final class Relay: Sendable {
         }
     }
 
-    // MARK: The pipeline
+    /// Ends the lookup threads.
+    package func shutdown() {
+        workers?.shutdown()
+    }
 
-    /// Answers a webhook: logs, counts and sends the answer.
-    typealias Finish = @Sendable (HTTPResponse, WebhookOutcome, String) -> Void
+    // MARK: The executor
+
+    /// One webhook on its way: what its answer, its effects and its log line need.
+    struct Exchange: Sendable {
+        let route: ServedRoute
+        let request: HTTPRequest
+        let requestID: String
+        let loop: EventLoop
+        let finish: @Sendable (WebhookResult, String) -> Void
+    }
 
     func handle(_ request: HTTPRequest, route served: ServedRoute, responder: HTTPResponder) {
         let started = ContinuousClock.now
         let requestID = Self.makeID()
-        let route = served.route
-        let finish: Finish = { [logger, metrics = served.metrics] response, outcome, rule in
-            defer { responder.respond(response) }
+        let path = served.route.path
+        var isVerified = true
+        let answer: @Sendable (WebhookResult, String, Bool) -> Void = { [logger, metrics = served.metrics] result, rule, isVerified in
+            let response = WebhookAnswers.response(for: result, isVerified: isVerified)
+            responder.respond(response)
             let elapsed = ContinuousClock.now - started
-            metrics.answered(outcome, after: elapsed)
+            metrics.answered(result.outcome, after: elapsed)
             // The line costs a formatted duration: build it only when it will be written.
             guard logger.level <= .info else { return }
             let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
             logger.info(
                 "webhook",
                 [
-                    "route": route.path, "rule": rule, "outcome": outcome.rawValue, "status": String(response.status.code),
+                    "route": path, "rule": rule, "outcome": result.outcome.rawValue, "status": String(response.status.code),
                     "duration_ms": String(format: "%.2f", milliseconds), "request_id": requestID,
                 ])
         }
-        if !route.verify.allowIPs.isEmpty && !route.verify.allowIPs.contains(where: { $0.contains(request.remoteAddress) }) {
-            finish(HTTPErrorBody.response(.forbidden, error: "forbidden", message: "this address may not call the route"), .rejected, "")
-            return
-        }
-        let headers = request.headers.fields
-        let query = FormBody.pairs(Array(request.head.query.utf8))
         let now = clock()
-        let verified: Bool
-        if let verifier = served.verifier {
-            switch verifier.verify(body: request.body, headers: headers, query: query, now: now / 1000) {
-            case .verified:
-                verified = true
-            case .ping:
-                finish(Self.json(.ok, [("result", "ignored"), ("reason", "ping")]), .ignored, "")
-                return
-            case .rejected(let reason):
-                served.metrics.verificationFailures.increment()
-                logger.warning("verification failed", ["route": route.path, "scheme": route.verify.scheme.rawValue, "reason": reason, "request_id": requestID])
-                finish(HTTPErrorBody.response(.unauthorized, error: "invalid_signature", message: reason), .rejected, "")
-                return
-            }
-        } else {
-            verified = false
-        }
-        let body: JSONValue
-        switch RequestBody.decode(request.body, contentType: request.headers["content-type"], acceptsForm: route.acceptsForm, keeping: route.bodyProjection) {
-        case .success(let value): body = value
-        case .failure(.invalidJSON(let detail)):
-            finish(HTTPErrorBody.response(.badRequest, error: "invalid_json", message: "body is not valid JSON: \(detail)"), .rejected, "")
+        let webhook: AdmittedWebhook
+        switch WebhookPipeline.admit(request, route: served, requestID: requestID, now: now) {
+        case .success(let admitted):
+            webhook = admitted
+            isVerified = admitted.isVerified
+        case .failure(.verification(let reason)):
+            served.metrics.verificationFailures.increment()
+            logger.warning("verification failed", ["route": path, "scheme": served.route.verify.scheme.rawValue, "reason": reason, "request_id": requestID])
+            answer(.rejected(Rejection(.unauthorized, error: "invalid_signature", message: reason)), "", true)
             return
-        case .failure(let problem):
-            finish(HTTPErrorBody.response(.unsupportedMediaType, error: "unsupported_media_type", message: problem.message), .rejected, "")
+        case .failure(.answer(let result)):
+            answer(result, "", true)
             return
         }
-        let document = RequestDocument.make(
-            body: body, headers: headers, query: query, route: route.path, receivedAt: RequestBody.timestamp(Date()), requestID: requestID)
-        // A dedupe key is reserved now, so that the same event arriving twice at once is handled
-        // once; it is marked handled when its webhook is, and released when it is not.
-        var key: DedupeRecord?
-        if let dedupeSpec = route.dedupe, let text = dedupeSpec.key.evaluate(in: document) {
+        let verified = isVerified
+        // A dedupe key is reserved now, so that the same event arriving twice at once is
+        // handled once; it is marked handled when its webhook is, and released when it is not.
+        var reserved: DedupeRecord?
+        if let text = webhook.dedupeKey, let window = served.route.dedupe?.window {
             let record = DedupeRecord(
-                digest: DedupeDigest(route: route.path, key: text), firstID: requestID,
-                expiresAt: RetryPolicy.adding(now, RetryPolicy.milliseconds(dedupeSpec.window)))
+                digest: DedupeDigest(route: path, key: text), firstID: requestID, expiresAt: now.addingSaturating(window.wholeMilliseconds))
             switch dedupe.check(record.digest, id: requestID, expiresAt: record.expiresAt, now: now) {
             case .duplicate(let first):
-                finish(Self.json(.ok, [("result", "duplicate"), ("id", first)]), .duplicate, "")
+                answer(.duplicate(firstID: first), "", verified)
                 return
             case .inFlight:
-                // Not `duplicate`: the first may still fail, and then this event must be sent again.
-                var response = HTTPErrorBody.response(
-                    .conflict, error: "in_progress", message: "the same event is being handled now; retry shortly")
-                response.headers.add(name: "retry-after", value: "1")
-                finish(response, .duplicate, "")
+                answer(.inProgress, "", verified)
                 return
             case .reserved:
-                // Async routes meet stored keys in their write; a sync route asks before it sends.
-                if route.delivery == .sync, let first = lookups?.firstID(for: record.digest) {
-                    dedupe.markHandled(record.digest, id: first, expiresAt: record.expiresAt)
-                    finish(Self.json(.ok, [("result", "duplicate"), ("id", first)]), .duplicate, "")
-                    return
+                reserved = record
+            }
+        }
+        let key = reserved
+        let exchange = Exchange(route: served, request: request, requestID: requestID, loop: responder.loop) { [dedupe] result, rule in
+            if let key {
+                switch result {
+                case .accepted, .delivered, .dryRun, .bound: dedupe.markHandled(key.digest, id: requestID, expiresAt: key.expiresAt)
+                case .duplicate(let first): dedupe.markHandled(key.digest, id: first, expiresAt: key.expiresAt)
+                default: dedupe.release(key.digest, id: requestID)
                 }
             }
-            key = record
+            answer(result, rule, verified)
         }
-        let context = WebhookContext(relay: self, route: served, request: request, query: query, requestID: requestID, key: key, finish: finish)
-        let extra: [(String, String)] = verified ? [] : [("verified", "false")]
-        switch route.apply(to: document, bindings: lookups ?? NoBindings()) {
-        case .ignored(let reason):
-            context.release()
-            finish(Self.json(.ok, [("result", "ignored"), ("reason", reason)], extra: extra), .ignored, "")
-        case .bound(let writes):
-            guard !isDryRun, let queue else {
-                // Nothing is stored in a dry run.
-                context.release()
-                finish(Self.json(.ok, [("result", "bound")], extra: [("dry_run", "true")] + extra), .bound, "")
-                return
-            }
-            queue.write(WebhookWrite(dedupe: key, bindings: writes)) { result in
-                context.answerStored(result, rule: "", outcome: .bound) { Self.json(.ok, [("result", "bound")], extra: extra) }
-            }
-        case .failed(let failure):
-            context.release()
-            metrics.mappingFailed(route: route.path, field: failure.field)
-            logger.warning("mapping failed", ["route": route.path, "rule": failure.rule, "field": failure.field, "request_id": requestID])
-            if route.delivery == .async, !isDryRun, let queue {
-                // Kept as a dead delivery with the raw request, so a fixed mapping can replay it;
-                // answered 2xx because resending cannot fix a mapping.
-                let dead = NewDelivery(
-                    id: requestID, route: route.path, credential: route.credential ?? "", roomID: "", call: "{}",
-                    request: Self.replayRecord(request, query: query, route: route), deadReason: "mapping failed: \(failure)")
-                queue.write(WebhookWrite(deliveries: [dead])) { result in
-                    switch result {
-                    case .success:
-                        finish(
-                            Self.json(.accepted, [("result", "fail"), ("error", "mapping_failed"), ("message", failure.description), ("id", requestID)]),
-                            .failed, failure.rule)
-                    case .failure(let error):
-                        finish(Self.storeErrorAnswer(error), .failed, failure.rule)
+        // The database is read off the loop: bindings for rules that resolve, and on a sync
+        // route the dedupe keys a restart left (an async route meets them in its write).
+        let checksStoredKey = key != nil && served.route.delivery == .sync
+        if let workers, let lookups, served.route.resolvesBindings || checksStoredKey {
+            let route = served.route
+            workers.submit { [self] in
+                let stored = checksStoredKey ? key.flatMap { lookups.firstID(for: $0.digest) } : nil
+                let decision = stored == nil ? WebhookPipeline.decide(webhook, route: route, isDryRun: isDryRun, bindings: lookups) : nil
+                exchange.loop.execute { [self] in
+                    if let stored {
+                        exchange.finish(.duplicate(firstID: stored), "")
+                    } else if let decision {
+                        carryOut(decision, exchange: exchange, key: key)
                     }
                 }
-                return
-            }
-            finish(HTTPErrorBody.response(.unprocessableContent, error: "mapping_failed", message: failure.description), .failed, failure.rule)
-        case .calls(let calls, let binds):
-            deliver(calls, binds: binds, context: context, extra: extra)
-        }
-    }
-
-    /// One webhook on its way through the pipeline: what its answer needs, and its dedupe key.
-    struct WebhookContext: Sendable {
-        let relay: Relay
-        let route: ServedRoute
-        let request: HTTPRequest
-        let query: [(name: String, value: String)]
-        let requestID: String
-        let key: DedupeRecord?
-        let finish: Finish
-
-        /// The key's webhook was not handled: a retry by the sender will be.
-        func release() {
-            if let key { relay.dedupe.release(key.digest, id: requestID) }
-        }
-
-        /// The key's webhook was handled (by `id`, the first to have the key).
-        func markHandled(firstID: String? = nil) {
-            if let key { relay.dedupe.markHandled(key.digest, id: firstID ?? requestID, expiresAt: key.expiresAt) }
-        }
-
-        /// Answers a committed (or refused) write: `success()` when stored, `duplicate` when the
-        /// store already had the key, the store's error otherwise.
-        func answerStored(
-            _ result: Result<StoreOutcome, StoreError>, rule: String, outcome: WebhookOutcome, success: () -> HTTPResponse
-        ) {
-            switch result {
-            case .success(.stored):
-                markHandled()
-                finish(success(), outcome, rule)
-            case .success(.duplicate(let first)):
-                markHandled(firstID: first)
-                finish(Relay.json(.ok, [("result", "duplicate"), ("id", first)]), .duplicate, rule)
-            case .failure(let error):
-                release()
-                if case .bindingConflict(let kind) = error {
-                    relay.logger.warning(
-                        "binding refused: the key is bound to another chat", ["route": route.route.path, "kind": kind, "request_id": requestID])
-                }
-                finish(Relay.storeErrorAnswer(error), .failed, rule)
-            }
-        }
-    }
-
-    /// The answer for a write the store refused.
-    static func storeErrorAnswer(_ error: StoreError) -> HTTPResponse {
-        switch error {
-        case .bindingConflict:
-            return HTTPErrorBody.response(.conflict, error: "binding_conflict", message: error.description)
-        case .full, .unavailable, .stopping:
-            var response = HTTPErrorBody.response(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later")
-            response.headers.add(name: "retry-after", value: "5")
-            return response
-        }
-    }
-
-    /// Sends the calls (sync), queues them (async), or logs them (dry run), then answers.
-    private func deliver(_ calls: [MappedCall], binds: [BindingWrite], context: WebhookContext, extra: [(String, String)]) {
-        let route = context.route.route
-        let finish = context.finish
-        let requestID = context.requestID
-        let rules = calls.map(\.rule).joined(separator: ",")
-        if isDryRun {
-            for call in calls {
-                logger.info("dry run: would send", ["route": route.path, "rule": call.rule, "call": String(decoding: call.body(token: "***"), as: UTF8.self), "request_id": requestID])
-            }
-            context.markHandled()
-            if route.delivery == .sync {
-                finish(Self.json(.ok, [("result", "success")], extra: [("dry_run", "true")] + extra), .accepted, rules)
-            } else {
-                finish(Self.json(.accepted, [("result", "accepted"), ("id", requestID)], extra: [("dry_run", "true")] + extra), .accepted, rules)
             }
             return
         }
-        if route.delivery == .async {
-            guard let queue else {
-                context.release()
-                finish(Self.storeErrorAnswer(.unavailable("the queue is not available")), .failed, rules)
-                return
+        carryOut(WebhookPipeline.decide(webhook, route: served.route, isDryRun: isDryRun, bindings: NoBindings()), exchange: exchange, key: key)
+    }
+
+    /// Performs a decision's effects on the exchange's loop, then answers.
+    private func carryOut(_ decision: WebhookDecision, exchange: Exchange, key: DedupeRecord?) {
+        let route = exchange.route.route
+        switch decision {
+        case .finished(let result):
+            if case .mappingFailed(let failure, _) = result { noteMappingFailure(failure, exchange: exchange) }
+            exchange.finish(result, "")
+        case .dryRun(let calls):
+            for call in calls {
+                logger.info(
+                    "dry run: would send",
+                    ["route": route.path, "rule": call.rule, "call": String(decoding: call.body(token: "***"), as: UTF8.self), "request_id": exchange.requestID])
             }
-            let record = Self.replayRecord(context.request, query: context.query, route: route)
+            exchange.finish(.dryRun(isSync: route.delivery == .sync, id: exchange.requestID), calls.map(\.rule).joined(separator: ","))
+        case .bind(let writes):
+            submit(WebhookWrite(dedupe: key, bindings: writes), exchange: exchange, rule: "") { .bound(isDryRun: false) }
+        case .deadLetter(let failure):
+            noteMappingFailure(failure, exchange: exchange)
+            // Kept as a dead delivery with the raw request, so that a fixed mapping can replay it.
+            let dead = NewDelivery(
+                id: exchange.requestID, route: route.path, room: RoomKey(credential: route.credential ?? "", roomID: ""), call: Array("{}".utf8),
+                request: Self.replayRecord(exchange.request, route: route), body: exchange.request.body,
+                deadReason: "mapping failed: \(failure)")
+            submit(WebhookWrite(deliveries: [dead]), exchange: exchange, rule: failure.rule) {
+                .mappingFailed(failure, deadLetterID: exchange.requestID)
+            }
+        case .enqueue(let calls, let binds):
+            let record = Self.replayRecord(exchange.request, route: route)
             let deliveries = calls.enumerated().map { index, call in
                 NewDelivery(
-                    id: index == 0 ? requestID : "\(requestID)-\(index)", route: route.path, credential: route.credential ?? "",
-                    roomID: call["room_id"] ?? "", call: Self.fieldsObject(call), request: record, deadReason: nil)
+                    id: index == 0 ? exchange.requestID : "\(exchange.requestID)-\(index)", route: route.path,
+                    room: RoomKey(credential: route.credential ?? "", roomID: call["room_id"] ?? ""), call: call.storedForm(), request: record,
+                    body: exchange.request.body)
             }
             // The deliveries, their bindings and the dedupe key: one write, stored before the 202.
-            queue.write(WebhookWrite(deliveries: deliveries, dedupe: context.key, bindings: binds)) { result in
-                context.answerStored(result, rule: rules, outcome: .accepted) {
-                    Self.json(.accepted, [("result", "accepted"), ("id", requestID)])
-                }
+            submit(WebhookWrite(deliveries: deliveries, dedupe: key, bindings: binds), exchange: exchange, rule: calls.map(\.rule).joined(separator: ",")) {
+                .accepted(id: exchange.requestID)
             }
-            return
-        }
-        guard !binds.isEmpty, let queue else {
-            send(calls, context: context, rules: rules)
-            return
-        }
-        // Bindings are stored (durably) before the call is made.
-        queue.write(WebhookWrite(bindings: binds)) { [self] result in
-            switch result {
-            case .success: send(calls, context: context, rules: rules)
-            case .failure: context.answerStored(result, rule: rules, outcome: .failed) { HTTPResponse() }
+        case .send(let calls, let binds):
+            let rules = calls.map(\.rule).joined(separator: ",")
+            guard !binds.isEmpty, let store else {
+                send(calls[...], exchange: exchange, rules: rules, key: key)
+                return
+            }
+            // Bindings are stored (durably) before the call is made.
+            store.submit(WebhookWrite(bindings: binds), on: exchange.loop) { [self] result in
+                switch result {
+                case .success: send(calls[...], exchange: exchange, rules: rules, key: key)
+                case .failure(let error): exchange.finish(.storeRefused(error), rules)
+                }
             }
         }
     }
 
-    /// A sync route's calls, one after the other, answered with HappyTalk's verdict.
-    private func send(_ calls: [MappedCall], context: WebhookContext, rules: String) {
-        let route = context.route.route
-        guard let upstream, let token = context.route.token else {
-            context.release()
-            context.finish(Self.storeErrorAnswer(.unavailable("no upstream is configured")), .failed, rules)
+    /// Stores a write, then answers `success()`, `duplicate` (the store knew the key), or the
+    /// store's refusal.
+    private func submit(_ write: WebhookWrite, exchange: Exchange, rule: String, success: @escaping @Sendable () -> WebhookResult) {
+        guard let store else {
+            exchange.finish(.storeRefused(.unavailable("the queue is not available")), rule)
             return
         }
-        let timeout = route.timeout
-        let logger = logger
-        let metrics = metrics
-        let queue = queue
-        Task {
-            var answer = Self.json(.ok, [("result", "success")])
-            var outcome = WebhookOutcome.accepted
-            for call in calls {
-                let sent = ContinuousClock.now
-                let result = await upstream.send(call, token: token, timeout: timeout)
-                if result == .success {
-                    metrics.delivery(sync: true, .delivered, result: result, latency: ContinuousClock.now - sent)
-                    continue
+        store.submit(write, on: exchange.loop) { [logger] result in
+            switch result {
+            case .success(.stored):
+                exchange.finish(success(), rule)
+            case .success(.duplicate(let first)):
+                exchange.finish(.duplicate(firstID: first), rule)
+            case .failure(let error):
+                if case .bindingConflict(let kind) = error {
+                    logger.warning(
+                        "binding refused: the key is bound to another chat", ["route": exchange.route.route.path, "kind": kind, "request_id": exchange.requestID])
                 }
+                exchange.finish(.storeRefused(error), rule)
+            }
+        }
+    }
+
+    /// A sync route's calls, one after the other on the exchange's loop, answered with
+    /// HappyTalk's verdict on the first that fails, or success.
+    private func send(_ calls: ArraySlice<MappedCall>, exchange: Exchange, rules: String, key: DedupeRecord?) {
+        let route = exchange.route.route
+        guard let call = calls.first else {
+            // Remembered only once delivered, so that a sender's retry after a failure is sent.
+            if let key { store?.submit(WebhookWrite(dedupe: key)) { _ in } }
+            exchange.finish(.delivered, rules)
+            return
+        }
+        guard let upstream, let token = exchange.route.token else {
+            exchange.finish(.storeRefused(.unavailable("no upstream is configured")), rules)
+            return
+        }
+        let sent = ContinuousClock.now
+        upstream.send(body: call.body(token: token), on: exchange.loop, timeout: route.timeout) { [self] result, _ in
+            guard result == .success else {
                 metrics.delivery(sync: true, .failed, result: result, latency: nil)
-                outcome = .failed
-                answer = Self.answer(for: result, timeout: timeout)
                 if case .failed(let code, let message, true) = result {
-                    logger.error("HappyTalk refused the relay's credential: check the token", ["route": route.path, "code": String(code), "message": message, "request_id": context.requestID])
+                    logger.error(
+                        "HappyTalk refused the relay's credential: check the token",
+                        ["route": route.path, "code": String(code), "message": message, "request_id": exchange.requestID])
                 } else if case .transient(let reason) = result {
                     // The sender gets a stable error; what went wrong stays in the log.
-                    logger.warning("HappyTalk could not be reached", ["route": route.path, "reason": reason, "request_id": context.requestID])
+                    logger.warning("HappyTalk could not be reached", ["route": route.path, "reason": reason, "request_id": exchange.requestID])
                 }
-                break
+                exchange.finish(.upstreamFailed(result, timeout: route.timeout), rules)
+                return
             }
-            if outcome == .accepted {
-                // Remembered only once delivered, so that a sender's retry after a failure is sent.
-                context.markHandled()
-                if let key = context.key { queue?.write(WebhookWrite(dedupe: key)) { _ in } }
-            } else {
-                context.release()
-            }
-            context.finish(answer, outcome, rules)
+            metrics.delivery(sync: true, .delivered, result: result, latency: ContinuousClock.now - sent)
+            send(calls.dropFirst(), exchange: exchange, rules: rules, key: key)
         }
     }
 
-    /// A call's fields as a JSON object, without the token.
-    static func fieldsObject(_ call: MappedCall) -> String {
-        JSONSerializer.objectText(call.fields.map { (key: $0.name, value: $0.value) })
+    private func noteMappingFailure(_ failure: MappingFailure, exchange: Exchange) {
+        metrics.mappingFailed(route: exchange.route.route.path, field: failure.field)
+        logger.warning(
+            "mapping failed", ["route": exchange.route.route.path, "rule": failure.rule, "field": failure.field, "request_id": exchange.requestID])
     }
 
-    /// What replay needs of a request: the headers and query parameters its paths read
-    /// (never Authorization, a verification header or a secret query parameter) and the body.
-    static func replayRecord(_ request: HTTPRequest, query: [(name: String, value: String)], route: MappingRoute) -> String {
+    /// What replay needs of a request besides its body: the headers and query parameters its
+    /// paths read (never Authorization, a verification header or a secret query parameter).
+    static func replayRecord(_ request: HTTPRequest, route: MappingRoute) -> String {
         let secretHeader = route.verify.scheme == .header ? route.verify.header : nil
         let secretParameter = route.verify.scheme == .query ? route.verify.parameter : nil
         let headers = request.headers.fields.filter { field in
             field.name != "authorization" && field.name != secretHeader && field.name != "cookie"
                 && (route.readsHeader(field.name) || field.name == "content-type")
         }
-        let query = query.filter { $0.name != secretParameter }
+        let query = FormBody.pairs(Array(request.head.query.utf8)).filter { $0.name != secretParameter }
         var output: [UInt8] = Array(#"{"headers":"#.utf8)
         JSONSerializer.writeObject(headers.map { (key: $0.name, value: $0.value) }, to: &output)
         output += Array(#","query":"#.utf8)
         JSONSerializer.writeObject(query.map { (key: $0.name, value: $0.value) }, to: &output)
-        output += Array(#","body":"#.utf8)
-        JSONSerializer.writeString(String(decoding: request.body, as: UTF8.self), to: &output)
         output.append(UInt8(ascii: "}"))
         return String(decoding: output, as: UTF8.self)
-    }
-
-    /// The sync answer for a failed delivery.
-    static func answer(for result: UpstreamResult, timeout: Duration) -> HTTPResponse {
-        switch result {
-        case .success:
-            return json(.ok, [("result", "success")])
-        case .failed(let code, let message, _):
-            return .json(.badGateway, "{\"result\":\"fail\",\"code\":\(code),\"message\":\"\(JSONText.escaped(message))\"}")
-        case .timedOut:
-            return HTTPErrorBody.response(.gatewayTimeout, error: "upstream_timeout", message: "HappyTalk did not answer within \(timeout)")
-        case .unavailable(let status):
-            return HTTPErrorBody.response(.badGateway, error: "upstream_unavailable", message: "HappyTalk answered HTTP \(status)")
-        case .transient:
-            return HTTPErrorBody.response(.badGateway, error: "upstream_unreachable", message: "HappyTalk could not be reached")
-        }
-    }
-
-    /// A JSON object of string members, plus literal members (`true`/`false`) in `extra`.
-    static func json(_ status: HTTPStatus, _ members: [(String, String)], extra: [(String, String)] = []) -> HTTPResponse {
-        var text = "{"
-        for (index, (key, value)) in members.enumerated() {
-            if index > 0 { text += "," }
-            text += "\"\(key)\":\"\(JSONText.escaped(value))\""
-        }
-        for (key, literal) in extra { text += ",\"\(key)\":\(literal)" }
-        return .json(status, text + "}")
     }
 
     /// A random 16-hex-digit id for requests and deliveries.

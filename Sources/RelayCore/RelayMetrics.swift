@@ -1,4 +1,5 @@
 import RelayMapping
+import RelayStore
 import Synchronization
 
 /// How a webhook was answered: the `outcome` of its log line and of its metrics.
@@ -107,7 +108,7 @@ package final class RelayMetrics: Sendable {
 
     /// Read at scrape time from the queue and the upstream client.
     package struct Gauges: Sendable {
-        package var queue: DeliveryQueue.Gauges?
+        package var queue: QueueGauges?
         package var upstreamConnectionsOpened = 0
         package var upstreamRequestsReused = 0
         package var isDryRun = false

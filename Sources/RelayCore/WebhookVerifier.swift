@@ -1,4 +1,5 @@
 import Foundation
+import RelayCrypto
 import RelayMapping
 
 /// Checks that a webhook comes from who the route says (mapping.md, "Verification

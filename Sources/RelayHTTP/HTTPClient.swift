@@ -115,18 +115,20 @@ package struct HTTPClientResponse: Sendable, Equatable {
     package var body: [UInt8]
 }
 
-/// A pooled HTTP/1.1 client over the same event loops and sockets as the server: one
-/// connection per in-flight request, up to a cap per endpoint, kept alive and reused.
+/// A pooled HTTP/1.1 client on event loops: each loop has its own pool of keep-alive
+/// connections (touched only on that loop, so no lock), and a request started on a loop —
+/// the loop that is serving a webhook, say — is written, read and completed there, with no
+/// thread crossing once a connection is warm. Names are resolved off the loops.
 package final class HTTPClient: Sendable {
     package struct Configuration: Sendable {
         package var connectTimeout: Duration
         /// Default for requests that do not pass their own.
         package var requestTimeout: Duration
-        /// Open connections per endpoint; further requests wait for one.
+        /// Open connections per endpoint, over all loops; further requests wait for one.
         package var maxConnectionsPerEndpoint: Int
         /// Idle pooled connections are closed after this.
         package var idleTimeout: Duration
-        /// Loop threads for client connections.
+        /// Loop threads for a client that makes its own group (no group given).
         package var loopCount: Int
 
         package init(
@@ -142,76 +144,74 @@ package final class HTTPClient: Sendable {
     }
 
     package let configuration: Configuration
-    private let group: EventLoopGroup
-    private let pool: ConnectionPool
+    /// The loops the client runs on (the server's, when it shares them).
+    package let group: EventLoopGroup
+    private let ownsGroup: Bool
+    private let pools: [LoopBound<LoopPool>]
     private let plain: any TransportFactory
     private let tls: (any TransportFactory)?
     private let resolver = Resolver()
+    private let opened = Atomic<Int>(0)
+    private let reused = Atomic<Int>(0)
 
-    /// A client; `tls` makes the transports for `https://` endpoints (nil: https is refused).
-    package init(configuration: Configuration = Configuration(), tls: (any TransportFactory)? = nil) throws {
+    /// A client on `group`'s loops (or on loops of its own); `tls` makes the transports for
+    /// `https://` endpoints (nil: https is refused).
+    package init(configuration: Configuration = Configuration(), group: EventLoopGroup? = nil, tls: (any TransportFactory)? = nil) throws {
         self.configuration = configuration
-        group = try EventLoopGroup(count: configuration.loopCount, name: "happyrelay-client")
-        pool = ConnectionPool(maxPerEndpoint: configuration.maxConnectionsPerEndpoint)
+        if let group {
+            self.group = group
+            ownsGroup = false
+        } else {
+            self.group = try EventLoopGroup(count: configuration.loopCount, name: "happyrelay-client")
+            ownsGroup = true
+        }
+        let perLoop = max(1, (configuration.maxConnectionsPerEndpoint + self.group.loops.count - 1) / self.group.loops.count)
+        pools = self.group.loops.map { LoopBound(value: LoopPool(loop: $0, maxPerEndpoint: perLoop)) }
         plain = PlainTransportFactory()
         self.tls = tls
     }
 
     /// Connections opened so far and requests sent on a reused connection (for metrics).
     package var statistics: (opened: Int, reused: Int) {
-        (pool.opened.load(ordering: .relaxed), pool.reused.load(ordering: .relaxed))
+        (opened.load(ordering: .relaxed), reused.load(ordering: .relaxed))
     }
 
-    /// Sends a request and waits for the complete response.
-    package func execute(_ request: HTTPClientRequest, timeout: Duration? = nil) async throws(HTTPClientError)
-        -> HTTPClientResponse
-    {
+    /// Sends a request from any thread and waits for the complete response.
+    package func execute(_ request: HTTPClientRequest, timeout: Duration? = nil) async throws(HTTPClientError) -> HTTPClientResponse {
+        let loop = group.next()
         let deadline = monotonicNanoseconds() + (timeout ?? configuration.requestTimeout).nanoseconds
-        let factory = try transportFactory(for: request.endpoint)
-        var wire: [UInt8] = []
-        Self.serialize(request, into: &wire)
-        let wireBytes = wire
-        // A pooled connection may have been closed by the server just as it was taken; such a
-        // request never reached the server, so it is sent once more on a fresh connection.
-        var mayRetry = true
-        while true {
-            let connection: ClientConnection
-            let isReused: Bool
-            switch await pool.acquire(request.endpoint, deadline: deadline) {
-            case .failure(let error): throw error
-            case .success(.some(let pooled)):
-                connection = pooled
-                isReused = true
-            case .success(.none):
-                do throws(HTTPClientError) {
-                    connection = try await connect(to: request.endpoint, factory: factory, deadline: deadline)
-                    isReused = false
-                } catch {
-                    pool.release(request.endpoint, connection: nil)
-                    throw error
-                }
-            }
-            let result: Result<HTTPResponseParser.Response, HTTPClientError> = await withCheckedContinuation {
-                continuation in
-                connection.loop.execute {
-                    connection.send(
-                        wireBytes, isHead: request.method == .head, deadline: deadline,
-                        completion: { continuation.resume(returning: $0) })
-                }
-            }
-            switch result {
-            case .success(let response):
-                pool.release(request.endpoint, connection: response.keepAlive ? connection : nil)
-                return HTTPClientResponse(status: response.status, headers: response.headers, body: response.body)
-            case .failure(let error):
-                pool.release(request.endpoint, connection: nil)
-                if isReused && mayRetry && error == .connectionClosed(ClientConnection.closedBeforeUse) {
-                    mayRetry = false
-                    continue
-                }
-                throw error
+        let box = LoopBound(value: request)
+        let result: Result<HTTPClientResponse, HTTPClientError> = await withCheckedContinuation { continuation in
+            loop.execute { [self] in
+                execute(box.value, on: loop, deadline: deadline) { continuation.resume(returning: $0) }
             }
         }
+        return try result.get()
+    }
+
+    /// Sends a request on `loop`, which must be the calling thread's; `completion` runs on it.
+    package func execute(
+        _ request: HTTPClientRequest, on loop: EventLoop, deadline: UInt64,
+        completion: @escaping (Result<HTTPClientResponse, HTTPClientError>) -> Void
+    ) {
+        let factory: any TransportFactory
+        do {
+            factory = try transportFactory(for: request.endpoint)
+        } catch {
+            completion(.failure(error))
+            return
+        }
+        var wire: [UInt8] = []
+        Self.serialize(request, into: &wire)
+        let exchange = Exchange(
+            endpoint: request.endpoint, wire: wire, isHead: request.method == .head, deadline: deadline, factory: factory,
+            completion: completion)
+        pool(of: loop).acquire(exchange, client: self)
+    }
+
+    private func pool(of loop: EventLoop) -> LoopPool {
+        let index = group.loops.firstIndex { $0 === loop } ?? 0
+        return pools[index].value
     }
 
     /// Plain TCP, or TLS for an `https` endpoint.
@@ -221,77 +221,167 @@ package final class HTTPClient: Sendable {
         return tls
     }
 
-    /// Connects to the first address of the endpoint that answers, trying each in turn.
-    private func connect(to endpoint: HTTPEndpoint, factory: any TransportFactory, deadline: UInt64) async throws(HTTPClientError)
-        -> ClientConnection
-    {
-        let addresses: [SocketAddress]
-        do {
-            addresses = try await resolver.resolve(HostAndPort(host: endpoint.host, port: endpoint.port))
-        } catch {
-            throw .connectFailed("\(endpoint.host): cannot resolve")
+    /// One request on its way: what to write, until when, and whom to tell.
+    final class Exchange {
+        let endpoint: HTTPEndpoint
+        let wire: [UInt8]
+        let isHead: Bool
+        let deadline: UInt64
+        let factory: any TransportFactory
+        let completion: (Result<HTTPClientResponse, HTTPClientError>) -> Void
+        /// A pooled connection may have been closed by the server just as it was taken; such a
+        /// request never reached the server, so it is sent once more on a fresh connection.
+        var mayRetry = true
+
+        init(
+            endpoint: HTTPEndpoint, wire: [UInt8], isHead: Bool, deadline: UInt64, factory: any TransportFactory,
+            completion: @escaping (Result<HTTPClientResponse, HTTPClientError>) -> Void
+        ) {
+            self.endpoint = endpoint
+            self.wire = wire
+            self.isHead = isHead
+            self.deadline = deadline
+            self.factory = factory
+            self.completion = completion
         }
-        return try await connect(to: endpoint, trying: addresses, factory: factory, deadline: deadline)
     }
 
-    /// Connects to the first of `addresses` that answers before the deadline.
-    func connect(to endpoint: HTTPEndpoint, trying addresses: [SocketAddress], factory: any TransportFactory, deadline: UInt64)
-        async throws(HTTPClientError) -> ClientConnection
-    {
-        var failure = HTTPClientError.connectFailed("\(endpoint.host): no address")
-        for address in addresses {
-            do {
-                return try await connect(to: endpoint, address: address, factory: factory, deadline: deadline)
-            } catch {
-                failure = error
-                if monotonicNanoseconds() >= deadline { break }
+    /// Writes the exchange on a connection of `pool`'s loop and hands the connection back.
+    fileprivate func run(_ exchange: Exchange, on connection: ClientConnection, isReused: Bool, pool: LoopPool) {
+        if isReused { reused.wrappingAdd(1, ordering: .relaxed) }
+        connection.send(exchange.wire, isHead: exchange.isHead, deadline: exchange.deadline) { [self] result in
+            switch result {
+            case .success(let response):
+                pool.release(exchange.endpoint, connection: response.keepAlive ? connection : nil, client: self)
+                exchange.completion(.success(HTTPClientResponse(status: response.status, headers: response.headers, body: response.body)))
+            case .failure(let error):
+                pool.release(exchange.endpoint, connection: nil, client: self)
+                if isReused && exchange.mayRetry && error == .connectionClosed(ClientConnection.closedBeforeUse) {
+                    exchange.mayRetry = false
+                    pool.acquire(exchange, client: self)
+                    return
+                }
+                exchange.completion(.failure(error))
             }
         }
-        throw failure
     }
 
-    private func connect(to endpoint: HTTPEndpoint, address: SocketAddress, factory: any TransportFactory, deadline: UInt64)
-        async throws(HTTPClientError) -> ClientConnection
-    {
+    /// Opens a connection for the exchange on the pool's loop (its slot is reserved).
+    fileprivate func open(_ exchange: Exchange, pool: LoopPool) {
+        let loop = pool.loop
+        let target = HostAndPort(host: exchange.endpoint.host, port: exchange.endpoint.port)
+        if let numeric = SocketAddress.numeric(target) {
+            connect(exchange, addresses: [numeric], pool: pool)
+            return
+        }
+        let box = LoopBound(value: (exchange, pool))
+        resolver.resolve(target) { [self] addresses in
+            loop.execute { [self] in
+                let (exchange, pool) = box.value
+                switch addresses {
+                case .success(let list): connect(exchange, addresses: list, pool: pool)
+                case .failure:
+                    pool.release(exchange.endpoint, connection: nil, client: self)
+                    exchange.completion(.failure(.connectFailed("\(exchange.endpoint.host): cannot resolve")))
+                }
+            }
+        }
+    }
+
+    /// Tries `addresses` in turn on the pool's loop; runs the exchange on the first that connects.
+    private func connect(_ exchange: Exchange, addresses: [SocketAddress], pool: LoopPool, failure: HTTPClientError? = nil) {
+        guard let address = addresses.first, monotonicNanoseconds() < exchange.deadline || failure == nil else {
+            pool.release(exchange.endpoint, connection: nil, client: self)
+            exchange.completion(.failure(failure ?? .connectFailed("\(exchange.endpoint.host): no address")))
+            return
+        }
+        startConnection(to: exchange.endpoint, address: address, factory: exchange.factory, on: pool.loop, deadline: exchange.deadline) {
+            [self] result in
+            switch result {
+            case .success(let connection):
+                run(exchange, on: connection, isReused: false, pool: pool)
+            case .failure(let error):
+                connect(exchange, addresses: Array(addresses.dropFirst()), pool: pool, failure: error)
+            }
+        }
+    }
+
+    /// Opens one connection on `loop` (called on it); `completion` runs on it.
+    private func startConnection(
+        to endpoint: HTTPEndpoint, address: SocketAddress, factory: any TransportFactory, on loop: EventLoop, deadline: UInt64,
+        completion: @escaping (Result<ClientConnection, HTTPClientError>) -> Void
+    ) {
         let fd: Int32
         do {
             fd = try SocketFactory.connect(to: address)
         } catch {
-            throw .connectFailed("\(endpoint): \(error)")
+            completion(.failure(.connectFailed("\(endpoint): \(error)")))
+            return
         }
         let transport: any Transport
         do {
             transport = try factory.makeTransport(fd: fd, host: endpoint.host)
         } catch {
             Syscall.close(fd)
-            throw .connectFailed("\(endpoint): \(error)")
+            completion(.failure(.connectFailed("\(endpoint): \(error)")))
+            return
         }
-        let loop = group.next()
         let connectDeadline = min(deadline, monotonicNanoseconds() + configuration.connectTimeout.nanoseconds)
-        let connection = ClientConnection(
-            transport: transport, loop: loop, idleTimeout: configuration.idleTimeout.nanoseconds)
-        let result: Result<Void, HTTPClientError> = await withCheckedContinuation { continuation in
-            loop.execute {
-                connection.start(deadline: connectDeadline) { continuation.resume(returning: $0) }
+        let connection = ClientConnection(transport: transport, loop: loop, idleTimeout: configuration.idleTimeout.nanoseconds)
+        connection.start(deadline: connectDeadline) { [self] result in
+            switch result {
+            case .success:
+                opened.wrappingAdd(1, ordering: .relaxed)
+                completion(.success(connection))
+            case .failure(let error):
+                completion(.failure(error))
             }
         }
-        try result.get()
-        pool.opened.wrappingAdd(1, ordering: .relaxed)
-        return connection
     }
 
-    /// Closes idle connections and stops the client's loops. In-flight requests fail.
-    package func shutdown() {
-        resolver.shutdown()
-        pool.shutdown()
-        for loop in group.loops {
-            loop.execute {
-                for case let connection as ClientConnection in loop.registeredHandlers {
-                    connection.fail(.shutDown)
+    /// Connects to the first of `addresses` that answers before the deadline (from any thread).
+    func connect(to endpoint: HTTPEndpoint, trying addresses: [SocketAddress], factory: any TransportFactory, deadline: UInt64)
+        async throws(HTTPClientError) -> ClientConnection
+    {
+        let loop = group.next()
+        let box = LoopBound(value: (addresses, factory))
+        let result: Result<ClientConnection, HTTPClientError> = await withCheckedContinuation { continuation in
+            loop.execute { [self] in
+                func attempt(_ remaining: [SocketAddress], _ failure: HTTPClientError?) {
+                    guard let address = remaining.first else {
+                        continuation.resume(returning: .failure(failure ?? .connectFailed("\(endpoint.host): no address")))
+                        return
+                    }
+                    startConnection(to: endpoint, address: address, factory: box.value.1, on: loop, deadline: deadline) { result in
+                        switch result {
+                        case .success(let connection): continuation.resume(returning: .success(connection))
+                        case .failure(let error): attempt(Array(remaining.dropFirst()), error)
+                        }
+                    }
                 }
+                attempt(box.value.0, nil)
             }
         }
-        group.shutdown()
+        return try result.get()
+    }
+
+    /// Closes idle connections and fails waiting requests; stops the loops when the client
+    /// made them. Requests in flight on a shared group fail when their connections close.
+    package func shutdown() {
+        resolver.shutdown()
+        for pool in pools {
+            pool.value.loop.execute { pool.value.shutdown() }
+        }
+        if ownsGroup {
+            for loop in group.loops {
+                loop.execute {
+                    for case let connection as ClientConnection in loop.registeredHandlers {
+                        connection.fail(.shutDown)
+                    }
+                }
+            }
+            group.shutdown()
+        }
     }
 
     static func serialize(_ request: HTTPClientRequest, into wire: inout [UInt8]) {
@@ -316,87 +406,82 @@ package final class HTTPClient: Sendable {
     }
 }
 
-/// Idle connections per endpoint, the count of open ones, and requests waiting for one.
-final class ConnectionPool: Sendable {
+/// One loop's idle connections per endpoint, the count of open ones, and the requests waiting
+/// for one. Touched only on its loop.
+final class LoopPool {
     private struct EndpointState {
         var idle: [ClientConnection] = []
         var open = 0
-        var waiters: [CheckedContinuation<Result<ClientConnection?, HTTPClientError>, Never>] = []
+        var waiters: [HTTPClient.Exchange] = []
     }
 
-    private struct State: @unchecked Sendable {
-        var endpoints: [HTTPEndpoint: EndpointState] = [:]
-        var isShutDown = false
-    }
-
-    private let state = Mutex(State())
+    let loop: EventLoop
     private let maxPerEndpoint: Int
-    let opened = Atomic<Int>(0)
-    let reused = Atomic<Int>(0)
+    private var endpoints: [HTTPEndpoint: EndpointState] = [:]
+    private var isShutDown = false
 
-    init(maxPerEndpoint: Int) {
+    init(loop: EventLoop, maxPerEndpoint: Int) {
+        self.loop = loop
         self.maxPerEndpoint = maxPerEndpoint
     }
 
-    /// An idle connection to reuse, nil when the caller should open a new one (its slot is
-    /// reserved), or a failure. Waits while the endpoint is at its cap.
-    func acquire(_ endpoint: HTTPEndpoint, deadline: UInt64) async -> Result<ClientConnection?, HTTPClientError> {
-        await withCheckedContinuation { continuation in
-            let immediate: Result<ClientConnection?, HTTPClientError>? = state.withLock { state in
-                if state.isShutDown { return .failure(.shutDown) }
-                var entry = state.endpoints[endpoint, default: EndpointState()]
-                defer { state.endpoints[endpoint] = entry }
-                while let connection = entry.idle.popLast() {
-                    if connection.isReusable {
-                        reused.wrappingAdd(1, ordering: .relaxed)
-                        return .success(connection)
-                    }
-                    entry.open -= 1
-                    connection.discard()
-                }
-                if entry.open < maxPerEndpoint {
-                    entry.open += 1
-                    return .success(nil)
-                }
-                entry.waiters.append(continuation)
-                return nil
-            }
-            if let immediate { continuation.resume(returning: immediate) }
+    /// Runs the exchange on an idle connection, opens one when under the cap, or queues it.
+    func acquire(_ exchange: HTTPClient.Exchange, client: HTTPClient) {
+        if isShutDown {
+            exchange.completion(.failure(.shutDown))
+            return
         }
+        var entry = endpoints[exchange.endpoint, default: EndpointState()]
+        while let connection = entry.idle.popLast() {
+            if connection.isReusable {
+                endpoints[exchange.endpoint] = entry
+                client.run(exchange, on: connection, isReused: true, pool: self)
+                return
+            }
+            entry.open -= 1
+            connection.discard()
+        }
+        if entry.open < maxPerEndpoint {
+            entry.open += 1
+            endpoints[exchange.endpoint] = entry
+            client.open(exchange, pool: self)
+            return
+        }
+        entry.waiters.append(exchange)
+        endpoints[exchange.endpoint] = entry
     }
 
-    /// Returns a connection after a request: to a waiter, to the idle list, or (nil) closed.
-    func release(_ endpoint: HTTPEndpoint, connection: ClientConnection?) {
-        let waiter: (CheckedContinuation<Result<ClientConnection?, HTTPClientError>, Never>, ClientConnection?)? =
-            state.withLock { state in
-                var entry = state.endpoints[endpoint, default: EndpointState()]
-                defer { state.endpoints[endpoint] = entry }
-                if !entry.waiters.isEmpty {
-                    let next = entry.waiters.removeFirst()
-                    if let connection { reused.wrappingAdd(1, ordering: .relaxed) }
-                    // Without a connection to hand over, the waiter inherits the freed slot.
-                    return (next, connection)
-                }
-                if let connection, !state.isShutDown {
-                    entry.idle.append(connection)
-                } else {
-                    entry.open -= 1
-                    connection?.discard()
-                }
-                return nil
+    /// Takes a connection back after an exchange (nil: it is closed and its slot freed), and
+    /// hands it, or its slot, to the next waiter.
+    func release(_ endpoint: HTTPEndpoint, connection: ClientConnection?, client: HTTPClient) {
+        var entry = endpoints[endpoint, default: EndpointState()]
+        if !entry.waiters.isEmpty {
+            let next = entry.waiters.removeFirst()
+            endpoints[endpoint] = entry
+            if let connection {
+                client.run(next, on: connection, isReused: true, pool: self)
+            } else {
+                // The waiter inherits the freed slot.
+                client.open(next, pool: self)
             }
-        if let (continuation, connection) = waiter { continuation.resume(returning: .success(connection)) }
+            return
+        }
+        if let connection, !isShutDown {
+            entry.idle.append(connection)
+        } else {
+            entry.open -= 1
+            connection?.discard()
+        }
+        endpoints[endpoint] = entry
     }
 
     func shutdown() {
-        let (idle, waiters) = state.withLock { state in
-            state.isShutDown = true
-            let idle = state.endpoints.values.flatMap(\.idle)
-            let waiters = state.endpoints.values.flatMap(\.waiters)
-            state.endpoints = [:]
-            return (idle, waiters)
+        isShutDown = true
+        let states = endpoints
+        endpoints = [:]
+        for state in states.values {
+            for connection in state.idle { connection.discard() }
+            for waiter in state.waiters { waiter.completion(.failure(.shutDown)) }
         }
-        for connection in idle { connection.discard() }
-        for waiter in waiters { waiter.resume(returning: .failure(.shutDown)) }
     }
 }

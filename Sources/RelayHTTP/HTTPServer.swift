@@ -52,25 +52,34 @@ package final class HTTPServer: Sendable {
     /// The port really bound (useful with port 0).
     package let port: Int
     private let context: ServerContext
-    private let group: EventLoopGroup
+    /// The loops that serve connections (shared with an `HTTPClient` when given).
+    package let group: EventLoopGroup
+    private let ownsGroup: Bool
     private let acceptor: LoopBound<Acceptor>
     private let isStopped = Mutex(false)
 
-    /// Binds the address and starts serving `router` at once.
-    package init(configuration: Configuration, router: Router) throws {
+    /// Binds the address and starts serving `router` at once, on `group`'s loops or on loops
+    /// of its own (`configuration.loopCount`).
+    package init(configuration: Configuration, router: Router, group: EventLoopGroup? = nil) throws {
         self.configuration = configuration
         let loopCount = configuration.loopCount > 0 ? configuration.loopCount : ProcessInfo.processInfo.activeProcessorCount
         let (fd, port) = try SocketFactory.listen(on: configuration.address)
-        do {
-            group = try EventLoopGroup(count: loopCount, name: "happyrelay-http")
-        } catch {
-            Syscall.close(fd)
-            throw error
+        if let group {
+            self.group = group
+            ownsGroup = false
+        } else {
+            do {
+                self.group = try EventLoopGroup(count: loopCount, name: "happyrelay-loop")
+            } catch {
+                Syscall.close(fd)
+                throw error
+            }
+            ownsGroup = true
         }
         self.port = port
         let context = ServerContext(configuration: configuration, router: router)
         self.context = context
-        let acceptor = LoopBound(value: Acceptor(loop: group.loops[0], listenFD: fd, group: group, context: context))
+        let acceptor = LoopBound(value: Acceptor(loop: self.group.loops[0], listenFD: fd, group: self.group, context: context))
         self.acceptor = acceptor
         acceptor.value.loop.execute { acceptor.value.start() }
     }
@@ -99,9 +108,9 @@ package final class HTTPServer: Sendable {
             try? await Task.sleep(for: .milliseconds(5))
         }
         for loop in group.loops {
-            loop.execute { loop.drainConnections(force: true) }
+            await loop.submit { loop.drainConnections(force: true) }
         }
-        group.shutdown()
+        if ownsGroup { group.shutdown() }
     }
 }
 
@@ -125,7 +134,8 @@ final class ServerContext: Sendable {
 }
 
 extension Duration {
-    var nanoseconds: UInt64 {
+    /// Whole nanoseconds, 0 for negative durations.
+    package var nanoseconds: UInt64 {
         let (seconds, attoseconds) = components
         return UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
     }

@@ -6,7 +6,7 @@ import Synchronization
 /// pool (`getaddrinfo` blocks), and keeps answers for a while. Numeric addresses are parsed
 /// in place.
 final class Resolver: Sendable {
-    private typealias Waiter = CheckedContinuation<Result<[SocketAddress], SystemError>, Never>
+    private typealias Waiter = @Sendable (Result<[SocketAddress], SystemError>) -> Void
 
     private struct State {
         var cache: [String: (addresses: [SocketAddress], expires: UInt64)] = [:]
@@ -26,33 +26,42 @@ final class Resolver: Sendable {
 
     /// Every address of `target`, in the resolver's order.
     func resolve(_ target: HostAndPort) async throws(SystemError) -> [SocketAddress] {
-        if let numeric = SocketAddress.numeric(target) { return [numeric] }
-        let key = target.description
-        let now = monotonicNanoseconds()
-        let result: Result<[SocketAddress], SystemError> = await withCheckedContinuation { (continuation: Waiter) in
-            let (cached, startThread, stopped) = state.withLock { state -> ([SocketAddress]?, Bool, Bool) in
-                if state.isStopped { return (nil, false, true) }
-                if let entry = state.cache[key], entry.expires > now { return (entry.addresses, false, false) }
-                state.queue.append((target, continuation))
-                defer { state.isRunning = true }
-                return (nil, !state.isRunning, false)
-            }
-            if stopped {
-                continuation.resume(returning: .failure(SystemError(code: ECANCELED, call: "getaddrinfo \(target.host)")))
-                return
-            }
-            if let cached {
-                continuation.resume(returning: .success(cached))
-                return
-            }
-            if startThread {
-                let thread = Thread { [self] in run() }
-                thread.name = "happyrelay-resolver"
-                thread.start()
-            }
-            wake.signal()
+        let result: Result<[SocketAddress], SystemError> = await withCheckedContinuation { continuation in
+            resolve(target) { continuation.resume(returning: $0) }
         }
         return try result.get()
+    }
+
+    /// Resolves `target`; `completion` runs at once (a number or a cached answer) or later on
+    /// the resolver's thread.
+    func resolve(_ target: HostAndPort, completion: @escaping @Sendable (Result<[SocketAddress], SystemError>) -> Void) {
+        if let numeric = SocketAddress.numeric(target) {
+            completion(.success([numeric]))
+            return
+        }
+        let key = target.description
+        let now = monotonicNanoseconds()
+        let (cached, startThread, stopped) = state.withLock { state -> ([SocketAddress]?, Bool, Bool) in
+            if state.isStopped { return (nil, false, true) }
+            if let entry = state.cache[key], entry.expires > now { return (entry.addresses, false, false) }
+            state.queue.append((target, completion))
+            defer { state.isRunning = true }
+            return (nil, !state.isRunning, false)
+        }
+        if stopped {
+            completion(.failure(SystemError(code: ECANCELED, call: "getaddrinfo \(target.host)")))
+            return
+        }
+        if let cached {
+            completion(.success(cached))
+            return
+        }
+        if startThread {
+            let thread = Thread { [self] in run() }
+            thread.name = "happyrelay-resolver"
+            thread.start()
+        }
+        wake.signal()
     }
 
     /// Stops the resolver thread; pending and later lookups fail.
@@ -62,7 +71,7 @@ final class Resolver: Sendable {
             defer { state.queue = [] }
             return state.queue.map(\.waiter)
         }
-        for waiter in waiters { waiter.resume(returning: .failure(SystemError(code: ECANCELED, call: "getaddrinfo"))) }
+        for waiter in waiters { waiter(.failure(SystemError(code: ECANCELED, call: "getaddrinfo"))) }
         wake.signal()
     }
 
@@ -81,7 +90,7 @@ final class Resolver: Sendable {
                     let expires = monotonicNanoseconds() + timeToLive.nanoseconds
                     state.withLock { $0.cache[job.target.description] = (addresses, expires) }
                 }
-                job.waiter.resume(returning: result)
+                job.waiter(result)
             }
             if state.withLock({ $0.isStopped }) { return }
         }

@@ -19,7 +19,8 @@ package enum HTTPHandler: Sendable {
 /// gets a 500 rather than a hung connection.
 package final class HTTPResponder: Sendable {
     private let connection: LoopBound<HTTPServerConnection>
-    private let loop: EventLoop
+    /// The loop that serves the request: an answer given on it is written without a hop.
+    package let loop: EventLoop
     private let exchange: Exchange
     private let answered = Atomic<Bool>(false)
 

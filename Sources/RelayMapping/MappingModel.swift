@@ -266,6 +266,9 @@ package struct MappingRoute: Sendable {
     /// Nil when a path needs the whole body. Computed once, when the file is compiled.
     package var bodyProjection: JSONProjection?
 
+    /// Whether a rule looks bindings up (`resolve`): the route reads the relay's database.
+    package var resolvesBindings: Bool { rules.contains { !$0.resolve.isEmpty } }
+
     /// Every path the route reads: its rules' and its dedupe key's.
     var allPaths: [JSONPath] { rules.flatMap(\.paths) + (dedupe?.key.paths ?? []) }
 
@@ -319,6 +322,13 @@ package struct MappedCall: Sendable, Equatable {
     }
 
     package subscript(field: String) -> String? { fields.first { $0.name == field }?.value }
+
+    /// The call as a JSON object without the token: what the queue stores.
+    package func storedForm() -> [UInt8] {
+        var output: [UInt8] = []
+        JSONSerializer.writeObject(fields.lazy.map { (key: $0.name, value: $0.value) }, to: &output)
+        return output
+    }
 
     /// The `set_user_info` body with `token` first (pass `"***"` to show it masked).
     package func body(token: String) -> [UInt8] {

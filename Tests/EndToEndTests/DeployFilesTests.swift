@@ -3,6 +3,7 @@ import RelayMapping
 import Testing
 
 @testable import RelayCore
+@testable import RelayCLI
 
 /// The files in deploy/ agree with the relay: every variable they set is a setting or a
 /// secret a shipped mapping reads, every secret the default mappings need is provided, and

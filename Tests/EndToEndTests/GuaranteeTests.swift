@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RelayCore
+@testable import RelayStore
 
 /// What users would lose if a small change slipped in: each test guards one promise of the
 /// relay, and fails when the code that keeps it is changed (see Tests/mutations).
@@ -44,7 +45,7 @@ import Testing
             _ = try relay.relay.stop()
             var texts = relay.responses + [relay.relay.log, relay.mock.log]
             for suffix in ["", "-wal"] {
-                texts.append(String(decoding: FileManager.default.contents(atPath: relay.dataDirectory + "/" + DeliveryQueue.fileName + suffix) ?? Data(), as: UTF8.self))
+                texts.append(String(decoding: FileManager.default.contents(atPath: relay.dataDirectory + "/" + SQLiteSchema.fileName + suffix) ?? Data(), as: UTF8.self))
             }
             for text in texts {
                 for secret in Array(secrets.values) + tokens {

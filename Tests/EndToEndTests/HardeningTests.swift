@@ -3,6 +3,8 @@ import Synchronization
 import Testing
 
 @testable import RelayCore
+@testable import RelayStore
+@testable import RelayCrypto
 
 #if canImport(Glibc)
 import Glibc
@@ -176,7 +178,7 @@ import Glibc
         try await offPool {
             let relay = try RelayHarness(mappings: ["async.json": Self.async])
             #expect(try relay.post("/async", body: #"{"room":"r-1","n":"1"}"#).status == 202)
-            for suffix in ["", "-wal", "-shm"] { unlink(relay.dataDirectory + "/" + DeliveryQueue.fileName + suffix) }
+            for suffix in ["", "-wal", "-shm"] { unlink(relay.dataDirectory + "/" + SQLiteSchema.fileName + suffix) }
             let refused = try relay.post("/async", body: #"{"room":"r-1","n":"2"}"#)
             #expect(refused.status == 503)
             #expect(refused.text.contains("the queue database file was deleted"), "\(refused.text)")
@@ -218,7 +220,7 @@ import Glibc
             #expect(!relay.relay.log.contains(RelayHarness.token))
             #expect(try relay.post("/async", body: #"{"room":"r-1","n":"1"}"#).status == 202)
             let folderMode = try FileManager.default.attributesOfItem(atPath: relay.dataDirectory)[.posixPermissions] as? Int
-            let fileMode = try FileManager.default.attributesOfItem(atPath: relay.dataDirectory + "/" + DeliveryQueue.fileName)[.posixPermissions] as? Int
+            let fileMode = try FileManager.default.attributesOfItem(atPath: relay.dataDirectory + "/" + SQLiteSchema.fileName)[.posixPermissions] as? Int
             #expect(folderMode == 0o700 && fileMode == 0o600)
         }
     }

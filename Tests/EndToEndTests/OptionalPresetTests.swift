@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RelayCore
+@testable import RelayCrypto
 
 /// The optional presets (mappings/optional) served by the real binary with a token set:
 /// they load with their secrets, Cafe24's route refuses addresses outside its allow list,

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RelayCore
+@testable import RelayCrypto
 
 /// Every scheme accepts its correct signature and rejects a wrong, missing or expired one;
 /// the mock receives exactly the expected body with the token.

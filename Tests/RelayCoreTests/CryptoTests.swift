@@ -1,6 +1,7 @@
 import Testing
 
 @testable import RelayCore
+@testable import RelayCrypto
 
 func hexOf(_ bytes: [UInt8]) -> String { ByteEncoding.hex(bytes) }
 func utf8(_ text: String) -> [UInt8] { Array(text.utf8) }
@@ -33,19 +34,6 @@ func unhex(_ text: String) -> [UInt8] { ByteEncoding.decodeHex(text)! }
         #expect(hexOf(SHA1.hash(utf8(Self.twoBlock))) == "84983e441c3bd26ebaae4aa1f95129e5e54670f1")
     }
 
-    @Test func incrementalUpdatesMatchOneShot() {
-        let message = [UInt8]((0..<1000).map { UInt8(truncatingIfNeeded: $0 * 7) })
-        for split in [0, 1, 63, 64, 65, 127, 128, 999] {
-            var hasher = SHA256()
-            hasher.update(Array(message[..<split]))
-            hasher.update(Array(message[split...]))
-            #expect(hasher.finalize() == SHA256.hash(message), "split \(split)")
-            var wide = SHA512()
-            wide.update(Array(message[..<split]))
-            wide.update(Array(message[split...]))
-            #expect(wide.finalize() == SHA512.hash(message), "split \(split)")
-        }
-    }
 }
 
 /// RFC 4231 (HMAC-SHA256/512) and RFC 2202 (HMAC-SHA1) test cases.

@@ -1,6 +1,7 @@
 import Testing
 
 @testable import RelayCore
+@testable import RelayCrypto
 @testable import RelayMapping
 
 /// Every scheme's edges with an injected clock: exactly at the tolerance, one second past it,

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RelayCore
+@testable import RelayCrypto
 
 /// The real `happyrelay serve` in front of the real `happyrelay mock-upstream`, both on
 /// ephemeral ports, with mapping files written for the test.

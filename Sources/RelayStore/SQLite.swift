@@ -4,14 +4,22 @@ import CSQLite
 package struct SQLiteError: Error, CustomStringConvertible {
     package let code: Int32
     package let description: String
+
+    package init(code: Int32, description: String) {
+        self.code = code
+        self.description = description
+    }
+
+    /// SQLITE_FULL: the disk (or the file's size limit) has no room.
+    package var isFull: Bool { code == SQLITE_FULL }
 }
 
 /// One SQLite connection. Not thread-safe by itself: its owner serialises access.
-final class SQLiteDatabase {
+package final class SQLiteDatabase {
     private var handle: OpaquePointer?
 
     /// Opens (creating if needed) the database file.
-    init(path: String) throws(SQLiteError) {
+    package init(path: String) throws(SQLiteError) {
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path, &handle, flags, nil)
         guard status == SQLITE_OK else {
@@ -25,7 +33,7 @@ final class SQLiteDatabase {
     deinit { sqlite3_close_v2(handle) }
 
     /// Runs statements that return no rows.
-    func execute(_ sql: String) throws(SQLiteError) {
+    package func execute(_ sql: String) throws(SQLiteError) {
         var message: UnsafeMutablePointer<CChar>?
         let status = sqlite3_exec(handle, sql, nil, nil, &message)
         guard status == SQLITE_OK else {
@@ -36,7 +44,7 @@ final class SQLiteDatabase {
     }
 
     /// A prepared statement.
-    func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+    package func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
         var statement: OpaquePointer?
         let status = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
         guard status == SQLITE_OK, let statement else { throw error(status) }
@@ -48,10 +56,13 @@ final class SQLiteDatabase {
     }
 
     /// Rows changed by the last statement.
-    var changes: Int { Int(sqlite3_changes(handle)) }
+    package var changes: Int { Int(sqlite3_changes(handle)) }
+
+    /// The rowid of the last row inserted on this connection.
+    package var lastInsertedRowID: Int { Int(sqlite3_last_insert_rowid(handle)) }
 
     /// The first column of the first row of a query, as an integer.
-    func integer(_ sql: String) throws(SQLiteError) -> Int {
+    package func integer(_ sql: String) throws(SQLiteError) -> Int {
         let statement = try prepare(sql)
         guard try statement.step() else { return 0 }
         return statement.integer(0)
@@ -59,7 +70,7 @@ final class SQLiteDatabase {
 }
 
 /// A prepared statement; bind, step, read columns, reset.
-final class SQLiteStatement {
+package final class SQLiteStatement {
     private let statement: OpaquePointer
     private let database: SQLiteDatabase
     // SQLITE_TRANSIENT: SQLite copies bound text (the macro does not import).
@@ -72,7 +83,7 @@ final class SQLiteStatement {
 
     deinit { sqlite3_finalize(statement) }
 
-    func bind(_ values: [SQLiteValue]) throws(SQLiteError) {
+    package func bind(_ values: [SQLiteValue]) throws(SQLiteError) {
         sqlite3_reset(statement)
         sqlite3_clear_bindings(statement)
         for (offset, value) in values.enumerated() {
@@ -81,6 +92,9 @@ final class SQLiteStatement {
             switch value {
             case .integer(let number): status = sqlite3_bind_int64(statement, index, sqlite3_int64(number))
             case .text(let text): status = sqlite3_bind_text(statement, index, text, Int32(text.utf8.count), Self.transient)
+            case .blob(let bytes) where bytes.isEmpty:
+                // An empty BLOB, not NULL (a NULL pointer would bind NULL).
+                status = sqlite3_bind_zeroblob(statement, index, 0)
             case .blob(let bytes):
                 status = bytes.withUnsafeBytes { raw in
                     sqlite3_bind_blob(statement, index, raw.baseAddress, Int32(raw.count), Self.transient)
@@ -92,7 +106,7 @@ final class SQLiteStatement {
     }
 
     /// Advances; true when a row is available.
-    func step() throws(SQLiteError) -> Bool {
+    package func step() throws(SQLiteError) -> Bool {
         let status = sqlite3_step(statement)
         if status == SQLITE_ROW { return true }
         if status == SQLITE_DONE { return false }
@@ -100,27 +114,37 @@ final class SQLiteStatement {
     }
 
     /// Binds, runs to completion, resets.
-    func run(_ values: [SQLiteValue]) throws(SQLiteError) {
+    package func run(_ values: [SQLiteValue]) throws(SQLiteError) {
         try bind(values)
         while try step() {}
         sqlite3_reset(statement)
     }
 
     /// Ends the current read, releasing its snapshot of the database.
-    func reset() { sqlite3_reset(statement) }
+    package func reset() { sqlite3_reset(statement) }
 
-    func integer(_ column: Int32) -> Int { Int(sqlite3_column_int64(statement, column)) }
+    package func integer(_ column: Int32) -> Int { Int(sqlite3_column_int64(statement, column)) }
 
-    func text(_ column: Int32) -> String? {
+    /// Whether a column is NULL.
+    package func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
+
+    package func text(_ column: Int32) -> String? {
         guard let pointer = sqlite3_column_text(statement, column) else { return nil }
         // By length, not up to the first NUL.
         let count = Int(sqlite3_column_bytes(statement, column))
         return String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
     }
+
+    /// A column's bytes (TEXT or BLOB) as they are stored, without decoding; empty for NULL.
+    package func bytes(_ column: Int32) -> [UInt8] {
+        let count = Int(sqlite3_column_bytes(statement, column))
+        guard count > 0, let pointer = sqlite3_column_blob(statement, column) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: pointer, count: count))
+    }
 }
 
 /// A value to bind.
-enum SQLiteValue {
+package enum SQLiteValue {
     case integer(Int)
     case text(String)
     case blob([UInt8])

@@ -2,10 +2,11 @@ import Foundation
 import RelayMapping
 import Synchronization
 
-/// Looks bindings up in the queue's database for rules that `resolve`: a few read
-/// connections (WAL lets them read beside the writer), each with its prepared statement and
-/// its lock, so that event loops resolving at once do not wait for each other.
-package final class SQLiteBindings: BindingLookup, @unchecked Sendable {
+/// Reads of the relay's database while it serves: bindings for rules that `resolve`, dedupe
+/// keys for sync routes. A few read connections (WAL lets them read beside the writer), each
+/// with its prepared statements and its lock, so that lookups at once do not wait for each
+/// other.
+package final class SQLiteLookups: StoreLookups, @unchecked Sendable {
     // Touched only under its lock.
     private struct Reader: @unchecked Sendable {
         let database: SQLiteDatabase
@@ -31,7 +32,7 @@ package final class SQLiteBindings: BindingLookup, @unchecked Sendable {
         var readers: [LockedReader] = []
         for _ in 0..<max(1, connections) {
             let database = try SQLiteDatabase(path: path)
-            try DeliveryQueue.migrate(database)
+            try SQLiteSchema.migrate(database)
             let lookup = try database.prepare("SELECT uuid, room_id, created_at FROM bindings WHERE kind = ? AND value = ? AND expires_at > ?")
             let dedupe = try database.prepare("SELECT first_id FROM dedupe_digests WHERE key = ? AND expires_at > ?")
             readers.append(LockedReader(Reader(database: database, lookup: lookup, dedupe: dedupe)))

@@ -1,3 +1,4 @@
+import RelayCore
 import RelayHTTP
 
 /// The endpoints every relay serves besides its webhook routes (interface.md).

@@ -1,4 +1,5 @@
 import Foundation
+import RelayCore
 import RelayHTTP
 
 /// The settings of `happyrelay serve`, from flags and environment (interface.md).

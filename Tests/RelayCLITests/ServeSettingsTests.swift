@@ -3,6 +3,7 @@ import RelayMapping
 import Testing
 
 @testable import RelayCore
+@testable import RelayCLI
 
 @Suite struct ServeSettingsTests {
     @Test func defaultsAreTheInterfaceDefaults() throws {

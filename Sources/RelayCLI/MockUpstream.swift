@@ -1,4 +1,5 @@
 import Foundation
+import RelayCore
 import RelayHTTP
 import RelayMapping
 import Synchronization

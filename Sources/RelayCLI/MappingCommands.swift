@@ -1,15 +1,22 @@
 import Foundation
+import RelayCore
 import RelayMapping
+import RelayStore
 
 /// `happyrelay check` and `happyrelay map` (interface.md): pure functions from arguments
 /// to output lines and an exit code, so tests call them directly.
-package enum MappingCommands {
-    /// What a command printed and how it exits.
-    package struct Result: Sendable, Equatable {
-        package var lines: [String]
-        package var exitCode: Int32
-    }
+/// What a command printed and how it exits.
+package struct CommandResult: Sendable, Equatable {
+    package var lines: [String]
+    package var exitCode: Int32
 
+    package init(lines: [String], exitCode: Int32) {
+        self.lines = lines
+        self.exitCode = exitCode
+    }
+}
+
+package enum MappingCommands {
     package static let checkOptions: [CommandLineOption] = [
         .mappings,
         .help,
@@ -25,7 +32,7 @@ package enum MappingCommands {
     ]
 
     /// Validates every mapping file and runs its examples.
-    package static func check(_ arguments: [String], environment: [String: String]) throws(SettingsError) -> Result {
+    package static func check(_ arguments: [String], environment: [String: String]) throws(SettingsError) -> CommandResult {
         let parsed = try ParsedOptions(arguments, options: checkOptions, environment: environment)
         if let extra = parsed.positional.first { throw SettingsError("unexpected argument \(extra)", isUsageError: true) }
         let directory = parsed.value("--mappings") ?? "mappings"
@@ -43,12 +50,12 @@ package enum MappingCommands {
             }
         }
         if routes.isEmpty && diagnostics.isEmpty { lines.append("\(directory): no mapping files") }
-        return Result(lines: lines, exitCode: failed ? 1 : 0)
+        return CommandResult(lines: lines, exitCode: failed ? 1 : 0)
     }
 
     /// Maps one payload as the route would, without verifying or sending.
     package static func map(_ arguments: [String], environment: [String: String], standardInput: () -> [UInt8]) throws(SettingsError)
-        -> Result
+        -> CommandResult
     {
         let parsed = try ParsedOptions(arguments, options: mapOptions, environment: environment)
         guard let routePath = parsed.value("--route") else { throw SettingsError("--route is required", isUsageError: true) }
@@ -68,12 +75,12 @@ package enum MappingCommands {
         let directory = parsed.value("--mappings") ?? "mappings"
         let (routes, diagnostics) = MappingLoader.load(directory: directory)
         if !diagnostics.isEmpty {
-            return Result(lines: diagnostics.map(\.description), exitCode: 1)
+            return CommandResult(lines: diagnostics.map(\.description), exitCode: 1)
         }
         guard let route = routes.first(where: { $0.path == routePath }) else {
             let known = routes.map(\.path)
             let hint = closestMatch(to: routePath, among: known).map { " (did you mean \($0)?)" } ?? ""
-            return Result(lines: ["no mapping file declares the route \(routePath)\(hint)"], exitCode: 1)
+            return CommandResult(lines: ["no mapping file declares the route \(routePath)\(hint)"], exitCode: 1)
         }
         let bytes: [UInt8]
         if payload == "-" {
@@ -81,7 +88,7 @@ package enum MappingCommands {
         } else {
             // FileHandle rather than FileManager, so that pipes and process substitutions work too.
             guard let handle = FileHandle(forReadingAtPath: payload) else {
-                return Result(lines: ["cannot read \(payload)"], exitCode: 1)
+                return CommandResult(lines: ["cannot read \(payload)"], exitCode: 1)
             }
             bytes = Array(handle.readDataToEndOfFile())
             try? handle.close()
@@ -90,80 +97,35 @@ package enum MappingCommands {
         let body: JSONValue
         switch RequestBody.decode(bytes, contentType: contentType, acceptsForm: route.acceptsForm, keeping: route.bodyProjection) {
         case .success(let value): body = value
-        case .failure(let problem): return Result(lines: [problem.message], exitCode: 1)
+        case .failure(let problem): return CommandResult(lines: [problem.message], exitCode: 1)
         }
         let document = RequestDocument.make(
-            body: body, headers: headers, query: query, route: route.path, receivedAt: RequestBody.timestamp(Date()),
+            body: body, headers: headers, query: query, route: route.path, receivedAt: RFC3339.timestamp(milliseconds: Int(Date().timeIntervalSince1970 * 1000)),
             requestID: "map")
         var bindings: any BindingLookup = NoBindings()
         if let directory = parsed.value("--data-dir") {
-            let path = (directory as NSString).appendingPathComponent(DeliveryQueue.fileName)
-            guard FileManager.default.fileExists(atPath: path) else { return Result(lines: ["no relay database in \(directory)"], exitCode: 1) }
+            let path = SQLiteSchema.path(in: directory)
+            guard FileManager.default.fileExists(atPath: path) else { return CommandResult(lines: ["no relay database in \(directory)"], exitCode: 1) }
             do {
-                bindings = try SQLiteBindings(path: path, connections: 1)
+                bindings = try SQLiteLookups(path: path, connections: 1)
             } catch {
-                return Result(lines: ["cannot open \(path): \(error)"], exitCode: 1)
+                return CommandResult(lines: ["cannot open \(path): \(error)"], exitCode: 1)
             }
         }
         switch route.apply(to: document, bindings: bindings) {
         case .calls(let calls, let binds):
-            return Result(
+            return CommandResult(
                 lines: binds.map(describe) + calls.map { String(decoding: $0.body(token: "***"), as: UTF8.self) }, exitCode: 0)
         case .bound(let binds):
-            return Result(lines: binds.map(describe), exitCode: 0)
+            return CommandResult(lines: binds.map(describe), exitCode: 0)
         case .ignored(let reason):
-            return Result(lines: ["ignored: \(reason)"], exitCode: 3)
+            return CommandResult(lines: ["ignored: \(reason)"], exitCode: 3)
         case .failed(let failure):
-            return Result(lines: ["invalid: \(failure)"], exitCode: 1)
+            return CommandResult(lines: ["invalid: \(failure)"], exitCode: 1)
         }
     }
 
     static func describe(_ write: BindingWrite) -> String {
         "would bind \(write.kind)=\(write.value) to uuid \(write.uuid), room_id \(write.roomID) (map stores nothing)"
-    }
-}
-
-/// Turning a request body into the document's `$.body`.
-package enum RequestBody {
-    /// Why a body was refused, and the answer it gets.
-    package enum Problem: Error, Equatable {
-        case invalidJSON(String)
-        case unsupportedMediaType(String)
-
-        package var message: String {
-            switch self {
-            case .invalidJSON(let detail): "body is not valid JSON: \(detail)"
-            case .unsupportedMediaType(let type): "Content-Type \(type) is not accepted by this route"
-            }
-        }
-    }
-
-    /// JSON (`application/json`, `*/*+json`, or no Content-Type) or, where the route accepts
-    /// it, a form; anything else is refused.
-    package static func decode(
-        _ bytes: [UInt8], contentType: String?, acceptsForm: Bool, keeping projection: JSONProjection? = nil
-    ) -> Result<JSONValue, Problem> {
-        let mediaType = contentType.map { $0.split(separator: ";").first.map(String.init) ?? "" }?
-            .trimmingCharacters(in: .whitespaces).lowercased()
-        switch mediaType {
-        case nil, "application/json", "text/json":
-            break
-        case let type? where type.hasSuffix("+json"):
-            break
-        case "application/x-www-form-urlencoded" where acceptsForm:
-            return .success(FormBody.object(bytes))
-        case let type?:
-            return .failure(.unsupportedMediaType(type))
-        }
-        do {
-            return .success(try JSONParser(maxDepth: 64, maxBytes: 16 << 20).parse(bytes, keeping: projection ?? .everything))
-        } catch {
-            return .failure(.invalidJSON(error.description))
-        }
-    }
-
-    /// RFC 3339 in UTC with milliseconds.
-    package static func timestamp(_ date: Date) -> String {
-        RFC3339.timestamp(milliseconds: Int((date.timeIntervalSince1970 * 1000).rounded(.down)))
     }
 }

@@ -1,0 +1,271 @@
+import Foundation
+import RelayCore
+import RelayHTTP
+import RelayMapping
+import RelayStore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `happyrelay serve`: reads the settings, wires the relay together, serves until SIGTERM or
+/// SIGINT, and stops in order (no new connections, in-flight requests, sends, the store).
+package enum ServeCommand {
+    package static func run(_ arguments: [String], environment: [String: String], version: String) async -> Int32 {
+        if arguments.contains("--help") || arguments.contains("-h") {
+            print("usage: happyrelay serve [options]\n\nRuns the relay.\n\noptions:\n\(helpText(for: ServeSettings.options))")
+            return 0
+        }
+        let settings: ServeSettings
+        do {
+            settings = try ServeSettings.parse(arguments, environment: environment)
+        } catch {
+            return failed(
+                "happyrelay serve: \(error.message)" + (error.isUsageError ? "\nusage: happyrelay serve [options] (see happyrelay serve --help)" : ""),
+                code: error.exitCode)
+        }
+        if settings.printConfig {
+            do {
+                _ = try Credentials.load(environment: environment)
+            } catch {
+                return failed("happyrelay serve: \(error.message)", code: 1)
+            }
+            print(settings.describe(environment: environment))
+            return 0
+        }
+        let termination = TerminationSignal()
+        let logger = Logger(level: settings.logLevel, format: settings.logFormat ?? (isatty(2) != 0 ? .text : .json))
+        do {
+            try settings.checkMappingsFolder()
+        } catch {
+            return failed("happyrelay serve: \(error.message)", code: 1)
+        }
+        let routes: [MappingRoute]
+        switch MappingLoader.loadDirectory(settings.mappings) {
+        case .success(let loaded): routes = loaded
+        case .failure(let diagnostics):
+            return failed(
+                diagnostics.items.map(\.description).joined(separator: "\n")
+                    + "\nhappyrelay serve: the mappings in \(settings.mappings) have errors (see happyrelay check)", code: 1)
+        }
+        let credentials: Credentials
+        do {
+            credentials = try Credentials.load(environment: environment)
+        } catch {
+            return failed("happyrelay serve: \(error.message)", code: 1)
+        }
+        // One group of event loops serves webhooks and carries the calls to HappyTalk.
+        let group: EventLoopGroup
+        let client: HTTPClient
+        let upstream: HappyTalkUpstream
+        do {
+            group = try EventLoopGroup(count: ProcessInfo.processInfo.activeProcessorCount, name: "happyrelay-loop")
+            let tls = try TLSClientFactory(caFile: settings.upstreamCAFile)
+            client = try HTTPClient(configuration: .init(maxConnectionsPerEndpoint: max(64, settings.upstreamConcurrency)), group: group, tls: tls)
+            upstream = try HappyTalkUpstream(baseURL: settings.upstream, client: client)
+        } catch {
+            return failed("happyrelay serve: \(error)", code: 1)
+        }
+        let metrics = RelayMetrics()
+        let isDryRun = settings.isDryRun || credentials.isEmpty
+        var writer: StoreWriter?
+        var lookups: SQLiteLookups?
+        var gauges: GaugesReader?
+        if !isDryRun {
+            do {
+                var storeConfiguration = SQLiteDeliveryStore.Configuration()
+                storeConfiguration.maxBytes = settings.queueMaxBytes
+                // For tests only: where to stop the process (see CrashTests).
+                if let point = environment["HAPPYRELAY_TEST_CRASH"], ["before-commit", "after-commit"].contains(point) {
+                    storeConfiguration.aroundCommit = { committed in
+                        guard committed == (point == "after-commit") else { return }
+                        // An answer given too early (before the commit) would reach its client now.
+                        usleep(300_000)
+                        logger.error("stopping here as asked by HAPPYRELAY_TEST_CRASH", ["point": point])
+                        _exit(137)
+                    }
+                }
+                let store = try SQLiteDeliveryStore(directory: settings.dataDirectory, configuration: storeConfiguration)
+                var policy = RetryPolicy()
+                policy.maxDelay = settings.retryMaxDelay
+                let worker = DeliveryWorker(
+                    upstream: upstream, credentials: credentials, group: group, policy: policy, sendTimeout: .seconds(10), logger: logger,
+                    metrics: metrics, clock: { Int(Date().timeIntervalSince1970 * 1000) })
+                var writerConfiguration = StoreWriter.Configuration()
+                writerConfiguration.maxPending = settings.queueLimit
+                writerConfiguration.retention = settings.retention
+                writer = StoreWriter(
+                    store: store, scheduler: DispatchScheduler(concurrency: settings.upstreamConcurrency, ratePerSecond: settings.upstreamRate),
+                    worker: worker, configuration: writerConfiguration, logger: logger)
+                lookups = try SQLiteLookups(path: store.path)
+                if let admin = try SQLiteAdmin(directory: settings.dataDirectory) { gauges = GaugesReader(admin) }
+            } catch {
+                return failed("happyrelay serve: cannot open the delivery queue in \(settings.dataDirectory): \(error)", code: 1)
+            }
+        }
+        let relay: Relay
+        do {
+            relay = try Relay(
+                routes: routes, credentials: credentials, upstream: upstream, store: writer, lookups: lookups, dryRun: settings.isDryRun,
+                environment: environment, logger: logger, metrics: metrics)
+        } catch {
+            return failed(
+                error.items.map(\.description).joined(separator: "\n")
+                    + "\nhappyrelay serve: fix the settings above, or run without HAPPYTALK_TOKEN to try it in dry-run mode", code: 1)
+        }
+
+        var router = Router()
+        OperationalRoutes.add(
+            to: &router, readiness: { [writer] in writer?.unavailableReason },
+            metrics: { [isDryRun, gauges] in
+                var values = RelayMetrics.Gauges()
+                values.queue = gauges?.gauges()
+                (values.upstreamConnectionsOpened, values.upstreamRequestsReused) = client.statistics
+                values.isDryRun = isDryRun
+                return metrics.exposition(values, version: version)
+            })
+        relay.register(in: &router)
+        if writer != nil {
+            AdminRoutes.add(
+                to: &router, token: environment["HAPPYRELAY_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
+                dataDirectory: settings.dataDirectory, mappings: settings.mappings)
+        }
+        var serverConfiguration = settings.serverConfiguration
+        serverConfiguration.acceptFailure = { logger.error($0) }
+        // Descriptors beyond client connections: upstream connections, the database and its
+        // readers, the event loops, standard streams, and a margin.
+        let limit = OpenFileLimit.raiseToHardLimit()
+        let reserved = settings.upstreamConcurrency + 64
+        if limit != Int.max && serverConfiguration.maxConnections > limit - reserved {
+            let allowed = max(1, limit - reserved)
+            logger.warning(
+                "--max-connections lowered to what the open-file limit allows",
+                ["requested": String(serverConfiguration.maxConnections), "allowed": String(allowed), "open_file_limit": String(limit)])
+            serverConfiguration.maxConnections = allowed
+        }
+        let server: HTTPServer
+        do {
+            server = try HTTPServer(configuration: serverConfiguration, router: router, group: group)
+        } catch {
+            return failed("happyrelay serve: cannot listen on \(settings.listen): \(error)", code: 1)
+        }
+        logger.info("loaded mappings", ["folder": settings.mappings, "routes": routes.map(\.path).joined(separator: ",")])
+        var dataStatus = stat()
+        if writer != nil, stat(settings.dataDirectory, &dataStatus) == 0, dataStatus.st_mode & 0o077 != 0 {
+            logger.warning(
+                "the data directory is open to other users; it holds payloads with personal data: chmod 700 it",
+                ["folder": settings.dataDirectory, "mode": "0" + String(dataStatus.st_mode & 0o777, radix: 8)])
+        }
+        for (path, mode) in Secrets.filesReadableByOthers(routes: routes, environment: environment) {
+            logger.warning("a secret file is readable by other users: chmod 600 it", ["file": path, "mode": mode])
+        }
+        writer?.start()
+        let bound = HostAndPort(host: settings.listen.host, port: server.port)
+        for path in relay.unverifiedRoutes {
+            logger.warning("serving route without verification (dry run: its secret is not set)", ["route": path])
+        }
+        if relay.isDryRun {
+            logger.warning("DRY RUN: nothing is sent to HappyTalk", ["reason": settings.isDryRun ? "--dry-run" : "no HAPPYTALK_TOKEN is set"])
+        }
+        logger.info("listening on \(bound)", ["version": version, "upstream": upstream.endpoint.description, "dry_run": relay.isDryRun ? "true" : "false"])
+
+        let signal = await termination.wait()
+        logger.info("shutting down", ["signal": signal])
+        await server.shutdown()
+        await writer?.shutdown(drain: settings.drainTimeout)
+        relay.shutdown()
+        client.shutdown()
+        group.shutdown()
+        logger.info("stopped")
+        return 0
+    }
+
+    /// `happyrelay mock-upstream`.
+    package static func mockUpstream(_ arguments: [String]) async -> Int32 {
+        if arguments.contains("--help") || arguments.contains("-h") {
+            print("usage: happyrelay mock-upstream [options]\n\nA local HappyTalk set_user_info endpoint (\(HappyTalkUpstream.path)).\n\noptions:\n\(helpText(for: MockUpstream.options))")
+            return 0
+        }
+        let termination = TerminationSignal()
+        let logger = Logger(level: .info, format: isatty(2) != 0 ? .text : .json)
+        let server: HTTPServer
+        do {
+            let (listen, configuration) = try MockUpstream.parse(arguments)
+            let mock = try MockUpstream(configuration: configuration)
+            var router = Router()
+            mock.register(in: &router)
+            do {
+                server = try HTTPServer(configuration: .init(address: listen), router: router)
+            } catch {
+                return failed("happyrelay mock-upstream: cannot listen on \(listen): \(error)", code: 1)
+            }
+            logger.info("listening on \(HostAndPort(host: listen.host, port: server.port))", ["mock": "happytalk"])
+        } catch {
+            return failed("happyrelay mock-upstream: \(error.message)" + (error.isUsageError ? "\nusage: happyrelay mock-upstream [options]" : ""), code: error.exitCode)
+        }
+        _ = await termination.wait()
+        await server.shutdown()
+        return 0
+    }
+
+    static func failed(_ message: String, code: Int32) -> Int32 {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+        return code
+    }
+}
+
+/// The gauges reader: a connection of its own, one scrape at a time.
+final class GaugesReader: Sendable {
+    private let admin: Mutex<SQLiteAdmin>
+
+    init(_ admin: sending SQLiteAdmin) {
+        self.admin = Mutex(admin)
+    }
+
+    func gauges() -> QueueGauges? {
+        admin.withLock { try? $0.gauges(now: Int(Date().timeIntervalSince1970 * 1000)) }
+    }
+}
+
+/// SIGTERM and SIGINT, caught from the moment this is made (before the relay announces
+/// itself, so a supervisor's early signal is never fatal).
+final class TerminationSignal: @unchecked Sendable {
+    private let state = Mutex<(received: String?, waiter: CheckedContinuation<String, Never>?)>((nil, nil))
+    // Written once in init, then only kept alive.
+    private let sources: [any DispatchSourceSignal]
+
+    init() {
+        var sources: [any DispatchSourceSignal] = []
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)
+            sources.append(DispatchSource.makeSignalSource(signal: number, queue: .global()))
+        }
+        self.sources = sources
+        for (source, name) in zip(sources, ["SIGTERM", "SIGINT"]) {
+            source.setEventHandler { [weak self] in self?.received(name) }
+            source.resume()
+        }
+    }
+
+    private func received(_ name: String) {
+        let waiter = state.withLock { state in
+            if state.received == nil { state.received = name }
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: name)
+    }
+
+    /// Waits for the first signal and returns its name.
+    func wait() async -> String {
+        await withCheckedContinuation { continuation in
+            let already = state.withLock { state -> String? in
+                if let received = state.received { return received }
+                state.waiter = continuation
+                return nil
+            }
+            if let already { continuation.resume(returning: already) }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import Synchronization
+
+/// A few threads for work that may block (reads of the relay's database), so that it never
+/// runs on an event loop; the work hands its result back to the loop itself.
+package final class BlockingWorkers: Sendable {
+    private struct State {
+        var jobs: [@Sendable () -> Void] = []
+        var isStopped = false
+    }
+
+    private let state = Mutex(State())
+    private let available = DispatchSemaphore(value: 0)
+    private let threadCount: Int
+
+    /// Starts `count` threads.
+    package init(count: Int = 2, name: String = "happyrelay-lookup") {
+        threadCount = max(1, count)
+        for index in 0..<threadCount {
+            let thread = Thread { [self] in run() }
+            thread.name = "\(name)-\(index)"
+            thread.start()
+        }
+    }
+
+    /// Runs `work` on one of the threads, soon.
+    package func submit(_ work: @escaping @Sendable () -> Void) {
+        state.withLock { $0.jobs.append(work) }
+        available.signal()
+    }
+
+    /// Ends the threads once the work already submitted is done.
+    package func shutdown() {
+        state.withLock { $0.isStopped = true }
+        for _ in 0..<threadCount { available.signal() }
+    }
+
+    private func run() {
+        while true {
+            available.wait()
+            let (job, stop) = state.withLock { state -> ((@Sendable () -> Void)?, Bool) in
+                if !state.jobs.isEmpty { return (state.jobs.removeFirst(), false) }
+                return (nil, state.isStopped)
+            }
+            if let job { job() }
+            if stop { return }
+        }
+    }
+}

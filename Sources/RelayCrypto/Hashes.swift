@@ -1,0 +1,62 @@
+import CTLS
+
+/// A hash function of libcrypto's, named by a type so that call sites read
+/// `HMAC.authenticationCode(SHA256.self, …)` and `SHA256.hash(…)`.
+package protocol HashFunction {
+    /// The algorithm's number in the C shim: its digest size in bits (1 for SHA-1).
+    static var algorithm: Int32 { get }
+}
+
+extension HashFunction {
+    /// The digest of `bytes`.
+    package static func hash(_ bytes: [UInt8]) -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: 64)
+        let length = bytes.withUnsafeBytes { message in
+            digest.withUnsafeMutableBufferPointer { ctls_digest(algorithm, message.baseAddress, message.count, $0.baseAddress) }
+        }
+        return Array(digest.prefix(Int(length)))
+    }
+}
+
+/// SHA-1 (FIPS 180-4), for the webhook senders that still sign with it.
+package enum SHA1: HashFunction { package static let algorithm: Int32 = 1 }
+/// SHA-256 (FIPS 180-4).
+package enum SHA256: HashFunction { package static let algorithm: Int32 = 256 }
+/// SHA-512 (FIPS 180-4).
+package enum SHA512: HashFunction { package static let algorithm: Int32 = 512 }
+
+/// HMAC (RFC 2104) from libcrypto.
+package enum HMAC {
+    /// HMAC(key, message) with hash `H`.
+    package static func authenticationCode<H: HashFunction>(_ hash: H.Type, key: [UInt8], message: UnsafeRawBufferPointer) -> [UInt8] {
+        var mac = [UInt8](repeating: 0, count: 64)
+        let length = key.withUnsafeBytes { key in
+            mac.withUnsafeMutableBufferPointer {
+                ctls_hmac(H.algorithm, key.baseAddress, key.count, message.baseAddress, message.count, $0.baseAddress)
+            }
+        }
+        return Array(mac.prefix(Int(length)))
+    }
+
+    /// HMAC over a byte array.
+    package static func authenticationCode<H: HashFunction>(_ hash: H.Type, key: [UInt8], message: [UInt8]) -> [UInt8] {
+        message.withUnsafeBytes { authenticationCode(hash, key: key, message: $0) }
+    }
+}
+
+/// Whether a secret given by a sender equals the expected one, in time that depends on
+/// neither where they differ nor their lengths: both are hashed to 32 bytes first, and the
+/// digests are compared in constant time.
+package func secretEquals(_ given: [UInt8], _ expected: [UInt8]) -> Bool {
+    constantTimeEquals(SHA256.hash(given), SHA256.hash(expected))
+}
+
+/// Comparison whose time does not depend on where the inputs differ, so that a forger
+/// learns nothing from timing (it still reveals whether the lengths match: compare values of
+/// a fixed size, such as MACs or digests).
+package func constantTimeEquals(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
+    guard lhs.count == rhs.count else { return false }
+    var difference: UInt8 = 0
+    for index in 0..<lhs.count { difference |= lhs[index] ^ rhs[index] }
+    return difference == 0
+}

@@ -1,0 +1,344 @@
+import RelayMapping
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The delivery store in one SQLite file (WAL, `synchronous=FULL`): one write connection,
+/// its statements prepared once. Used from the store writer's thread only.
+///
+/// Each room with pending deliveries has a row in `rooms` naming its oldest pending delivery
+/// (the head) and when that is due; dispatch reads the due heads through an index instead of
+/// scanning the backlog, and a head moves on when its delivery is delivered or dead.
+package final class SQLiteDeliveryStore: DeliveryStore {
+    /// Limits and test seams.
+    package struct Configuration: Sendable {
+        /// Past this many bytes of database new writes are refused (`full`), while results of
+        /// sends are still recorded. Nil: only the disk limits it.
+        package var maxBytes: Int?
+        /// Test seam: called before each COMMIT; an error returned is taken as the commit's.
+        package var commitFault: (@Sendable () -> SQLiteError?)?
+        /// Test seam: called right before and right after the COMMIT of webhooks' writes.
+        package var aroundCommit: (@Sendable (_ committed: Bool) -> Void)?
+
+        package init() {}
+    }
+
+    package let path: String
+    private let configuration: Configuration
+    private let database: SQLiteDatabase
+    /// Held open to notice the file being deleted while the relay runs (`st_nlink` drops to 0).
+    private let fileWatch: Int32
+    private var dataVersion = 0
+    private var isOverSize = false
+
+    private let insertDelivery: SQLiteStatement
+    private let insertRoom: SQLiteStatement
+    private let updateState: SQLiteStatement
+    private let updateRetry: SQLiteStatement
+    private let updateRoomDue: SQLiteStatement
+    private let roomHead: SQLiteStatement
+    private let setRoomHead: SQLiteStatement
+    private let deleteRoom: SQLiteStatement
+    private let claim: SQLiteStatement
+    private let nextDue: SQLiteStatement
+    private let seenKey: SQLiteStatement
+    private let rememberKey: SQLiteStatement
+    private let currentBinding: SQLiteStatement
+    private let insertBinding: SQLiteStatement
+
+    /// Opens (creating and migrating) the database in `directory`.
+    package init(directory: String, configuration: Configuration = Configuration()) throws(SQLiteError) {
+        path = try SQLiteSchema.prepareFile(in: directory)
+        let database = try SQLiteDatabase(path: path)
+        try SQLiteSchema.migrate(database)
+        self.database = database
+        self.configuration = configuration
+        fileWatch = open(path, O_RDONLY | O_CLOEXEC)
+        insertDelivery = try database.prepare(
+            """
+            INSERT INTO deliveries (id, route, credential, room_id, call, request, body, state, attempts, accepted_at, next_attempt_at, last_reason)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
+            """)
+        insertRoom = try database.prepare("INSERT INTO rooms (credential, room_id, head_seq, due_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+        updateState = try database.prepare("UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, last_reason = ? WHERE id = ?")
+        updateRetry = try database.prepare("UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_reason = ? WHERE id = ? AND state = 'pending'")
+        updateRoomDue = try database.prepare(
+            "UPDATE rooms SET due_at = ? WHERE credential = ? AND room_id = ? AND head_seq = (SELECT seq FROM deliveries WHERE id = ?)")
+        roomHead = try database.prepare(
+            "SELECT seq, next_attempt_at FROM deliveries WHERE state = 'pending' AND credential = ? AND room_id = ? ORDER BY seq LIMIT 1")
+        setRoomHead = try database.prepare(
+            """
+            INSERT INTO rooms (credential, room_id, head_seq, due_at) VALUES (?, ?, ?, ?)
+            ON CONFLICT (credential, room_id) DO UPDATE SET head_seq = excluded.head_seq, due_at = excluded.due_at
+            """)
+        deleteRoom = try database.prepare("DELETE FROM rooms WHERE credential = ? AND room_id = ?")
+        claim = try database.prepare(
+            """
+            SELECT r.credential, r.room_id, d.id, d.route, d.call, d.attempts, d.accepted_at, d.state
+            FROM rooms r LEFT JOIN deliveries d ON d.seq = r.head_seq
+            WHERE r.due_at <= ? ORDER BY r.due_at LIMIT ?
+            """)
+        nextDue = try database.prepare("SELECT MIN(due_at) FROM rooms WHERE due_at > ?")
+        seenKey = try database.prepare("SELECT first_id FROM dedupe_digests WHERE key = ? AND expires_at > ?")
+        rememberKey = try database.prepare("INSERT OR REPLACE INTO dedupe_digests (key, first_id, expires_at) VALUES (?, ?, ?)")
+        currentBinding = try database.prepare("SELECT uuid, room_id FROM bindings WHERE kind = ? AND value = ? AND expires_at > ?")
+        insertBinding = try database.prepare(
+            "INSERT OR REPLACE INTO bindings (kind, value, uuid, room_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)")
+        try rebuildRooms()
+        dataVersion = (try? database.integer("PRAGMA data_version")) ?? 0
+    }
+
+    deinit {
+        if fileWatch >= 0 { close(fileWatch) }
+    }
+
+    // MARK: Writes
+
+    package func commit(_ writes: [WebhookWrite], outcomes: [DeliveryOutcome], now: UnixMilliseconds) throws(StoreError)
+        -> [Result<StoreOutcome, StoreError>]
+    {
+        if let refusal = deletedFileRefusal() { throw refusal }
+        var results: [Result<StoreOutcome, StoreError>] = []
+        do throws(SQLiteError) {
+            try database.execute("BEGIN IMMEDIATE")
+            // Results first, outside the webhooks' savepoints: a failing webhook cannot drop them.
+            for outcome in outcomes { try record(outcome, now: now) }
+            if !writes.isEmpty, let maxBytes = configuration.maxBytes {
+                isOverSize = try database.integer("PRAGMA page_count") * database.integer("PRAGMA page_size") >= maxBytes
+            }
+            for write in writes {
+                results.append(isOverSize ? .failure(.full("the queue database is full")) : store(write, now: now))
+            }
+            if let fault = configuration.commitFault?() { throw fault }
+            if !writes.isEmpty { configuration.aroundCommit?(false) }
+            try database.execute("COMMIT")
+            if !writes.isEmpty { configuration.aroundCommit?(true) }
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw Self.storeError(error)
+        }
+        return results
+    }
+
+    /// A SQLite failure as the relay answers it.
+    static func storeError(_ error: SQLiteError) -> StoreError {
+        error.isFull ? .diskFull : .unavailable(error.description)
+    }
+
+    private func record(_ outcome: DeliveryOutcome, now: UnixMilliseconds) throws(SQLiteError) {
+        switch outcome.disposition {
+        case .delivered:
+            try updateState.run([.text(DeliveryState.delivered.rawValue), .integer(outcome.attempts), .integer(now), .null, .text(outcome.id)])
+            try advanceHead(of: outcome.room)
+        case .dead(let why):
+            try updateState.run([.text(DeliveryState.dead.rawValue), .integer(outcome.attempts), .integer(now), .text(why), .text(outcome.id)])
+            try advanceHead(of: outcome.room)
+        case .retry(let at):
+            try updateRetry.run([.integer(outcome.attempts), .integer(at), .text(outcome.reason), .text(outcome.id)])
+            try updateRoomDue.run([.integer(at), .text(outcome.room.credential), .text(outcome.room.roomID), .text(outcome.id)])
+        }
+    }
+
+    /// Points the room at its oldest pending delivery, or removes it when none is left.
+    private func advanceHead(of room: RoomKey) throws(SQLiteError) {
+        try roomHead.bind([.text(room.credential), .text(room.roomID)])
+        if try roomHead.step() {
+            let (seq, due) = (roomHead.integer(0), roomHead.integer(1))
+            roomHead.reset()
+            try setRoomHead.run([.text(room.credential), .text(room.roomID), .integer(seq), .integer(due)])
+        } else {
+            roomHead.reset()
+            try deleteRoom.run([.text(room.credential), .text(room.roomID)])
+        }
+    }
+
+    /// One webhook's writes in a savepoint: its dedupe key, its bindings, its deliveries.
+    private func store(_ write: WebhookWrite, now: UnixMilliseconds) -> Result<StoreOutcome, StoreError> {
+        do throws(SQLiteError) {
+            try database.execute("SAVEPOINT webhook")
+        } catch {
+            return .failure(Self.storeError(error))
+        }
+        do throws(SQLiteError) {
+            if let dedupe = write.dedupe {
+                try seenKey.bind([.blob(dedupe.digest.bytes), .integer(now)])
+                if try seenKey.step() {
+                    let first = seenKey.text(0) ?? ""
+                    seenKey.reset()
+                    try database.execute("RELEASE webhook")
+                    return .success(.duplicate(firstID: first))
+                }
+                seenKey.reset()
+                try rememberKey.run([.blob(dedupe.digest.bytes), .text(dedupe.firstID), .integer(dedupe.expiresAt)])
+            }
+            if let conflict = try bindingConflict(write.bindings, now: now) {
+                try database.execute("ROLLBACK TO webhook; RELEASE webhook")
+                return .failure(.bindingConflict(kind: conflict))
+            }
+            for binding in write.bindings {
+                try insertBinding.run([
+                    .text(binding.kind), .text(binding.value), .text(binding.uuid), .text(binding.roomID), .integer(now),
+                    .integer(now.addingSaturating(binding.ttl.wholeMilliseconds)),
+                ])
+            }
+            for delivery in write.deliveries {
+                let state = delivery.deadReason == nil ? DeliveryState.pending : .dead
+                try insertDelivery.run([
+                    .text(delivery.id), .text(delivery.route), .text(delivery.room.credential), .text(delivery.room.roomID),
+                    .blob(delivery.call), .text(delivery.request), .blob(delivery.body), .text(state.rawValue), .integer(now), .integer(now),
+                    delivery.deadReason.map(SQLiteValue.text) ?? .null,
+                ])
+                if state == .pending {
+                    try insertRoom.run([.text(delivery.room.credential), .text(delivery.room.roomID), .integer(database.lastInsertedRowID), .integer(now)])
+                }
+            }
+            try database.execute("RELEASE webhook")
+            return .success(.stored)
+        } catch {
+            try? database.execute("ROLLBACK TO webhook; RELEASE webhook")
+            return .failure(Self.storeError(error))
+        }
+    }
+
+    /// The kind of the first key that this write would move from one chat to another without
+    /// leave, or nil. A key may move when the rule says `"replace": true`, when the chat is the
+    /// same customer's (same uuid, another room), or when another key of the same write is
+    /// already bound to the chat the key leaves (whoever binds knows both, e.g. the order and
+    /// its phone).
+    private func bindingConflict(_ writes: [BindingWrite], now: UnixMilliseconds) throws(SQLiteError) -> String? {
+        guard !writes.isEmpty else { return nil }
+        var current: [(uuid: String, roomID: String)?] = []
+        for write in writes {
+            try currentBinding.bind([.text(write.kind), .text(write.value), .integer(now)])
+            current.append(try currentBinding.step() ? (currentBinding.text(0) ?? "", currentBinding.text(1) ?? "") : nil)
+            currentBinding.reset()
+        }
+        for (index, write) in writes.enumerated() {
+            guard let existing = current[index], !write.mayReplace, existing.uuid != write.uuid else { continue }
+            let vouched = writes.indices.contains { other in
+                other != index && writes[other].uuid == write.uuid && writes[other].roomID == write.roomID
+                    && current[other].map { $0.uuid == existing.uuid && $0.roomID == existing.roomID } == true
+            }
+            if !vouched { return write.kind }
+        }
+        return nil
+    }
+
+    // MARK: Dispatch
+
+    package func claimDue(limit: Int, now: UnixMilliseconds, busy: Set<RoomKey>) throws(StoreError) -> [DueDelivery] {
+        guard limit > 0 else { return [] }
+        var due: [DueDelivery] = []
+        var stale: [RoomKey] = []
+        do throws(SQLiteError) {
+            try claim.bind([.integer(now), .integer(limit + busy.count)])
+            while due.count < limit, try claim.step() {
+                let room = RoomKey(credential: claim.text(0) ?? "", roomID: claim.text(1) ?? "")
+                if busy.contains(room) { continue }
+                // A head that is gone or no longer pending (changed by hand, say): repaired below.
+                guard !claim.isNull(2), claim.text(7) == DeliveryState.pending.rawValue else {
+                    stale.append(room)
+                    continue
+                }
+                due.append(
+                    DueDelivery(
+                        id: claim.text(2) ?? "", route: claim.text(3) ?? "", room: room, call: claim.bytes(4), attempts: claim.integer(5),
+                        acceptedAt: claim.integer(6)))
+            }
+            claim.reset()
+            for room in stale { try advanceHead(of: room) }
+        } catch {
+            claim.reset()
+            throw Self.storeError(error)
+        }
+        return due
+    }
+
+    package func nextDueTime(after now: UnixMilliseconds) throws(StoreError) -> UnixMilliseconds? {
+        do throws(SQLiteError) {
+            defer { nextDue.reset() }
+            try nextDue.bind([.integer(now)])
+            guard try nextDue.step(), !nextDue.isNull(0) else { return nil }
+            return nextDue.integer(0)
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
+    package func pendingCount() throws(StoreError) -> Int {
+        do throws(SQLiteError) {
+            return try database.integer("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'")
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
+    package func changedElsewhere() -> Bool {
+        guard let version = try? database.integer("PRAGMA data_version"), version != dataVersion else { return false }
+        dataVersion = version
+        try? rebuildRooms()
+        return true
+    }
+
+    /// Derives the room heads from the deliveries again: at start-up, and when another process
+    /// changed the file, so that a row written without its room (by hand, by an older version)
+    /// is still sent in its turn. O(pending), so only then.
+    package func rebuildRooms() throws(SQLiteError) {
+        do throws(SQLiteError) {
+            try rebuildRoomsTransaction()
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw error
+        }
+        // Our own commit changes no data_version; what another process did is now accounted for.
+        dataVersion = (try? database.integer("PRAGMA data_version")) ?? dataVersion
+    }
+
+    private func rebuildRoomsTransaction() throws(SQLiteError) {
+        try database.execute(
+            """
+            BEGIN IMMEDIATE;
+            DELETE FROM rooms;
+            INSERT INTO rooms (credential, room_id, head_seq, due_at)
+                SELECT credential, room_id, MIN(seq), 0 FROM deliveries WHERE state = 'pending' GROUP BY credential, room_id;
+            UPDATE rooms SET due_at = (SELECT next_attempt_at FROM deliveries WHERE seq = rooms.head_seq);
+            COMMIT;
+            """)
+    }
+
+    package func probe(now: UnixMilliseconds) throws(StoreError) {
+        do throws(SQLiteError) {
+            let probe = try database.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES ('write_probe', ?)")
+            try probe.run([.integer(now)])
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
+    package func purge(now: UnixMilliseconds, deliveredBefore: UnixMilliseconds) throws(StoreError) {
+        do throws(SQLiteError) {
+            let purge = try database.prepare("DELETE FROM deliveries WHERE state = 'delivered' AND next_attempt_at < ?")
+            try purge.run([.integer(deliveredBefore)])
+            let expired = try database.prepare("DELETE FROM dedupe_digests WHERE expires_at < ?")
+            try expired.run([.integer(now)])
+            let expiredBindings = try database.prepare("DELETE FROM bindings WHERE expires_at <= ?")
+            try expiredBindings.run([.integer(now)])
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
+    package func refusal() -> StoreError? {
+        if let deleted = deletedFileRefusal() { return deleted }
+        return isOverSize ? .full("the queue database is full") : nil
+    }
+
+    /// What is written to a deleted file is gone after a restart.
+    private func deletedFileRefusal() -> StoreError? {
+        guard fileWatch >= 0 else { return nil }
+        var status = stat()
+        guard fstat(fileWatch, &status) == 0, status.st_nlink == 0 else { return nil }
+        return .unavailable("the queue database file was deleted; restart the relay")
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The SQLite database of a data directory: where it is, how it is created (private to its
+/// owner), and its schema, migrated one version at a time (`PRAGMA user_version`).
+package enum SQLiteSchema {
+    /// The file inside the data directory.
+    package static let fileName = "happyrelay.sqlite"
+    /// The version this build writes; a newer file is refused.
+    package static let version = 5
+
+    /// The database file in `directory`.
+    package static func path(in directory: String) -> String {
+        (directory as NSString).appendingPathComponent(fileName)
+    }
+
+    /// Creates the data directory (0700) and the database file (0600) when missing: they hold
+    /// payloads with names, phone numbers and e-mail addresses. SQLite gives its WAL and
+    /// shared-memory files the database file's mode; files an earlier version created with the
+    /// default mode are tightened too.
+    package static func prepareFile(in directory: String) throws(SQLiteError) -> String {
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            do {
+                try FileManager.default.createDirectory(
+                    atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw SQLiteError(code: -1, description: "cannot create \(directory)")
+            }
+        } else if !isDirectory.boolValue {
+            throw SQLiteError(code: -1, description: "\(directory) is not a directory")
+        }
+        let path = path(in: directory)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SQLiteError(code: -1, description: "cannot create \(path): \(String(cString: strerror(errno)))") }
+        close(fd)
+        for file in [path, path + "-wal", path + "-shm"] { _ = chmod(file, 0o600) }
+        return path
+    }
+
+    /// Brings the schema to the current version, one step at a time.
+    package static func migrate(_ database: SQLiteDatabase) throws(SQLiteError) {
+        try database.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+        let current = try database.integer("PRAGMA user_version")
+        guard current <= version else {
+            throw SQLiteError(code: -1, description: "the queue was written by a newer happyrelay (schema \(current))")
+        }
+        if current < 1 {
+            try database.execute(
+                """
+                BEGIN;
+                CREATE TABLE deliveries (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    route TEXT NOT NULL,
+                    credential TEXT NOT NULL,
+                    room_id TEXT NOT NULL,
+                    call TEXT NOT NULL,
+                    request TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    accepted_at INTEGER NOT NULL,
+                    next_attempt_at INTEGER NOT NULL,
+                    last_reason TEXT
+                );
+                CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
+                CREATE INDEX deliveries_room ON deliveries (state, credential, room_id, seq);
+                PRAGMA user_version = 1;
+                COMMIT;
+                """)
+        }
+        if current < 2 {
+            // Version 2: dedupe keys outlive a restart.
+            try database.execute(
+                """
+                BEGIN;
+                CREATE TABLE dedupe (key TEXT PRIMARY KEY, first_id TEXT NOT NULL, expires_at INTEGER NOT NULL);
+                PRAGMA user_version = 2;
+                COMMIT;
+                """)
+        }
+        if current < 3 {
+            // Version 3: bindings, keyed by (kind, value).
+            try database.execute(
+                """
+                BEGIN;
+                CREATE TABLE bindings (
+                    kind TEXT NOT NULL, value TEXT NOT NULL, uuid TEXT NOT NULL, room_id TEXT NOT NULL,
+                    created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (kind, value)
+                ) WITHOUT ROWID;
+                CREATE INDEX bindings_expiry ON bindings (expires_at);
+                PRAGMA user_version = 3;
+                COMMIT;
+                """)
+        }
+        if current < 4 {
+            // Version 4: dedupe keys stored as 16-byte digests (a sender chooses a key's length),
+            // and a table for the write probe that tells when a failing disk works again.
+            try database.execute(
+                """
+                BEGIN;
+                CREATE TABLE dedupe_digests (key BLOB PRIMARY KEY, first_id TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+                CREATE INDEX dedupe_expiry ON dedupe_digests (expires_at);
+                CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+                """)
+            do throws(SQLiteError) {
+                let old = try database.prepare("SELECT key, first_id, expires_at FROM dedupe")
+                let insert = try database.prepare("INSERT OR REPLACE INTO dedupe_digests (key, first_id, expires_at) VALUES (?, ?, ?)")
+                var rows: [(DedupeDigest, String, Int)] = []
+                while try old.step() {
+                    // Version 2 keys are "route NUL key".
+                    let parts = (old.text(0) ?? "").split(separator: "\u{0}", maxSplits: 1, omittingEmptySubsequences: false)
+                    guard parts.count == 2 else { continue }
+                    rows.append((DedupeDigest(route: String(parts[0]), key: String(parts[1])), old.text(1) ?? "", old.integer(2)))
+                }
+                old.reset()
+                for (digest, id, expires) in rows { try insert.run([.blob(digest.bytes), .text(id), .integer(expires)]) }
+                try database.execute("DROP TABLE dedupe; PRAGMA user_version = 4; COMMIT;")
+            } catch {
+                try? database.execute("ROLLBACK")
+                throw error
+            }
+        }
+        if current < 5 {
+            // Version 5: the head of each room's queue in a table of its own, so that finding the
+            // next due delivery costs O(log n) however long the backlog; request bodies as BLOBs.
+            try database.execute(
+                """
+                BEGIN;
+                CREATE TABLE rooms (
+                    credential TEXT NOT NULL, room_id TEXT NOT NULL, head_seq INTEGER NOT NULL, due_at INTEGER NOT NULL,
+                    PRIMARY KEY (credential, room_id)
+                ) WITHOUT ROWID;
+                CREATE INDEX rooms_due ON rooms (due_at);
+                INSERT INTO rooms (credential, room_id, head_seq, due_at)
+                    SELECT credential, room_id, MIN(seq), 0 FROM deliveries WHERE state = 'pending' GROUP BY credential, room_id;
+                UPDATE rooms SET due_at = (SELECT next_attempt_at FROM deliveries WHERE seq = rooms.head_seq);
+                ALTER TABLE deliveries ADD COLUMN body BLOB;
+                PRAGMA user_version = 5;
+                COMMIT;
+                """)
+        }
+    }
+}
