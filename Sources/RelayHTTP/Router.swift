@@ -21,22 +21,18 @@ package final class HTTPResponder: Sendable {
     private let connection: LoopBound<HTTPServerConnection>
     /// The loop that serves the request: an answer given on it is written without a hop.
     package let loop: EventLoop
-    private let exchange: Exchange
     private let answered = Atomic<Bool>(false)
 
-    init(connection: HTTPServerConnection, loop: EventLoop, exchange: Exchange) {
+    init(connection: HTTPServerConnection, loop: EventLoop) {
         self.connection = LoopBound(value: connection)
         self.loop = loop
-        self.exchange = exchange
     }
 
     deinit {
         if !answered.load(ordering: .acquiring) {
             let connection = connection
-            let exchange = exchange
             loop.execute {
-                connection.value.deliver(
-                    HTTPErrorBody.response(.internalServerError, message: "the request was not answered"), for: exchange)
+                connection.value.deliver(HTTPErrorBody.response(.internalServerError, message: "the request was not answered"))
             }
         }
     }
@@ -45,11 +41,10 @@ package final class HTTPResponder: Sendable {
     package func respond(_ response: HTTPResponse) {
         guard !answered.exchange(true, ordering: .acquiringAndReleasing) else { return }
         if loop.isCurrentThread {
-            connection.value.deliver(response, for: exchange)
+            connection.value.deliver(response)
         } else {
             let connection = connection
-            let exchange = exchange
-            loop.execute { connection.value.deliver(response, for: exchange) }
+            loop.execute { connection.value.deliver(response) }
         }
     }
 }
