@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+
+@testable import RelayStore
+
+/// The SQLite engine alone: room heads, claims, outcomes, and what the dispatch query costs.
+@Suite struct SQLiteDeliveryStoreTests {
+    final class Folder {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-store-\(UUID().uuidString)").path
+        deinit { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    func delivery(_ id: String, room: String, dead: String? = nil) -> NewDelivery {
+        NewDelivery(
+            id: id, route: "/r", room: RoomKey(credential: "", roomID: room), call: Array(#"{"uuid":"u","room_id":"\#(room)"}"#.utf8),
+            request: "{}", body: Array("{}".utf8), deadReason: dead)
+    }
+
+    func store(_ folder: Folder) throws -> SQLiteDeliveryStore { try SQLiteDeliveryStore(directory: folder.path) }
+
+    @Test func eachRoomHasOneDueDeliveryAndARetryHoldsTheRoomsLaterOnes() throws {
+        let folder = Folder()
+        let store = try store(folder)
+        let writes = [
+            WebhookWrite(deliveries: [delivery("a1", room: "A")]), WebhookWrite(deliveries: [delivery("b1", room: "B")]),
+            WebhookWrite(deliveries: [delivery("a2", room: "A")]), WebhookWrite(deliveries: [delivery("a3", room: "A")]),
+        ]
+        #expect(try store.commit(writes, outcomes: [], now: 1000).allSatisfy { $0 == .success(.stored) })
+        #expect(try store.claimDue(limit: 10, now: 1000, busy: []).map(\.id) == ["a1", "b1"])
+        // A busy room is skipped, and a limit is a limit.
+        #expect(try store.claimDue(limit: 10, now: 1000, busy: [RoomKey(credential: "", roomID: "A")]).map(\.id) == ["b1"])
+        #expect(try store.claimDue(limit: 1, now: 1000, busy: []).count == 1)
+        // a1 fails: retried at 5000. Room A waits for it; a2 does not overtake it.
+        _ = try store.commit(
+            [], outcomes: [DeliveryOutcome(id: "a1", room: RoomKey(credential: "", roomID: "A"), disposition: .retry(at: 5000), attempts: 1, reason: "503")],
+            now: 1100)
+        #expect(try store.claimDue(limit: 10, now: 1100, busy: []).map(\.id) == ["b1"])
+        #expect(try store.nextDueTime(after: 1100) == 5000)
+        #expect(try store.claimDue(limit: 10, now: 5000, busy: []).map(\.id) == ["b1", "a1"])
+        // a1 delivered: a2 is the head of room A, due at once.
+        _ = try store.commit(
+            [], outcomes: [DeliveryOutcome(id: "a1", room: RoomKey(credential: "", roomID: "A"), disposition: .delivered, attempts: 2, reason: "")],
+            now: 5100)
+        #expect(try store.claimDue(limit: 10, now: 5100, busy: []).map(\.id).sorted() == ["a2", "b1"])
+        // A dead head moves the room on too; the last one removes the room.
+        for (id, next) in [("a2", "a3"), ("a3", nil)] as [(String, String?)] {
+            _ = try store.commit(
+                [], outcomes: [DeliveryOutcome(id: id, room: RoomKey(credential: "", roomID: "A"), disposition: .dead(reason: "x"), attempts: 1, reason: "x")],
+                now: 6000)
+            #expect(try store.claimDue(limit: 10, now: 6000, busy: [RoomKey(credential: "", roomID: "B")]).first?.id == next)
+        }
+        #expect(try store.pendingCount() == 1)
+    }
+
+    @Test func dispatchReadsTheRoomsIndexNotTheBacklog() throws {
+        let folder = Folder()
+        _ = try store(folder)
+        let database = try SQLiteDatabase(path: SQLiteSchema.path(in: folder.path))
+        let plan = try database.prepare(
+            """
+            EXPLAIN QUERY PLAN SELECT r.credential, r.room_id, d.id, d.route, d.call, d.attempts, d.accepted_at, d.state
+            FROM rooms r LEFT JOIN deliveries d ON d.seq = r.head_seq WHERE r.due_at <= ? ORDER BY r.due_at LIMIT ?
+            """)
+        var steps: [String] = []
+        while try plan.step() { steps.append(plan.text(3) ?? "") }
+        #expect(steps.contains { $0.contains("USING INDEX rooms_due") }, "\(steps)")
+        #expect(steps.contains { $0.contains("d USING INTEGER PRIMARY KEY") }, "\(steps)")
+        #expect(!steps.contains { $0.contains("SCAN d") || $0.contains("TEMP B-TREE") }, "\(steps)")
+    }
+
+    @Test func headsAreRebuiltFromRowsWrittenElsewhere() throws {
+        let folder = Folder()
+        let store = try store(folder)
+        _ = try store.commit([WebhookWrite(deliveries: [delivery("x2", room: "X")])], outcomes: [], now: 1000)
+        // Another process writes a row without its room (an older version, or by hand).
+        let other = try SQLiteDatabase(path: SQLiteSchema.path(in: folder.path))
+        try other.execute(
+            "INSERT INTO deliveries (id, route, credential, room_id, call, request, state, attempts, accepted_at, next_attempt_at) VALUES ('y1', '/r', '', 'Y', '{}', '{}', 'pending', 0, 1, 1)")
+        #expect(store.changedElsewhere())
+        #expect(try store.claimDue(limit: 10, now: 2000, busy: []).map(\.id).sorted() == ["x2", "y1"])
+        #expect(!store.changedElsewhere())
+    }
+
+    @Test func replayPutsAnOlderDeliveryAtTheHeadOfItsRoom() throws {
+        let folder = Folder()
+        let store = try store(folder)
+        _ = try store.commit([WebhookWrite(deliveries: [delivery("old", room: "R", dead: "mapping failed")])], outcomes: [], now: 1000)
+        _ = try store.commit([WebhookWrite(deliveries: [delivery("new", room: "R")])], outcomes: [], now: 2000)
+        let admin = try #require(try SQLiteAdmin(directory: folder.path))
+        let dead = try admin.deadRequests(id: "old")
+        try admin.replay([(dead[0], .requeue([(roomID: "R", call: Array(#"{"uuid":"u","room_id":"R"}"#.utf8))]))], now: 3000)
+        _ = store.changedElsewhere()
+        #expect(try store.claimDue(limit: 10, now: 3000, busy: []).map(\.id) == ["old"])
+        #expect(try admin.gauges(now: 4000) == QueueGauges(pending: 2, dead: 0, oldestPendingAge: 1))
+    }
+
+    @Test func aDeletedFileIsRefused() throws {
+        let folder = Folder()
+        let store = try store(folder)
+        #expect(store.refusal() == nil)
+        unlink(SQLiteSchema.path(in: folder.path))
+        #expect(store.refusal() == .unavailable("the queue database file was deleted; restart the relay"))
+        #expect(throws: StoreError.self) { _ = try store.commit([WebhookWrite(deliveries: [delivery("z", room: "Z")])], outcomes: [], now: 1) }
+    }
+}
