@@ -3,7 +3,7 @@ import RelayCore
 import RelayMapping
 import RelayStore
 
-/// `happyrelay check` and `happyrelay map` (interface.md): pure functions from arguments
+/// `happyrelay check` and `happyrelay map` (docs/interface.md): pure functions from arguments
 /// to output lines and an exit code, so tests call them directly.
 /// What a command printed and how it exits.
 package struct CommandResult: Sendable, Equatable {

@@ -5,7 +5,7 @@ import RelayMapping
 import Synchronization
 
 /// A local HappyTalk `set_user_info` endpoint for tests, demos and benchmarks. It follows
-/// spec/happytalk-set-user-info.md: a configured token, known customer UUIDs and rooms (an
+/// docs/happytalk.md: a configured token, known customer UUIDs and rooms (an
 /// empty list accepts any), the documented failures with their codes and messages, and a
 /// record of every accepted call, one body per line exactly as received.
 package final class MockUpstream: Sendable {

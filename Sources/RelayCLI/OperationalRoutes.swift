@@ -1,7 +1,7 @@
 import RelayCore
 import RelayHTTP
 
-/// The endpoints every relay serves besides its webhook routes (interface.md).
+/// The endpoints every relay serves besides its webhook routes (docs/interface.md).
 package enum OperationalRoutes {
     /// Adds `GET /healthz`, `GET /readyz` and `GET /metrics`. `readiness` returns nil when
     /// ready, else the reason; `metrics` returns the exposition (it may read the database, so it

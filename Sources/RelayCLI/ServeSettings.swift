@@ -2,7 +2,7 @@ import Foundation
 import RelayCore
 import RelayHTTP
 
-/// The settings of `happyrelay serve`, from flags and environment (interface.md).
+/// The settings of `happyrelay serve`, from flags and environment (docs/interface.md).
 package struct ServeSettings: Sendable {
     package var listen = HostAndPort(host: "127.0.0.1", port: 8080)
     package var mappings = "mappings"

@@ -5,7 +5,7 @@ import RelayMapping
 import Glibc
 #endif
 
-/// HappyTalk tokens from the environment (interface.md): `HAPPYTALK_TOKEN` or
+/// HappyTalk tokens from the environment (docs/interface.md): `HAPPYTALK_TOKEN` or
 /// `HAPPYTALK_TOKEN_FILE` for the default credential, `HAPPYTALK_TOKEN_<NAME>` or
 /// `HAPPYTALK_TOKEN_<NAME>_FILE` for named ones. Its description lists names, never tokens.
 package struct Credentials: Sendable, CustomStringConvertible {

@@ -2,7 +2,7 @@ import Foundation
 import RelayHTTP
 import RelayMapping
 
-/// What HappyTalk made of a call, classified as spec/happytalk-set-user-info.md says
+/// What HappyTalk made of a call, classified as docs/happytalk.md says
 /// ("What follows for the relay").
 package enum UpstreamResult: Sendable, Equatable {
     case success

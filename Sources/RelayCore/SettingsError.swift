@@ -1,5 +1,5 @@
 /// A mistake on the command line or in the environment. Usage mistakes (an unknown flag,
-/// a missing value) exit 2 with a usage line; a malformed value exits 1 (interface.md).
+/// a missing value) exit 2 with a usage line; a malformed value exits 1 (docs/interface.md).
 package struct SettingsError: Error, Equatable, CustomStringConvertible {
     package let message: String
     /// True for an unknown flag or a missing value.

@@ -2,7 +2,7 @@ import Foundation
 import RelayCrypto
 import RelayMapping
 
-/// Checks that a webhook comes from who the route says (mapping.md, "Verification
+/// Checks that a webhook comes from who the route says (docs/mapping.md, "Verification
 /// schemes"): always over the raw body bytes, comparing in constant time, and never
 /// putting an expected signature or a secret in its reasons.
 package struct WebhookVerifier: Sendable {

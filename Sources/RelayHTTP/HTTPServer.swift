@@ -10,7 +10,7 @@ import Glibc
 /// connections out round robin, so load spreads evenly whatever the arrival pattern; each
 /// loop answers its connections on its own thread.
 package final class HTTPServer: Sendable {
-    /// Limits and timeouts; the defaults are interface.md's.
+    /// Limits and timeouts; the defaults are docs/interface.md's.
     package struct Configuration: Sendable {
         package var address: HostAndPort
         package var limits: HTTPRequestParser.Limits

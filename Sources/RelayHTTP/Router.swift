@@ -89,7 +89,7 @@ package struct Router: Sendable {
     }
 }
 
-/// Builds the JSON error bodies of interface.md (`{"result":"fail","error":…,"message":…}`).
+/// Builds the JSON error bodies of docs/interface.md (`{"result":"fail","error":…,"message":…}`).
 package enum HTTPErrorBody {
     /// The machine-readable error name for a status.
     package static func errorName(for status: HTTPStatus) -> String {

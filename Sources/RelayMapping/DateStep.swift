@@ -1,6 +1,6 @@
 import Foundation
 
-/// The `date` pipe step: parses the date and date-time forms mapping.md lists and formats
+/// The `date` pipe step: parses the date and date-time forms docs/mapping.md lists and formats
 /// them with HappyTalk's `Y m d H i s` tokens.
 package struct DateStep: Sendable, Equatable {
     /// The output pattern, e.g. `Y-m-d`.

@@ -9,7 +9,7 @@ package struct JSONPathError: Error, Equatable, Sendable, CustomStringConvertibl
     package var description: String { "\(message) at column \(column) in \"\(source)\"" }
 }
 
-/// A compiled RFC 9535 JSONPath (the subset mapping.md names): name and index selectors,
+/// A compiled RFC 9535 JSONPath (the subset docs/mapping.md names): name and index selectors,
 /// the wildcard, and filters with comparisons, `&&`, `||`, `!` and parentheses.
 package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
     package enum Segment: Sendable, Equatable {

@@ -1,4 +1,4 @@
-/// A binding found by `resolve` (mapping.md, "Bindings").
+/// A binding found by `resolve` (docs/mapping.md, "Bindings").
 package struct Binding: Sendable, Equatable {
     package var uuid: String
     package var roomID: String
@@ -58,7 +58,7 @@ package enum MappingOutcome: Sendable, Equatable {
     case failed(MappingFailure)
 }
 
-/// The request document that paths read (mapping.md, "The request document").
+/// The request document that paths read (docs/mapping.md, "The request document").
 package enum RequestDocument {
     /// Builds `{body, headers, query, meta}`. Header names are lower-cased; repeated ones joined with `, `.
     package static func make(
@@ -181,7 +181,7 @@ extension MappingRoute {
     }
 }
 
-/// The `set_user_info` contract (spec/happytalk-set-user-info.md) as checks.
+/// The `set_user_info` contract (docs/happytalk.md) as checks.
 package enum UpstreamContract {
     /// Every field the API knows besides `token`, in the vendor's order.
     package static let fields: [String] =

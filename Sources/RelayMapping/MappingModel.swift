@@ -1,6 +1,6 @@
 import Foundation
 
-/// The right-hand side of a `set` field (mapping.md, "Value specs"), compiled.
+/// The right-hand side of a `set` field (docs/mapping.md, "Value specs"), compiled.
 package struct ValueSpec: Sendable {
     package indirect enum Source: Sendable {
         case constant(String)
@@ -195,7 +195,7 @@ package struct MappingRule: Sendable {
     package var makesCall: Bool { !fields.isEmpty }
 }
 
-/// How an inbound webhook is authenticated (mapping.md, "Verification schemes").
+/// How an inbound webhook is authenticated (docs/mapping.md, "Verification schemes").
 package struct VerifySpec: Sendable {
     package enum Scheme: String, Sendable, CaseIterable {
         case shopify, woocommerce, github, stripe

@@ -27,7 +27,7 @@ package struct CompiledRegex: @unchecked Sendable, Equatable {
     }
 }
 
-/// One compiled pipe step (mapping.md, "Pipe steps").
+/// One compiled pipe step (docs/mapping.md, "Pipe steps").
 package enum PipeStep: Sendable, Equatable {
     case trim, lowercase, uppercase, nfkc, digits, phoneKR
     case date(DateStep)

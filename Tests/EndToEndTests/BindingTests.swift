@@ -3,7 +3,7 @@ import Testing
 
 @testable import RelayCore
 
-/// The story of mapping.md's "Bindings": the chatbot binds an order to its room; hours later
+/// The story of docs/mapping.md's "Bindings": the chatbot binds an order to its room; hours later
 /// the shop's webhook for that order finds the room.
 @Suite struct BindingTests {
     static let chatbot = #"""

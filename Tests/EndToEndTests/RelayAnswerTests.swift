@@ -3,7 +3,7 @@ import Testing
 
 @testable import RelayCore
 
-/// Every answer of interface.md ("Answers to a webhook") from the real binaries.
+/// Every answer of docs/interface.md ("Answers to a webhook") from the real binaries.
 @Suite struct RelayAnswerTests {
     static let mappings: [String: String] = [
         "sync.json": """
