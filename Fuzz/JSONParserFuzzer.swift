@@ -1,24 +1,33 @@
 // libFuzzer target for the JSON parser. Beyond "no crash": whatever parses must serialize
 // and parse back to the same value (numbers keep their text, strings their scalars).
-
-// And a parse that keeps only some paths (JSONProjection) must accept exactly what the full
-// parse accepts, and agree with it on the paths it keeps.
+//
+// And the tape (the parse the relay uses for bodies) must accept exactly what the tree parse
+// accepts, with the same error, and read the same values: the whole document, and a few paths.
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let input = Array(UnsafeBufferPointer(start: data, count: size))
     // Built per input: globals would be reported by LeakSanitizer at exit.
-    let projectedPaths = ["$.a", "$.b[0].c", "$.d[?@.n == 'x'].v", "$.e.*"].map { try! JSONPath($0) }
-    let projection = JSONProjection.make(projectedPaths.map(\.segments))!
+    let paths = ["$.a", "$.b[0].c", "$.d[?@.n == 'x'].v", "$.e.*", "$[-1]", "$.*.*"].map { try! JSONPath($0) }
     let parser = JSONParser(maxDepth: 64, maxBytes: 1 << 20)
-    let pruned = try? parser.parse(input, keeping: projection)
-    guard let value = try? parser.parse(input) else {
-        if pruned != nil { fatalError("the projected parse accepted what the full parse refused") }
+    let tape: Result<JSONTape, JSONParseError> = Result { () throws(JSONParseError) in try parser.tape(input) }
+    let value: JSONValue
+    do {
+        value = try parser.parse(input)
+    } catch {
+        guard case .failure(let tapeError) = tape else { fatalError("the tape accepted what the tree parse refused") }
+        if tapeError != error { fatalError("the tape refused with \(tapeError), the tree with \(error)") }
         return 0
     }
-    guard let pruned else { fatalError("the projected parse refused what the full parse accepted") }
-    for path in projectedPaths where path.select(in: pruned) != path.select(in: value) {
-        fatalError("projection changed \(path)")
+    guard case .success(let parsed) = tape else { fatalError("the tape refused what the tree parse accepted") }
+    let root = JSONValue.tape(parsed.root)
+    if parsed.root.value != value || JSONSerializer.string(root) != JSONSerializer.string(value) { fatalError("the tape reads another value") }
+    for path in paths {
+        let fromTape = path.select(in: root)
+        let fromTree = path.select(in: value)
+        if fromTape != fromTree || fromTape.map(\.text) != fromTree.map(\.text) || fromTape.map(\.isEmpty) != fromTree.map(\.isEmpty) {
+            fatalError("the tape reads \(path) differently")
+        }
     }
     let text = JSONSerializer.string(value)
     guard let again = try? JSONParser(maxDepth: 64, maxBytes: 1 << 20).parse(text) else {

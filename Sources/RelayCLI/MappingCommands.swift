@@ -95,7 +95,7 @@ package enum MappingCommands {
         }
         let contentType = headers.first { $0.name == "content-type" }?.value
         let body: JSONValue
-        switch RequestBody.decode(bytes, contentType: contentType, acceptsForm: route.acceptsForm, keeping: route.bodyProjection) {
+        switch RequestBody.decode(bytes, contentType: contentType, acceptsForm: route.acceptsForm) {
         case .success(let value): body = value
         case .failure(let problem): return CommandResult(lines: [problem.message], exitCode: 1)
         }

@@ -17,10 +17,9 @@ package enum RequestBody {
     }
 
     /// JSON (`application/json`, `*/*+json`, or no Content-Type) or, where the route accepts
-    /// it, a form; anything else is refused.
-    package static func decode(
-        _ bytes: [UInt8], contentType: String?, acceptsForm: Bool, keeping projection: JSONProjection? = nil
-    ) -> Result<JSONValue, Problem> {
+    /// it, a form; anything else is refused. A JSON body is validated whole and kept on a tape:
+    /// paths read only what they need from it.
+    package static func decode(_ bytes: [UInt8], contentType: String?, acceptsForm: Bool) -> Result<JSONValue, Problem> {
         let mediaType = contentType.map { $0.split(separator: ";").first.map(String.init) ?? "" }?
             .trimmingCharacters(in: .whitespaces).lowercased()
         switch mediaType {
@@ -34,14 +33,9 @@ package enum RequestBody {
             return .failure(.unsupportedMediaType(type))
         }
         do {
-            return .success(try JSONParser(maxDepth: 64, maxBytes: 16 << 20).parse(bytes, keeping: projection ?? .everything))
+            return .success(.tape(try JSONParser(maxDepth: 64, maxBytes: 16 << 20).tape(bytes).root))
         } catch {
             return .failure(.invalidJSON(error.description))
         }
-    }
-
-    /// RFC 3339 in UTC with milliseconds.
-    package static func timestamp(_ date: Date) -> String {
-        RFC3339.timestamp(milliseconds: Int((date.timeIntervalSince1970 * 1000).rounded(.down)))
     }
 }

@@ -65,7 +65,7 @@ package enum WebhookPipeline {
             }
         }
         let body: JSONValue
-        switch RequestBody.decode(request.body, contentType: request.headers["content-type"], acceptsForm: route.acceptsForm, keeping: route.bodyProjection) {
+        switch RequestBody.decode(request.body, contentType: request.headers["content-type"], acceptsForm: route.acceptsForm) {
         case .success(let value): body = value
         case .failure(.invalidJSON(let detail)):
             return .failure(.answer(.rejected(Rejection(.badRequest, error: "invalid_json", message: "body is not valid JSON: \(detail)"))))

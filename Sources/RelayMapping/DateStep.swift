@@ -30,7 +30,7 @@ package struct DateStep: Sendable, Equatable {
     }
 
     func fields(of value: JSONValue) -> Fields? {
-        switch value {
+        switch value.resolved {
         case .number(let text):
             guard let seconds = Double(text), seconds.isFinite, abs(seconds) < 1e11 else { return nil }
             return local(epochSeconds: Int(seconds.rounded(.down)))

@@ -38,34 +38,41 @@ package struct JSONParser {
         try parse(Array(text.utf8))
     }
 
-    /// Parses bytes, building only what `projection` keeps (the whole text is still validated).
-    package func parse(_ bytes: [UInt8], keeping projection: JSONProjection) throws(JSONParseError) -> JSONValue {
-        var result: Result<JSONValue, JSONParseError> = .success(.null)
+    /// Parses into a tape over `bytes`: the same grammar, checks and errors as `parse`, but
+    /// nothing is built — strings and numbers are decoded when they are read.
+    package func tape(_ bytes: [UInt8]) throws(JSONParseError) -> JSONTape {
+        var result: Result<[JSONTape.Entry], JSONParseError> = .success([])
         bytes.withUnsafeBufferPointer { buffer in
+            var reader = Reader(bytes: buffer, maxDepth: maxDepth)
             do throws(JSONParseError) {
-                result = .success(try parse(buffer, keeping: projection))
+                guard buffer.count <= maxBytes else { throw reader.error("document is larger than \(maxBytes) bytes") }
+                var entries: [JSONTape.Entry] = []
+                entries.reserveCapacity(max(16, buffer.count / 12))
+                reader.skipWhitespace()
+                try reader.tapeValue(depth: 0, into: &entries)
+                reader.skipWhitespace()
+                guard reader.index == buffer.count else { throw reader.error("unexpected data after the JSON value") }
+                result = .success(entries)
             } catch {
                 result = .failure(error)
             }
         }
-        return try result.get()
+        return JSONTape(bytes: bytes, entries: try result.get())
     }
 
     /// Parses from raw bytes.
-    package func parse(_ buffer: UnsafeBufferPointer<UInt8>, keeping projection: JSONProjection = .everything) throws(JSONParseError)
-        -> JSONValue
-    {
+    package func parse(_ buffer: UnsafeBufferPointer<UInt8>) throws(JSONParseError) -> JSONValue {
         var reader = Reader(bytes: buffer, maxDepth: maxDepth)
         guard buffer.count <= maxBytes else { throw reader.error("document is larger than \(maxBytes) bytes") }
         reader.skipWhitespace()
-        let value = try reader.value(depth: 0, projection: projection.isComplete ? nil : projection) ?? .null
+        let value = try reader.value(depth: 0)
         reader.skipWhitespace()
         guard reader.index == buffer.count else { throw reader.error("unexpected data after the JSON value") }
         return value
     }
 }
 
-private struct Reader {
+struct Reader {
     let bytes: UnsafeBufferPointer<UInt8>
     let maxDepth: Int
     var index = 0
@@ -97,20 +104,8 @@ private struct Reader {
         }
     }
 
-    /// A value, pruned by `projection` (nil: keep everything). Skipped values are validated
-    /// and not built.
-    mutating func value(depth: Int, projection: JSONProjection?) throws(JSONParseError) -> JSONValue? {
-        guard let projection else { return try value(depth: depth) }
-        guard index < bytes.count else { throw error("unexpected end of input") }
-        switch bytes[index] {
-        case UInt8(ascii: "{"): return try object(depth: depth + 1, projection: projection)
-        case UInt8(ascii: "["): return try array(depth: depth + 1, projection: projection)
-        default: return try value(depth: depth)
-        }
-    }
-
-    /// An object; with a projection, only the members it names (or all, under a wildcard) are built.
-    mutating func object(depth: Int, projection: JSONProjection?) throws(JSONParseError) -> JSONValue {
+    /// An object's members, in order.
+    mutating func object(depth: Int) throws(JSONParseError) -> JSONValue {
         guard depth <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
         index += 1
         var members: [(key: String, value: JSONValue)] = []
@@ -124,44 +119,12 @@ private struct Reader {
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
                 throw error(index < bytes.count ? "expected a member name in quotes" : "unexpected end of input")
             }
-            guard let projection else {
-                let key = try string()
-                skipWhitespace()
-                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
-                index += 1
-                skipWhitespace()
-                members.append((key, try value(depth: depth)))
-                if try endOfMember(closing: UInt8(ascii: "}"), in: "an object") { return .object(members) }
-                continue
-            }
-            let keyStart = index + 1
-            let hasEscape = try skipString()
-            var child: JSONProjection?
-            var key: String?
-            if hasEscape {
-                let end = index
-                index = keyStart - 1
-                let decoded = try string()
-                index = end
-                child = decoded.utf8.withContiguousStorageIfAvailable { projection.member($0) } ?? nil
-                key = decoded
-            } else {
-                child = projection.member(UnsafeBufferPointer(rebasing: bytes[keyStart..<(index - 1)]))
-            }
-            // A wildcard or filter on an object selects its member values.
-            if child == nil { child = projection.elements }
+            let key = try string()
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
             index += 1
             skipWhitespace()
-            if let child {
-                let memberName = key ?? Self.keyText(bytes, keyStart)
-                if let value = try value(depth: depth, projection: child.isComplete ? nil : child) {
-                    members.append((memberName, value))
-                }
-            } else {
-                try skipValue(depth: depth)
-            }
+            members.append((key, try value(depth: depth)))
             if try endOfMember(closing: UInt8(ascii: "}"), in: "an object") { return .object(members) }
         }
     }
@@ -181,16 +144,8 @@ private struct Reader {
         return true
     }
 
-    /// The text of an unescaped key that starts at `start` (just after its quote).
-    static func keyText(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int) -> String {
-        var end = start
-        while bytes[end] != UInt8(ascii: "\"") { end += 1 }
-        return Swift.String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
-    }
-
-    /// An array; with a projection, elements are built only as far as it reaches (skipped
-    /// ones keep their place, as null).
-    mutating func array(depth: Int, projection: JSONProjection?) throws(JSONParseError) -> JSONValue {
+    /// An array's elements, in order.
+    mutating func array(depth: Int) throws(JSONParseError) -> JSONValue {
         guard depth <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
         index += 1
         var items: [JSONValue] = []
@@ -201,63 +156,105 @@ private struct Reader {
         }
         while true {
             skipWhitespace()
-            if let projection {
-                if let element = projection.elements {
-                    // Skipped elements keep their place, so indexes such as [-1] stay right.
-                    items.append(try value(depth: depth, projection: element.isComplete ? nil : element) ?? .null)
-                } else {
-                    try skipValue(depth: depth)
-                    items.append(.null)
-                }
-            } else {
-                items.append(try value(depth: depth))
-            }
+            items.append(try value(depth: depth))
             if try endOfMember(closing: UInt8(ascii: "]"), in: "an array") { return .array(items) }
         }
     }
 
-    /// Validates a value without building it.
-    mutating func skipValue(depth: Int) throws(JSONParseError) {
+    /// Validates a value and records it, and everything in it, on the tape.
+    mutating func tapeValue(depth: Int, into entries: inout [JSONTape.Entry]) throws(JSONParseError) {
         guard index < bytes.count else { throw error("unexpected end of input") }
         switch bytes[index] {
         case UInt8(ascii: "{"):
             guard depth + 1 <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
+            let container = entries.count
+            entries.append(JSONTape.Entry(kind: .object, start: Int32(index)))
             index += 1
             skipWhitespace()
+            var count: Int32 = 0
             if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
                 index += 1
-                return
-            }
-            while true {
-                skipWhitespace()
-                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
-                    throw error(index < bytes.count ? "expected a member name in quotes" : "unexpected end of input")
+            } else {
+                while true {
+                    skipWhitespace()
+                    guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
+                        throw error(index < bytes.count ? "expected a member name in quotes" : "unexpected end of input")
+                    }
+                    let keyStart = index
+                    let hasEscape = try skipString()
+                    entries.append(JSONTape.Entry(kind: .string, start: Int32(keyStart + 1), end: Int32(index - 1), hasEscapes: hasEscape))
+                    skipWhitespace()
+                    guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
+                    index += 1
+                    skipWhitespace()
+                    try tapeValue(depth: depth + 1, into: &entries)
+                    count += 1
+                    if try endOfMember(closing: UInt8(ascii: "}"), in: "an object") { break }
                 }
-                _ = try skipString()
-                skipWhitespace()
-                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
-                index += 1
-                skipWhitespace()
-                try skipValue(depth: depth + 1)
-                if try endOfMember(closing: UInt8(ascii: "}"), in: "an object") { return }
             }
+            entries[container].end = Int32(entries.count)
+            entries[container].count = count
         case UInt8(ascii: "["):
             guard depth + 1 <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
+            let container = entries.count
+            entries.append(JSONTape.Entry(kind: .array, start: Int32(index)))
             index += 1
             skipWhitespace()
+            var count: Int32 = 0
             if index < bytes.count && bytes[index] == UInt8(ascii: "]") {
                 index += 1
-                return
+            } else {
+                while true {
+                    skipWhitespace()
+                    try tapeValue(depth: depth + 1, into: &entries)
+                    count += 1
+                    if try endOfMember(closing: UInt8(ascii: "]"), in: "an array") { break }
+                }
             }
-            while true {
-                skipWhitespace()
-                try skipValue(depth: depth + 1)
-                if try endOfMember(closing: UInt8(ascii: "]"), in: "an array") { return }
-            }
+            entries[container].end = Int32(entries.count)
+            entries[container].count = count
         case UInt8(ascii: "\""):
-            _ = try skipString()
+            let start = index
+            let hasEscape = try skipString()
+            entries.append(JSONTape.Entry(kind: .string, start: Int32(start + 1), end: Int32(index - 1), hasEscapes: hasEscape))
+        case UInt8(ascii: "t"):
+            try literal("true")
+            entries.append(JSONTape.Entry(kind: .true, start: Int32(index - 4)))
+        case UInt8(ascii: "f"):
+            try literal("false")
+            entries.append(JSONTape.Entry(kind: .false, start: Int32(index - 5)))
+        case UInt8(ascii: "n"):
+            try literal("null")
+            entries.append(JSONTape.Entry(kind: .null, start: Int32(index - 4)))
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            let start = index
+            try skipNumber()
+            entries.append(JSONTape.Entry(kind: .number, start: Int32(start), end: Int32(index)))
         default:
-            _ = try value(depth: depth)
+            throw error("unexpected character \(describe(bytes[index]))")
+        }
+    }
+
+    /// Validates a number and moves past it (the same rules as `number()`).
+    mutating func skipNumber() throws(JSONParseError) {
+        if bytes[index] == UInt8(ascii: "-") { index += 1 }
+        guard index < bytes.count, isDigit(bytes[index]) else { throw error("invalid number") }
+        if bytes[index] == UInt8(ascii: "0") {
+            index += 1
+            if index < bytes.count && isDigit(bytes[index]) { throw error("leading zero in a number") }
+        } else {
+            while index < bytes.count && isDigit(bytes[index]) { index += 1 }
+        }
+        if index < bytes.count && bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            guard index < bytes.count, isDigit(bytes[index]) else { throw error("expected a digit after '.'") }
+            while index < bytes.count && isDigit(bytes[index]) { index += 1 }
+        }
+        if index < bytes.count && (bytes[index] | 0x20) == UInt8(ascii: "e") {
+            index += 1
+            if index < bytes.count && (bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-")) { index += 1 }
+            guard index < bytes.count, isDigit(bytes[index]) else { throw error("expected a digit in the exponent") }
+            while index < bytes.count && isDigit(bytes[index]) { index += 1 }
         }
     }
 
@@ -310,8 +307,8 @@ private struct Reader {
     mutating func value(depth: Int) throws(JSONParseError) -> JSONValue {
         guard index < bytes.count else { throw error("unexpected end of input") }
         switch bytes[index] {
-        case UInt8(ascii: "{"): return try object(depth: depth + 1, projection: nil)
-        case UInt8(ascii: "["): return try array(depth: depth + 1, projection: nil)
+        case UInt8(ascii: "{"): return try object(depth: depth + 1)
+        case UInt8(ascii: "["): return try array(depth: depth + 1)
         case UInt8(ascii: "\""): return .string(try string())
         case UInt8(ascii: "t"):
             try literal("true")

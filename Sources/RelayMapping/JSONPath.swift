@@ -107,6 +107,7 @@ package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
         switch segment {
         case .name(let name): return node[name]
         case .index(let index):
+            if case .tape(let tapeNode) = node { return tapeNode.element(index).map(JSONValue.tape) }
             guard case .array(let items) = node else { return nil }
             let position = index < 0 ? items.count + index : index
             return items.indices.contains(position) ? items[position] : nil
@@ -122,12 +123,15 @@ package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
             switch node {
             case .array(let items): output.append(contentsOf: items)
             case .object(let members): output.append(contentsOf: members.map(\.value))
+            case .tape(let tapeNode): output.append(contentsOf: tapeNode.children.map(JSONValue.tape))
             default: break
             }
         case .filter(let expression):
             switch node {
             case .array(let items): output.append(contentsOf: items.filter { expression.holds(for: $0) })
             case .object(let members): output.append(contentsOf: members.map(\.value).filter { expression.holds(for: $0) })
+            case .tape(let tapeNode):
+                for child in tapeNode.children where expression.holds(for: .tape(child)) { output.append(.tape(child)) }
             default: break
             }
         }
@@ -191,7 +195,7 @@ package indirect enum FilterExpression: Sendable, Equatable {
     }
 
     private static func less(_ a: JSONValue?, _ b: JSONValue?) -> Bool {
-        switch (a, b) {
+        switch (a?.resolved, b?.resolved) {
         case (.number(let x)?, .number(let y)?): JSONNumber.compare(x, y) == -1
         case (.string(let x)?, .string(let y)?): x.unicodeScalars.lexicographicallyPrecedes(y.unicodeScalars)
         default: false

@@ -22,6 +22,8 @@ package enum JSONSerializer {
                 write(item, to: &output)
             }
             output.append(UInt8(ascii: "]"))
+        case .tape(let node):
+            write(node.value, to: &output)
         case .object(let members):
             output.append(UInt8(ascii: "{"))
             for (offset, member) in members.enumerated() {

@@ -9,9 +9,24 @@ package enum JSONValue: Sendable, Equatable {
     case array([JSONValue])
     /// Members in source order; lookups take the last member of a repeated name.
     case object([(key: String, value: JSONValue)])
+    /// A value of a parsed document, read from its tape when asked (see `JSONTape`).
+    case tape(JSONTapeNode)
+
+    /// The value with a tape node read one level deep (its children stay on the tape), for
+    /// code that looks at the kind of a value; other values as they are.
+    package var resolved: JSONValue {
+        if case .tape(let node) = self { return node.shallow }
+        return self
+    }
 
     package static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
+        case (.tape(let node), .string(let text)), (.string(let text), .tape(let node)): return node.stringEquals(text)
+        case (.tape(let node), _): return node.value == rhs
+        case (_, .tape(let node)): return lhs == node.value
+        default: break
+        }
+        return switch (lhs, rhs) {
         case (.null, .null): true
         case (.bool(let a), .bool(let b)): a == b
         case (.number(let a), .number(let b)): a == b || JSONNumber.compare(a, b) == 0
@@ -26,6 +41,7 @@ package enum JSONValue: Sendable, Equatable {
 
     /// The member of an object with that name (the last one if repeated), else nil.
     package subscript(key: String) -> JSONValue? {
+        if case .tape(let node) = self { return node.member(key).map(JSONValue.tape) }
         guard case .object(let members) = self else { return nil }
         var index = members.count
         while index > 0 {
@@ -37,8 +53,11 @@ package enum JSONValue: Sendable, Equatable {
 
     /// The string of a `.string`, else nil.
     package var stringValue: String? {
-        if case .string(let text) = self { return text }
-        return nil
+        switch self {
+        case .string(let text): text
+        case .tape(let node) where node.kind == .string: node.stringValue
+        default: nil
+        }
     }
 
     /// Missing-equivalent for the mapping language: `null`, a blank string, `[]` or `{}`.
@@ -50,6 +69,7 @@ package enum JSONValue: Sendable, Equatable {
         case .array(let items): items.isEmpty
         case .object(let members): members.isEmpty
         case .bool, .number: false
+        case .tape(let node): node.isEmpty
         }
     }
 
@@ -71,6 +91,13 @@ package enum JSONValue: Sendable, Equatable {
         case .number(let digits): digits
         case .string(let text): text
         case .array, .object: JSONSerializer.string(self)
+        case .tape(let node):
+            switch node.kind {
+            case .string: node.stringValue
+            case .number: node.numberText
+            case .array, .object: JSONSerializer.string(node.value)
+            default: node.shallow.text
+            }
         }
     }
 
@@ -83,6 +110,7 @@ package enum JSONValue: Sendable, Equatable {
         case .string: "string"
         case .array: "array"
         case .object: "object"
+        case .tape(let node): node.shallow.typeName
         }
     }
 }

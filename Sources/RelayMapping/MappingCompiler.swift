@@ -208,6 +208,9 @@ struct MappingCompiler {
         case .array:
             report(pointer, "a value is a path, a constant or an object form; to try several, write { \"first\": [ … ] }")
             return nil
+        case .tape(let node):
+            // Mapping files are parsed into trees; a tape value is read whole.
+            return valueSpec(node.value, at: pointer)
         case .object:
             let forms = ["const", "path", "first", "template"]
             guard
@@ -900,7 +903,6 @@ struct MappingCompiler {
         var route = MappingRoute(
             file: file, path: path, description: description, verify: verify, acceptsForm: acceptsForm, delivery: delivery,
             timeout: timeout, dedupe: dedupe, credential: credential, mode: mode, rules: rules, examples: examples)
-        route.bodyProjection = route.makeBodyProjection()
         route.readHeaderNames = route.makeReadHeaderNames()
         return route
     }

@@ -146,7 +146,7 @@ package indirect enum Condition: Sendable {
     }
 
     private func isContainer(_ value: JSONValue) -> Bool {
-        switch value {
+        switch value.resolved {
         case .array, .object, .null: true
         default: false
         }
@@ -154,7 +154,7 @@ package indirect enum Condition: Sendable {
 
     /// Numeric comparison; numbers and numeric strings (platforms send amounts as "15000.00").
     private func compare(_ value: JSONValue?, _ bound: String) -> Int? {
-        switch value {
+        switch value?.resolved {
         case .number(let text)?: return JSONNumber.compare(text, bound)
         case .string(let text)?:
             let trimmed = text.trimmingCharacters(in: .whitespaces)
@@ -262,10 +262,6 @@ package struct MappingRoute: Sendable {
     package var rules: [MappingRule]
     package var examples: [MappingExample]
 
-    /// The parts of a body that the route's paths can read: the parser builds only those.
-    /// Nil when a path needs the whole body. Computed once, when the file is compiled.
-    package var bodyProjection: JSONProjection?
-
     /// Whether a rule looks bindings up (`resolve`): the route reads the relay's database.
     package var resolvesBindings: Bool { rules.contains { !$0.resolve.isEmpty } }
 
@@ -292,18 +288,6 @@ package struct MappingRoute: Sendable {
         return names
     }
 
-    func makeBodyProjection() -> JSONProjection? {
-        var bodyPaths: [[JSONPath.Segment]] = []
-        for path in allPaths {
-            guard let first = path.segments.first else { return nil }
-            switch first {
-            case .name("body"): bodyPaths.append(Array(path.segments.dropFirst()))
-            case .name: continue
-            default: return nil
-            }
-        }
-        return JSONProjection.make(bodyPaths)
-    }
 }
 
 /// A call produced by a rule, without the token.

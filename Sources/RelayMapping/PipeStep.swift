@@ -77,7 +77,7 @@ enum Piped {
         case .nodes(let selected): nodes = selected
         case .value(let value): nodes = value.map { [$0] } ?? []
         }
-        if nodes.count == 1, case .array(let items) = nodes[0] { return items }
+        if nodes.count == 1, case .array(let items) = nodes[0].resolved { return items }
         return nodes
     }
 

@@ -86,57 +86,60 @@ import Testing
     }
 }
 
-@Suite struct JSONProjectionTests {
+/// The tape reads what the tree holds, and refuses what the tree parser refuses, with the
+/// same message and position.
+@Suite struct JSONTapeTests {
     let order = #"""
         {"id": 820982911946154508, "big": {"deep": [1, 2, {"x": "\u00e9"}]}, "note_attributes": [{"name": "a", "value": "1", "extra": [true]}, {"name": "happytalk_uuid", "value": "u-1"}],
-         "items": [{"sku": "A", "n": 1}, {"sku": "B", "n": 2}], "obj": {"k1": "v1", "k2": "v2"}, "esc\"aped": "yes"}
+         "items": [{"sku": "A", "n": 1}, {"sku": "B", "n": 2}], "obj": {"k1": "v1", "k2": "v2"}, "esc\"aped": "yes", "dup": 1, "dup": 2, "blank": " \u3000", "e": [], "o": {}}
         """#
 
-    func projected(_ paths: [String]) throws -> JSONValue {
-        let segments = try paths.map { try JSONPath($0).segments }
-        let projection = try #require(JSONProjection.make(segments))
-        return try JSONParser().parse(Array(order.utf8), keeping: projection)
-    }
+    func tape(_ text: String) throws -> JSONValue { .tape(try JSONParser().tape(Array(text.utf8)).root) }
 
-    @Test func projectedParseKeepsWhatPathsRead() throws {
-        let full = try JSONParser().parse(order)
-        let paths = ["$.id", "$.note_attributes[?@.name == 'happytalk_uuid'].value", "$.items[-1].sku", "$.obj.*", "$['esc\"aped']"]
-        let pruned = try projected(paths)
+    @Test func pathsReadTheSameFromTheTapeAsFromTheTree() throws {
+        let tree = try JSONParser().parse(order)
+        let tape = try tape(order)
+        let paths = [
+            "$.id", "$.note_attributes[?@.name == 'happytalk_uuid'].value", "$.items[-1].sku", "$.items[0].n", "$.obj.*", "$['esc\"aped']",
+            "$.big", "$.big.deep[2].x", "$.dup", "$.items[*].sku", "$.items[?@.n > 1].sku", "$.nothing", "$.items[5]", "$.blank", "$.e", "$.o",
+        ]
         for path in paths {
-            #expect(try JSONPath(path).select(in: pruned) == JSONPath(path).select(in: full), "\(path)")
+            let fromTape = try JSONPath(path).select(in: tape)
+            let fromTree = try JSONPath(path).select(in: tree)
+            #expect(fromTape == fromTree, "\(path)")
+            #expect(fromTape.map(\.text) == fromTree.map(\.text), "\(path)")
+            #expect(fromTape.map(\.isEmpty) == fromTree.map(\.isEmpty), "\(path)")
         }
-        #expect(pruned["big"] == nil)
-        #expect(pruned["items"] == .array([.object([("sku", .string("A"))]), .object([("sku", .string("B"))])]))
-    }
-
-    @Test func aPathToAWholeValueKeepsAllOfIt() throws {
-        let pruned = try projected(["$.big"])
-        #expect(pruned["big"] == (try JSONParser().parse(order))["big"])
+        #expect(tape.resolved == tree)
+        #expect(JSONSerializer.string(tape) == JSONSerializer.string(tree))
+        #expect(tape["dup"]?.text == "2")
+        #expect(tape["esc\"aped"]?.stringValue == "yes")
     }
 
     @Test(arguments: JSONParserTests.bad)
-    func skippedPartsAreStillValidated(_ testCase: JSONParserTests.BadCase) throws {
-        let projection = try #require(JSONProjection.make([try JSONPath("$.nothing").segments]))
-        #expect(throws: JSONParseError.self) { _ = try JSONParser().parse(Array(testCase.text.utf8), keeping: projection) }
+    func theTapeRefusesWhatTheTreeRefuses(_ testCase: JSONParserTests.BadCase) {
+        #expect(throws: JSONParseError(message: testCase.message, line: testCase.line, column: testCase.column)) {
+            _ = try JSONParser().tape(Array(testCase.text.utf8))
+        }
     }
 
-    @Test func invalidUTF8InASkippedStringIsRejected() throws {
-        let projection = try #require(JSONProjection.make([try JSONPath("$.keep").segments]))
-        #expect(throws: JSONParseError.self) { _ = try JSONParser().parse([123, 34, 97, 34, 58, 34, 0xED, 0xA0, 0x80, 34, 125], keeping: projection) }
-        #expect(throws: JSONParseError.self) { _ = try JSONParser().parse(Array("{\"a\":\"\\uD800\"}".utf8), keeping: projection) }
+    @Test func invalidUTF8AndLimitsAreRefused() throws {
+        #expect(throws: JSONParseError.self) { _ = try JSONParser().tape([123, 34, 97, 34, 58, 34, 0xED, 0xA0, 0x80, 34, 125]) }
+        #expect(throws: JSONParseError.self) { _ = try JSONParser().tape(Array("{\"a\":\"\\uD800\"}".utf8)) }
+        #expect(throws: JSONParseError.self) { _ = try JSONParser().tape(Array((String(repeating: "[", count: 65) + String(repeating: "]", count: 65)).utf8)) }
+        _ = try JSONParser().tape(Array((String(repeating: "[", count: 64) + String(repeating: "]", count: 64)).utf8))
+        #expect(throws: JSONParseError.self) { _ = try JSONParser(maxBytes: 4).tape(Array("12345".utf8)) }
     }
 
-    @Test func shippedExamplesMapTheSameWithTheProjection() throws {
+    @Test func shippedExamplesMapTheSameFromTheTape() throws {
         let folder = repositoryRoot.appendingPathComponent("mappings").path
         for route in MappingLoader.load(directory: folder).routes {
-            let projection = try #require(route.bodyProjection, "\(route.file) reads the whole body")
             for example in route.examples {
-                let text = Array(JSONSerializer.string(example.body).utf8)
-                let pruned = try JSONParser().parse(text, keeping: projection)
+                let body = try tape(JSONSerializer.string(example.body))
                 let make = { (body: JSONValue) in
                     RequestDocument.make(body: body, headers: example.headers, query: example.query, route: route.path, receivedAt: "t", requestID: "r")
                 }
-                #expect(route.apply(to: make(pruned)) == route.apply(to: make(example.body)), "\(route.file) \(example.name)")
+                #expect(route.apply(to: make(body)) == route.apply(to: make(example.body)), "\(route.file) \(example.name)")
             }
         }
     }

@@ -1,0 +1,208 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A parsed JSON document as a flat list of entries over its bytes (the idea of simdjson's
+/// tape): one entry per value and per member name, containers knowing where they end, so that
+/// a path skips what it does not read, and strings and numbers are decoded only when read.
+/// Built by `JSONParser.tape`, which validates the whole text as `parse` does.
+package final class JSONTape: Sendable {
+    /// What an entry is.
+    package enum Kind: UInt8, Sendable {
+        case null, `true`, `false`, number, string, array, object
+    }
+
+    /// One value or member name.
+    package struct Entry: Sendable {
+        package var kind: Kind
+        /// Strings: whether the text holds an escape (then it is decoded, else read as is).
+        package var hasEscapes: Bool
+        /// Byte offset: a string's first byte after its quote; a number's first byte; a
+        /// container's bracket.
+        package var start: Int32
+        /// Strings: the offset of the closing quote; numbers: just past the last digit;
+        /// containers: the index of the first entry after everything inside.
+        package var end: Int32
+        /// Containers: elements, or members.
+        package var count: Int32
+
+        init(kind: Kind, start: Int32, end: Int32 = 0, hasEscapes: Bool = false, count: Int32 = 0) {
+            self.kind = kind
+            self.hasEscapes = hasEscapes
+            self.start = start
+            self.end = end
+            self.count = count
+        }
+    }
+
+    package let bytes: [UInt8]
+    package let entries: [Entry]
+
+    init(bytes: [UInt8], entries: [Entry]) {
+        self.bytes = bytes
+        self.entries = entries
+    }
+
+    /// The document's value.
+    package var root: JSONTapeNode { JSONTapeNode(tape: self, index: 0) }
+
+    /// The index of the entry after the value at `index` (and everything in it).
+    @inline(__always) func next(after index: Int) -> Int {
+        let entry = entries[index]
+        return entry.kind == .array || entry.kind == .object ? Int(entry.end) : index + 1
+    }
+}
+
+/// One value on a tape.
+package struct JSONTapeNode: Sendable {
+    package let tape: JSONTape
+    package let index: Int
+
+    package var kind: JSONTape.Kind { tape.entries[index].kind }
+
+    /// The member named `name` (the last one when repeated, as `JSONValue` reads objects).
+    package func member(_ name: String) -> JSONTapeNode? {
+        let entries = tape.entries
+        let entry = entries[index]
+        guard entry.kind == .object, entry.count > 0 else { return nil }
+        var found: Int?
+        var key = index + 1
+        var name = name
+        name.withUTF8 { wanted in
+            for _ in 0..<Int(entry.count) {
+                let value = key + 1
+                if keyEquals(key, wanted) { found = value }
+                key = tape.next(after: value)
+            }
+        }
+        return found.map { JSONTapeNode(tape: tape, index: $0) }
+    }
+
+    /// Whether the (string) entry at `index` reads `wanted`.
+    private func keyEquals(_ index: Int, _ wanted: UnsafeBufferPointer<UInt8>) -> Bool {
+        let entry = tape.entries[index]
+        if entry.hasEscapes { return JSONTapeNode(tape: tape, index: index).stringValue.utf8.elementsEqual(wanted) }
+        let length = Int(entry.end - entry.start)
+        guard length == wanted.count else { return false }
+        guard length > 0 else { return true }
+        return tape.bytes.withUnsafeBufferPointer { bytes in
+            memcmp(bytes.baseAddress! + Int(entry.start), wanted.baseAddress!, length) == 0
+        }
+    }
+
+    /// The element at `position` (negative counts from the end).
+    package func element(_ position: Int) -> JSONTapeNode? {
+        let entry = tape.entries[index]
+        guard entry.kind == .array else { return nil }
+        let count = Int(entry.count)
+        let wanted = position < 0 ? count + position : position
+        guard wanted >= 0 && wanted < count else { return nil }
+        var child = index + 1
+        for _ in 0..<wanted { child = tape.next(after: child) }
+        return JSONTapeNode(tape: tape, index: child)
+    }
+
+    /// An array's elements, or an object's member values, in order.
+    package var children: [JSONTapeNode] {
+        let entry = tape.entries[index]
+        guard entry.kind == .array || entry.kind == .object else { return [] }
+        var result: [JSONTapeNode] = []
+        result.reserveCapacity(Int(entry.count))
+        var child = index + 1
+        for _ in 0..<Int(entry.count) {
+            if entry.kind == .object { child += 1 }
+            result.append(JSONTapeNode(tape: tape, index: child))
+            child = tape.next(after: child)
+        }
+        return result
+    }
+
+    /// The members of an object, names decoded.
+    package var members: [(key: String, value: JSONTapeNode)] {
+        let entry = tape.entries[index]
+        guard entry.kind == .object else { return [] }
+        var result: [(key: String, value: JSONTapeNode)] = []
+        result.reserveCapacity(Int(entry.count))
+        var key = index + 1
+        for _ in 0..<Int(entry.count) {
+            result.append((JSONTapeNode(tape: tape, index: key).stringValue, JSONTapeNode(tape: tape, index: key + 1)))
+            key = tape.next(after: key + 1)
+        }
+        return result
+    }
+
+    /// Containers: how many elements or members.
+    package var count: Int { Int(tape.entries[index].count) }
+
+    /// A string's text, decoded (escapes resolved); empty for other kinds.
+    package var stringValue: String {
+        let entry = tape.entries[index]
+        guard entry.kind == .string else { return "" }
+        return tape.bytes.withUnsafeBufferPointer { bytes in
+            if !entry.hasEscapes {
+                // Validated as UTF-8 when the tape was made.
+                return String(decoding: UnsafeBufferPointer(rebasing: bytes[Int(entry.start)..<Int(entry.end)]), as: UTF8.self)
+            }
+            var reader = Reader(bytes: bytes, maxDepth: 1)
+            reader.index = Int(entry.start) - 1
+            return (try? reader.string()) ?? ""
+        }
+    }
+
+    /// A number's text exactly as written.
+    package var numberText: String {
+        let entry = tape.entries[index]
+        guard entry.kind == .number else { return "" }
+        return tape.bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[Int(entry.start)..<Int(entry.end)]), as: UTF8.self) }
+    }
+
+    /// Whether a string reads exactly `text` (without decoding when it has no escape).
+    package func stringEquals(_ text: String) -> Bool {
+        let entry = tape.entries[index]
+        guard entry.kind == .string else { return false }
+        var text = text
+        return text.withUTF8 { keyEquals(index, $0) }
+    }
+
+    /// The value one level deep: scalars decoded, containers' children left on the tape.
+    package var shallow: JSONValue {
+        switch kind {
+        case .null: .null
+        case .true: .bool(true)
+        case .false: .bool(false)
+        case .number: .number(numberText)
+        case .string: .string(stringValue)
+        case .array: .array(children.map(JSONValue.tape))
+        case .object: .object(members.map { ($0.key, JSONValue.tape($0.value)) })
+        }
+    }
+
+    /// The whole value as a tree.
+    package var value: JSONValue {
+        switch kind {
+        case .array: .array(children.map(\.value))
+        case .object: .object(members.map { ($0.key, $0.value.value) })
+        default: shallow
+        }
+    }
+
+    /// Missing-equivalent for the mapping language: `null`, a blank string, `[]` or `{}`.
+    package var isEmpty: Bool {
+        let entry = tape.entries[index]
+        switch entry.kind {
+        case .null: return true
+        case .string:
+            if entry.hasEscapes { return JSONValue.isBlank(stringValue) }
+            return tape.bytes.withUnsafeBufferPointer { bytes in
+                for offset in Int(entry.start)..<Int(entry.end) {
+                    let byte = bytes[offset]
+                    if byte >= 0x80 { return JSONValue.isBlank(stringValue) }
+                    if !(byte == 0x20 || (byte >= 0x09 && byte <= 0x0D)) { return false }
+                }
+                return true
+            }
+        case .array, .object: return entry.count == 0
+        case .true, .false, .number: return false
+        }
+    }
+}
