@@ -371,59 +371,39 @@ struct Reader {
 
     @inline(__always) func isDigit(_ byte: UInt8) -> Bool { byte >= 48 && byte <= 57 }
 
+    /// Reads a string at `index` (the opening quote). Errors name the exact offending byte,
+    /// as `skipString` does, so the tape and the tree fail alike.
     mutating func string() throws(JSONParseError) -> String {
+        let quote = index
         index += 1
-        let start = index
-        // Fast path: no escapes; validate UTF-8 and control characters while scanning.
-        var hasEscape = false
-        var isASCII = true
-        while true {
-            guard index < bytes.count else { throw error("unterminated string", at: start - 1) }
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\"") { break }
-            if byte == UInt8(ascii: "\\") {
-                hasEscape = true
-                break
-            }
-            if byte < 0x20 { throw error("control character in a string (escape it)") }
-            if byte >= 0x80 { isASCII = false }
-            index += 1
-        }
-        if !hasEscape {
-            let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
-            index += 1
-            if isASCII { return Swift.String(decoding: slice, as: UTF8.self) }
-            guard let text = Swift.String(validating: slice, as: UTF8.self) else {
-                throw error("invalid UTF-8 in a string", at: start)
-            }
-            return text
-        }
-        var scalars = Swift.String.UnicodeScalarView()
-        if index > start {
-            guard let prefix = Swift.String(validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-            else { throw error("invalid UTF-8 in a string", at: start) }
-            scalars.append(contentsOf: prefix.unicodeScalars)
-        }
         var runStart = index
+        var scalars = Swift.String.UnicodeScalarView()
+        var hasEscape = false
         while true {
-            guard index < bytes.count else { throw error("unterminated string", at: start - 1) }
+            guard index < bytes.count else { throw error("unterminated string", at: quote) }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                if index > runStart {
-                    guard let run = Swift.String(validating: UnsafeBufferPointer(rebasing: bytes[runStart..<index]), as: UTF8.self)
-                    else { throw error("invalid UTF-8 in a string", at: runStart) }
-                    scalars.append(contentsOf: run.unicodeScalars)
-                }
+                // Every byte in the run was validated while scanning.
+                let run = Swift.String(decoding: UnsafeBufferPointer(rebasing: bytes[runStart..<index]), as: UTF8.self)
                 if byte == UInt8(ascii: "\"") {
                     index += 1
+                    guard hasEscape else { return run }
+                    scalars.append(contentsOf: run.unicodeScalars)
                     return Swift.String(scalars)
                 }
+                hasEscape = true
+                scalars.append(contentsOf: run.unicodeScalars)
                 scalars.append(try escape())
                 runStart = index
                 continue
             }
             if byte < 0x20 { throw error("control character in a string (escape it)") }
-            index += 1
+            if byte < 0x80 {
+                index += 1
+                continue
+            }
+            guard let length = Self.utf8SequenceLength(bytes, at: index) else { throw error("invalid UTF-8 in a string", at: index) }
+            index += length
         }
     }
 

@@ -123,6 +123,14 @@ import Testing
         }
     }
 
+    @Test func invalidUTF8IsReportedAtTheOffendingByteByBoth() {
+        // An escape first, then a bad byte, then a control character: the bad byte is the error.
+        let bytes: [UInt8] = [0x5B, 0x22, 0x5C, 0x6E, 0x61, 0xC3, 0x28, 0x01, 0x22, 0x5D]
+        let expected = JSONParseError(message: "invalid UTF-8 in a string", line: 1, column: 6)
+        #expect(throws: expected) { _ = try JSONParser().parse(bytes) }
+        #expect(throws: expected) { _ = try JSONParser().tape(bytes) }
+    }
+
     @Test func invalidUTF8AndLimitsAreRefused() throws {
         #expect(throws: JSONParseError.self) { _ = try JSONParser().tape([123, 34, 97, 34, 58, 34, 0xED, 0xA0, 0x80, 34, 125]) }
         #expect(throws: JSONParseError.self) { _ = try JSONParser().tape(Array("{\"a\":\"\\uD800\"}".utf8)) }
