@@ -24,7 +24,7 @@ let package = Package(
             name: "happyrelay-mapping-bench", dependencies: ["RelayMapping"], path: "Benchmarks/MappingBench"),
         .testTarget(name: "RelayHTTPTests", dependencies: ["RelayHTTP"]),
         .testTarget(name: "RelayMappingTests", dependencies: ["RelayMapping"], exclude: ["Fixtures"]),
-        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayStore", "RelayCrypto"]),
+        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayStore", "RelayCrypto", "RelayCLI"]),
         .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore"]),
         .testTarget(name: "RelayCLITests", dependencies: ["RelayCLI", "RelayCore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP", "RelayMapping", "RelayCore", "RelayStore", "RelayCrypto", "RelayCLI", "COpenSSL", "happyrelay"], exclude: ["Fixtures"]),
