@@ -32,14 +32,21 @@ package struct DateStep: Sendable, Equatable {
     func fields(of value: JSONValue) -> Fields? {
         switch value.resolved {
         case .number(let text):
-            guard let seconds = Double(text), seconds.isFinite, abs(seconds) < 1e11 else { return nil }
-            return local(epochSeconds: Int(seconds.rounded(.down)))
+            guard let number = Double(text), number.isFinite else { return nil }
+            // Below 1e11 the number is seconds (until the year 5138); up to 1e14, milliseconds
+            // (what JavaScript and chat platforms send).
+            if abs(number) < 1e11 { return local(epochSeconds: Int(number.rounded(.down))) }
+            if abs(number) < 1e14 { return local(epochSeconds: Int((number / 1000).rounded(.down))) }
+            return nil
         case .string(let raw):
             let text = raw.trimmingCharacters(in: .whitespaces)
             let bytes = Array(text.utf8)
             guard !bytes.isEmpty, bytes.allSatisfy({ $0 < 0x80 }) else { return nil }
             if bytes.count == 10 && bytes.allSatisfy(Self.isDigit) {
                 return local(epochSeconds: Int(text)!)
+            }
+            if bytes.count == 13 && bytes.allSatisfy(Self.isDigit) {
+                return local(epochSeconds: Int(text)! / 1000)
             }
             if bytes.count == 8 && bytes.allSatisfy(Self.isDigit) {
                 return Self.valid(Fields(year: Int(text.prefix(4))!, month: Int(text.dropFirst(4).prefix(2))!, day: Int(text.suffix(2))!))

@@ -328,7 +328,7 @@ struct MappingCompiler {
 
     static let simpleSteps: [String: PipeStep] = [
         "trim": .trim, "lowercase": .lowercase, "uppercase": .uppercase, "nfkc": .nfkc, "digits": .digits,
-        "phone_kr": .phoneKR, "first": .first, "last": .last, "count": .count,
+        "phone_kr": .phoneKR, "tracking": .tracking, "order_number": .orderNumber, "first": .first, "last": .last, "count": .count,
     ]
 
     mutating func step(_ value: JSONValue, at pointer: String) -> PipeStep? {
@@ -422,8 +422,8 @@ struct MappingCompiler {
             return nil
         }
         guard let format else { return nil }
-        if format.isEmpty || !format.contains(where: { "YmdHis".contains($0) }) {
-            report(pointer, "a date format uses the tokens Y m d H i s (e.g. \"Y-m-d\")")
+        if let problem = Self.dateFormatProblem(format) {
+            report(pointer, problem)
             return nil
         }
         guard let zone = TimeZone(identifier: zoneName) else {
@@ -431,6 +431,23 @@ struct MappingCompiler {
             return nil
         }
         return .date(DateStep(format: format, zone: zone))
+    }
+
+    /// Why a `date` format would print something other than what its writer meant, or nil.
+    static func dateFormatProblem(_ format: String) -> String? {
+        let tokens = "the tokens are Y (year, 2026), m (month, 01), d (day, 01), H (hour, 00-23), i (minute, 00), s (second, 00); e.g. \"Y-m-d H:i\""
+        guard format.contains(where: { "YmdHis".contains($0) }) else { return "a date format needs at least one token: \(tokens)" }
+        var previous: Character?
+        for character in format {
+            if character.isASCII && character.isLetter && !"YmdHis".contains(character) {
+                return "\"\(character)\" is not a date token (\(tokens)); other letters are not allowed, as they would be printed as they are"
+            }
+            if character == previous && "YmdHis".contains(character) {
+                return "\"\(character)\(character)\" prints the \(character) value twice: each token is written once (\(tokens))"
+            }
+            previous = character
+        }
+        return nil
     }
 
     mutating func lookupStep(_ argument: JSONValue, at pointer: String) -> PipeStep? {
@@ -557,7 +574,7 @@ struct MappingCompiler {
     // MARK: Rules
 
     mutating func rule(_ value: JSONValue, at pointer: String, index: Int) -> MappingRule? {
-        guard let members = members(value, at: pointer, allowed: ["name", "when", "set", "bind", "resolve"], what: "a rule") else {
+        guard let members = members(value, at: pointer, allowed: ["name", "when", "set", "bind", "resolve", "ignore_without"], what: "a rule") else {
             return nil
         }
         let before = diagnostics.count
@@ -601,8 +618,49 @@ struct MappingCompiler {
             bind = bindSpec(value, at: JSONPointer.appending(pointer, "bind"))
         }
         bindingAvailable = false
+        var ignoreWithout: (fields: [String], reason: String)?
+        if let value = members["ignore_without"] {
+            ignoreWithout = ignoreWithoutSpec(value, at: JSONPointer.appending(pointer, "ignore_without"), fields: fields)
+        }
         guard diagnostics.count == before else { return nil }
-        return MappingRule(name: name, condition: when, fields: fields, bind: bind, resolve: resolve)
+        return MappingRule(name: name, condition: when, fields: fields, bind: bind, resolve: resolve, ignoreWithout: ignoreWithout)
+    }
+
+    /// `"ignore_without": ["uuid", "room_id"]` or `{ "fields": [...], "reason": "..." }`.
+    mutating func ignoreWithoutSpec(
+        _ value: JSONValue, at pointer: String, fields: [(name: String, value: ValueSpec)]
+    ) -> (fields: [String], reason: String)? {
+        var listValue = value
+        var reason: String?
+        if case .object = value {
+            guard let members = members(value, at: pointer, allowed: ["fields", "reason"], required: ["fields"], what: "\"ignore_without\"") else {
+                return nil
+            }
+            listValue = members["fields"]!
+            if let text = members["reason"] {
+                reason = string(text, at: JSONPointer.appending(pointer, "reason"), what: "\"reason\"")
+            }
+        }
+        let listPointer = listValue == value ? pointer : JSONPointer.appending(pointer, "fields")
+        guard case .array(let items) = listValue, !items.isEmpty else {
+            report(listPointer, "\"ignore_without\" takes a non-empty list of fields of \"set\" (or { \"fields\": [...], \"reason\": \"...\" })")
+            return nil
+        }
+        var names: [String] = []
+        for (index, item) in items.enumerated() {
+            let itemPointer = JSONPointer.appending(listPointer, index)
+            guard case .string(let name) = item else {
+                report(itemPointer, "a field name in quotes")
+                continue
+            }
+            guard fields.contains(where: { $0.name == name }) else {
+                report(itemPointer, "\"\(name)\" is not set by this rule\(suggestion(for: name, among: fields.map(\.name)))")
+                continue
+            }
+            names.append(name)
+        }
+        guard names.count == items.count else { return nil }
+        return (names, reason ?? "no \(names.joined(separator: " or ")) for this event")
     }
 
     mutating func bindingKind(_ kind: String, at pointer: String) -> String? {
@@ -638,6 +696,18 @@ struct MappingCompiler {
             guard let spec = valueSpec(specValue, at: fieldPointer) else { continue }
             if let constant = spec.constantValue, let problem = UpstreamContract.problem(field: field, value: constant) {
                 report(fieldPointer, "\(field): \(problem)")
+                continue
+            }
+            // Texts the file itself supplies (a default, a lookup's results) are checked now,
+            // not when the first webhook that needs them turns into a dead letter.
+            var written: [String] = spec.defaultValue.map { [$0] } ?? []
+            if case .lookup(let table, let lookupDefault, _)? = spec.pipe.last {
+                written += table.values.sorted() + (lookupDefault.map { [$0] } ?? [])
+            }
+            if let bad = written.first(where: { UpstreamContract.problem(field: field, value: $0) != nil }),
+                let problem = UpstreamContract.problem(field: field, value: bad)
+            {
+                report(fieldPointer, "\(field): \"\(bad)\" \(problem)")
                 continue
             }
             fields.append((field, spec))
@@ -692,7 +762,7 @@ struct MappingCompiler {
         else { return nil }
         guard let scheme = VerifySpec.Scheme(rawValue: schemeName) else {
             let names = VerifySpec.Scheme.allCases.map(\.rawValue)
-            report(JSONPointer.appending(pointer, "scheme"), "unknown scheme \"\(schemeName)\"\(suggestion(for: schemeName, among: names))")
+            report(JSONPointer.appending(pointer, "scheme"), "unknown scheme \"\(schemeName)\"\(suggestion(for: schemeName, among: names)); the schemes are \(names.joined(separator: ", "))")
             return nil
         }
         var spec = VerifySpec(scheme: scheme)
@@ -1022,12 +1092,20 @@ struct MappingCompiler {
                 calls.append(call)
             }
             return .calls(calls, partial: partial)
-        case "ignored", "bound":
-            guard members[kinds[0]] == .bool(true) else {
-                report(JSONPointer.appending(pointer, kinds[0]), "write \"\(kinds[0])\": true")
+        case "ignored":
+            switch members["ignored"] {
+            case .bool(true)?: return .ignored(reason: nil)
+            case .string(let reason)?: return .ignored(reason: reason)
+            default:
+                report(JSONPointer.appending(pointer, "ignored"), "write \"ignored\": true, or the reason (\"ignored\": \"no binding\")")
                 return nil
             }
-            return kinds[0] == "ignored" ? .ignored : .bound
+        case "bound":
+            guard members["bound"] == .bool(true) else {
+                report(JSONPointer.appending(pointer, "bound"), "write \"bound\": true")
+                return nil
+            }
+            return .bound
         default:
             guard let field = string(members["fails"]!, at: JSONPointer.appending(pointer, "fails"), what: "\"fails\"") else { return nil }
             return .fails(field)

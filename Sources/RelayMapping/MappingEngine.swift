@@ -1,3 +1,5 @@
+import Foundation
+
 /// A binding found by `resolve` (docs/mapping.md, "Bindings").
 package struct Binding: Sendable, Equatable {
     package var uuid: String
@@ -106,6 +108,7 @@ extension MappingRoute {
     package func apply(to document: JSONValue, bindings: any BindingLookup = NoBindings()) -> MappingOutcome {
         var calls: [MappedCall] = []
         var writes: [BindingWrite] = []
+        var ignoredReason: String?
         var sawUnboundResolve = false
         for rule in rules {
             if let condition = rule.condition, !condition.holds(in: document) { continue }
@@ -116,6 +119,14 @@ extension MappingRoute {
                     continue
                 }
                 ruleDocument = RequestDocument.adding(binding, to: document)
+            }
+            if let needs = rule.ignoreWithout, needs.fields.contains(where: { name in
+                rule.fields.first { $0.name == name }?.value.evaluate(in: ruleDocument) == nil
+            }) {
+                // The rule applies, but to an event it has nothing to say about: no call, no failure.
+                ignoredReason = ignoredReason ?? needs.reason
+                if mode == .first { break }
+                continue
             }
             if let bind = rule.bind {
                 switch Self.bindings(bind, rule: rule.name, in: ruleDocument) {
@@ -133,14 +144,14 @@ extension MappingRoute {
         }
         if !calls.isEmpty { return .calls(calls, binds: writes) }
         if !writes.isEmpty { return .bound(writes) }
-        return .ignored(reason: sawUnboundResolve ? "no binding" : "no rule matched")
+        return .ignored(reason: ignoredReason ?? (sawUnboundResolve ? "no binding" : "no rule matched"))
     }
 
     static func resolve(
         _ keys: [(kind: String, value: ValueSpec)], in document: JSONValue, bindings: any BindingLookup
     ) -> Binding? {
         for (kind, spec) in keys {
-            guard let value = spec.evaluate(in: document) else { continue }
+            guard let raw = spec.evaluate(in: document), let value = BindingKey.normalized(kind: kind, value: raw) else { continue }
             if let binding = bindings.binding(kind: kind, value: value) { return binding }
         }
         return nil
@@ -148,14 +159,14 @@ extension MappingRoute {
 
     static func bindings(_ bind: BindSpec, rule: String, in document: JSONValue) -> Result<[BindingWrite], MappingFailure> {
         guard let uuid = bind.uuid.evaluate(in: document) else {
-            return .failure(MappingFailure(rule: rule, field: "bind.uuid", reason: "\(bind.uuid.describedSource) is empty"))
+            return .failure(MappingFailure(rule: rule, field: "bind.uuid", reason: bind.uuid.whyEmpty(in: document)))
         }
         guard let roomID = bind.roomID.evaluate(in: document) else {
-            return .failure(MappingFailure(rule: rule, field: "bind.room_id", reason: "\(bind.roomID.describedSource) is empty"))
+            return .failure(MappingFailure(rule: rule, field: "bind.room_id", reason: bind.roomID.whyEmpty(in: document)))
         }
         return .success(
             bind.keys.compactMap { kind, spec in
-                spec.evaluate(in: document).map {
+                spec.evaluate(in: document).flatMap { BindingKey.normalized(kind: kind, value: $0) }.map {
                     BindingWrite(kind: kind, value: $0, uuid: uuid, roomID: roomID, ttl: bind.ttl, mayReplace: bind.mayReplace)
                 }
             })
@@ -167,7 +178,7 @@ extension MappingRoute {
         for (name, spec) in rule.fields {
             guard let value = spec.evaluate(in: document) else {
                 if spec.isRequired || UpstreamContract.requiredFields.contains(name) {
-                    return .failure(MappingFailure(rule: rule.name, field: name, reason: "\(spec.describedSource) is empty"))
+                    return .failure(MappingFailure(rule: rule.name, field: name, reason: spec.whyEmpty(in: document)))
                 }
                 continue
             }
@@ -178,6 +189,21 @@ extension MappingRoute {
             fields.append((name, value))
         }
         return .success(MappedCall(rule: rule.name, fields: fields))
+    }
+}
+
+/// Binding keys in one canonical form per kind, applied where keys are written and where
+/// they are looked up, so `#1043` bound by the chatbot finds the shop's `1043`.
+package enum BindingKey {
+    /// The canonical text of a key, or nil when nothing of it is left.
+    package static func normalized(kind: String, value: String) -> String? {
+        let text: String
+        switch kind {
+        case "order_number": text = Piped.lettersAndDigits(value)
+        case "phone": text = KoreanPhone.normalize(value) ?? String(decoding: value.utf8.filter { $0 >= 48 && $0 <= 57 }, as: UTF8.self)
+        default: text = value.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return text.isEmpty ? nil : text
     }
 }
 

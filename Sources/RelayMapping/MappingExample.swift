@@ -7,7 +7,8 @@ package struct MappingExample: Sendable {
         case call([(name: String, value: String)], partial: Bool)
         /// Several calls (`mode: all`), in order.
         case calls([[(name: String, value: String)]], partial: Bool)
-        case ignored
+        /// No call; with a reason, exactly that reason.
+        case ignored(reason: String?)
         /// Only bindings are stored.
         case bound
         /// The named field fails.
@@ -27,6 +28,11 @@ package struct MappingExample: Sendable {
 /// Bindings seeded by an example.
 struct SeededBindings: BindingLookup {
     let entries: [(kind: String, value: String, uuid: String, roomID: String)]
+
+    /// Keys are normalised as the relay normalises them when it stores a binding.
+    init(entries: [(kind: String, value: String, uuid: String, roomID: String)]) {
+        self.entries = entries.map { ($0.kind, BindingKey.normalized(kind: $0.kind, value: $0.value) ?? $0.value, $0.uuid, $0.roomID) }
+    }
 
     func binding(kind: String, value: String) -> Binding? {
         entries.last { $0.kind == kind && $0.value == value }.map {
@@ -64,9 +70,9 @@ extension MappingRoute {
 
     static func check(_ outcome: MappingOutcome, against expectation: MappingExample.Expectation) -> String? {
         switch expectation {
-        case .ignored:
-            if case .ignored = outcome { return nil }
-            return "expected ignored, got \(describe(outcome))"
+        case .ignored(let expected):
+            if case .ignored(let reason) = outcome, expected == nil || expected == reason { return nil }
+            return "expected ignored\(expected.map { " (\($0))" } ?? ""), got \(describe(outcome))"
         case .bound:
             if case .bound = outcome { return nil }
             return "expected only bindings, got \(describe(outcome))"

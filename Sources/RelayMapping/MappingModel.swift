@@ -54,6 +54,31 @@ package struct ValueSpec: Sendable {
         return nil
     }
 
+    /// Why `evaluate` gave nothing, for failure messages: the source was empty, or which
+    /// step emptied it (`"tomorrow" is not a date`).
+    package func whyEmpty(in document: JSONValue) -> String {
+        let raw: Piped
+        switch source {
+        case .path(let path): raw = path.isSingular ? .value(path.first(in: document)) : .nodes(path.select(in: document))
+        case .constant, .first, .template: return "\(describedSource) is empty"
+        }
+        guard let start = raw.scalar, !start.isEmpty else { return "\(describedSource) is empty" }
+        var current = raw
+        for step in pipe {
+            let before = current.scalar
+            current = current.applying(step)
+            guard current.scalar == nil || current.scalar?.isEmpty == true else { continue }
+            let shown = before.map { "\"\($0.text.prefix(40))\"" } ?? "the value"
+            switch step {
+            case .date: return "\(shown) from \(describedSource) is not a date"
+            case .phoneKR: return "\(shown) from \(describedSource) is not a Korean phone number"
+            case .lookup: return "\(shown) from \(describedSource) is not in the lookup table"
+            default: return "\(describedSource) is empty after the pipe"
+            }
+        }
+        return "\(describedSource) is empty"
+    }
+
     /// Evaluates against a request document; nil when the result is empty.
     package func evaluate(in document: JSONValue) -> String? {
         evaluateValue(in: document).flatMap { $0.isEmpty ? nil : $0.text }
@@ -185,6 +210,8 @@ package struct MappingRule: Sendable {
     package var bind: BindSpec?
     /// Tried in order; each entry is one key (kind and value).
     package var resolve: [(kind: String, value: ValueSpec)]
+    /// Fields that must come out, else the event is ignored with `reason` (`ignore_without`).
+    package var ignoreWithout: (fields: [String], reason: String)? = nil
     /// Every path the rule reads.
     var paths: [JSONPath] {
         (condition?.paths ?? []) + fields.flatMap(\.value.paths) + resolve.flatMap(\.value.paths)

@@ -30,6 +30,10 @@ package struct CompiledRegex: @unchecked Sendable, Equatable {
 /// One compiled pipe step (docs/mapping.md, "Pipe steps").
 package enum PipeStep: Sendable, Equatable {
     case trim, lowercase, uppercase, nfkc, digits, phoneKR
+    /// Letters and digits of a parcel tracking number, upper-cased (`1z 999-aa1` → `1Z999AA1`).
+    case tracking
+    /// An order number as one canonical text (`#1043` → `1043`, `20241105-0001234` → `202411050001234`).
+    case orderNumber
     case date(DateStep)
     case lookup(table: [String: String], defaultValue: String?, ignoreCase: Bool)
     case truncate(Int)
@@ -42,7 +46,7 @@ package enum PipeStep: Sendable, Equatable {
 
     /// Every step name, for suggestions.
     package static let names = [
-        "trim", "lowercase", "uppercase", "nfkc", "digits", "phone_kr", "date", "lookup", "truncate", "replace",
+        "trim", "lowercase", "uppercase", "nfkc", "digits", "phone_kr", "tracking", "order_number", "date", "lookup", "truncate", "replace",
         "regex_replace", "prefix", "suffix", "join", "first", "last", "count",
     ]
 
@@ -110,6 +114,8 @@ enum Piped {
         case .nfkc: result = text.precomposedStringWithCompatibilityMapping
         case .digits: result = String(decoding: text.utf8.filter { $0 >= 48 && $0 <= 57 }, as: UTF8.self)
         case .phoneKR: result = KoreanPhone.normalize(text)
+        case .tracking: result = Self.lettersAndDigits(text)
+        case .orderNumber: result = Self.lettersAndDigits(text)
         case .lookup(let table, let defaultValue, let ignoreCase):
             if let hit = table[text] {
                 result = hit
@@ -126,5 +132,20 @@ enum Piped {
         case .date, .join, .first, .last, .count: result = text
         }
         return .value(result.map(JSONValue.string))
+    }
+
+    /// ASCII letters (upper-cased) and digits only: what a carrier's tracking number or a
+    /// shop's order number is made of once spaces, dashes, `#` and the like are gone.
+    static func lettersAndDigits(_ text: String) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "A")...UInt8(ascii: "Z"): bytes.append(byte)
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): bytes.append(byte - 32)
+            default: continue
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -118,6 +118,64 @@ import Testing
     }
 }
 
+@Suite struct IgnoreWithoutAndKeyTests {
+    static let route = """
+        { "route": "/t", "verify": { "scheme": "none" }, "rules": [
+          { "name": "bound", "resolve": [ { "order_number": "$.body.order" }, { "phone": "$.body.phone" } ],
+            "set": { "uuid": "$.binding.uuid", "room_id": "$.binding.room_id", "order_number": { "path": "$.body.order", "pipe": ["order_number"] } } },
+          { "name": "from the payload", "ignore_without": { "fields": ["uuid", "room_id"], "reason": "no chat user for this order" },
+            "set": { "uuid": "$.body.uuid", "room_id": "$.body.room", "order_number": { "path": "$.body.order", "pipe": ["order_number"] } } } ] }
+        """
+
+    @Test func anEventWithoutTheNamedFieldsIsIgnoredWithTheReasonNotFailed() throws {
+        let route = try #require(compileRoute(Self.route))
+        #expect(route.apply(to: document(body: #"{"order": "1043"}"#)) == .ignored(reason: "no chat user for this order"))
+        #expect(route.apply(to: document(body: #"{"order": "1043", "uuid": "u-1"}"#)) == .ignored(reason: "no chat user for this order"))
+        guard case .calls(let calls, _) = route.apply(to: document(body: ##"{"order": "#1043", "uuid": "u-1", "room": "r-1"}"##)) else {
+            Issue.record("no call")
+            return
+        }
+        #expect(calls[0].fields.map(\.value) == ["u-1", "r-1", "1043"])
+    }
+
+    @Test func keysAreNormalisedPerKindOnBothSides() throws {
+        let route = try #require(compileRoute(Self.route))
+        // The chatbot stored what the customer typed; the shop sends another shape of the same order.
+        let typed = SeededBindings(entries: [("order_number", "202411050001234", "u-7", "r-7"), ("phone", "010-1234-5678", "u-8", "r-8")])
+        guard case .calls(let byOrder, _) = route.apply(to: document(body: #"{"order": "20241105-0001234"}"#), bindings: typed),
+            case .calls(let byPhone, _) = route.apply(to: document(body: #"{"order": "9", "phone": "+82 10 1234 5678"}"#), bindings: typed)
+        else {
+            Issue.record("not bound")
+            return
+        }
+        #expect(byOrder[0]["uuid"] == "u-7")
+        #expect(byOrder[0]["order_number"] == "202411050001234")
+        #expect(byPhone[0]["uuid"] == "u-8")
+        #expect(BindingKey.normalized(kind: "order_number", value: "#wc-1043") == "WC1043")
+        #expect(BindingKey.normalized(kind: "order_number", value: " # ") == nil)
+        #expect(BindingKey.normalized(kind: "phone", value: "010 1234 5678") == "01012345678")
+        #expect(BindingKey.normalized(kind: "email", value: " a@b.c ") == "a@b.c")
+    }
+
+    @Test func bindWritesCanonicalKeys() throws {
+        let route = try #require(compileRoute("""
+            { "route": "/t", "verify": { "scheme": "none" }, "rules": [
+              { "bind": { "keys": { "order_number": "$.body.order" }, "uuid": "$.body.uuid", "room_id": "$.body.room" } } ] }
+            """))
+        #expect(route.apply(to: document(body: ##"{"order": "#2024-11-05-01", "uuid": "u", "room": "r"}"##)) == .bound([
+            BindingWrite(kind: "order_number", value: "2024110501", uuid: "u", roomID: "r", ttl: .seconds(30 * 86400))
+        ]))
+    }
+
+    @Test func anExampleCanNameTheIgnoredReason() throws {
+        let text = String(Self.route.dropLast(2)) + #", "examples": [ { "request": { "body": { "order": 1 } }, "expect": { "ignored": "no binding" } } ] }"#
+        let route = try #require(compileRoute(text))
+        #expect(route.runExamples().map(\.description) == [
+            #"test.json: /examples/0: example "examples[0]": expected ignored (no binding), got ignored (no chat user for this order)"#
+        ])
+    }
+}
+
 @Suite struct ExampleBindingTests {
     @Test func examplesCanSeedBindingsForRulesThatResolve() throws {
         let route = try #require(compileRoute("""

@@ -17,6 +17,29 @@ import Testing
         #expect(step("{ \"suffix\": \"번\" }", "\"7\"") == "7번")
     }
 
+    @Test(arguments: [
+        ("1Z999AA10123456784", "1Z999AA10123456784"), ("1z 999 aa1 0123 456 784", "1Z999AA10123456784"),
+        ("EE123456789KR", "EE123456789KR"), ("JJD-0001 2345 6789", "JJD000123456789"), ("6894-1234-5678", "689412345678"),
+        (" - ", ""),
+    ])
+    func trackingNumbersKeepTheirLetters(_ input: String, _ expected: String) {
+        #expect(step("\"tracking\"", "\"\(input)\"") == (expected.isEmpty ? nil : expected))
+    }
+
+    @Test func orderNumbersTakeOneShape() {
+        #expect(step("\"order_number\"", "\"#1043\"") == "1043")
+        #expect(step("\"order_number\"", "1043") == "1043")
+        #expect(step("\"order_number\"", "\"20241105-0001234\"") == "202411050001234")
+        #expect(step("\"order_number\"", "\"wc-77\"") == "WC77")
+    }
+
+    @Test func emptyFieldsSayWhichStepEmptiedThem() {
+        let route = compileRoute(routeText(set: "\"birthday\": { \"path\": \"$.body.b\", \"pipe\": [{ \"date\": \"Y-m-d\" }], \"required\": true }, \"phone\": { \"path\": \"$.body.p\", \"pipe\": [\"phone_kr\"], \"required\": true }"))!
+        #expect(route.apply(to: document(body: #"{"b": "tomorrow", "p": "010-1234-5678"}"#)) == .failed(MappingFailure(rule: "r", field: "birthday", reason: #""tomorrow" from $.body.b is not a date"#)))
+        #expect(route.apply(to: document(body: #"{"b": "2026-01-02", "p": "+1 415 555 2671"}"#)) == .failed(MappingFailure(rule: "r", field: "phone", reason: #""+1 415 555 2671" from $.body.p is not a Korean phone number"#)))
+        #expect(route.apply(to: document(body: #"{"p": "010-1234-5678"}"#)) == .failed(MappingFailure(rule: "r", field: "birthday", reason: "$.body.b is empty")))
+    }
+
     @Test func prefixAndSuffixLeaveEmptyValuesEmpty() {
         #expect(field("parameter1", set: "\"parameter1\": { \"path\": \"$.body.v\", \"pipe\": [{ \"prefix\": \"ORD-\" }] }", body: "{\"v\": \"\"}") == nil)
     }
@@ -79,6 +102,10 @@ import Testing
         // Unix seconds, as a number or a 10-digit string.
         ("1764389100", "\"Y-m-d H:i\"", "2025-11-29 13:05"),
         ("\"1764389100\"", "\"Y-m-d H:i\"", "2025-11-29 13:05"),
+        // Unix milliseconds (JavaScript, chat platforms), as a number or a 13-digit string.
+        ("1764389100123", "\"Y-m-d H:i:s\"", "2025-11-29 13:05:00"),
+        ("\"1764389100999\"", "\"Y-m-d H:i:s\"", "2025-11-29 13:05:00"),
+        ("176438910012345", "\"Y-m-d\"", ""),
         ("\"2024-02-29\"", "\"Y-m-d\"", "2024-02-29"),
         ("\"2023-02-29\"", "\"Y-m-d\"", ""),
         ("\"2026-13-01\"", "\"Y-m-d\"", ""),

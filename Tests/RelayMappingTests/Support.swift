@@ -22,10 +22,10 @@ func diagnostics(_ text: String) -> [String] {
 }
 
 /// A one-rule route around `set` (and optional `when`), for value and step tests.
-func routeText(set: String, when: String? = nil, extra: String = "") -> String {
+func routeText(set: String, when: String? = nil, extra: String = "", ruleExtra: String = "") -> String {
     """
     { "route": "/t", "verify": { "scheme": "none" }, \(extra)
-      "rules": [ { "name": "r", \(when.map { "\"when\": \($0)," } ?? "") "set": { "uuid": "u", "room_id": "r", \(set) } } ] }
+      "rules": [ { "name": "r", \(ruleExtra) \(when.map { "\"when\": \($0)," } ?? "") "set": { "uuid": "u", "room_id": "r", \(set) } } ] }
     """
 }
 
