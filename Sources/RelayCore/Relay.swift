@@ -123,12 +123,23 @@ package final class Relay: Sendable {
             // The line costs a formatted duration: build it only when it will be written.
             guard logger.level <= .info else { return }
             let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-            logger.info(
-                "webhook",
-                [
-                    "route": path, "rule": rule, "outcome": result.outcome.rawValue, "status": String(response.status.code),
-                    "duration_ms": String(format: "%.2f", milliseconds), "request_id": requestID,
-                ])
+            let duration = String(format: "%.2f", milliseconds)
+            let status = String(response.status.code)
+            if case .ignored(let reason) = result {
+                logger.info(
+                    "webhook",
+                    [
+                        "route": path, "outcome": result.outcome.rawValue, "reason": reason, "status": status,
+                        "duration_ms": duration, "request_id": requestID,
+                    ])
+            } else {
+                logger.info(
+                    "webhook",
+                    [
+                        "route": path, "rule": rule, "outcome": result.outcome.rawValue, "status": status, "duration_ms": duration,
+                        "request_id": requestID,
+                    ])
+            }
         }
         let now = clock()
         let webhook: AdmittedWebhook

@@ -115,7 +115,10 @@ extension MappingRoute {
             var ruleDocument = document
             if !rule.resolve.isEmpty {
                 guard let binding = Self.resolve(rule.resolve, in: document, bindings: bindings) else {
+                    // Later rules may still find the ids in the payload; if none does, the
+                    // rule's own reason (its ids would have come from the binding) is the answer.
                     sawUnboundResolve = true
+                    if let needs = rule.ignoreWithout { ignoredReason = ignoredReason ?? needs.reason }
                     continue
                 }
                 ruleDocument = RequestDocument.adding(binding, to: document)

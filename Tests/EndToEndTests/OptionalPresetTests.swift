@@ -55,7 +55,7 @@ import Testing
                 calls = ((try? String(contentsOfFile: record, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
                 if calls.isEmpty { usleep(20_000) }
             }
-            #expect(calls == [#"{"token":"\#(RelayHarness.token)","uuid":"u-5","room_id":"r-5","order_number":"A-1044","username":"김영희","phone":"01098765432"}"#])
+            #expect(calls == [#"{"token":"\#(RelayHarness.token)","uuid":"u-5","room_id":"r-5","order_number":"A1044","username":"김영희","phone":"01098765432"}"#])
             #expect(!relay.log.contains("cafe24-query-secret") && !relay.log.contains(RelayHarness.token))
             _ = try relay.stop()
             _ = try mock.stop()
