@@ -41,14 +41,14 @@ package enum ServeCommand {
         } catch {
             return failed("happyrelay serve: \(error.message)", code: 1)
         }
-        let routes: [MappingRoute]
-        switch MappingLoader.loadDirectory(settings.mappings) {
-        case .success(let loaded): routes = loaded
-        case .failure(let diagnostics):
+        let loaded = MappingLoader.load([settings.mappings])
+        guard loaded.diagnostics.isEmpty else {
             return failed(
-                diagnostics.items.map(\.description).joined(separator: "\n")
+                loaded.diagnostics.map(\.description).joined(separator: "\n")
                     + "\nhappyrelay serve: the mappings in \(settings.mappings) have errors (see happyrelay check)", code: 1)
         }
+        let routes = loaded.routes
+        for notice in loaded.skipped { logger.info(notice) }
         let credentials: Credentials
         do {
             credentials = try Credentials.load(environment: environment)

@@ -1,4 +1,5 @@
 import Foundation
+import RelayCrypto
 import RelayMapping
 
 #if canImport(Glibc)
@@ -22,7 +23,7 @@ package struct Credentials: Sendable, CustomStringConvertible {
     }
 
     /// Reads every credential; an unreadable or empty token file is an error.
-    package static func load(environment: [String: String], readFile: (String) -> String? = Secrets.readFile) throws(SettingsError)
+    package static func load(environment: [String: String], readFile: (String) -> String? = Secrets.readText) throws(SettingsError)
         -> Credentials
     {
         var tokens: [String: String] = [:]
@@ -72,30 +73,62 @@ package struct Credentials: Sendable, CustomStringConvertible {
     }
 }
 
+/// A webhook secret as read: its bytes, and whether they were given encoded (`hex:`,
+/// `base64:`) and so are the key itself.
+package struct SecretValue: Sendable, Equatable {
+    package var bytes: [UInt8]
+    package var isDecoded: Bool
+
+    package init(bytes: [UInt8], isDecoded: Bool) {
+        self.bytes = bytes
+        self.isDecoded = isDecoded
+    }
+}
+
 /// Webhook secrets, resolved from their references at start-up.
 package enum Secrets {
-    /// The contents of a file, or nil.
-    package static let readFile: @Sendable (String) -> String? = { path in
+    /// The bytes of a file, or nil.
+    package static let readFile: @Sendable (String) -> [UInt8]? = { path in
+        FileManager.default.contents(atPath: path).map { Array($0) }
+    }
+
+    /// The text of a file (token files), or nil.
+    package static let readText: @Sendable (String) -> String? = { path in
         FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// The secret's text, or why it is not available (never the value).
+    /// The secret, or why it is not available (never the value). An environment variable is
+    /// taken exactly; a file loses one trailing line break (`\n` or `\r\n`) and nothing else.
+    /// `hex:…` and `base64:…` give a binary key in text.
     package static func resolve(
-        _ reference: SecretReference, environment: [String: String], readFile: (String) -> String? = readFile
-    ) -> Result<String, SettingsError> {
+        _ reference: SecretReference, environment: [String: String], readFile: (String) -> [UInt8]? = readFile
+    ) -> Result<SecretValue, SettingsError> {
+        var bytes: [UInt8]
+        let source: String
         switch reference {
         case .environment(let name):
             guard let value = environment[name] else { return .failure(SettingsError("environment variable \(name) is not set")) }
-            guard !value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-                return .failure(SettingsError("environment variable \(name) is empty"))
-            }
-            return .success(value.trimmingCharacters(in: .whitespacesAndNewlines))
+            bytes = Array(value.utf8)
+            source = "environment variable \(name)"
         case .file(let path):
-            guard let text = readFile(path) else { return .failure(SettingsError("secret file \(path) cannot be read")) }
-            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !trimmed.isEmpty else { return .failure(SettingsError("secret file \(path) is empty")) }
-            return .success(trimmed)
+            guard let contents = readFile(path) else { return .failure(SettingsError("secret file \(path) cannot be read")) }
+            bytes = contents
+            if bytes.last == UInt8(ascii: "\n") {
+                bytes.removeLast()
+                if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
+            }
+            source = "secret file \(path)"
         }
+        guard !bytes.isEmpty else { return .failure(SettingsError("\(source) is empty")) }
+        for (prefix, decode) in [("hex:", ByteEncoding.decodeHex), ("base64:", ByteEncoding.decodeBase64)] as [(String, (String) -> [UInt8]?)] {
+            guard bytes.starts(with: prefix.utf8) else { continue }
+            let text = String(decoding: bytes.dropFirst(prefix.utf8.count), as: UTF8.self)
+            guard let key = decode(text), !key.isEmpty else {
+                return .failure(SettingsError("\(source) starts with \(prefix) but the rest is not valid \(prefix.dropLast())"))
+            }
+            return .success(SecretValue(bytes: key, isDecoded: true))
+        }
+        return .success(SecretValue(bytes: bytes, isDecoded: false))
     }
 
     /// Files holding tokens or webhook secrets that users other than the owner may read, with

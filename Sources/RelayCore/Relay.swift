@@ -46,8 +46,8 @@ package final class Relay: Sendable {
             for (index, reference) in route.verify.secrets.enumerated() {
                 let pointer = route.verify.secrets.count == 1 ? "/verify/secret" : "/verify/secrets/\(index)"
                 switch Secrets.resolve(reference, environment: environment) {
-                case .success(let text):
-                    if let key = WebhookVerifier.key(from: text, scheme: route.verify.scheme) {
+                case .success(let secret):
+                    if let key = WebhookVerifier.key(from: secret, scheme: route.verify.scheme) {
                         keys.append(key)
                     } else {
                         problems.append(MappingDiagnostic(file: route.file, pointer: pointer, message: "\(reference) is not a whsec_ base64 key"))

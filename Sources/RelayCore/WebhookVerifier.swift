@@ -174,11 +174,13 @@ package struct WebhookVerifier: Sendable {
             && pairs[0].value.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }
     }
 
-    /// The bytes of a secret as the scheme uses them: Standard Webhooks keys are the base64
-    /// after `whsec_`; everything else is the text itself. Nil when a whsec_ key is malformed.
-    package static func key(from secret: String, scheme: VerifySpec.Scheme) -> [UInt8]? {
-        guard scheme == .standardWebhooks else { return Array(secret.utf8) }
-        let encoded = secret.hasPrefix("whsec_") ? String(secret.dropFirst(6)) : secret
-        return ByteEncoding.decodeBase64(encoded)
+    /// The bytes of a secret as the scheme uses them: a decoded (`hex:`, `base64:`) secret is
+    /// the key; Standard Webhooks keys are the base64 after `whsec_`; everything else is the
+    /// text itself. Nil when a whsec_ key is malformed.
+    package static func key(from secret: SecretValue, scheme: VerifySpec.Scheme) -> [UInt8]? {
+        guard scheme == .standardWebhooks, !secret.isDecoded else { return secret.bytes }
+        var text = String(decoding: secret.bytes, as: UTF8.self)
+        if text.hasPrefix("whsec_") { text.removeFirst(6) }
+        return ByteEncoding.decodeBase64(text)
     }
 }

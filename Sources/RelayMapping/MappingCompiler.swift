@@ -2,41 +2,88 @@ import Foundation
 
 /// Loads mapping files and compiles them, collecting every problem in every file.
 package enum MappingLoader {
+    /// What a set of mapping files and folders holds.
+    package struct Loaded: Sendable {
+        package var routes: [MappingRoute] = []
+        package var diagnostics: [MappingDiagnostic] = []
+        /// Files that are not mappings (no `"route"`), each with why it was skipped.
+        package var skipped: [String] = []
+    }
+
     /// Compiles every `*.json` in a folder (not `schema.json`, not sub-folders): the routes
     /// of the valid files and every problem of the others, including duplicate routes.
     package static func load(directory: String) -> (routes: [MappingRoute], diagnostics: [MappingDiagnostic]) {
-        let files: [String]
-        do {
-            files = try FileManager.default.contentsOfDirectory(atPath: directory)
-                .filter { $0.hasSuffix(".json") && $0 != "schema.json" }.sorted()
-        } catch {
-            return ([], [MappingDiagnostic(file: directory, pointer: "", message: "cannot read the mappings folder")])
-        }
-        var routes: [MappingRoute] = []
-        var diagnostics: [MappingDiagnostic] = []
-        var seen: [String: String] = [:]
-        for name in files {
-            let path = (directory as NSString).appendingPathComponent(name)
-            switch compileFile(path) {
-            case .success(let route):
-                if let first = seen[route.path] {
-                    diagnostics.append(
-                        MappingDiagnostic(file: route.file, pointer: "/route", message: "route \(route.path) is also declared in \(first)"))
-                } else {
-                    seen[route.path] = route.file
-                    routes.append(route)
-                }
-            case .failure(let problems): diagnostics += problems.items
-            }
-        }
-        return (routes, diagnostics)
+        let loaded = load([directory])
+        return (loaded.routes, loaded.diagnostics)
     }
 
-    /// The routes of a folder when every file is valid, else every problem.
-    package static func loadDirectory(_ directory: String) -> Result<[MappingRoute], MappingDiagnostics> {
-        let (routes, diagnostics) = load(directory: directory)
-        return diagnostics.isEmpty ? .success(routes) : .failure(MappingDiagnostics(diagnostics))
+    /// Compiles folders (their `*.json` files but `schema.json`, not sub-folders) and single
+    /// files. A JSON object without `"route"` in a folder is skipped with a notice (a payload
+    /// saved beside the mappings is no broken mapping); named on its own, it is an error.
+    package static func load(_ paths: [String]) -> Loaded {
+        var loaded = Loaded()
+        var seen: [String: String] = [:]
+        for path in paths {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                loaded.diagnostics.append(MappingDiagnostic(file: path, pointer: "", message: "no such file or folder"))
+                continue
+            }
+            let files: [String]
+            if isDirectory.boolValue {
+                do {
+                    files = try FileManager.default.contentsOfDirectory(atPath: path)
+                        .filter { $0.hasSuffix(".json") && $0 != "schema.json" }.sorted()
+                        .map { (path as NSString).appendingPathComponent($0) }
+                } catch {
+                    loaded.diagnostics.append(MappingDiagnostic(file: path, pointer: "", message: "cannot read the mappings folder"))
+                    continue
+                }
+            } else {
+                files = [path]
+            }
+            for file in files {
+                guard let data = FileManager.default.contents(atPath: file) else {
+                    loaded.diagnostics.append(MappingDiagnostic(file: file, pointer: "", message: "cannot read the file"))
+                    continue
+                }
+                let bytes = Array(data)
+                if let reason = notAMapping(bytes) {
+                    if isDirectory.boolValue {
+                        loaded.skipped.append("\(file): skipped: \(reason)")
+                    } else {
+                        loaded.diagnostics.append(MappingDiagnostic(file: file, pointer: "/route", message: reason))
+                    }
+                    continue
+                }
+                switch compile(file: file, bytes: bytes, baseDirectory: (file as NSString).deletingLastPathComponent) {
+                case .success(let route):
+                    if let first = seen[route.path] {
+                        loaded.diagnostics.append(
+                            MappingDiagnostic(file: route.file, pointer: "/route", message: "route \(route.path) is also declared in \(first)"))
+                    } else {
+                        seen[route.path] = route.file
+                        loaded.routes.append(route)
+                    }
+                case .failure(let problems): loaded.diagnostics += problems.items
+                }
+            }
+        }
+        return loaded
     }
+
+    /// Why valid JSON is not a mapping file (an object without `"route"`), or nil.
+    static func notAMapping(_ bytes: [UInt8]) -> String? {
+        guard case .object(let members)? = try? JSONParser(maxDepth: 64, maxBytes: 4 << 20).parse(bytes) else { return nil }
+        let keys = Set(members.map(\.key))
+        // A mapping that lost its route is still a mapping: the compiler says what is missing.
+        if !keys.isDisjoint(with: ["route", "rules", "verify", "$schema"]) { return nil }
+        if !keys.isEmpty && keys.isSubset(of: ["headers", "query", "body"]) {
+            return "this looks like a request payload ({headers, body}), not a mapping (no \"route\"): keep payloads in a sub-folder such as examples/"
+        }
+        return "not a mapping file (no \"route\")"
+    }
+
 
     /// Reads and compiles one file.
     package static func compileFile(_ path: String) -> Result<MappingRoute, MappingDiagnostics> {
