@@ -28,18 +28,20 @@ package enum MappingCommands {
         CommandLineOption("--query", value: "k=v", help: "a query parameter (repeatable)"),
         .mappings,
         CommandLineOption("--data-dir", value: "DIR", help: "resolve bindings from this relay data directory (default: nothing is bound)"),
+        CommandLineOption("--bind", value: "KIND=VALUE:UUID/ROOM", help: "a binding to resolve against, without a database (repeatable)"),
+        CommandLineOption("--explain", help: "also print the rule chosen, each field with its source and value, and the fields left out"),
         .help,
     ]
 
-    /// Validates every mapping file and runs its examples.
+    /// Validates mapping files (the folders and files named, else `--mappings`) and runs their
+    /// examples; warns about unset secrets and paths no example reaches.
     package static func check(_ arguments: [String], environment: [String: String]) throws(SettingsError) -> CommandResult {
         let parsed = try ParsedOptions(arguments, options: checkOptions, environment: environment)
-        if let extra = parsed.positional.first { throw SettingsError("unexpected argument \(extra)", isUsageError: true) }
-        let directory = parsed.value("--mappings") ?? "mappings"
-        let (routes, diagnostics) = MappingLoader.load(directory: directory)
-        var lines = diagnostics.map(\.description)
-        var failed = !diagnostics.isEmpty
-        for route in routes {
+        let paths = parsed.positional.isEmpty ? [parsed.value("--mappings") ?? "mappings"] : parsed.positional
+        let loaded = MappingLoader.load(paths)
+        var lines = loaded.diagnostics.map(\.description) + loaded.skipped
+        var failed = !loaded.diagnostics.isEmpty
+        for route in loaded.routes {
             let problems = route.runExamples()
             lines += problems.map(\.description)
             failed = failed || !problems.isEmpty
@@ -48,8 +50,9 @@ package enum MappingCommands {
                     "\(route.file): ok: \(route.path), \(route.rules.count) rule\(route.rules.count == 1 ? "" : "s"), "
                         + "\(route.examples.count) example\(route.examples.count == 1 ? "" : "s") passed")
             }
+            lines += route.warnings(environment: environment, fileExists: { FileManager.default.fileExists(atPath: $0) }).map(\.description)
         }
-        if routes.isEmpty && diagnostics.isEmpty { lines.append("\(directory): no mapping files") }
+        if loaded.routes.isEmpty && loaded.diagnostics.isEmpty { lines.append("\(paths.joined(separator: ", ")): no mapping files") }
         return CommandResult(lines: lines, exitCode: failed ? 1 : 0)
     }
 
@@ -71,7 +74,7 @@ package enum MappingCommands {
             }
             headers.append((String(header[..<colon]).lowercased(), header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
         }
-        let query = parsed.all("--query").flatMap { FormBody.pairs(Array($0.utf8)) }
+        var query = parsed.all("--query").flatMap { FormBody.pairs(Array($0.utf8)) }
         let directory = parsed.value("--mappings") ?? "mappings"
         let (routes, diagnostics) = MappingLoader.load(directory: directory)
         if !diagnostics.isEmpty {
@@ -94,16 +97,34 @@ package enum MappingCommands {
             try? handle.close()
         }
         let contentType = headers.first { $0.name == "content-type" }?.value
-        let body: JSONValue
+        var body: JSONValue
         switch RequestBody.decode(bytes, contentType: contentType, acceptsForm: route.acceptsForm) {
         case .success(let value): body = value
         case .failure(let problem): return CommandResult(lines: [problem.message], exitCode: 1)
+        }
+        // An example request file ({headers, query, body}) is taken apart; flags win over its headers.
+        if let example = Self.exampleRequest(body) {
+            body = example.body
+            headers += example.headers.filter { header in !headers.contains { $0.name == header.name } }
+            query += example.query
         }
         let document = RequestDocument.make(
             body: body, headers: headers, query: query, route: route.path, receivedAt: RFC3339.timestamp(milliseconds: Int(Date().timeIntervalSince1970 * 1000)),
             requestID: "map")
         var bindings: any BindingLookup = NoBindings()
+        let seeded = parsed.all("--bind")
+        if !seeded.isEmpty {
+            var entries: [(kind: String, value: String, uuid: String, roomID: String)] = []
+            for text in seeded {
+                guard let entry = Self.parseBinding(text) else {
+                    throw SettingsError("--bind \"\(text)\" is not KIND=VALUE:UUID/ROOM (e.g. order_number=1043:u-1/r-9)", isUsageError: true)
+                }
+                entries.append(entry)
+            }
+            bindings = SeededBindings(entries: entries)
+        }
         if let directory = parsed.value("--data-dir") {
+            guard seeded.isEmpty else { throw SettingsError("--bind and --data-dir exclude each other", isUsageError: true) }
             let path = SQLiteSchema.path(in: directory)
             guard FileManager.default.fileExists(atPath: path) else { return CommandResult(lines: ["no relay database in \(directory)"], exitCode: 1) }
             do {
@@ -112,17 +133,44 @@ package enum MappingCommands {
                 return CommandResult(lines: ["cannot open \(path): \(error)"], exitCode: 1)
             }
         }
-        switch route.apply(to: document, bindings: bindings) {
+        let outcome = route.apply(to: document, bindings: bindings)
+        let explanation = parsed.isOn("--explain") ? route.explain(outcome, in: document, bindings: bindings) : []
+        switch outcome {
         case .calls(let calls, let binds):
             return CommandResult(
-                lines: binds.map(describe) + calls.map { String(decoding: $0.body(token: "***"), as: UTF8.self) }, exitCode: 0)
+                lines: explanation + binds.map(describe) + calls.map { String(decoding: $0.body(token: "***"), as: UTF8.self) }, exitCode: 0)
         case .bound(let binds):
-            return CommandResult(lines: binds.map(describe), exitCode: 0)
+            return CommandResult(lines: explanation + binds.map(describe), exitCode: 0)
         case .ignored(let reason):
-            return CommandResult(lines: ["ignored: \(reason)"], exitCode: 3)
+            return CommandResult(lines: explanation + ["ignored: \(reason)"], exitCode: 3)
         case .failed(let failure):
-            return CommandResult(lines: ["invalid: \(failure)"], exitCode: 1)
+            return CommandResult(lines: explanation + ["invalid: \(failure)"], exitCode: 1)
         }
+    }
+
+    /// `{headers, query, body}` as example files hold a request, or nil for a plain payload.
+    static func exampleRequest(_ value: JSONValue) -> (headers: [(name: String, value: String)], query: [(name: String, value: String)], body: JSONValue)? {
+        guard case .object(let members) = value.resolved, let body = members.first(where: { $0.key == "body" })?.value,
+            members.allSatisfy({ ["headers", "query", "body"].contains($0.key) })
+        else { return nil }
+        func pairs(_ key: String) -> [(name: String, value: String)] {
+            guard case .object(let list)? = members.first(where: { $0.key == key })?.value.resolved else { return [] }
+            return list.map { (key == "headers" ? $0.key.lowercased() : $0.key, $0.value.text) }
+        }
+        return (pairs("headers"), pairs("query"), body.resolved)
+    }
+
+    /// `order_number=1043:u-1/r-9`.
+    static func parseBinding(_ text: String) -> (kind: String, value: String, uuid: String, roomID: String)? {
+        guard let equals = text.firstIndex(of: "="), let colon = text.lastIndex(of: ":"), equals < colon,
+            let slash = text[colon...].firstIndex(of: "/")
+        else { return nil }
+        let kind = String(text[..<equals])
+        let value = String(text[text.index(after: equals)..<colon])
+        let uuid = String(text[text.index(after: colon)..<slash])
+        let room = String(text[text.index(after: slash)...])
+        guard !kind.isEmpty, !value.isEmpty, !uuid.isEmpty, !room.isEmpty else { return nil }
+        return (kind, value, uuid, room)
     }
 
     static func describe(_ write: BindingWrite) -> String {

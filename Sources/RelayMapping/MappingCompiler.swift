@@ -84,7 +84,6 @@ package enum MappingLoader {
         return "not a mapping file (no \"route\")"
     }
 
-
     /// Reads and compiles one file.
     package static func compileFile(_ path: String) -> Result<MappingRoute, MappingDiagnostics> {
         guard let data = FileManager.default.contents(atPath: path) else {

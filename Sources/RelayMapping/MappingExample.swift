@@ -25,16 +25,16 @@ package struct MappingExample: Sendable {
     package var seededBindings: [(kind: String, value: String, uuid: String, roomID: String)]
 }
 
-/// Bindings seeded by an example.
-struct SeededBindings: BindingLookup {
+/// Bindings given by hand: an example's `bindings`, or `map --bind`.
+package struct SeededBindings: BindingLookup {
     let entries: [(kind: String, value: String, uuid: String, roomID: String)]
 
     /// Keys are normalised as the relay normalises them when it stores a binding.
-    init(entries: [(kind: String, value: String, uuid: String, roomID: String)]) {
+    package init(entries: [(kind: String, value: String, uuid: String, roomID: String)]) {
         self.entries = entries.map { ($0.kind, BindingKey.normalized(kind: $0.kind, value: $0.value) ?? $0.value, $0.uuid, $0.roomID) }
     }
 
-    func binding(kind: String, value: String) -> Binding? {
+    package func binding(kind: String, value: String) -> Binding? {
         entries.last { $0.kind == kind && $0.value == value }.map {
             Binding(uuid: $0.uuid, roomID: $0.roomID, key: "\(kind)=\(value)", createdAt: "2026-01-01T00:00:00Z")
         }
@@ -56,6 +56,43 @@ extension MappingRoute {
             }
         }
         return problems
+    }
+
+    /// What `check` warns about without failing: secrets that are not set here, and paths into
+    /// the request that none of the file's examples reaches (often a typo).
+    package func warnings(environment: [String: String], fileExists: (String) -> Bool) -> [MappingDiagnostic] {
+        var found: [MappingDiagnostic] = []
+        for (index, reference) in verify.secrets.enumerated() {
+            let pointer = verify.secrets.count == 1 ? "/verify/secret" : "/verify/secrets/\(index)"
+            switch reference {
+            case .environment(let name) where environment[name] == nil:
+                found.append(
+                    MappingDiagnostic(
+                        file: file, pointer: pointer,
+                        message: "warning: \(name) is not set here: serve with a token refuses to start without it (a dry run serves the route unverified)"))
+            case .file(let path) where !fileExists(path):
+                found.append(MappingDiagnostic(file: file, pointer: pointer, message: "warning: secret file \(path) does not exist here"))
+            default:
+                break
+            }
+        }
+        guard !examples.isEmpty else { return found }
+        let documents = examples.map {
+            RequestDocument.make(body: $0.body, headers: $0.headers, query: $0.query, route: path, receivedAt: "2026-01-01T00:00:00Z", requestID: "example")
+        }
+        var reported: Set<String> = []
+        for rule in rules {
+            for requestPath in rule.paths where ["$.body", "$.headers", "$.query"].contains(where: { requestPath.source.hasPrefix($0) }) {
+                guard !reported.contains(requestPath.source) else { continue }
+                if documents.contains(where: { !requestPath.select(in: $0).isEmpty }) { continue }
+                reported.insert(requestPath.source)
+                found.append(
+                    MappingDiagnostic(
+                        file: file, pointer: "/rules",
+                        message: "warning: no example reaches \(requestPath.source) (rule \"\(rule.name)\"): a typo, or add an example that has it"))
+            }
+        }
+        return found
     }
 
     static func describe(_ outcome: MappingOutcome) -> String {
@@ -109,5 +146,40 @@ extension MappingRoute {
             }
         }
         return nil
+    }
+}
+
+extension MappingRoute {
+    /// `map --explain`: the rule each call came from (or why none did), the binding it found,
+    /// and every field of that rule with its source and value, or why it was left out.
+    package func explain(_ outcome: MappingOutcome, in document: JSONValue, bindings: any BindingLookup) -> [String] {
+        let names: [String]
+        switch outcome {
+        case .calls(let calls, _): names = calls.map(\.rule)
+        case .failed(let failure): names = [failure.rule]
+        case .bound, .ignored: names = []
+        }
+        var lines: [String] = []
+        if names.isEmpty, case .ignored(let reason) = outcome {
+            let matching = rules.filter { $0.condition?.holds(in: document) ?? true }.map { "\"\($0.name)\"" }
+            lines.append("no call (\(reason)); rules whose when holds: \(matching.isEmpty ? "none" : matching.joined(separator: ", "))")
+        }
+        for name in names {
+            guard let rule = rules.first(where: { $0.name == name }) else { continue }
+            lines.append("rule \"\(rule.name)\"")
+            var ruleDocument = document
+            if !rule.resolve.isEmpty, let binding = Self.resolve(rule.resolve, in: document, bindings: bindings) {
+                lines.append("  binding \(binding.key) → uuid \(binding.uuid), room_id \(binding.roomID)")
+                ruleDocument = RequestDocument.adding(binding, to: document)
+            }
+            for (field, spec) in rule.fields {
+                if let value = spec.evaluate(in: ruleDocument) {
+                    lines.append("  \(field) = \"\(value)\" ← \(spec.describedSource)")
+                } else {
+                    lines.append("  \(field) left out: \(spec.whyEmpty(in: ruleDocument))")
+                }
+            }
+        }
+        return lines
     }
 }

@@ -60,7 +60,7 @@ import Testing
                 relayArguments: ["--log-level", "trace"])
             try drive(relay)
             #expect(relay.relay.waitForLog { $0.contains("delivery is dead") }.contains("HappyTalk refused the call: -503 room"))
-            _ = try relay.mock.stop()
+            try relay.stopMock()
             _ = try relay.post("/bearer", body: #"{"room":"r-2"}"#, headers: [("Authorization", "Bearer \(secrets["bearer"]!)")])
             #expect(relay.relay.waitForLog { $0.contains("delivery will be retried") }.contains("delivery will be retried"))
             try expectClean(relay, tokens: [RelayHarness.token])
@@ -135,7 +135,7 @@ import Testing
     @Test func aFullQueueAcceptsAgainOnceDrained() async throws {
         try await offPool {
             let relay = try RelayHarness(mappings: ["async.json": Self.async], relayArguments: ["--queue-limit", "2"])
-            _ = try relay.mock.stop()
+            try relay.stopMock()
             #expect(try relay.post("/async", body: #"{"room":"r-1","n":"1"}"#).status == 202)
             #expect(try relay.post("/async", body: #"{"room":"r-2","n":"2"}"#).status == 202)
             #expect(try relay.post("/async", body: #"{"room":"r-3","n":"3"}"#).status == 503)

@@ -248,7 +248,7 @@ import Glibc
             let broken = #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "u-1", "room_id": "$.body.chat_room" } } ] }"#
             let fixed = #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "u-1", "room_id": "$.body.room" } } ] }"#
             let relay = try RelayHarness(mappings: ["async.json": broken], relayArguments: ["--queue-limit", "2"])
-            _ = try relay.mock.stop()
+            try relay.stopMock()
             for index in 0..<2 { #expect(try relay.post("/async", body: #"{"room":"r-\#(index)"}"#).status == 202) }
             try fixed.write(to: relay.directory.appendingPathComponent("mappings/async.json"), atomically: false, encoding: .utf8)
             let replayed = try RelayProcess.run(

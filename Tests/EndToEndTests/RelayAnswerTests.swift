@@ -107,7 +107,7 @@ import Testing
     @Test func unreachableUpstreamIs502() async throws {
         try await offPool {
             let relay = try RelayHarness(mappings: Self.mappings)
-            _ = try relay.mock.stop()
+            try relay.stopMock()
             let response = try relay.post("/sync", body: Self.order)
             #expect(response.status == 502)
             // What failed stays in the log; the sender gets a stable error.
@@ -177,7 +177,7 @@ import Testing
     @Test func outageThenRecoveryDeliversEverythingWithEachRoomInOrder() async throws {
         try await offPool {
             let relay = try RelayHarness(mappings: Self.numbered)
-            _ = try relay.mock.stop()
+            try relay.stopMock()
             for index in 0..<50 {
                 #expect(try relay.post("/async", body: #"{"uuid":"u-1","room":"r-one","n":"\#(index)"}"#).status == 202)
                 #expect(try relay.post("/async", body: #"{"uuid":"u-2","room":"r-\#(index)","n":"\#(index)"}"#).status == 202)
@@ -193,7 +193,7 @@ import Testing
     @Test func pendingDeliveriesResumeAfterARestart() async throws {
         try await offPool {
             let relay = try RelayHarness(mappings: Self.numbered)
-            _ = try relay.mock.stop()
+            try relay.stopMock()
             for index in 0..<5 {
                 #expect(try relay.post("/async", body: #"{"uuid":"u-1","room":"r-1","n":"\#(index)"}"#).status == 202)
             }
@@ -215,7 +215,7 @@ import Testing
         let mappings = ["async.json": #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.body.room" } } ] }"#]
         try await offPool {
             let relay = try RelayHarness(mappings: mappings, relayArguments: ["--queue-limit", "2"])
-            _ = try relay.mock.stop()
+            try relay.stopMock()
             #expect(try relay.post("/async", body: RelayHarness.body).status == 202)
             #expect(try relay.post("/async", body: RelayHarness.body).status == 202)
             let full = try relay.post("/async", body: RelayHarness.body)
@@ -268,7 +268,7 @@ import Testing
         let mappings = ["async.json": #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.body.room", "parameter1": "$.body.n" } } ] }"#]
         try await offPool {
             let relay = try RelayHarness(mappings: mappings, relayArguments: ["--queue-max-bytes", "65536"])
-            _ = try relay.mock.stop()
+            try relay.stopMock()
             let padding = String(repeating: "x", count: 4000)
             var accepted: [String] = []
             var refusal: RawConnection.Response?

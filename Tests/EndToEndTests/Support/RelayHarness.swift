@@ -57,6 +57,7 @@ final class RelayHarness: @unchecked Sendable {
     deinit {
         _ = try? relay.stop()
         _ = try? mock.stop()
+        releasePortGuard()
         try? FileManager.default.removeItem(at: directory)
     }
 
@@ -70,10 +71,38 @@ final class RelayHarness: @unchecked Sendable {
         relayPort = try relay.waitForPort()
     }
 
+    /// Holds the stopped mock's port (bound, never listening) so that the relay's connections
+    /// are refused, and no other test's server can take the port while HappyTalk is "down".
+    private var portGuard: Int32 = -1
+
+    /// Stops the mock: HappyTalk is unreachable until `restartMock`. Returns its exit status.
+    @discardableResult
+    func stopMock() throws -> Int32 {
+        let output = try mock.stop()
+        portGuard = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var yes: Int32 = 1
+        setsockopt(portGuard, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(mockPort).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(portGuard, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(bound == 0, "the mock's port \(mockPort) was taken by another process")
+        return output
+    }
+
+    private func releasePortGuard() {
+        if portGuard >= 0 { close(portGuard) }
+        portGuard = -1
+    }
+
     /// Starts the mock again on the port it had (after a test stopped it), with its first
     /// arguments or new ones.
     func restartMock(arguments: [String]? = nil) throws {
         if mock.process.isRunning { _ = try mock.stop() }
+        releasePortGuard()
         mock = try RelayProcess(
             ["mock-upstream", "--listen", "127.0.0.1:\(mockPort)", "--token", Self.token, "--record", recordPath] + (arguments ?? mockArguments))
         _ = try mock.waitForPort()
