@@ -26,7 +26,7 @@ let package = Package(
         .testTarget(name: "RelayMappingTests", dependencies: ["RelayMapping"], exclude: ["Fixtures"]),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayStore", "RelayCrypto", "RelayCLI"]),
         .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore"]),
-        .testTarget(name: "RelayCLITests", dependencies: ["RelayCLI", "RelayCore"]),
+        .testTarget(name: "RelayCLITests", dependencies: ["RelayCLI", "RelayCore"], exclude: ["Fixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP", "RelayMapping", "RelayCore", "RelayStore", "RelayCrypto", "RelayCLI", "COpenSSL", "happyrelay"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
