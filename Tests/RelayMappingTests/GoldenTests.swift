@@ -67,4 +67,19 @@ let repositoryRoot = testsDirectory.deletingLastPathComponent().deletingLastPath
         let schemes = Set((defaults + optional).map(\.verify.scheme))
         #expect(schemes.isSuperset(of: [.shopify, .woocommerce, .query, .bearer, .standardWebhooks]))
     }
+
+    /// The editor schema names every step and rule key the compiler knows.
+    @Test func theSchemaKnowsEveryStepAndRuleKey() throws {
+        let schema = try JSONParser().parse(Array(Data(contentsOf: repositoryRoot.appendingPathComponent("mappings/schema.json"))))
+        guard case .array(let forms)? = schema["$defs"]?["step"]?["oneOf"], forms.count >= 2,
+            case .array(let simple)? = forms[0]["enum"], case .object(let withArgument)? = forms[1]["properties"],
+            case .object(let ruleKeys)? = schema["$defs"]?["rule"]?["properties"]
+        else {
+            Issue.record("the schema's step or rule definitions moved")
+            return
+        }
+        #expect(Set(simple.compactMap(\.stringValue) + withArgument.map(\.key)) == Set(PipeStep.names))
+        #expect(Set(ruleKeys.map(\.key)) == ["name", "when", "set", "bind", "resolve", "ignore_without"])
+    }
 }
+
