@@ -28,6 +28,18 @@ import Testing
         verifier(.stripe).verify(body: Self.body, headers: [("stripe-signature", header)], query: [], now: Self.now)
     }
 
+    /// Only WooCommerce's own creation ping (`webhook_id=N`, form-encoded) goes unsigned; any
+    /// other body without a signature is refused, so an attacker cannot pass as a ping.
+    @Test func onlyTheExactWooCommercePingGoesUnsigned() {
+        let woo = verifier(.woocommerce)
+        func verdict(_ text: String) -> WebhookVerifier.Verdict { woo.verify(body: Array(text.utf8), headers: [], query: [], now: Self.now) }
+        #expect(verdict("webhook_id=42") == .ping)
+        #expect(verdict(#"{"id":727,"status":"completed"}"#) == .rejected("missing X-WC-Webhook-Signature header"))
+        #expect(verdict("webhook_id=42&status=completed") == .rejected("missing X-WC-Webhook-Signature header"))
+        #expect(verdict("webhook_id=x") == .rejected("missing X-WC-Webhook-Signature header"))
+        #expect(verdict("webhook_id=") == .rejected("missing X-WC-Webhook-Signature header"))
+    }
+
     @Test func stripeAcceptsAnAgeOfExactlyTheToleranceEitherWay() {
         #expect(stripe(stripeHeader("\(Self.now)")) == .verified)
         #expect(stripe(stripeHeader("\(Self.now - 300)")) == .verified)
