@@ -211,6 +211,24 @@ import Testing
         }
     }
 
+    /// An order from a customer who never chatted: answered ignored with the rule's reason,
+    /// counted, logged at info with the reason, never stored dead and never sent.
+    @Test func anOrderWithoutAChatUserIsIgnoredNotDead() async throws {
+        let mappings = ["async.json": #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "ignore_without": { "fields": ["uuid", "room_id"], "reason": "no chat user for this order" }, "set": { "uuid": "$.body.uuid", "room_id": "$.body.room", "order_number": "$.body.order" } } ] }"#]
+        try await offPool {
+            let relay = try RelayHarness(mappings: mappings)
+            let answer = try relay.post("/async", body: #"{"order": 1044}"#)
+            #expect(answer.status == 200)
+            #expect(answer.text == #"{"result":"ignored","reason":"no chat user for this order"}"#)
+            let logged = relay.relay.waitForLog { $0.contains(#""outcome":"ignored""#) }
+            #expect(logged.contains(#""reason":"no chat user for this order""#))
+            let metrics = try relay.get("/metrics").text
+            #expect(metrics.contains(#"happyrelay_webhooks_total{route="/async",outcome="ignored"} 1"#))
+            #expect(metrics.contains("happyrelay_dead_letters 0"))
+            #expect(relay.recordedCalls.isEmpty)
+        }
+    }
+
     @Test func aFullQueueAnswers503AndReadinessSaysWhy() async throws {
         let mappings = ["async.json": #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.body.room" } } ] }"#]
         try await offPool {
