@@ -96,7 +96,9 @@ package enum ServeCommand {
                 writerConfiguration.maxPending = settings.queueLimit
                 writerConfiguration.retention = settings.retention
                 writer = StoreWriter(
-                    store: store, scheduler: DispatchScheduler(concurrency: settings.upstreamConcurrency, ratePerSecond: settings.upstreamRate),
+                    store: store, scheduler: DispatchScheduler(
+                        concurrency: settings.upstreamConcurrency, ratePerSecond: settings.upstreamRate,
+                        maxProbeInterval: min(30_000, settings.retryMaxDelay.wholeMilliseconds)),
                     worker: worker, configuration: writerConfiguration, logger: logger)
                 lookups = try SQLiteLookups(path: store.path)
                 if let admin = try SQLiteAdmin(directory: settings.dataDirectory) { gauges = GaugesReader(admin) }

@@ -215,6 +215,7 @@ package final class StoreWriter: Sendable {
         var wait = 1000
         if let next = try? store.nextDueTime(after: now) { wait = min(wait, max(next - now, 1)) }
         if let turn = scheduler.nextRateWindow(now: now) { wait = min(wait, max(turn - now, 1)) }
+        if let probe = scheduler.nextProbe(now: now) { wait = min(wait, max(probe - now, 1)) }
         return wait
     }
 
@@ -247,10 +248,22 @@ package final class StoreWriter: Sendable {
         }
         commitCount.wrappingAdd(1, ordering: .relaxed)
         var pendingChange = 0
+        let wasProbing = scheduler.isProbing
         for outcome in unrecorded {
             scheduler.finished(outcome.room)
-            if case .retry = outcome.disposition { continue }
+            if case .retry = outcome.disposition {
+                scheduler.noteResult(retried: true, now: now)
+                continue
+            }
+            scheduler.noteResult(retried: false, now: now)
             pendingChange -= 1
+        }
+        if scheduler.isProbing != wasProbing {
+            if scheduler.isProbing {
+                logger.warning("HappyTalk looks down: one delivery at a time probes it until it answers", ["failures_in_a_row": String(scheduler.failuresToProbe)])
+            } else {
+                logger.info("HappyTalk answers again: every waiting room is sent")
+            }
         }
         unrecorded.removeAll(keepingCapacity: true)
         var faulted = false

@@ -229,6 +229,34 @@ import Testing
         }
     }
 
+    /// HappyTalk down: after failures in a row, one delivery at a time probes it instead of
+    /// every room's head failing at its own backoff; when it answers, every room goes at once.
+    @Test func aDownUpstreamIsProbedNotHammered() async throws {
+        let mappings = ["async.json": #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.headers['x-room']" } } ] }"#]
+        try await offPool {
+            let relay = try RelayHarness(mappings: mappings, mockArguments: ["--fail-status", "503"])
+            for room in 0..<40 {
+                let answer = try relay.post("/async", body: RelayHarness.body, headers: [("Content-Type", "application/json"), ("X-Room", "r-\(room)")])
+                #expect(answer.status == 202)
+            }
+            func retried() throws -> Int {
+                let line = try relay.get("/metrics").text.split(separator: "\n").first { $0.hasPrefix("happyrelay_deliveries_total{") && $0.contains(#"outcome="retried""#) }
+                return line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+            }
+            let log = relay.relay.waitForLog { $0.contains("HappyTalk looks down") }
+            #expect(log.contains("HappyTalk looks down"))
+            // Three seconds of probing at most once a second (the harness caps backoff at 1 s):
+            // without it, 40 rooms' heads would fail about 120 times.
+            let before = try retried()
+            let started = Date()
+            while Date().timeIntervalSince(started) < 3 { _ = relay.relay.waitForLog(timeout: 0.5) { _ in false } }
+            #expect(try retried() - before <= 5)
+            try relay.restartMock(arguments: [])
+            #expect(relay.waitForCalls(40, timeout: 20).count == 40)
+            #expect(relay.relay.waitForLog { $0.contains("HappyTalk answers again") }.contains("HappyTalk answers again"))
+        }
+    }
+
     @Test func aFullQueueAnswers503AndReadinessSaysWhy() async throws {
         let mappings = ["async.json": #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.body.room" } } ] }"#]
         try await offPool {
