@@ -235,7 +235,7 @@ struct Reader {
         }
     }
 
-    /// Validates a number and moves past it (the same rules as `number()`).
+    /// Validates a number (RFC 8259 §6) and moves past it.
     mutating func skipNumber() throws(JSONParseError) {
         if bytes[index] == UInt8(ascii: "-") { index += 1 }
         guard index < bytes.count, isDigit(bytes[index]) else { throw error("invalid number") }
@@ -345,27 +345,10 @@ struct Reader {
         index += count
     }
 
+    /// Reads a number and returns its text exactly as written.
     mutating func number() throws(JSONParseError) -> String {
         let start = index
-        if bytes[index] == UInt8(ascii: "-") { index += 1 }
-        guard index < bytes.count, isDigit(bytes[index]) else { throw error("invalid number") }
-        if bytes[index] == UInt8(ascii: "0") {
-            index += 1
-            if index < bytes.count && isDigit(bytes[index]) { throw error("leading zero in a number") }
-        } else {
-            while index < bytes.count && isDigit(bytes[index]) { index += 1 }
-        }
-        if index < bytes.count && bytes[index] == UInt8(ascii: ".") {
-            index += 1
-            guard index < bytes.count, isDigit(bytes[index]) else { throw error("expected a digit after '.'") }
-            while index < bytes.count && isDigit(bytes[index]) { index += 1 }
-        }
-        if index < bytes.count && (bytes[index] | 0x20) == UInt8(ascii: "e") {
-            index += 1
-            if index < bytes.count && (bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-")) { index += 1 }
-            guard index < bytes.count, isDigit(bytes[index]) else { throw error("expected a digit in the exponent") }
-            while index < bytes.count && isDigit(bytes[index]) { index += 1 }
-        }
+        try skipNumber()
         return Swift.String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
     }
 
