@@ -43,15 +43,15 @@ package enum Commands {
             return bindings(arguments, environment: environment)
         case "check":
             if arguments.contains("--help") {
-                print("usage: happyrelay check [--mappings DIR]\n\nValidates every mapping file and runs its examples; exit 0 when all are valid, 1 otherwise.\n\noptions:\n\(helpText(for: MappingCommands.checkOptions))")
+                print("usage: happyrelay check [--mappings DIR] [DIR|FILE]...\n\nValidates the mapping files of the folders and files named (default: the mappings folder) and runs their examples; JSON files without \"route\" in a folder are skipped with a notice; unset secrets and paths no example reaches are warnings. Exit 0 when all are valid, 1 otherwise.\n\noptions:\n\(helpText(for: MappingCommands.checkOptions))")
                 return 0
             }
-            return finish(command: "check", usage: "happyrelay check [--mappings DIR]") { () throws(SettingsError) in
+            return finish(command: "check", usage: "happyrelay check [--mappings DIR] [DIR|FILE]...") { () throws(SettingsError) in
                 try MappingCommands.check(arguments, environment: environment)
             }
         case "map":
             if arguments.contains("--help") {
-                print("usage: happyrelay map --route PATH [--header 'Name: value']... [--query 'k=v']... [--mappings DIR] PAYLOAD\n\nPrints the set_user_info body the route's mapping makes of PAYLOAD (a file, or - for standard input), token shown as \"***\"; it does not verify signatures and sends nothing. Exit 0 when a call would be made, 3 when ignored, 1 on error.\n\noptions:\n\(helpText(for: MappingCommands.mapOptions))")
+                print("usage: happyrelay map --route PATH [--header 'Name: value']... [--query 'k=v']... [--mappings DIR] [--data-dir DIR | --bind KIND=VALUE:UUID/ROOM...] [--explain] PAYLOAD\n\nPrints the set_user_info body the route's mapping makes of PAYLOAD (a file, or - for standard input; an example file {headers, query, body} is taken apart), token shown as \"***\"; it does not verify signatures and sends nothing. Exit 0 when a call would be made, 3 when ignored, 1 on error.\n\noptions:\n\(helpText(for: MappingCommands.mapOptions))")
                 return 0
             }
             return finish(command: "map", usage: "happyrelay map --route PATH [options] PAYLOAD") { () throws(SettingsError) in
