@@ -47,8 +47,14 @@ package enum MappingLoader {
                     loaded.diagnostics.append(MappingDiagnostic(file: file, pointer: "", message: "cannot read the file"))
                     continue
                 }
-                let bytes = Array(data)
-                if let reason = notAMapping(bytes) {
+                let root: JSONValue
+                do {
+                    root = try JSONParser(maxDepth: 64, maxBytes: 4 << 20).parse(Array(data))
+                } catch {
+                    loaded.diagnostics.append(MappingDiagnostic(file: file, pointer: "", message: "invalid JSON: \(error)"))
+                    continue
+                }
+                if let reason = notAMapping(root) {
                     if isDirectory.boolValue {
                         loaded.skipped.append("\(file): skipped: \(reason)")
                     } else {
@@ -56,7 +62,7 @@ package enum MappingLoader {
                     }
                     continue
                 }
-                switch compile(file: file, bytes: bytes, baseDirectory: (file as NSString).deletingLastPathComponent) {
+                switch compile(file: file, root: root, baseDirectory: (file as NSString).deletingLastPathComponent) {
                 case .success(let route):
                     if let first = seen[route.path] {
                         loaded.diagnostics.append(
@@ -73,8 +79,8 @@ package enum MappingLoader {
     }
 
     /// Why valid JSON is not a mapping file (an object without `"route"`), or nil.
-    static func notAMapping(_ bytes: [UInt8]) -> String? {
-        guard case .object(let members)? = try? JSONParser(maxDepth: 64, maxBytes: 4 << 20).parse(bytes) else { return nil }
+    static func notAMapping(_ root: JSONValue) -> String? {
+        guard case .object(let members) = root else { return nil }
         let keys = Set(members.map(\.key))
         // A mapping that lost its route is still a mapping: the compiler says what is missing.
         if !keys.isDisjoint(with: ["route", "rules", "verify", "$schema"]) { return nil }
@@ -100,6 +106,11 @@ package enum MappingLoader {
         } catch {
             return .failure(MappingDiagnostics([MappingDiagnostic(file: file, pointer: "", message: "invalid JSON: \(error)")]))
         }
+        return compile(file: file, root: root, baseDirectory: baseDirectory)
+    }
+
+    /// Compiles a mapping file already parsed.
+    static func compile(file: String, root: JSONValue, baseDirectory: String?) -> Result<MappingRoute, MappingDiagnostics> {
         var compiler = MappingCompiler(file: file, baseDirectory: baseDirectory)
         let route = compiler.route(root)
         if let route, compiler.diagnostics.isEmpty { return .success(route) }
