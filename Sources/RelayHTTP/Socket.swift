@@ -75,28 +75,30 @@ struct SocketAddress: @unchecked Sendable {
 
     /// A numeric IPv4 or IPv6 host with its port, parsed without any lookup; nil for a name.
     static func numeric(_ target: HostAndPort) -> SocketAddress? {
-        var address = SocketAddress()
+        let port = in_port_t(UInt16(truncatingIfNeeded: target.port).bigEndian)
         var ipv4 = sockaddr_in()
         if inet_pton(AF_INET, target.host, &ipv4.sin_addr) == 1 {
             ipv4.sin_family = sa_family_t(AF_INET)
-            ipv4.sin_port = in_port_t(UInt16(truncatingIfNeeded: target.port).bigEndian)
-            withUnsafeMutableBytes(of: &address.storage) { raw in
-                withUnsafeBytes(of: ipv4) { raw.copyMemory(from: $0) }
-            }
-            address.length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            return address
+            ipv4.sin_port = port
+            return holding(ipv4)
         }
         var ipv6 = sockaddr_in6()
         if inet_pton(AF_INET6, target.host, &ipv6.sin6_addr) == 1 {
             ipv6.sin6_family = sa_family_t(AF_INET6)
-            ipv6.sin6_port = in_port_t(UInt16(truncatingIfNeeded: target.port).bigEndian)
-            withUnsafeMutableBytes(of: &address.storage) { raw in
-                withUnsafeBytes(of: ipv6) { raw.copyMemory(from: $0) }
-            }
-            address.length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-            return address
+            ipv6.sin6_port = port
+            return holding(ipv6)
         }
         return nil
+    }
+
+    /// An address holding a `sockaddr_in` or `sockaddr_in6`.
+    private static func holding<Address>(_ value: Address) -> SocketAddress {
+        var address = SocketAddress()
+        withUnsafeMutableBytes(of: &address.storage) { raw in
+            withUnsafeBytes(of: value) { raw.copyMemory(from: $0) }
+        }
+        address.length = socklen_t(MemoryLayout<Address>.size)
+        return address
     }
 
     /// The port of an `AF_INET`/`AF_INET6` address.
