@@ -203,7 +203,7 @@ package enum BindingKey {
         let text: String
         switch kind {
         case "order_number": text = Piped.lettersAndDigits(value)
-        case "phone": text = KoreanPhone.normalize(value) ?? String(decoding: value.utf8.filter { $0 >= 48 && $0 <= 57 }, as: UTF8.self)
+        case "phone": text = KoreanPhone.normalize(value) ?? Piped.digits(value)
         default: text = value.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         return text.isEmpty ? nil : text

@@ -112,10 +112,9 @@ enum Piped {
         case .lowercase: result = text.lowercased()
         case .uppercase: result = text.uppercased()
         case .nfkc: result = text.precomposedStringWithCompatibilityMapping
-        case .digits: result = String(decoding: text.utf8.filter { $0 >= 48 && $0 <= 57 }, as: UTF8.self)
+        case .digits: result = Self.digits(text)
         case .phoneKR: result = KoreanPhone.normalize(text)
-        case .tracking: result = Self.lettersAndDigits(text)
-        case .orderNumber: result = Self.lettersAndDigits(text)
+        case .tracking, .orderNumber: result = Self.lettersAndDigits(text)
         case .lookup(let table, let defaultValue, let ignoreCase):
             if let hit = table[text] {
                 result = hit
@@ -132,6 +131,11 @@ enum Piped {
         case .date, .join, .first, .last, .count: result = text
         }
         return .value(result.map(JSONValue.string))
+    }
+
+    /// The ASCII digits of a text.
+    static func digits(_ text: String) -> String {
+        String(decoding: text.utf8.filter { $0 >= 48 && $0 <= 57 }, as: UTF8.self)
     }
 
     /// ASCII letters (upper-cased) and digits only: what a carrier's tracking number or a
