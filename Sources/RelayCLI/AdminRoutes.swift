@@ -5,49 +5,104 @@ import RelayHTTP
 import RelayMapping
 import RelayStore
 
+/// What a reload of the mapping files did: the generation now served, or why the new set was
+/// refused (every error; the old set stays).
+package struct ReloadReport: Sendable {
+    package var generation: Int
+    package var errors: [String]
+
+    package var isSuccess: Bool { errors.isEmpty }
+
+    /// The admin API's answer.
+    package var response: HTTPResponse {
+        if isSuccess { return .json(.ok, "{\"result\":\"reloaded\",\"generation\":\(generation)}") }
+        let list = errors.map { "\"\(JSONText.escaped($0))\"" }.joined(separator: ",")
+        return .json(
+            .unprocessableContent,
+            "{\"result\":\"fail\",\"error\":\"invalid_mappings\",\"message\":\"the mappings have errors; generation \(generation) is still served\",\"errors\":[\(list)]}")
+    }
+}
+
 /// The admin endpoints, behind `Authorization: Bearer $HAPPYRELAY_ADMIN_TOKEN`. Without the
 /// token configured, or with a wrong one, they answer 404 like any unknown path. They run
-/// off the event loops, on the typed admin operations of the store.
+/// off the event loops, on the typed admin operations of the store. Every action, and every
+/// refused request while the token is configured, is written to the log (`admin` lines).
 package enum AdminRoutes {
+    /// What the endpoints work with.
+    package struct Context: Sendable {
+        package var token: String?
+        package var dataDirectory: String
+        /// The routes the relay serves now: replay re-maps with them.
+        package var routes: @Sendable () -> [MappingRoute]
+        /// Reloads the mapping files.
+        package var reload: @Sendable () -> ReloadReport
+        package var logger: Logger
+
+        package init(
+            token: String?, dataDirectory: String, routes: @escaping @Sendable () -> [MappingRoute],
+            reload: @escaping @Sendable () -> ReloadReport, logger: Logger
+        ) {
+            self.token = token
+            self.dataDirectory = dataDirectory
+            self.routes = routes
+            self.reload = reload
+            self.logger = logger
+        }
+    }
+
     /// Adds `/admin/…` to the router.
-    package static func add(to router: inout Router, token: String?, dataDirectory: String, mappings: String) {
-        let expected = token.map { Array($0.utf8) }
+    package static func add(to router: inout Router, context: Context) {
+        let expected = context.token.map { Array($0.utf8) }
         router.addPrefix(
             "/admin/",
             .async { request in
-                guard let expected, let authorization = request.headers["authorization"], authorization.lowercased().hasPrefix("bearer "),
+                let path = String(request.head.path)
+                guard let expected else { return HTTPErrorBody.response(.notFound, message: "no route for \(path)") }
+                guard let authorization = request.headers["authorization"], authorization.lowercased().hasPrefix("bearer "),
                     secretEquals(Array(authorization.dropFirst(7).utf8), expected)
-                else { return HTTPErrorBody.response(.notFound, message: "no route for \(request.head.path)") }
-                return answer(request, dataDirectory: dataDirectory, mappings: mappings)
+                else {
+                    context.logger.warning(
+                        "admin request refused",
+                        [
+                            "method": request.method.rawValue, "path": path, "client": request.remoteAddress,
+                            "reason": request.headers["authorization"] == nil ? "no bearer token" : "wrong token", "request_id": request.id,
+                        ])
+                    return HTTPErrorBody.response(.notFound, message: "no route for \(path)")
+                }
+                let response = answer(request, context: context)
+                context.logger.info(
+                    "admin",
+                    [
+                        "method": request.method.rawValue, "path": path, "query": String(request.head.query), "status": response.status.code,
+                        "client": request.remoteAddress, "request_id": request.id,
+                    ])
+                return response
             })
     }
 
-    static func answer(_ request: HTTPRequest, dataDirectory: String, mappings: String) -> HTTPResponse {
+    static func answer(_ request: HTTPRequest, context: Context) -> HTTPResponse {
         let path = String(request.head.path)
         let query = FormBody.pairs(Array(request.head.query.utf8))
+        func parameter(_ name: String) -> String? { query.last { $0.name == name }?.value }
         let now = Int(Date().timeIntervalSince1970 * 1000)
+        if request.method == .post && path == "/admin/reload" { return context.reload().response }
         do {
-            guard let store = try SQLiteAdmin(directory: dataDirectory) else {
-                return HTTPErrorBody.response(.serviceUnavailable, message: "no delivery queue in \(dataDirectory)")
+            guard let store = try SQLiteAdmin(directory: context.dataDirectory) else {
+                return HTTPErrorBody.response(.serviceUnavailable, message: "no delivery queue in \(context.dataDirectory)")
             }
+            let deliveryPath = path.hasPrefix("/admin/deliveries/") ? path.dropFirst("/admin/deliveries/".count).split(separator: "/", omittingEmptySubsequences: false) : []
             switch (request.method, path) {
             case (.get, "/admin/deliveries"):
-                var state: DeliveryState?
-                if let text = query.last(where: { $0.name == "state" })?.value {
-                    guard let known = DeliveryState(rawValue: text) else {
-                        return HTTPErrorBody.response(.badRequest, message: "state must be pending, dead or delivered")
-                    }
-                    state = known
+                return try list(query: query, store: store, now: now)
+            case (.delete, "/admin/deliveries"):
+                guard let text = parameter("dead_older_than"), let age = ParsedOptions.duration(text) else {
+                    return HTTPErrorBody.response(.badRequest, message: "give dead_older_than as a duration (30d, 12h, seconds)")
                 }
-                let rows = try store.list(state: state).map { row in
-                    JSONSerializer.objectText(
-                        [("id", row.id), ("state", row.state.rawValue), ("route", row.route), ("attempts", String(row.attempts)),
-                         ("last_reason", row.lastReason), ("accepted_at", RFC3339.timestamp(milliseconds: row.acceptedAt))].map { (key: $0.0, value: $0.1) })
-                }
-                return .json(.ok, "{\"deliveries\":[" + rows.joined(separator: ",") + "]}")
+                let count = try store.deleteDead(before: now - Int(age.components.seconds) * 1000)
+                return .json(.ok, "{\"result\":\"deleted\",\"count\":\(count)}")
             case (.get, "/admin/bindings"), (.delete, "/admin/bindings"):
-                let kind = query.last { $0.name == "kind" }?.value
-                let value = query.last { $0.name == "value" }?.value
+                let kind = parameter("kind")
+                let value = parameter("value")
                 if request.method == .get {
                     let rows = try store.bindings(kind: kind, value: kind == nil ? nil : value ?? "", now: now).map { row in
                         JSONSerializer.objectText(
@@ -61,14 +116,28 @@ package enum AdminRoutes {
                 return try store.deleteBinding(kind: kind, value: value)
                     ? .json(.ok, "{\"result\":\"deleted\"}") : HTTPErrorBody.response(.notFound, message: "no binding \(kind)=\(value)")
             case (.post, "/admin/deliveries/replay-dead"):
-                return try replay(id: nil, store: store, dataDirectory: dataDirectory, mappings: mappings, now: now)
-            case (.post, _) where path.hasPrefix("/admin/deliveries/") && path.hasSuffix("/replay"):
-                let id = String(path.dropFirst("/admin/deliveries/".count).dropLast("/replay".count))
-                // Only a delivery id: a path segment is never read as anything else.
-                guard Self.isDeliveryID(id) else { break }
-                return try replay(id: id, store: store, dataDirectory: dataDirectory, mappings: mappings, now: now)
+                return try replay(id: nil, asStored: parameter("as_stored") == "1", store: store, context: context, now: now)
             default:
-                break
+                // Only a delivery id: a path segment is never read as anything else.
+                guard (1...2).contains(deliveryPath.count), isDeliveryID(String(deliveryPath[0])) else { break }
+                let id = String(deliveryPath[0])
+                switch (request.method, deliveryPath.count == 2 ? String(deliveryPath[1]) : "") {
+                case (.get, ""):
+                    guard let detail = try store.detail(id: id) else { return HTTPErrorBody.response(.notFound, message: "no delivery \(id)") }
+                    return .json(.ok, DeliveryAdmin.json(detail))
+                case (.delete, ""):
+                    return try store.delete(id: id)
+                        ? .json(.ok, "{\"result\":\"deleted\"}") : HTTPErrorBody.response(.notFound, message: "no delivery \(id)")
+                case (.post, "retry"):
+                    let result = try store.retry(id: id, now: now)
+                    let (line, ok) = DeliveryAdmin.describe(result, id: id)
+                    if ok { return .json(.ok, "{\"result\":\"scheduled\",\"message\":\"\(JSONText.escaped(line))\"}") }
+                    return HTTPErrorBody.response(result == .notFound ? .notFound : .conflict, message: line)
+                case (.post, "replay"):
+                    return try replay(id: id, asStored: parameter("as_stored") == "1", store: store, context: context, now: now)
+                default:
+                    break
+                }
             }
         } catch {
             return HTTPErrorBody.response(.serviceUnavailable, message: "\(error)")
@@ -76,13 +145,29 @@ package enum AdminRoutes {
         return HTTPErrorBody.response(.notFound, message: "no route for \(path)")
     }
 
-    static func replay(id: String?, store: SQLiteAdmin, dataDirectory: String, mappings: String, now: Int) throws -> HTTPResponse {
-        let (routes, diagnostics) = MappingLoader.load(directory: mappings)
-        guard diagnostics.isEmpty else {
-            return HTTPErrorBody.response(.conflict, message: "fix the mappings before replaying: " + diagnostics.map(\.description).joined(separator: "; "))
+    /// `GET /admin/deliveries`: the filters of `deliveries list` as query parameters (state,
+    /// route, since, until, limit — default 100 — and after), and the next page's cursor.
+    static func list(query: [(name: String, value: String)], store: SQLiteAdmin, now: Int) throws -> HTTPResponse {
+        var arguments: [String] = []
+        for (name, value) in query where ["state", "route", "since", "until", "limit", "after"].contains(name) {
+            arguments += ["--\(name)", value]
         }
-        let bindings = try SQLiteLookups(path: SQLiteSchema.path(in: dataDirectory), connections: 1)
-        let report = try DeliveryAdmin(store: store).replay(id: id, routes: routes, bindings: bindings, now: now)
+        if !query.contains(where: { $0.name == "limit" }) { arguments += ["--limit", "100"] }
+        let filter: DeliveryFilter
+        do {
+            filter = try DeliveryCommands.filter(ParsedOptions(arguments, options: DeliveryCommands.listOptions), now: now)
+        } catch {
+            return HTTPErrorBody.response(.badRequest, message: error.message.replacingOccurrences(of: "--", with: ""))
+        }
+        let page = try store.list(filter)
+        let rows = page.rows.map { DeliveryCommands.line($0, json: true) }
+        return .json(.ok, "{\"deliveries\":[" + rows.joined(separator: ",") + "],\"next\":" + (page.next.map { "\"\($0)\"" } ?? "null") + "}")
+    }
+
+    /// Replays with the routes the relay serves now (or as stored).
+    static func replay(id: String?, asStored: Bool, store: SQLiteAdmin, context: Context, now: Int) throws -> HTTPResponse {
+        let bindings = try SQLiteLookups(path: SQLiteSchema.path(in: context.dataDirectory), connections: 1)
+        let report = try DeliveryAdmin(store: store).replay(id: id, routes: context.routes(), bindings: bindings, asStored: asStored, now: now)
         let lines = report.lines.map { "\"\(JSONText.escaped($0))\"" }.joined(separator: ",")
         return .json(
             report.isComplete ? .ok : .conflict,

@@ -1,3 +1,4 @@
+import Foundation
 import RelayCore
 import RelayMapping
 
@@ -119,13 +120,44 @@ package struct ParsedOptions: Sendable {
         return number
     }
 
-    /// A duration in seconds (decimals allowed), or the default.
+    /// A duration: seconds (decimals allowed), or a number with `s`, `m`, `h` or `d`; or the default.
     package func seconds(_ flag: String, default fallback: Duration) throws(SettingsError) -> Duration {
         guard let text = value(flag) else { return fallback }
-        guard let number = Double(text), number > 0, number <= 86_400 * 365 else {
-            throw SettingsError("\(source(flag)): \"\(text)\" is not a positive number of seconds")
+        guard let duration = Self.duration(text) else {
+            throw SettingsError("\(source(flag)): \"\(text)\" is not a positive duration (seconds, or a number with s, m, h or d: 30d)")
         }
-        return .milliseconds(Int64((number * 1000).rounded()))
+        return duration
+    }
+
+    /// `90`, `1.5`, `90s`, `15m`, `12h`, `30d` (up to a year); nil for anything else.
+    package static func duration(_ text: String) -> Duration? {
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+        var digits = Substring(text)
+        var unit = 1.0
+        if let last = text.last, let factor = units[last] {
+            digits = text.dropLast()
+            unit = factor
+        }
+        guard let number = Double(digits), number.isFinite, number > 0, number * unit <= 86_400 * 366 else { return nil }
+        return .milliseconds(Int64((number * unit * 1000).rounded()))
+    }
+
+    /// A point in time: an RFC 3339 timestamp, or a duration before `now` (`2h`: two hours
+    /// ago); nil when the flag is absent.
+    package func time(_ flag: String, now: Int) throws(SettingsError) -> Int? {
+        guard let text = value(flag) else { return nil }
+        if let ago = Self.duration(text) { return now - Int(ago.components.seconds * 1000 + ago.components.attoseconds / 1_000_000_000_000_000) }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        var date = formatter.date(from: text)
+        if date == nil {
+            formatter.formatOptions = [.withInternetDateTime]
+            date = formatter.date(from: text)
+        }
+        guard let date else {
+            throw SettingsError("\(source(flag)): \"\(text)\" is not an RFC 3339 time (2026-12-01T09:00:00Z) or a duration ago (2h, 7d)")
+        }
+        return Int((date.timeIntervalSince1970 * 1000).rounded())
     }
 }
 

@@ -19,15 +19,27 @@ package struct DeliveryAdmin {
     }
 
     /// Puts dead deliveries (one, or all) back in the queue, re-mapped with `routes`; rules that
-    /// resolve read `bindings` as the relay does.
-    package func replay(id: String?, routes: [MappingRoute], bindings: any BindingLookup, now: UnixMilliseconds) throws(SQLiteError)
-        -> ReplayReport
-    {
+    /// resolve read `bindings` as the relay does. `asStored`: the call each died with is sent
+    /// again as it was, without re-mapping (for deliveries HappyTalk refused, not their mapping).
+    package func replay(
+        id: String?, routes: [MappingRoute], bindings: any BindingLookup, asStored: Bool = false, now: UnixMilliseconds
+    ) throws(SQLiteError) -> ReplayReport {
         let requests = try store.deadRequests(id: id)
         if let id, requests.isEmpty { return ReplayReport(lines: ["\(id): no dead delivery with this id"], isComplete: false) }
         var changes: [(request: StoredRequest, change: SQLiteAdmin.ReplayChange)] = []
         var lines: [String] = []
-        for request in requests {
+        var isComplete = true
+        for request in requests where asStored {
+            // A mapping failure stored no call: there is nothing to send as it was.
+            guard request.call.count > 2 else {
+                lines.append("\(request.id): still dead: its mapping failed, so no call was stored; replay it without --as-stored")
+                isComplete = false
+                continue
+            }
+            changes.append((request, .requeue([(roomID: request.roomID, call: request.call)])))
+            lines.append("\(request.id): replayed as stored")
+        }
+        for request in requests where !asStored {
             guard let route = routes.first(where: { $0.path == request.route }) else {
                 changes.append((request, .keepDead("replay: no mapping file declares \(request.route)")))
                 lines.append("\(request.id): still dead: no mapping file declares \(request.route)")
@@ -44,7 +56,86 @@ package struct DeliveryAdmin {
         }
         try store.replay(changes, now: now)
         if lines.isEmpty { lines.append("no dead deliveries") }
-        return ReplayReport(lines: lines, isComplete: !changes.contains { if case .keepDead = $0.change { true } else { false } })
+        isComplete = isComplete && !changes.contains { if case .keepDead = $0.change { true } else { false } }
+        return ReplayReport(lines: lines, isComplete: isComplete)
+    }
+
+    /// What a retry did, in words; false when nothing was scheduled.
+    package static func describe(_ result: SQLiteAdmin.RetryResult, id: String) -> (line: String, ok: Bool) {
+        switch result {
+        case .scheduled(0): ("\(id): due now", true)
+        case .scheduled(let behind):
+            ("\(id): due now, after \(behind) earlier \(behind == 1 ? "delivery" : "deliveries") of its room (also due now)", true)
+        case .notPending(.dead): ("\(id): dead; replay it instead (deliveries replay)", false)
+        case .notPending(let state): ("\(id): \(state.rawValue), not pending", false)
+        case .notFound: ("\(id): no delivery with this id", false)
+        }
+    }
+
+    /// A delivery as one JSON object: the stored request (secrets were never stored), the
+    /// call without the token (null when the mapping failed), every attempt with HappyTalk's answer.
+    package static func json(_ detail: DeliveryDetail) -> String {
+        func text(_ value: String) -> JSONValue { .string(value) }
+        func time(_ milliseconds: Int) -> JSONValue { .string(RFC3339.timestamp(milliseconds: milliseconds)) }
+        var members: [(key: String, value: JSONValue)] = [
+            ("id", text(detail.id)), ("state", text(detail.state.rawValue)), ("route", text(detail.route)),
+            ("credential", text(detail.credential)), ("room_id", text(detail.roomID)), ("accepted_at", time(detail.acceptedAt)),
+            ("attempts", .number(String(detail.attemptCount))), ("last_reason", text(detail.lastReason)),
+        ]
+        members.append(detail.state == .pending ? ("next_attempt_at", time(detail.nextAttemptAt)) : ("finished_at", time(detail.nextAttemptAt)))
+        let request = (try? JSONParser().parse(Array(detail.request.utf8))) ?? .object([])
+        var requestMembers: [(key: String, value: JSONValue)] = []
+        if case .object(let stored) = request { requestMembers = stored.filter { $0.key != "body" } }
+        if let body = detail.body ?? request["body"]?.stringValue.map({ Array($0.utf8) }) {
+            if let text = String(validating: body, as: UTF8.self) {
+                requestMembers.append(("body", .string(text)))
+            } else {
+                requestMembers.append(("body_base64", .string(Data(body).base64EncodedString())))
+            }
+        }
+        members.append(("request", .object(requestMembers)))
+        let call = detail.call.count > 2 ? (try? JSONParser().parse(detail.call)) ?? .null : .null
+        members.append(("call", call))
+        members.append((
+            "history",
+            .array(
+                detail.attempts.map { attempt in
+                    var fields: [(key: String, value: JSONValue)] = [
+                        ("attempt", .number(String(attempt.attempt))), ("at", time(attempt.at)), ("outcome", text(attempt.outcome)),
+                        ("reason", text(attempt.reason)),
+                    ]
+                    if let status = attempt.answer.status { fields.append(("http_status", .number(String(status)))) }
+                    if let code = attempt.answer.code { fields.append(("code", .number(String(code)))) }
+                    if let message = attempt.answer.message { fields.append(("message", text(message))) }
+                    return .object(fields)
+                })
+        ))
+        return JSONSerializer.string(.object(members))
+    }
+
+    /// A delivery as lines for a terminal.
+    package static func lines(_ detail: DeliveryDetail) -> [String] {
+        var lines = [
+            "id:          \(detail.id)",
+            "state:       \(detail.state.rawValue)" + (detail.lastReason.isEmpty ? "" : " (\(detail.lastReason))"),
+            "route:       \(detail.route)",
+            "room:        \(detail.roomID.isEmpty ? "-" : detail.roomID)" + (detail.credential.isEmpty ? "" : " (credential \(detail.credential))"),
+            "accepted:    \(RFC3339.timestamp(milliseconds: detail.acceptedAt))",
+            detail.state == .pending
+                ? "next try:    \(RFC3339.timestamp(milliseconds: detail.nextAttemptAt))"
+                : "finished:    \(RFC3339.timestamp(milliseconds: detail.nextAttemptAt))",
+        ]
+        let object = try? JSONParser().parse(Array(json(detail).utf8))
+        lines.append("request:     " + (object?["request"].map(JSONSerializer.string) ?? "{}"))
+        lines.append("call:        " + (detail.call.count > 2 ? String(decoding: detail.call, as: UTF8.self) + " (token added when sent)" : "none (the mapping failed)"))
+        lines.append("attempts:    \(detail.attemptCount)")
+        for attempt in detail.attempts {
+            var answer = ""
+            if let code = attempt.answer.code { answer = " HappyTalk \(code) \(attempt.answer.message ?? "")" }
+            else if let status = attempt.answer.status { answer = " HTTP \(status)" }
+            lines.append("  #\(attempt.attempt) \(RFC3339.timestamp(milliseconds: attempt.at)) \(attempt.outcome): \(attempt.reason)\(answer)")
+        }
+        return lines
     }
 
     struct ReplayProblem: Error, CustomStringConvertible {

@@ -13,10 +13,6 @@ import Glibc
 /// SIGINT, and stops in order (no new connections, in-flight requests, sends, the store).
 package enum ServeCommand {
     package static func run(_ arguments: [String], environment: [String: String], version: String) async -> Int32 {
-        if arguments.contains("--help") || arguments.contains("-h") {
-            print("usage: happyrelay serve [options]\n\nRuns the relay.\n\noptions:\n\(helpText(for: ServeSettings.options))")
-            return 0
-        }
         let settings: ServeSettings
         do {
             settings = try ServeSettings.parse(arguments, environment: environment)
@@ -35,6 +31,8 @@ package enum ServeCommand {
             return 0
         }
         let termination = TerminationSignal()
+        // SIGHUP reloads; until the relay can, it is ignored rather than fatal.
+        signal(SIGHUP, SIG_IGN)
         let logger = Logger(level: settings.logLevel, format: settings.logFormat ?? (isatty(2) != 0 ? .text : .json))
         do {
             try settings.checkMappingsFolder()
@@ -95,6 +93,7 @@ package enum ServeCommand {
                 var writerConfiguration = StoreWriter.Configuration()
                 writerConfiguration.maxPending = settings.queueLimit
                 writerConfiguration.retention = settings.retention
+                writerConfiguration.deadRetention = settings.deadRetention
                 writer = StoreWriter(
                     store: store, scheduler: DispatchScheduler(
                         concurrency: settings.upstreamConcurrency, ratePerSecond: settings.upstreamRate,
@@ -117,24 +116,37 @@ package enum ServeCommand {
                     + "\nhappyrelay serve: fix the settings above, or run without HAPPYTALK_TOKEN to try it in dry-run mode", code: 1)
         }
 
-        var router = Router()
-        OperationalRoutes.add(
-            to: &router, readiness: { [writer] in writer?.unavailableReason },
-            metrics: { [isDryRun, gauges] in
-                var values = RelayMetrics.Gauges()
-                values.queue = gauges?.gauges()
-                (values.upstreamConnectionsOpened, values.upstreamRequestsReused) = client.statistics
-                values.isDryRun = isDryRun
-                return metrics.exposition(values, version: version)
-            })
-        relay.register(in: &router)
-        if writer != nil {
-            AdminRoutes.add(
-                to: &router, token: environment["HAPPYRELAY_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
-                dataDirectory: settings.dataDirectory, mappings: settings.mappings)
+        let reloader = Reloader(
+            folder: settings.mappings, relay: relay, logger: logger, metrics: metrics,
+            record: { [gauges] folder in gauges?.record(DeliveryCommands.recordedMappings, value: folder) })
+        let adminToken = environment["HAPPYRELAY_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        let admin = AdminRoutes.Context(
+            token: adminToken, dataDirectory: settings.dataDirectory, routes: { relay.routes }, reload: { reloader.reload(trigger: "admin") },
+            logger: logger)
+        // Built again on each reload, with the relay's routes of the moment.
+        let makeRouter: @Sendable () -> Router = { [writer, gauges] in
+            var router = Router()
+            OperationalRoutes.add(
+                to: &router, readiness: { writer?.unavailableReason },
+                metrics: {
+                    var values = RelayMetrics.Gauges()
+                    values.queue = gauges?.gauges()
+                    (values.upstreamConnectionsOpened, values.upstreamRequestsReused) = client.statistics
+                    values.isDryRun = isDryRun
+                    values.mappingsGeneration = relay.generation
+                    return metrics.exposition(values, version: version)
+                })
+            relay.register(in: &router)
+            if writer != nil { AdminRoutes.add(to: &router, context: admin) }
+            return router
         }
         var serverConfiguration = settings.serverConfiguration
         serverConfiguration.acceptFailure = { logger.error($0) }
+        serverConfiguration.unrouted = { request, status in
+            metrics.unrouted(status: status)
+            logger.debug(
+                "no route", ["method": request.method.rawValue, "path": String(request.head.path), "status": status, "client": request.remoteAddress, "request_id": request.id])
+        }
         // Descriptors beyond client connections: upstream connections, the database and its
         // readers, the event loops, standard streams, and a margin.
         let limit = OpenFileLimit.raiseToHardLimit()
@@ -143,12 +155,12 @@ package enum ServeCommand {
             let allowed = max(1, limit - reserved)
             logger.warning(
                 "--max-connections lowered to what the open-file limit allows",
-                ["requested": String(serverConfiguration.maxConnections), "allowed": String(allowed), "open_file_limit": String(limit)])
+                ["requested": serverConfiguration.maxConnections, "allowed": allowed, "open_file_limit": limit])
             serverConfiguration.maxConnections = allowed
         }
         let server: HTTPServer
         do {
-            server = try HTTPServer(configuration: serverConfiguration, router: router, group: group)
+            server = try HTTPServer(configuration: serverConfiguration, router: makeRouter(), group: group)
         } catch {
             return failed("happyrelay serve: cannot listen on \(settings.listen): \(error)", code: 1)
         }
@@ -163,6 +175,9 @@ package enum ServeCommand {
             logger.warning("a secret file is readable by other users: chmod 600 it", ["file": path, "mode": mode])
         }
         writer?.start()
+        reloader.attach(server: server, makeRouter: makeRouter)
+        reloader.recordFolder()
+        let hangup = HangupSignal { reloader.reload(trigger: "SIGHUP") }
         let bound = HostAndPort(host: settings.listen.host, port: server.port)
         for path in relay.unverifiedRoutes {
             logger.warning("serving route without verification (dry run: its secret is not set)", ["route": path])
@@ -170,9 +185,12 @@ package enum ServeCommand {
         if relay.isDryRun {
             logger.warning("DRY RUN: nothing is sent to HappyTalk", ["reason": settings.isDryRun ? "--dry-run" : "no HAPPYTALK_TOKEN is set"])
         }
-        logger.info("listening on \(bound)", ["version": version, "upstream": upstream.endpoint.description, "dry_run": relay.isDryRun ? "true" : "false"])
+        logger.info("listening on \(bound)", ["version": version, "upstream": upstream.endpoint.description, "dry_run": relay.isDryRun])
 
+        SystemdNotify.send("READY=1\nSTATUS=listening on \(bound)")
         let signal = await termination.wait()
+        hangup.cancel()
+        SystemdNotify.send("STOPPING=1")
         logger.info("shutting down", ["signal": signal])
         await server.shutdown()
         await writer?.shutdown(drain: settings.drainTimeout)
@@ -185,10 +203,6 @@ package enum ServeCommand {
 
     /// `happyrelay mock-upstream`.
     package static func mockUpstream(_ arguments: [String]) async -> Int32 {
-        if arguments.contains("--help") || arguments.contains("-h") {
-            print("usage: happyrelay mock-upstream [options]\n\nA local HappyTalk set_user_info endpoint (\(HappyTalkUpstream.path)).\n\noptions:\n\(helpText(for: MockUpstream.options))")
-            return 0
-        }
         let termination = TerminationSignal()
         let logger = Logger(level: .info, format: isatty(2) != 0 ? .text : .json)
         let server: HTTPServer
@@ -228,6 +242,86 @@ final class GaugesReader: Sendable {
     func gauges() -> QueueGauges? {
         admin.withLock { try? $0.gauges(now: Int(Date().timeIntervalSince1970 * 1000)) }
     }
+
+    /// Records a value for the CLI (the mappings folder replay uses).
+    func record(_ name: String, value: String) {
+        admin.withLock { try? $0.record(name, value: value) }
+    }
+}
+
+/// Reloads the mapping files, on SIGHUP or `POST /admin/reload`, one reload at a time: a set
+/// with any error is refused whole (each error logged, the old set kept); a good one is
+/// served by a new router, while requests in flight finish on the old one.
+final class Reloader: Sendable {
+    private let folder: String
+    private let relay: Relay
+    private let logger: Logger
+    private let metrics: RelayMetrics
+    private let record: @Sendable (String) -> Void
+    private let attached = Mutex<(server: HTTPServer, makeRouter: @Sendable () -> Router)?>(nil)
+
+    init(folder: String, relay: Relay, logger: Logger, metrics: RelayMetrics, record: @escaping @Sendable (String) -> Void) {
+        self.folder = folder
+        self.relay = relay
+        self.logger = logger
+        self.metrics = metrics
+        self.record = record
+    }
+
+    /// The server whose router a reload replaces, and how routers are made.
+    func attach(server: HTTPServer, makeRouter: @escaping @Sendable () -> Router) {
+        attached.withLock { $0 = (server, makeRouter) }
+    }
+
+    /// Records the folder's absolute path, so that `deliveries replay` re-maps with it.
+    func recordFolder() {
+        record(URL(fileURLWithPath: folder).standardizedFileURL.path)
+    }
+
+    @discardableResult
+    func reload(trigger: String) -> ReloadReport {
+        attached.withLock { attached in
+            guard let (server, makeRouter) = attached else {
+                return ReloadReport(generation: relay.generation, errors: ["the relay is starting"])
+            }
+            SystemdNotify.send("RELOADING=1\nMONOTONIC_USEC=\(DispatchTime.now().uptimeNanoseconds / 1000)")
+            defer { SystemdNotify.send("READY=1") }
+            let loaded = MappingLoader.load([folder])
+            var errors = loaded.diagnostics.map(\.description)
+            if errors.isEmpty {
+                do throws(MappingDiagnostics) {
+                    let generation = try relay.reload(loaded.routes)
+                    server.replaceRouter(makeRouter())
+                    recordFolder()
+                    logger.info(
+                        "reloaded mappings",
+                        ["trigger": trigger, "generation": generation, "folder": folder, "routes": loaded.routes.map(\.path).joined(separator: ",")])
+                    return ReloadReport(generation: generation, errors: [])
+                } catch {
+                    errors = error.items.map(\.description)
+                }
+            }
+            metrics.reloadFailed()
+            for error in errors { logger.error("reload refused: the mappings have an error", ["trigger": trigger, "error": error]) }
+            logger.error("reload refused: the previous mappings stay in service", ["trigger": trigger, "generation": relay.generation, "errors": errors.count])
+            return ReloadReport(generation: relay.generation, errors: errors)
+        }
+    }
+}
+
+/// SIGHUP, handled on a queue of its own for as long as this lives.
+// Unchecked: the source is only cancelled after init, which Dispatch makes thread-safe.
+final class HangupSignal: @unchecked Sendable {
+    private let source: any DispatchSourceSignal
+
+    init(_ handler: @escaping @Sendable () -> Void) {
+        signal(SIGHUP, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "happyrelay-reload"))
+        source.setEventHandler(handler: handler)
+        source.resume()
+    }
+
+    func cancel() { source.cancel() }
 }
 
 /// SIGTERM and SIGINT, caught from the moment this is made (before the relay announces

@@ -15,6 +15,10 @@ package struct ServeSettings: Sendable {
     package var upstreamRate: Int?
     package var queueMaxBytes: Int?
     package var retention = Duration.seconds(7 * 86_400)
+    /// Dead deliveries hold personal data: deleted after this.
+    package var deadRetention = Duration.seconds(30 * 86_400)
+    /// Peers whose forwarded-for headers name the client (nil: none).
+    package var trustedProxies: TrustedProxies?
     /// The longest wait between two attempts of a failing delivery.
     package var retryMaxDelay = RetryPolicy().maxDelay
     /// Nil: text on a terminal, JSON otherwise.
@@ -44,6 +48,8 @@ package struct ServeSettings: Sendable {
         CommandLineOption("--queue-limit", environment: "HAPPYRELAY_QUEUE_LIMIT", value: "N", help: "pending deliveries at most; beyond it webhooks get 503 (default 100000)"),
         CommandLineOption("--queue-max-bytes", environment: "HAPPYRELAY_QUEUE_MAX_BYTES", value: "BYTES", help: "the queue database may grow to about this size; beyond it webhooks get 503 (default: no limit)"),
         CommandLineOption("--retention", environment: "HAPPYRELAY_RETENTION", value: "SECONDS", help: "delivered records are deleted after this (default 604800, 7 days)"),
+        CommandLineOption("--dead-retention", environment: "HAPPYRELAY_DEAD_RETENTION", value: "DURATION", help: "dead deliveries, which hold customers' personal data, are deleted after this (default 30d; seconds or 12h, 30d)"),
+        CommandLineOption("--trusted-proxies", environment: "HAPPYRELAY_TRUSTED_PROXIES", value: "CIDR,...", help: "proxies whose X-Forwarded-For / Forwarded header names the client for allow_ips, logs and metrics (default: none; the peer is the client)"),
         CommandLineOption("--retry-max-delay", environment: "HAPPYRELAY_RETRY_MAX_DELAY", value: "SECONDS", help: "longest wait between two attempts of a failing async delivery (default 600)"),
         CommandLineOption("--upstream", environment: "HAPPYTALK_BASE_URL", value: "URL", help: "HappyTalk base URL (default https://customer.happytalk.io)"),
         CommandLineOption("--upstream-ca-file", environment: "HAPPYRELAY_UPSTREAM_CA_FILE", value: "FILE", help: "also trust the CA certificates in this PEM file for https:// upstreams (verification stays on)"),
@@ -94,6 +100,14 @@ package struct ServeSettings: Sendable {
         }
         settings.queueLimit = try parsed.integer("--queue-limit", default: 100_000, range: 1...100_000_000)
         settings.retention = try parsed.seconds("--retention", default: settings.retention)
+        settings.deadRetention = try parsed.seconds("--dead-retention", default: settings.deadRetention)
+        if let text = parsed.value("--trusted-proxies") {
+            do {
+                settings.trustedProxies = try TrustedProxies(parsing: text)
+            } catch {
+                throw SettingsError(error.message.replacingOccurrences(of: "--trusted-proxies", with: parsed.source("--trusted-proxies")))
+            }
+        }
         settings.retryMaxDelay = try parsed.seconds("--retry-max-delay", default: settings.retryMaxDelay)
         if let text = parsed.value("--log-format") {
             guard let format = Logger.Format(rawValue: text) else {
@@ -124,11 +138,15 @@ package struct ServeSettings: Sendable {
 
     /// The HTTP server configuration these settings describe.
     package var serverConfiguration: HTTPServer.Configuration {
-        HTTPServer.Configuration(
+        var clientAddress: (@Sendable (String, HTTPHeaders) -> String)?
+        if let proxies = trustedProxies {
+            clientAddress = { peer, headers in proxies.clientAddress(peer: peer, headers: headers) }
+        }
+        return HTTPServer.Configuration(
             address: listen,
             limits: HTTPRequestParser.Limits(maxHeaderBytes: maxHeaderBytes, maxBodyBytes: maxBody),
             headerTimeout: headerTimeout, requestTimeout: requestTimeout, idleTimeout: idleTimeout, maxConnections: maxConnections,
-            drainTimeout: drainTimeout)
+            drainTimeout: drainTimeout, clientAddress: clientAddress)
     }
 }
 
@@ -165,6 +183,8 @@ extension ServeSettings {
         line("--queue-limit", String(queueLimit))
         line("--queue-max-bytes", queueMaxBytes.map(String.init) ?? "", unset: ": no limit")
         line("--retention", Self.seconds(retention))
+        line("--dead-retention", Self.seconds(deadRetention))
+        line("--trusted-proxies", trustedProxies?.ranges.map(\.description).joined(separator: ",") ?? "", unset: ": none, the peer is the client")
         line("--retry-max-delay", Self.seconds(retryMaxDelay))
         line("--dry-run", isDryRun ? "1" : "0")
         line("--log-format", logFormat?.rawValue ?? "", unset: ": text on a terminal, json otherwise")

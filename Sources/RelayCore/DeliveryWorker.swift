@@ -36,7 +36,7 @@ package final class DeliveryWorker: Sendable {
         let attempt = due.attempts < Int.max ? max(due.attempts, 0) + 1 : Int.max
         guard due.call.first == UInt8(ascii: "{"), due.call.last == UInt8(ascii: "}") else {
             let reason = "the stored call cannot be read"
-            logger.warning("delivery is dead", ["delivery.id": due.id, "route": due.route, "attempt": String(attempt), "reason": reason])
+            logger.warning("delivery is dead", ["delivery.id": due.id, "route": due.route, "attempt": attempt, "reason": reason])
             completion(DeliveryOutcome(id: due.id, room: due.room, disposition: .dead(reason: reason), attempts: attempt, reason: reason))
             return
         }
@@ -65,25 +65,28 @@ package final class DeliveryWorker: Sendable {
         if case .failed(let code, let message, true) = result {
             logger.error(
                 "HappyTalk refused the relay's credential: check the token",
-                ["delivery.id": due.id, "route": due.route, "code": String(code), "message": message])
+                ["delivery.id": due.id, "route": due.route, "code": code, "message": message])
         }
         let disposition: DeliveryOutcome.Disposition
         switch action {
         case .acknowledge:
             metrics.delivery(sync: false, .delivered, result: result, latency: now.subtractingIfFits(due.acceptedAt).map { .milliseconds(max($0, 0)) })
-            logger.debug("delivered", ["delivery.id": due.id, "route": due.route, "attempt": String(attempt)])
+            logger.debug("delivered", ["delivery.id": due.id, "route": due.route, "attempt": attempt])
             disposition = .delivered
         case .retry(let at):
             metrics.delivery(sync: false, .retried, result: result, latency: nil)
             logger.info(
                 "delivery will be retried",
-                ["delivery.id": due.id, "route": due.route, "attempt": String(attempt), "reason": RetryPolicy.describe(result)])
+                ["delivery.id": due.id, "route": due.route, "attempt": attempt, "reason": RetryPolicy.describe(result)])
             disposition = .retry(at: at)
         case .deadLetter(let reason):
             metrics.delivery(sync: false, .dead, result: result, latency: nil)
-            logger.warning("delivery is dead", ["delivery.id": due.id, "route": due.route, "attempt": String(attempt), "reason": reason])
+            logger.warning("delivery is dead", ["delivery.id": due.id, "route": due.route, "attempt": attempt, "reason": reason])
             disposition = .dead(reason: reason)
         }
-        completion(DeliveryOutcome(id: due.id, room: due.room, disposition: disposition, attempts: attempt, reason: RetryPolicy.describe(result)))
+        completion(
+            DeliveryOutcome(
+                id: due.id, room: due.room, disposition: disposition, attempts: attempt, reason: RetryPolicy.describe(result), attemptedAt: now,
+                answer: result.answer))
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import RelayHTTP
 import RelayMapping
+import RelayStore
 
 /// What HappyTalk made of a call, classified as docs/happytalk.md says
 /// ("What follows for the relay").
@@ -24,6 +25,16 @@ package enum UpstreamResult: Sendable, Equatable {
         case .success: false
         case .failed(_, _, let isCredentialProblem): isCredentialProblem
         case .unavailable, .transient, .timedOut: true
+        }
+    }
+
+    /// What HappyTalk said, to keep with the attempt (nil when it said nothing: no answer).
+    package var answer: UpstreamAnswer? {
+        switch self {
+        case .success: UpstreamAnswer(status: 200)
+        case .failed(let code, let message, _): UpstreamAnswer(status: 200, code: code, message: message)
+        case .unavailable(let status): UpstreamAnswer(status: status)
+        case .transient, .timedOut: nil
         }
     }
 

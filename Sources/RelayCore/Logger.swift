@@ -60,14 +60,15 @@ package struct Logger: Sendable {
     }
 
     /// Writes one line when `level` is enabled.
-    package func log(_ level: Level, _ message: String, _ metadata: KeyValuePairs<String, String> = [:]) {
+    package func log(_ level: Level, _ message: String, _ metadata: KeyValuePairs<String, any LogValue> = [:]) {
         guard level >= self.level else { return }
         let timestamp = Self.timestamp()
         var line: String
         switch format {
         case .text:
             line = "\(timestamp) \(level.name.uppercased()) \(message)"
-            for (key, value) in metadata {
+            for (key, item) in metadata {
+                let value = item.logText
                 // Quoted (and escaped) when a value could be read as more than one field or line.
                 let needsQuotes = value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline || $0 == "\t" })
                 line += " \(key)=" + (needsQuotes ? "\"\(JSONText.escaped(value))\"" : value)
@@ -75,23 +76,54 @@ package struct Logger: Sendable {
         case .json:
             line = "{\"ts\":\"\(timestamp)\",\"level\":\"\(level.name)\",\"msg\":\"\(JSONText.escaped(message))\""
             for (key, value) in metadata {
-                line += ",\"\(JSONText.escaped(key))\":\"\(JSONText.escaped(value))\""
+                line += ",\"\(JSONText.escaped(key))\":"
+                value.appendJSON(to: &line)
             }
             line += "}"
         }
         sink.write(line + "\n")
     }
 
-    package func info(_ message: String, _ metadata: KeyValuePairs<String, String> = [:]) { log(.info, message, metadata) }
-    package func warning(_ message: String, _ metadata: KeyValuePairs<String, String> = [:]) {
+    package func info(_ message: String, _ metadata: KeyValuePairs<String, any LogValue> = [:]) { log(.info, message, metadata) }
+    package func warning(_ message: String, _ metadata: KeyValuePairs<String, any LogValue> = [:]) {
         log(.warning, message, metadata)
     }
-    package func error(_ message: String, _ metadata: KeyValuePairs<String, String> = [:]) { log(.error, message, metadata) }
-    package func debug(_ message: String, _ metadata: KeyValuePairs<String, String> = [:]) { log(.debug, message, metadata) }
+    package func error(_ message: String, _ metadata: KeyValuePairs<String, any LogValue> = [:]) { log(.error, message, metadata) }
+    package func debug(_ message: String, _ metadata: KeyValuePairs<String, any LogValue> = [:]) { log(.debug, message, metadata) }
 
     private static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return RFC3339.timestamp(milliseconds: Int(now.tv_sec) * 1000 + Int(now.tv_nsec / 1_000_000))
     }
+}
+
+/// A value in a log line. JSON lines keep its type (numbers as numbers, booleans as
+/// booleans); text lines show it plainly.
+package protocol LogValue: Sendable {
+    /// The value as text lines show it.
+    var logText: String { get }
+    /// Appends the value as a JSON value.
+    func appendJSON(to line: inout String)
+}
+
+extension String: LogValue {
+    package var logText: String { self }
+    package func appendJSON(to line: inout String) { line += "\"\(JSONText.escaped(self))\"" }
+}
+
+extension Int: LogValue {
+    package var logText: String { String(self) }
+    package func appendJSON(to line: inout String) { line += String(self) }
+}
+
+extension Bool: LogValue {
+    package var logText: String { self ? "true" : "false" }
+    package func appendJSON(to line: inout String) { line += logText }
+}
+
+extension Double: LogValue {
+    /// Finite values as JSON numbers (JSON has no NaN or infinity: those are strings).
+    package var logText: String { String(self) }
+    package func appendJSON(to line: inout String) { line += isFinite ? String(self) : "\"\(self)\"" }
 }

@@ -2,6 +2,7 @@ import Foundation
 import RelayHTTP
 import RelayMapping
 import RelayStore
+import Synchronization
 
 /// The webhook executor: serves each route at its path, runs the pipeline's decisions and
 /// carries out their effects — the dedupe reservation, the store writer, HappyTalk — then
@@ -12,7 +13,16 @@ import RelayStore
 /// the database (`resolve`, a sync route's stored dedupe keys) decide on a lookup thread and
 /// come back to the loop.
 package final class Relay: Sendable {
-    private let served: [ServedRoute]
+    /// The routes served now, replaced whole by a reload.
+    private struct RouteSet {
+        var served: [ServedRoute]
+        var generation: Int
+        var unverified: [String]
+    }
+
+    private let current: Mutex<RouteSet>
+    private let credentials: Credentials
+    private let environment: [String: String]
     private let upstream: HappyTalkUpstream?
     private let store: StoreWriter?
     private let lookups: (any StoreLookups)?
@@ -26,7 +36,7 @@ package final class Relay: Sendable {
     /// Whether nothing is sent (no token configured, or `--dry-run`).
     package let isDryRun: Bool
     /// Routes served without verification because their secret is not set (dry run only).
-    package let unverifiedRoutes: [String]
+    package var unverifiedRoutes: [String] { current.withLock { $0.unverified } }
 
     /// Prepares routes: resolves secrets and tokens, failing closed with every problem as
     /// `FILE: POINTER: message` unless in a dry run, where unverifiable routes are served
@@ -37,6 +47,25 @@ package final class Relay: Sendable {
         metrics: RelayMetrics = RelayMetrics(), clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970 * 1000) }
     ) throws(MappingDiagnostics) {
         let isDryRun = dryRun || credentials.isEmpty
+        let prepared = try Self.prepare(routes, credentials: credentials, isDryRun: isDryRun, environment: environment, metrics: metrics)
+        current = Mutex(RouteSet(served: prepared.served, generation: 1, unverified: prepared.unverified))
+        self.credentials = credentials
+        self.environment = environment
+        self.upstream = upstream
+        self.store = isDryRun ? nil : store
+        self.lookups = isDryRun ? nil : lookups
+        workers = isDryRun || lookups == nil ? nil : BlockingWorkers()
+        self.logger = logger
+        self.metrics = metrics
+        self.isDryRun = isDryRun
+        self.clock = clock
+    }
+
+    /// Routes ready to serve: secrets and tokens resolved, failing closed with every problem
+    /// as `FILE: POINTER: message` unless in a dry run (see `init`).
+    private static func prepare(
+        _ routes: [MappingRoute], credentials: Credentials, isDryRun: Bool, environment: [String: String], metrics: RelayMetrics
+    ) throws(MappingDiagnostics) -> (served: [ServedRoute], unverified: [String]) {
         var problems: [MappingDiagnostic] = []
         var served: [ServedRoute] = []
         var unverified: [String] = []
@@ -75,21 +104,31 @@ package final class Relay: Sendable {
                     metrics: metrics.route(route.path, scheme: route.verify.scheme.rawValue)))
         }
         if !problems.isEmpty { throw MappingDiagnostics(problems) }
-        self.served = served
-        self.unverifiedRoutes = unverified
-        self.upstream = upstream
-        self.store = isDryRun ? nil : store
-        self.lookups = isDryRun ? nil : lookups
-        workers = isDryRun || lookups == nil ? nil : BlockingWorkers()
-        self.logger = logger
-        self.metrics = metrics
-        self.isDryRun = isDryRun
-        self.clock = clock
+        return (served, unverified)
     }
 
-    /// Adds every route to the router.
+    /// Serves `routes` from now on (after `register` into the server's new router): secret
+    /// files are read again; a set with any problem is refused whole and the current one
+    /// kept. Webhooks in flight finish with the routes they started with. Returns the new
+    /// generation.
+    @discardableResult
+    package func reload(_ routes: [MappingRoute]) throws(MappingDiagnostics) -> Int {
+        let prepared = try Self.prepare(routes, credentials: credentials, isDryRun: isDryRun, environment: environment, metrics: metrics)
+        return current.withLock { set in
+            set = RouteSet(served: prepared.served, generation: set.generation + 1, unverified: prepared.unverified)
+            return set.generation
+        }
+    }
+
+    /// The mapping routes served now.
+    package var routes: [MappingRoute] { current.withLock { $0.served.map(\.route) } }
+
+    /// How many sets of routes have been loaded (1 at start, one more per reload).
+    package var generation: Int { current.withLock { $0.generation } }
+
+    /// Adds every route of the current set to the router.
     package func register(in router: inout Router) {
-        for route in served {
+        for route in current.withLock({ $0.served }) {
             router.add(.post, route.route.path, .deferred { [self] request, responder in handle(request, route: route, responder: responder) })
         }
     }
@@ -106,13 +145,17 @@ package final class Relay: Sendable {
         let route: ServedRoute
         let request: HTTPRequest
         let requestID: String
+        /// The id in log lines (the client's X-Request-Id, or `requestID`).
+        let logID: String
         let loop: EventLoop
         let finish: @Sendable (WebhookResult, String) -> Void
     }
 
     func handle(_ request: HTTPRequest, route served: ServedRoute, responder: HTTPResponder) {
         let started = ContinuousClock.now
-        let requestID = Self.makeID()
+        // A client's X-Request-Id is for logs only: stored records are named by ids the relay makes.
+        let requestID = request.hasGeneratedID ? request.id : Self.makeID()
+        let logID = request.id
         let path = served.route.path
         var isVerified = true
         let answer: @Sendable (WebhookResult, String, Bool) -> Void = { [logger, metrics = served.metrics] result, rule, isVerified in
@@ -120,26 +163,16 @@ package final class Relay: Sendable {
             responder.respond(response)
             let elapsed = ContinuousClock.now - started
             metrics.answered(result.outcome, after: elapsed)
-            // The line costs a formatted duration: build it only when it will be written.
             guard logger.level <= .info else { return }
             let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-            let duration = String(format: "%.2f", milliseconds)
-            let status = String(response.status.code)
-            if case .ignored(let reason) = result {
-                logger.info(
-                    "webhook",
-                    [
-                        "route": path, "outcome": result.outcome.rawValue, "reason": reason, "status": status,
-                        "duration_ms": duration, "request_id": requestID,
-                    ])
-            } else {
-                logger.info(
-                    "webhook",
-                    [
-                        "route": path, "rule": rule, "outcome": result.outcome.rawValue, "status": status, "duration_ms": duration,
-                        "request_id": requestID,
-                    ])
-            }
+            let detail: (key: String, value: String)
+            if case .ignored(let reason) = result { detail = ("reason", reason) } else { detail = ("rule", rule) }
+            logger.info(
+                "webhook",
+                [
+                    "route": path, detail.key: detail.value, "outcome": result.outcome.rawValue, "status": response.status.code,
+                    "duration_ms": (milliseconds * 100).rounded() / 100, "request_id": logID, "delivery.id": requestID,
+                ])
         }
         let now = clock()
         let webhook: AdmittedWebhook
@@ -149,7 +182,7 @@ package final class Relay: Sendable {
             isVerified = admitted.isVerified
         case .failure(.verification(let reason)):
             served.metrics.verificationFailures.increment()
-            logger.warning("verification failed", ["route": path, "scheme": served.route.verify.scheme.rawValue, "reason": reason, "request_id": requestID])
+            logger.warning("verification failed", ["route": path, "scheme": served.route.verify.scheme.rawValue, "reason": reason, "request_id": logID])
             answer(.rejected(Rejection(.unauthorized, error: "invalid_signature", message: reason)), "", true)
             return
         case .failure(.answer(let result)):
@@ -175,7 +208,7 @@ package final class Relay: Sendable {
             }
         }
         let key = reserved
-        let exchange = Exchange(route: served, request: request, requestID: requestID, loop: responder.loop) { [dedupe] result, rule in
+        let exchange = Exchange(route: served, request: request, requestID: requestID, logID: logID, loop: responder.loop) { [dedupe] result, rule in
             if let key {
                 switch result {
                 case .accepted, .delivered, .dryRun, .bound: dedupe.markHandled(key.digest, id: requestID, expiresAt: key.expiresAt)
@@ -217,7 +250,7 @@ package final class Relay: Sendable {
             for call in calls {
                 logger.info(
                     "dry run: would send",
-                    ["route": route.path, "rule": call.rule, "call": String(decoding: call.body(token: "***"), as: UTF8.self), "request_id": exchange.requestID])
+                    ["route": route.path, "rule": call.rule, "call": String(decoding: call.body(token: "***"), as: UTF8.self), "request_id": exchange.logID])
             }
             exchange.finish(.dryRun(isSync: route.delivery == .sync, id: exchange.requestID), calls.map(\.rule).joined(separator: ","))
         case .bind(let writes):
@@ -276,7 +309,7 @@ package final class Relay: Sendable {
             case .failure(let error):
                 if case .bindingConflict(let kind) = error {
                     logger.warning(
-                        "binding refused: the key is bound to another chat", ["route": exchange.route.route.path, "kind": kind, "request_id": exchange.requestID])
+                        "binding refused: the key is bound to another chat", ["route": exchange.route.route.path, "kind": kind, "request_id": exchange.logID])
                 }
                 exchange.finish(.storeRefused(error), rule)
             }
@@ -304,10 +337,10 @@ package final class Relay: Sendable {
                 if case .failed(let code, let message, true) = result {
                     logger.error(
                         "HappyTalk refused the relay's credential: check the token",
-                        ["route": route.path, "code": String(code), "message": message, "request_id": exchange.requestID])
+                        ["route": route.path, "code": code, "message": message, "request_id": exchange.logID])
                 } else if case .transient(let reason) = result {
                     // The sender gets a stable error; what went wrong stays in the log.
-                    logger.warning("HappyTalk could not be reached", ["route": route.path, "reason": reason, "request_id": exchange.requestID])
+                    logger.warning("HappyTalk could not be reached", ["route": route.path, "reason": reason, "request_id": exchange.logID])
                 }
                 exchange.finish(.upstreamFailed(result, timeout: route.timeout), rules)
                 return
@@ -320,7 +353,7 @@ package final class Relay: Sendable {
     private func noteMappingFailure(_ failure: MappingFailure, exchange: Exchange) {
         metrics.mappingFailed(route: exchange.route.route.path, field: failure.field)
         logger.warning(
-            "mapping failed", ["route": exchange.route.route.path, "rule": failure.rule, "field": failure.field, "request_id": exchange.requestID])
+            "mapping failed", ["route": exchange.route.route.path, "rule": failure.rule, "field": failure.field, "request_id": exchange.logID])
     }
 
     /// What replay needs of a request besides its body: the headers and query parameters its
@@ -341,11 +374,6 @@ package final class Relay: Sendable {
         return String(decoding: output, as: UTF8.self)
     }
 
-    /// A random 16-hex-digit id for requests and deliveries.
-    static func makeID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let value = generator.next() as UInt64
-        let hex = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
-    }
+    /// A random 16-hex-digit id for deliveries.
+    static func makeID() -> String { RequestID.make() }
 }

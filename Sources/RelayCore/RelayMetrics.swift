@@ -81,11 +81,29 @@ package final class RelayMetrics: Sendable {
 
     package init() {}
 
-    /// The series of a route served at `path`, verified by `scheme`.
+    /// Labels: status (404, 405).
+    private let unrouted = LabeledCounters()
+    private let reloadFailures = MetricCounter()
+
+    /// The series of a route served at `path`, verified by `scheme`: the same series again
+    /// after a reload, so that counters never go back.
     func route(_ path: String, scheme: String) -> RouteMetrics {
-        let metrics = RouteMetrics(path: path, scheme: scheme)
-        routes.withLock { $0.append(metrics) }
-        return metrics
+        routes.withLock { routes in
+            if let existing = routes.first(where: { $0.path == path && $0.scheme == scheme }) { return existing }
+            let metrics = RouteMetrics(path: path, scheme: scheme)
+            routes.append(metrics)
+            return metrics
+        }
+    }
+
+    /// Counts a request that no route takes (404, 405).
+    package func unrouted(status: Int) {
+        unrouted.increment([String(status)])
+    }
+
+    /// Counts a reload refused for errors in the mappings.
+    package func reloadFailed() {
+        reloadFailures.increment()
     }
 
     func mappingFailed(route: String, field: String) {
@@ -112,6 +130,8 @@ package final class RelayMetrics: Sendable {
         package var upstreamConnectionsOpened = 0
         package var upstreamRequestsReused = 0
         package var isDryRun = false
+        /// The loaded set of mappings: 1 at start, one more per successful reload.
+        package var mappingsGeneration = 1
 
         package init() {}
     }
@@ -160,11 +180,24 @@ package final class RelayMetrics: Sendable {
             out.sample("happyrelay_queue_oldest_pending_age_seconds", [], queue.oldestPendingAge)
             out.family("happyrelay_dead_letters", "gauge", help: "Dead deliveries kept for replay.")
             out.sample("happyrelay_dead_letters", [], queue.dead)
+            out.family("happyrelay_dead_letters_by_route", "gauge", help: "Dead deliveries kept for replay, by route.")
+            for (route, count) in queue.deadByRoute {
+                out.sample("happyrelay_dead_letters_by_route", [("route", route)], count)
+            }
         }
+        out.family("happyrelay_http_unrouted_total", "counter", help: "Requests no route takes, by status (404 unknown path, 405 wrong method).")
+        for (labels, value) in unrouted.snapshot {
+            out.sample("happyrelay_http_unrouted_total", [("status", labels[0])], value)
+        }
+        out.family("happyrelay_mappings_generation", "gauge", help: "The loaded set of mapping files: 1 at start, one more per reload.")
+        out.sample("happyrelay_mappings_generation", [], gauges.mappingsGeneration)
+        out.family("happyrelay_mappings_reload_failures_total", "counter", help: "Reloads refused because the mapping files had errors.")
+        out.sample("happyrelay_mappings_reload_failures_total", [], reloadFailures.value)
         out.family("happyrelay_upstream_connections_opened_total", "counter", help: "Connections opened to HappyTalk.")
         out.sample("happyrelay_upstream_connections_opened_total", [], gauges.upstreamConnectionsOpened)
         out.family("happyrelay_upstream_requests_reused_total", "counter", help: "Calls to HappyTalk sent on an already open connection.")
         out.sample("happyrelay_upstream_requests_reused_total", [], gauges.upstreamRequestsReused)
+        ProcessMetrics.read().write(to: &out)
         return out.text
     }
 }

@@ -19,6 +19,8 @@ package final class StoreWriter: Sendable {
         package var maxPending = 100_000
         /// Delivered records are deleted after this.
         package var retention: Duration = .seconds(7 * 86_400)
+        /// Dead records (which hold personal data) are deleted after this.
+        package var deadRetention: Duration = .seconds(30 * 86_400)
         /// A failing store is logged at most once per this interval.
         package var failureLogInterval: Duration = .seconds(10)
 
@@ -144,9 +146,12 @@ package final class StoreWriter: Sendable {
             if health.failingSince == nil && now - lastPurge > 60_000 {
                 lastPurge = now
                 do throws(StoreError) {
-                    try store.purge(now: now, deliveredBefore: now.addingSaturating(-configuration.retention.wholeMilliseconds))
+                    let dead = try store.purge(
+                        now: now, deliveredBefore: now.addingSaturating(-configuration.retention.wholeMilliseconds),
+                        deadBefore: now.addingSaturating(-configuration.deadRetention.wholeMilliseconds))
+                    if dead > 0 { logger.info("deleted dead deliveries past --dead-retention", ["count": dead]) }
                 } catch {
-                    logger.warning("cannot delete old delivered records", ["error": error.description])
+                    logger.warning("cannot delete old delivered and dead records", ["error": error.description])
                 }
             }
             // Another process (`deliveries replay`, say) changed the queue: count again.
@@ -173,7 +178,7 @@ package final class StoreWriter: Sendable {
                 if health.failingSince != nil && scheduler.busy.count == unrecorded.count {
                     logger.error(
                         "stopping with outcomes of sends not recorded: those deliveries will be sent again",
-                        ["count": String(unrecorded.count)])
+                        ["count": unrecorded.count])
                     break
                 }
             }
@@ -260,7 +265,7 @@ package final class StoreWriter: Sendable {
         }
         if scheduler.isProbing != wasProbing {
             if scheduler.isProbing {
-                logger.warning("HappyTalk looks down: one delivery at a time probes it until it answers", ["failures_in_a_row": String(scheduler.failuresToProbe)])
+                logger.warning("HappyTalk looks down: one delivery at a time probes it until it answers", ["failures_in_a_row": scheduler.failuresToProbe])
             } else {
                 logger.info("HappyTalk answers again: every waiting room is sent")
             }
@@ -279,7 +284,7 @@ package final class StoreWriter: Sendable {
         if faulted {
             noteFailure("a webhook's writes failed", now: now, health: &health)
         } else if let since = health.failingSince {
-            logger.info("the queue can be written again", ["failed_for_ms": String(now - since)])
+            logger.info("the queue can be written again", ["failed_for_ms": now - since])
             health = WriteHealth()
             failure.withLock { $0 = nil }
         }
@@ -311,7 +316,7 @@ package final class StoreWriter: Sendable {
         let interval = configuration.failureLogInterval.wholeMilliseconds
         if health.lastLogged.map({ now - $0 >= interval }) ?? true {
             if health.suppressed > 0 {
-                logger.error("the queue cannot be written", ["error": reason, "repeated": String(health.suppressed)])
+                logger.error("the queue cannot be written", ["error": reason, "repeated": health.suppressed])
             } else {
                 logger.error("the queue cannot be written", ["error": reason])
             }

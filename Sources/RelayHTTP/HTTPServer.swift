@@ -28,13 +28,20 @@ package final class HTTPServer: Sendable {
         package var loopCount: Int
         /// Told (at most once per 10 s) when connections cannot be accepted, with the reason.
         package var acceptFailure: @Sendable (String) -> Void
+        /// Told of each request no route takes, with its status (404 or 405).
+        package var unrouted: @Sendable (HTTPRequest, Int) -> Void = { _, _ in }
+        /// The client's address given the peer's and the headers (a trusted proxy's
+        /// `X-Forwarded-For`); nil: the peer's.
+        package var clientAddress: (@Sendable (String, HTTPHeaders) -> String)?
 
         package init(
             address: HostAndPort = HostAndPort(host: "127.0.0.1", port: 8080),
             limits: HTTPRequestParser.Limits = .init(), headerTimeout: Duration = .seconds(10),
             requestTimeout: Duration = .seconds(30), idleTimeout: Duration = .seconds(60), maxConnections: Int = 4096,
-            drainTimeout: Duration = .seconds(10), loopCount: Int = 0, acceptFailure: @escaping @Sendable (String) -> Void = { _ in }
+            drainTimeout: Duration = .seconds(10), loopCount: Int = 0, acceptFailure: @escaping @Sendable (String) -> Void = { _ in },
+            clientAddress: (@Sendable (String, HTTPHeaders) -> String)? = nil
         ) {
+            self.clientAddress = clientAddress
             self.address = address
             self.limits = limits
             self.headerTimeout = headerTimeout
@@ -84,6 +91,11 @@ package final class HTTPServer: Sendable {
         acceptor.value.loop.execute { acceptor.value.start() }
     }
 
+    /// Serves `router` from now on; requests already dispatched finish with their handlers.
+    package func replaceRouter(_ router: Router) {
+        context.router.withLock { $0 = router }
+    }
+
     /// Connections currently open.
     package var connectionCount: Int { context.activeConnections.load(ordering: .relaxed) }
 
@@ -117,7 +129,7 @@ package final class HTTPServer: Sendable {
 /// State shared by every loop of one server.
 final class ServerContext: Sendable {
     let configuration: HTTPServer.Configuration
-    let router: Router
+    let router: Mutex<Router>
     let activeConnections = Atomic<Int>(0)
     let isDraining = Atomic<Bool>(false)
     let headerTimeout: UInt64
@@ -126,7 +138,7 @@ final class ServerContext: Sendable {
 
     init(configuration: HTTPServer.Configuration, router: Router) {
         self.configuration = configuration
-        self.router = router
+        self.router = Mutex(router)
         headerTimeout = configuration.headerTimeout.nanoseconds
         requestTimeout = configuration.requestTimeout.nanoseconds
         idleTimeout = configuration.idleTimeout.nanoseconds

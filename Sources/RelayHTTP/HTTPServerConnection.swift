@@ -23,6 +23,8 @@ final class HTTPServerConnection: EventLoopHandler {
     /// they run in order and never re-enter the state machine.
     private var pendingActions: [ServerConnectionStateMachine.Action] = []
     private var isRunningActions = false
+    /// The id of the request being answered, for its answer's `X-Request-Id`.
+    private var currentRequestID: String?
 
     init(fd: Int32, remoteAddress: String, loop: EventLoop, context: ServerContext) {
         self.fd = fd
@@ -106,9 +108,18 @@ final class HTTPServerConnection: EventLoopHandler {
     private func perform(_ action: ServerConnectionStateMachine.Action) {
         switch action {
         case .dispatch(var request):
-            request.remoteAddress = remoteAddress
+            request.remoteAddress = context.configuration.clientAddress?(remoteAddress, request.headers) ?? remoteAddress
+            if let given = request.headers["x-request-id"].flatMap(RequestID.sanitized) {
+                request.id = given
+                request.hasGeneratedID = false
+            }
+            currentRequestID = request.id
             dispatch(request)
-        case .send(let response, let version, let isHead, let closing):
+        case .send(var response, let version, let isHead, let closing):
+            if response.headers["x-request-id"] == nil {
+                response.headers.add(name: "x-request-id", value: currentRequestID ?? RequestID.make())
+            }
+            currentRequestID = nil
             HTTPResponseWriter.write(response, to: &output, isHead: isHead, closing: closing, version: version, date: loop.dateCache.text)
             flush()
         case .sendContinue:
@@ -122,10 +133,12 @@ final class HTTPServerConnection: EventLoopHandler {
     }
 
     private func dispatch(_ request: HTTPRequest) {
-        switch context.router.match(method: request.head.method, path: request.head.path) {
+        switch context.router.withLock({ $0.match(method: request.head.method, path: request.head.path) }) {
         case .notFound:
+            context.configuration.unrouted(request, 404)
             deliver(HTTPErrorBody.response(.notFound, message: "no route for \(request.head.path)"))
         case .methodNotAllowed(let allowed):
+            context.configuration.unrouted(request, 405)
             var response = HTTPErrorBody.response(.methodNotAllowed, message: "method \(request.head.method) is not allowed")
             response.headers.add(name: "allow", value: allowed.map(\.rawValue).joined(separator: ", "))
             deliver(response)

@@ -161,13 +161,21 @@ package struct HTTPRequestHead: Sendable, Equatable {
 package struct HTTPRequest: Sendable {
     package var head: HTTPRequestHead
     package var body: [UInt8]
-    /// The peer's IP address as text (`127.0.0.1`, `::1`), empty when unknown.
+    /// The client's IP address as text (`127.0.0.1`, `::1`), empty when unknown: the peer's,
+    /// or the one a trusted proxy forwarded.
     package var remoteAddress: String
+    /// The request's id, returned as `X-Request-Id` and written in its log lines: the client's
+    /// `X-Request-Id` when it is a safe token, otherwise one the server made.
+    package var id: String
+    /// Whether the server made `id` (16 hex digits, random), so that it may name stored records.
+    package var hasGeneratedID: Bool
 
-    package init(head: HTTPRequestHead, body: [UInt8] = [], remoteAddress: String = "") {
+    package init(head: HTTPRequestHead, body: [UInt8] = [], remoteAddress: String = "", id: String? = nil) {
         self.head = head
         self.body = body
         self.remoteAddress = remoteAddress
+        self.id = id ?? RequestID.make()
+        hasGeneratedID = id == nil
     }
 
     package var method: HTTPMethod { head.method }
@@ -191,5 +199,35 @@ package struct HTTPResponse: Sendable {
         var headers = headers
         headers.add(lowercasedName: "content-type", value: "application/json")
         return HTTPResponse(status: status, headers: headers, body: Array(body.utf8))
+    }
+}
+
+/// Request ids: the client's `X-Request-Id` taken when safe to log and echo, or a new one.
+package enum RequestID {
+    /// The longest client id kept.
+    package static let maxLength = 128
+
+    /// A random id of 16 hex digits.
+    package static func make() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let value = generator.next() as UInt64
+        let hex = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// The client's id when it is 1–128 characters of letters, digits and `-_.:/+=@`; nil
+    /// otherwise (it is then replaced, never cut or escaped).
+    package static func sanitized(_ value: String) -> String? {
+        let bytes = value.utf8
+        guard !bytes.isEmpty, bytes.count <= maxLength else { return nil }
+        let allowed = bytes.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+            case UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: ":"), UInt8(ascii: "/"), UInt8(ascii: "+"),
+                UInt8(ascii: "="), UInt8(ascii: "@"): true
+            default: false
+            }
+        }
+        return allowed ? value : nil
     }
 }

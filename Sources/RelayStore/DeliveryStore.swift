@@ -29,8 +29,10 @@ package protocol DeliveryStore: AnyObject {
     /// A small write that tells whether the store can be written again.
     func probe(now: UnixMilliseconds) throws(StoreError)
 
-    /// Deletes delivered records older than `retention`, expired dedupe keys and bindings.
-    func purge(now: UnixMilliseconds, deliveredBefore: UnixMilliseconds) throws(StoreError)
+    /// Deletes delivered records finished before `deliveredBefore`, dead ones before
+    /// `deadBefore` (with their attempts), expired dedupe keys and bindings. Returns how many
+    /// dead deliveries it deleted.
+    func purge(now: UnixMilliseconds, deliveredBefore: UnixMilliseconds, deadBefore: UnixMilliseconds) throws(StoreError) -> Int
 
     /// Why the store cannot take writes that would last (its file deleted, a size limit
     /// reached), or nil.

@@ -11,6 +11,50 @@ package struct DeliverySummary: Sendable, Equatable {
     package var acceptedAt: UnixMilliseconds
 }
 
+/// Which deliveries a list shows: every filter optional, a page of `limit` after the cursor.
+package struct DeliveryFilter: Sendable, Equatable {
+    package var state: DeliveryState?
+    package var route: String?
+    /// Accepted at or after.
+    package var since: UnixMilliseconds?
+    /// Accepted before.
+    package var until: UnixMilliseconds?
+    /// The cursor a previous page returned (0: from the start).
+    package var after = 0
+    /// At most this many (nil: all).
+    package var limit: Int?
+
+    package init(state: DeliveryState? = nil, route: String? = nil, since: UnixMilliseconds? = nil, until: UnixMilliseconds? = nil, after: Int = 0, limit: Int? = nil) {
+        self.state = state
+        self.route = route
+        self.since = since
+        self.until = until
+        self.after = after
+        self.limit = limit
+    }
+}
+
+/// One delivery in full: what arrived (secrets were never stored), the call it became
+/// (without the token), every attempt with HappyTalk's answer.
+package struct DeliveryDetail: Sendable, Equatable {
+    package var id: String
+    package var state: DeliveryState
+    package var route: String
+    package var credential: String
+    package var roomID: String
+    /// The stored call (`{}` for a webhook whose mapping failed).
+    package var call: [UInt8]
+    /// `{"headers":{…},"query":{…}}`.
+    package var request: String
+    package var body: [UInt8]?
+    package var attemptCount: Int
+    package var acceptedAt: UnixMilliseconds
+    /// When a pending delivery is tried next; when a finished one finished.
+    package var nextAttemptAt: UnixMilliseconds
+    package var lastReason: String
+    package var attempts: [AttemptRecord]
+}
+
 /// A dead delivery with what replay needs: the request as the route read it.
 package struct StoredRequest: Sendable {
     package var id: String
@@ -20,6 +64,9 @@ package struct StoredRequest: Sendable {
     package var request: String
     /// The body; nil in records of earlier versions (then it is inside `request`).
     package var body: [UInt8]?
+    /// The call it died with (`{}` when its mapping failed), and its room.
+    package var call: [UInt8]
+    package var roomID: String
 }
 
 /// A binding as stored.
@@ -47,30 +94,163 @@ package final class SQLiteAdmin {
 
     /// Deliveries, oldest first, in one state or all.
     package func list(state: DeliveryState?) throws(SQLiteError) -> [DeliverySummary] {
+        try list(DeliveryFilter(state: state)).rows
+    }
+
+    /// One page of the deliveries that pass `filter`, oldest first, and the cursor of the
+    /// next page (nil on the last).
+    package func list(_ filter: DeliveryFilter) throws(SQLiteError) -> (rows: [DeliverySummary], next: Int?) {
         let query = try database.prepare(
-            "SELECT id, state, route, attempts, IFNULL(last_reason, ''), accepted_at FROM deliveries WHERE (?1 IS NULL OR state = ?1) ORDER BY seq")
-        try query.bind([state.map { .text($0.rawValue) } ?? .null])
+            """
+            SELECT seq, id, state, route, attempts, IFNULL(last_reason, ''), accepted_at FROM deliveries
+            WHERE seq > ?1 AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR route = ?3) AND (?4 IS NULL OR accepted_at >= ?4)
+              AND (?5 IS NULL OR accepted_at < ?5)
+            ORDER BY seq LIMIT ?6
+            """)
+        try query.bind([
+            .integer(filter.after), filter.state.map { .text($0.rawValue) } ?? .null, filter.route.map(SQLiteValue.text) ?? .null,
+            filter.since.map(SQLiteValue.integer) ?? .null, filter.until.map(SQLiteValue.integer) ?? .null,
+            .integer(filter.limit.map { $0 + 1 } ?? -1),
+        ])
         var rows: [DeliverySummary] = []
+        var sequences: [Int] = []
         while try query.step() {
+            sequences.append(query.integer(0))
             rows.append(
                 DeliverySummary(
-                    id: query.text(0) ?? "", state: DeliveryState(rawValue: query.text(1) ?? "") ?? .dead, route: query.text(2) ?? "",
-                    attempts: query.integer(3), lastReason: query.text(4) ?? "", acceptedAt: query.integer(5)))
+                    id: query.text(1) ?? "", state: DeliveryState(rawValue: query.text(2) ?? "") ?? .dead, route: query.text(3) ?? "",
+                    attempts: query.integer(4), lastReason: query.text(5) ?? "", acceptedAt: query.integer(6)))
         }
-        return rows
+        // One row more than the page tells whether another page follows.
+        guard let limit = filter.limit, rows.count > limit else { return (rows, nil) }
+        return (Array(rows.prefix(limit)), sequences[limit - 1])
+    }
+
+    /// One delivery with everything an operator needs to see why it is where it is.
+    package func detail(id: String) throws(SQLiteError) -> DeliveryDetail? {
+        let select = try database.prepare(
+            """
+            SELECT id, state, route, credential, room_id, call, request, body, attempts, accepted_at, next_attempt_at, IFNULL(last_reason, '')
+            FROM deliveries WHERE id = ?
+            """)
+        try select.bind([.text(id)])
+        guard try select.step() else { return nil }
+        var detail = DeliveryDetail(
+            id: select.text(0) ?? "", state: DeliveryState(rawValue: select.text(1) ?? "") ?? .dead, route: select.text(2) ?? "",
+            credential: select.text(3) ?? "", roomID: select.text(4) ?? "", call: select.bytes(5), request: select.text(6) ?? "{}",
+            body: select.isNull(7) ? nil : select.bytes(7), attemptCount: select.integer(8), acceptedAt: select.integer(9),
+            nextAttemptAt: select.integer(10), lastReason: select.text(11) ?? "", attempts: [])
+        select.reset()
+        let attempts = try database.prepare(
+            "SELECT attempt, at, outcome, reason, http_status, code, message FROM attempts WHERE delivery_id = ? ORDER BY rowid")
+        try attempts.bind([.text(id)])
+        while try attempts.step() {
+            detail.attempts.append(
+                AttemptRecord(
+                    attempt: attempts.integer(0), at: attempts.integer(1), outcome: attempts.text(2) ?? "", reason: attempts.text(3) ?? "",
+                    answer: UpstreamAnswer(
+                        status: attempts.isNull(4) ? nil : attempts.integer(4), code: attempts.isNull(5) ? nil : attempts.integer(5),
+                        message: attempts.text(6))))
+        }
+        return detail
+    }
+
+    /// Deletes one delivery (in any state) with its attempts; false when there was none. A
+    /// running relay moves the delivery's room on to the next one.
+    package func delete(id: String) throws(SQLiteError) -> Bool {
+        try database.execute("BEGIN IMMEDIATE")
+        do throws(SQLiteError) {
+            try database.prepare("DELETE FROM attempts WHERE delivery_id = ?").run([.text(id)])
+            try database.prepare("DELETE FROM deliveries WHERE id = ?").run([.text(id)])
+            let deleted = database.changes > 0
+            try database.execute("COMMIT")
+            return deleted
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Deletes the dead deliveries that died before `cutoff`, with their attempts; returns how many.
+    package func deleteDead(before cutoff: UnixMilliseconds) throws(SQLiteError) -> Int {
+        try database.execute("BEGIN IMMEDIATE")
+        do throws(SQLiteError) {
+            try database.prepare(
+                "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE state = 'dead' AND next_attempt_at < ?)"
+            ).run([.integer(cutoff)])
+            try database.prepare("DELETE FROM deliveries WHERE state = 'dead' AND next_attempt_at < ?").run([.integer(cutoff)])
+            let count = database.changes
+            try database.execute("COMMIT")
+            return count
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// What `retry` did.
+    package enum RetryResult: Equatable {
+        /// Due now; `behind` earlier deliveries of its room go first (they are due now too).
+        case scheduled(behind: Int)
+        /// Only a pending delivery can be retried (a dead one is replayed).
+        case notPending(DeliveryState)
+        case notFound
+    }
+
+    /// Makes a pending delivery, and its room's deliveries before it, due now.
+    package func retry(id: String, now: UnixMilliseconds) throws(SQLiteError) -> RetryResult {
+        try database.execute("BEGIN IMMEDIATE")
+        do throws(SQLiteError) {
+            let select = try database.prepare("SELECT seq, state, credential, room_id FROM deliveries WHERE id = ?")
+            try select.bind([.text(id)])
+            guard try select.step() else {
+                select.reset()
+                try database.execute("ROLLBACK")
+                return .notFound
+            }
+            let (seq, state, credential, room) = (select.integer(0), DeliveryState(rawValue: select.text(1) ?? "") ?? .dead, select.text(2) ?? "", select.text(3) ?? "")
+            select.reset()
+            guard state == .pending else {
+                try database.execute("ROLLBACK")
+                return .notPending(state)
+            }
+            let inRoom: [SQLiteValue] = [.integer(now), .text(credential), .text(room), .integer(seq)]
+            try database.prepare(
+                "UPDATE deliveries SET next_attempt_at = ?1 WHERE state = 'pending' AND credential = ?2 AND room_id = ?3 AND seq <= ?4"
+            ).run(inRoom)
+            let behind = database.changes - 1
+            try database.prepare("UPDATE rooms SET due_at = ? WHERE credential = ? AND room_id = ?").run(Array(inRoom.prefix(3)))
+            try database.execute("COMMIT")
+            return .scheduled(behind: max(behind, 0))
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// A value the serving relay recorded for the CLI (its mappings folder), or nil.
+    package func recorded(_ name: String) throws(SQLiteError) -> String? {
+        let select = try database.prepare("SELECT value FROM relay_state WHERE name = ?")
+        try select.bind([.text(name)])
+        return try select.step() ? select.text(0) : nil
+    }
+
+    /// Records a value for the CLI.
+    package func record(_ name: String, value: String) throws(SQLiteError) {
+        try database.prepare("INSERT OR REPLACE INTO relay_state (name, value) VALUES (?, ?)").run([.text(name), .text(value)])
     }
 
     /// Dead deliveries (one, or all), with their requests.
     package func deadRequests(id: String?) throws(SQLiteError) -> [StoredRequest] {
         let select = try database.prepare(
-            "SELECT id, route, credential, request, body FROM deliveries WHERE state = 'dead' AND (?1 IS NULL OR id = ?1) ORDER BY seq")
+            "SELECT id, route, credential, request, body, call, room_id FROM deliveries WHERE state = 'dead' AND (?1 IS NULL OR id = ?1) ORDER BY seq")
         try select.bind([id.map(SQLiteValue.text) ?? .null])
         var rows: [StoredRequest] = []
         while try select.step() {
             rows.append(
                 StoredRequest(
                     id: select.text(0) ?? "", route: select.text(1) ?? "", credential: select.text(2) ?? "", request: select.text(3) ?? "{}",
-                    body: select.isNull(4) ? nil : select.bytes(4)))
+                    body: select.isNull(4) ? nil : select.bytes(4), call: select.bytes(5), roomID: select.text(6) ?? ""))
         }
         return rows
     }
@@ -168,6 +348,10 @@ package final class SQLiteAdmin {
             """)
         guard try statement.step() else { return QueueGauges(pending: 0, dead: 0, oldestPendingAge: 0) }
         let age = statement.isNull(2) ? nil : now.subtractingIfFits(statement.integer(2))
-        return QueueGauges(pending: statement.integer(0), dead: statement.integer(1), oldestPendingAge: Double(max(age ?? 0, 0)) / 1000)
+        var gauges = QueueGauges(pending: statement.integer(0), dead: statement.integer(1), oldestPendingAge: Double(max(age ?? 0, 0)) / 1000)
+        statement.reset()
+        let dead = try database.prepare("SELECT route, COUNT(*) FROM deliveries WHERE state = 'dead' GROUP BY route ORDER BY route")
+        while try dead.step() { gauges.deadByRoute.append((dead.text(0) ?? "", dead.integer(1))) }
+        return gauges
     }
 }

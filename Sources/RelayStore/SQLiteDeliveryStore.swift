@@ -46,6 +46,7 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     private let rememberKey: SQLiteStatement
     private let currentBinding: SQLiteStatement
     private let insertBinding: SQLiteStatement
+    private let insertAttempt: SQLiteStatement
 
     /// Opens (creating and migrating) the database in `directory`.
     package init(directory: String, configuration: Configuration = Configuration()) throws(SQLiteError) {
@@ -85,6 +86,11 @@ package final class SQLiteDeliveryStore: DeliveryStore {
         currentBinding = try database.prepare("SELECT uuid, room_id FROM bindings WHERE kind = ? AND value = ? AND expires_at > ?")
         insertBinding = try database.prepare(
             "INSERT OR REPLACE INTO bindings (kind, value, uuid, room_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)")
+        insertAttempt = try database.prepare(
+            """
+            INSERT INTO attempts (delivery_id, attempt, at, outcome, reason, http_status, code, message)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """)
         try rebuildRooms()
         dataVersion = (try? database.integer("PRAGMA data_version")) ?? 0
     }
@@ -127,6 +133,18 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     }
 
     private func record(_ outcome: DeliveryOutcome, now: UnixMilliseconds) throws(SQLiteError) {
+        let kind: String
+        switch outcome.disposition {
+        case .delivered: kind = "delivered"
+        case .retry: kind = "retry"
+        case .dead: kind = "dead"
+        }
+        let answer = outcome.answer ?? UpstreamAnswer()
+        try insertAttempt.run([
+            .text(outcome.id), .integer(outcome.attempts), .integer(outcome.attemptedAt != 0 ? outcome.attemptedAt : now), .text(kind),
+            .text(outcome.reason), answer.status.map(SQLiteValue.integer) ?? .null, answer.code.map(SQLiteValue.integer) ?? .null,
+            answer.message.map(SQLiteValue.text) ?? .null,
+        ])
         switch outcome.disposition {
         case .delivered:
             try updateState.run([.text(DeliveryState.delivered.rawValue), .integer(outcome.attempts), .integer(now), .null, .text(outcome.id)])
@@ -316,14 +334,24 @@ package final class SQLiteDeliveryStore: DeliveryStore {
         }
     }
 
-    package func purge(now: UnixMilliseconds, deliveredBefore: UnixMilliseconds) throws(StoreError) {
+    package func purge(now: UnixMilliseconds, deliveredBefore: UnixMilliseconds, deadBefore: UnixMilliseconds) throws(StoreError) -> Int {
         do throws(SQLiteError) {
-            let purge = try database.prepare("DELETE FROM deliveries WHERE state = 'delivered' AND next_attempt_at < ?")
-            try purge.run([.integer(deliveredBefore)])
+            // A finished delivery's `next_attempt_at` is when it finished.
+            let finished = "(state = 'delivered' AND next_attempt_at < ?1) OR (state = 'dead' AND next_attempt_at < ?2)"
+            try database.execute("BEGIN IMMEDIATE")
+            defer { try? database.execute("ROLLBACK") }
+            let attempts = try database.prepare("DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE \(finished))")
+            try attempts.run([.integer(deliveredBefore), .integer(deadBefore)])
+            let dead = try database.integer(
+                "SELECT COUNT(*) FROM deliveries WHERE state = 'dead' AND next_attempt_at < \(deadBefore)")
+            let purge = try database.prepare("DELETE FROM deliveries WHERE \(finished)")
+            try purge.run([.integer(deliveredBefore), .integer(deadBefore)])
             let expired = try database.prepare("DELETE FROM dedupe_digests WHERE expires_at < ?")
             try expired.run([.integer(now)])
             let expiredBindings = try database.prepare("DELETE FROM bindings WHERE expires_at <= ?")
             try expiredBindings.run([.integer(now)])
+            try database.execute("COMMIT")
+            return dead
         } catch {
             throw Self.storeError(error)
         }

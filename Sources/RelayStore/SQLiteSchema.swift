@@ -10,7 +10,7 @@ package enum SQLiteSchema {
     /// The file inside the data directory.
     package static let fileName = "happyrelay.sqlite"
     /// The version this build writes; a newer file is refused.
-    package static let version = 5
+    package static let version = 6
 
     /// The database file in `directory`.
     package static func path(in directory: String) -> String {
@@ -140,6 +140,22 @@ package enum SQLiteSchema {
                 UPDATE rooms SET due_at = (SELECT next_attempt_at FROM deliveries WHERE seq = rooms.head_seq);
                 ALTER TABLE deliveries ADD COLUMN body BLOB;
                 PRAGMA user_version = 5;
+                COMMIT;
+                """)
+        }
+        if current < 6 {
+            // Version 6: every attempt of a delivery with HappyTalk's answer, in order, a replay's
+            // included (for `deliveries show`), and what the serving relay records for the CLI (its mappings folder).
+            try database.execute(
+                """
+                BEGIN;
+                CREATE TABLE attempts (
+                    delivery_id TEXT NOT NULL, attempt INTEGER NOT NULL, at INTEGER NOT NULL, outcome TEXT NOT NULL,
+                    reason TEXT NOT NULL, http_status INTEGER, code INTEGER, message TEXT
+                );
+                CREATE INDEX attempts_delivery ON attempts (delivery_id);
+                CREATE TABLE relay_state (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+                PRAGMA user_version = 6;
                 COMMIT;
                 """)
         }

@@ -192,14 +192,46 @@ package struct DeliveryOutcome: Sendable, Equatable {
     package var attempts: Int
     /// What this attempt ran into (stored as the last reason of a retried delivery).
     package var reason: String
+    /// When the attempt ended (0: when it is recorded).
+    package var attemptedAt: UnixMilliseconds
+    /// HappyTalk's answer, when it gave one worth keeping (a `fail`, a 5xx).
+    package var answer: UpstreamAnswer?
 
-    package init(id: String, room: RoomKey, disposition: Disposition, attempts: Int, reason: String) {
+    package init(
+        id: String, room: RoomKey, disposition: Disposition, attempts: Int, reason: String, attemptedAt: UnixMilliseconds = 0,
+        answer: UpstreamAnswer? = nil
+    ) {
         self.id = id
         self.room = room
         self.disposition = disposition
         self.attempts = attempts
         self.reason = reason
+        self.attemptedAt = attemptedAt
+        self.answer = answer
     }
+}
+
+/// What HappyTalk answered an attempt: the HTTP status, and for a `fail` its code and message.
+package struct UpstreamAnswer: Sendable, Equatable {
+    package var status: Int?
+    package var code: Int?
+    package var message: String?
+
+    package init(status: Int? = nil, code: Int? = nil, message: String? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+}
+
+/// One attempt of a delivery, as `deliveries show` lists it.
+package struct AttemptRecord: Sendable, Equatable {
+    package var attempt: Int
+    package var at: UnixMilliseconds
+    /// `delivered`, `retry` or `dead`.
+    package var outcome: String
+    package var reason: String
+    package var answer: UpstreamAnswer
 }
 
 /// The counts `/metrics` shows of the queue.
@@ -208,10 +240,18 @@ package struct QueueGauges: Sendable, Equatable {
     package var dead: Int
     /// Seconds since the oldest pending delivery was accepted (0 when none is pending).
     package var oldestPendingAge: Double
+    /// Dead deliveries per route, by route.
+    package var deadByRoute: [(route: String, count: Int)] = []
 
-    package init(pending: Int, dead: Int, oldestPendingAge: Double) {
+    package init(pending: Int, dead: Int, oldestPendingAge: Double, deadByRoute: [(route: String, count: Int)] = []) {
         self.pending = pending
         self.dead = dead
         self.oldestPendingAge = oldestPendingAge
+        self.deadByRoute = deadByRoute
+    }
+
+    package static func == (lhs: QueueGauges, rhs: QueueGauges) -> Bool {
+        lhs.pending == rhs.pending && lhs.dead == rhs.dead && lhs.oldestPendingAge == rhs.oldestPendingAge
+            && lhs.deadByRoute.elementsEqual(rhs.deadByRoute) { $0 == $1 }
     }
 }

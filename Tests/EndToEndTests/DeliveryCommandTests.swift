@@ -81,14 +81,41 @@ import Testing
             let listed = try relay.post("/admin/deliveries?state=dead", body: "", headers: auth, method: "GET")
             #expect(listed.status == 200)
             #expect(listed.text.hasPrefix(#"{"deliveries":[{"id":"\#(id)","state":"dead","route":"/async","attempts":"1""#))
+            // A delivery's page: the request as stored, the call without the token, HappyTalk's answer.
+            let shown = try relay.post("/admin/deliveries/\(id)", body: "", headers: auth, method: "GET")
+            #expect(shown.status == 200)
+            #expect(shown.text.contains(#""state":"dead","route":"/async","credential":"","room_id":"r-404""#), "\(shown.text)")
+            #expect(shown.text.contains(#""call":{"uuid":"u-1","room_id":"r-404"}"#))
+            #expect(shown.text.contains(#""body":"{\"uuid\":\"u-1\",\"room\":\"r-404\",\"chat_room\":\"r-1\"}""#))
+            #expect(shown.text.contains(#""history":[{"attempt":1,"at":"#))
+            #expect(shown.text.contains(#""outcome":"dead","reason":"HappyTalk answered -503 room","http_status":200,"code":-503,"message":"room"}]"#))
             try Self.fixed.write(to: relay.directory.appendingPathComponent("mappings/async.json"), atomically: false, encoding: .utf8)
+            // The serving relay re-maps with the mappings it has loaded, not the files on disk:
+            // before a reload the replay makes the same call, which dies again.
+            let stale = try relay.post("/admin/deliveries/\(id)/replay", body: "", headers: auth)
+            #expect(stale.text == #"{"result":"replayed","details":["\#(id): replayed"]}"#)
+            let deadline = Date().addingTimeInterval(20)
+            var history = ""
+            repeat {
+                history = try relay.post("/admin/deliveries/\(id)", body: "", headers: auth, method: "GET").text
+            } while !(history.contains(#""state":"dead""#) && history.components(separatedBy: #""outcome":"dead""#).count == 3) && Date() < deadline
+            #expect(history.components(separatedBy: #""code":-503"#).count == 3, "both attempts are in the history: \(history)")
+            let reloaded = try relay.post("/admin/reload", body: "", headers: auth)
+            #expect(reloaded.text == #"{"result":"reloaded","generation":2}"#)
             let replayed = try relay.post("/admin/deliveries/\(id)/replay", body: "", headers: auth)
             #expect(replayed.status == 200)
             #expect(replayed.text == #"{"result":"replayed","details":["\#(id): replayed"]}"#)
             #expect(relay.waitForCalls(1) == [#"{"token":"\#(RelayHarness.token)","uuid":"u-1","room_id":"r-1"}"#])
             let none = try relay.post("/admin/deliveries/replay-dead", body: "", headers: auth)
             #expect(none.text == #"{"result":"replayed","details":["no dead deliveries"]}"#)
-            for text in relay.responses + [relay.relay.log] { #expect(!text.contains(admin)) }
+            let deleted = try relay.post("/admin/deliveries/\(id)", body: "", headers: auth, method: "DELETE")
+            #expect(deleted.text == #"{"result":"deleted"}"#)
+            #expect(try relay.post("/admin/deliveries/\(id)", body: "", headers: auth, method: "GET").status == 404)
+            // Every admin action is in the log; so is every refused request, never with its token.
+            let log = relay.relay.waitForLog { $0.contains(#""msg":"admin","method":"DELETE""#) }
+            #expect(log.contains(#""msg":"admin request refused","method":"GET","path":"/admin/deliveries","client":"127.0.0.1","reason":"wrong token""#), "\(log)")
+            #expect(log.contains(#""msg":"admin","method":"POST","path":"/admin/reload","query":"","status":200"#))
+            for text in relay.responses + [relay.relay.log] { #expect(!text.contains(admin) && !text.contains("nope")) }
         }
     }
 

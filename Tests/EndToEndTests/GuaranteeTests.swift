@@ -73,7 +73,7 @@ import Testing
                     relayArguments: ["--log-level", "trace"], withToken: false)
                 try drive(relay)
                 let alarm = relay.relay.waitForLog { $0.contains("HappyTalk refused the relay's credential") }
-                #expect(alarm.contains(#""code":"-501""#), "\(delivery)")
+                #expect(alarm.contains(#""code":-501"#), "\(delivery)")
                 try expectClean(relay, tokens: [wrongToken, RelayHarness.token])
             }
         }
@@ -123,7 +123,7 @@ import Testing
             // (-501 token) and retried, and the relay says so; then the mock takes the named one.
             let relay = try RelayHarness(mappings: ["async.json": mapping], environment: ["HAPPYTALK_TOKEN_SHOP2": shopToken])
             #expect(try relay.post("/async", body: #"{"room":"r-1"}"#).status == 202)
-            #expect(relay.relay.waitForLog { $0.contains("HappyTalk refused the relay's credential") }.contains(#""code":"-501""#))
+            #expect(relay.relay.waitForLog { $0.contains("HappyTalk refused the relay's credential") }.contains(#""code":-501"#))
             #expect(relay.recordedCalls.isEmpty)
             // The harness passes its own --token first; the last one given wins.
             try relay.restartMock(arguments: ["--token", shopToken])

@@ -89,7 +89,7 @@ import Testing
             let lines = webhookLines(relay.relay.waitForLog { webhookLines($0).count >= 10 })
             // 404, 405 and 413 are answered by the HTTP layer before any route sees them.
             #expect(lines.count == 10)
-            #expect(lines.first?.contains(#""route":"/sync","rule":"order","outcome":"accepted","status":"200""#) == true)
+            #expect(lines.first?.contains(#""route":"/sync","rule":"order","outcome":"accepted","status":200"#) == true)
         }
     }
 
@@ -313,7 +313,7 @@ import Testing
     @Test func anUnwritableQueueAnswers503AndNothingAcceptedIsLost() async throws {
         let mappings = ["async.json": #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.body.room", "parameter1": "$.body.n" } } ] }"#]
         try await offPool {
-            let relay = try RelayHarness(mappings: mappings, relayArguments: ["--queue-max-bytes", "65536"])
+            let relay = try RelayHarness(mappings: mappings, relayArguments: ["--queue-max-bytes", "131072"])
             try relay.stopMock()
             let padding = String(repeating: "x", count: 4000)
             var accepted: [String] = []

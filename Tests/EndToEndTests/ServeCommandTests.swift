@@ -72,7 +72,7 @@ import Glibc
         BadInvocation(arguments: [], status: 2, message: "usage: happyrelay"),
         BadInvocation(arguments: ["serve", "--listen", "127.0.0.1:70000"], status: 1, message: "is not HOST:PORT"),
         BadInvocation(arguments: ["serve", "--max-body", "lots"], status: 1, message: "--max-body: \"lots\" is not a whole number"),
-        BadInvocation(arguments: ["serve"], environment: ["HAPPYRELAY_IDLE_TIMEOUT": "-3"], status: 1, message: "HAPPYRELAY_IDLE_TIMEOUT: \"-3\" is not a positive number of seconds"),
+        BadInvocation(arguments: ["serve"], environment: ["HAPPYRELAY_IDLE_TIMEOUT": "-3"], status: 1, message: "HAPPYRELAY_IDLE_TIMEOUT: \"-3\" is not a positive duration (seconds, or a number with s, m, h or d: 30d)"),
         BadInvocation(arguments: ["serve", "--log-level", "loud"], status: 1, message: "is not trace, debug, info, warning or error"),
         BadInvocation(arguments: ["serve", "--listen", "192.0.2.1:8080"], status: 1, message: "cannot listen on 192.0.2.1:8080"),
         BadInvocation(arguments: ["serve"], environment: ["HAPPYRELAY_MAPPINGS": "/nonexistent/maps"], status: 1, message: "HAPPYRELAY_MAPPINGS: the folder /nonexistent/maps does not exist"),
