@@ -107,9 +107,15 @@ package enum Secrets {
         let source: String
         switch reference {
         case .environment(let name):
-            guard let value = environment[name] else { return .failure(SettingsError("environment variable \(name) is not set")) }
-            bytes = Array(value.utf8)
-            source = "environment variable \(name)"
+            if let value = environment[name] {
+                bytes = Array(value.utf8)
+                source = "environment variable \(name)"
+            } else if let path = environment[name + "_FILE"] {
+                // `NAME_FILE`, as Docker and systemd hand secrets over: the file holds the value.
+                return resolve(.file(path), environment: environment, readFile: readFile)
+            } else {
+                return .failure(SettingsError("environment variable \(name) (or \(name)_FILE) is not set"))
+            }
         case .file(let path):
             guard let contents = readFile(path) else { return .failure(SettingsError("secret file \(path) cannot be read")) }
             bytes = contents
@@ -137,7 +143,13 @@ package enum Secrets {
     package static func filesReadableByOthers(routes: [MappingRoute], environment: [String: String]) -> [(path: String, mode: String)] {
         var paths = environment.filter { $0.key.hasPrefix("HAPPYTALK_TOKEN") && $0.key.hasSuffix("_FILE") }.map(\.value)
         for route in routes {
-            for case .file(let path) in route.verify.secrets { paths.append(path) }
+            for reference in route.verify.secrets {
+                switch reference {
+                case .file(let path): paths.append(path)
+                case .environment(let name) where environment[name] == nil: if let path = environment[name + "_FILE"] { paths.append(path) }
+                case .environment: break
+                }
+            }
         }
         return Set(paths).sorted().compactMap { path in
             var status = stat()

@@ -12,6 +12,7 @@ package struct TrustedProxies: Sendable {
         var ranges: [IPRange] = []
         for item in text.split(separator: ",") {
             let trimmed = item.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
             guard let range = IPRange(trimmed) else {
                 throw SettingsError("--trusted-proxies: \"\(trimmed)\" is not an IP address or CIDR block (10.0.0.0/8, ::1)")
             }

@@ -65,11 +65,11 @@ extension MappingRoute {
         for (index, reference) in verify.secrets.enumerated() {
             let pointer = verify.secrets.count == 1 ? "/verify/secret" : "/verify/secrets/\(index)"
             switch reference {
-            case .environment(let name) where environment[name] == nil:
+            case .environment(let name) where environment[name] == nil && environment[name + "_FILE"] == nil:
                 found.append(
                     MappingDiagnostic(
                         file: file, pointer: pointer,
-                        message: "warning: \(name) is not set here: serve with a token refuses to start without it (a dry run serves the route unverified)"))
+                        message: "warning: \(name) (or \(name)_FILE) is not set here: serve with a token refuses to start without it (a dry run serves the route unverified)"))
             case .file(let path) where !fileExists(path):
                 found.append(MappingDiagnostic(file: file, pointer: pointer, message: "warning: secret file \(path) does not exist here"))
             default:

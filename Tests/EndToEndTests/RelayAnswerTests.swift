@@ -347,7 +347,7 @@ import Testing
                 environment: ["HAPPYTALK_TOKEN": "t"])
         }
         #expect(result.status == 1)
-        #expect(result.output.contains("shop.json: /verify/secret: environment variable SHOP_SECRET is not set"))
+        #expect(result.output.contains("shop.json: /verify/secret: environment variable SHOP_SECRET (or SHOP_SECRET_FILE) is not set"))
         #expect(!result.output.contains("listening on"))
     }
 

@@ -49,7 +49,7 @@ import Testing
         let file = scratch.write("t.json", Self.route)
         let result = try MappingCommands.check([file], environment: [:])
         #expect(result.exitCode == 0)
-        #expect(result.lines.contains("\(file): /verify/secret: warning: T_SECRET is not set here: serve with a token refuses to start without it (a dry run serves the route unverified)"))
+        #expect(result.lines.contains("\(file): /verify/secret: warning: T_SECRET (or T_SECRET_FILE) is not set here: serve with a token refuses to start without it (a dry run serves the route unverified)"))
         #expect(result.lines.contains("\(file): /rules: warning: no example reaches $.body.typo (rule \"rules[0]\"): a typo, or add an example that has it"))
         #expect(!result.lines.contains { $0.contains("$.body.u ") || $0.contains("$.body.r ") })
     }

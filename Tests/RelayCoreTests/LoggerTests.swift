@@ -25,4 +25,11 @@ import Testing
         #expect(written.count == 1)
         #expect(written[0].hasSuffix(#","level":"info","msg":"webhook","route":"/a\"b"}"# + "\n"))
     }
+
+    @Test func jsonValuesKeepTheirTypes() {
+        let written = lines(.json) { $0.info("webhook", ["status": 202, "duration_ms": 2.74, "dry_run": false, "route": "/r", "odd": Double.nan]) }
+        #expect(written[0].hasSuffix(#""msg":"webhook","status":202,"duration_ms":2.74,"dry_run":false,"route":"/r","odd":"nan"}"# + "\n"))
+        let text = lines(.text) { $0.info("webhook", ["status": 202, "dry_run": true]) }
+        #expect(text[0].hasSuffix(" INFO webhook status=202 dry_run=true\n"))
+    }
 }

@@ -32,7 +32,18 @@ import Testing
 
     @Test func anEnvironmentVariableIsTakenExactly() throws {
         #expect(try Secrets.resolve(.environment("S"), environment: ["S": " a b "]).get().bytes == Array(" a b ".utf8))
-        #expect(throws: SettingsError("environment variable S is not set")) { try Secrets.resolve(.environment("S"), environment: [:]).get() }
+        #expect(throws: SettingsError("environment variable S (or S_FILE) is not set")) { try Secrets.resolve(.environment("S"), environment: [:]).get() }
+    }
+
+    @Test func aSecretVariableCanNameAFileInstead() throws {
+        // NAME_FILE, as Docker secrets and systemd credentials are handed over; NAME wins when both are set.
+        let files = ["/run/secrets/s": Array("s3cret\n".utf8)]
+        let fromFile = Secrets.resolve(.environment("S"), environment: ["S_FILE": "/run/secrets/s"], readFile: { files[$0] })
+        #expect(try fromFile.get() == SecretValue(bytes: Array("s3cret".utf8), isDecoded: false))
+        let both = Secrets.resolve(.environment("S"), environment: ["S": "direct", "S_FILE": "/run/secrets/s"], readFile: { files[$0] })
+        #expect(try both.get().bytes == Array("direct".utf8))
+        let missing = Secrets.resolve(.environment("S"), environment: ["S_FILE": "/run/secrets/none"], readFile: { files[$0] })
+        #expect(throws: SettingsError("secret file /run/secrets/none cannot be read")) { try missing.get() }
     }
 
     @Test func standardWebhooksKeysDecodeOnceOnly() {

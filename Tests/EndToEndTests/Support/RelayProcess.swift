@@ -32,7 +32,8 @@ final class RelayProcess: @unchecked Sendable {
 
     /// Starts `happyrelay ARGUMENTS` with exactly `environment` (plus PATH); `launcher` (a
     /// command and its arguments, such as `prlimit --nofile=64:64`) runs it when given.
-    init(_ arguments: [String], environment: [String: String] = [:], launcher: [String] = []) throws {
+    init(_ arguments: [String], environment: [String: String] = [:], launcher: [String] = [], workingDirectory: String? = nil) throws {
+        if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
         if let command = launcher.first {
             process.executableURL = URL(fileURLWithPath: command)
             process.arguments = Array(launcher.dropFirst()) + [Self.executable.path] + arguments
@@ -135,8 +136,8 @@ final class RelayProcess: @unchecked Sendable {
     }
 
     /// Runs `happyrelay ARGUMENTS` to completion; returns the exit status and output.
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        let relay = try RelayProcess(arguments, environment: environment)
+    static func run(_ arguments: [String], environment: [String: String] = [:], workingDirectory: String? = nil) throws -> (status: Int32, output: String) {
+        let relay = try RelayProcess(arguments, environment: environment, workingDirectory: workingDirectory)
         let status = try relay.waitForExit()
         return (status, relay.log)
     }
