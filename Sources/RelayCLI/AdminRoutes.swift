@@ -19,7 +19,7 @@ package struct ReloadReport: Sendable {
         let list = errors.map { "\"\(JSONText.escaped($0))\"" }.joined(separator: ",")
         return .json(
             .unprocessableContent,
-            "{\"result\":\"fail\",\"error\":\"invalid_mappings\",\"message\":\"the mappings have errors; generation \(generation) is still served\",\"errors\":[\(list)]}")
+            "{\"result\":\"fail\",\"error\":\"invalid_mappings\",\"message\":\"the reload had errors; generation \(generation) is served\",\"errors\":[\(list)]}")
     }
 }
 

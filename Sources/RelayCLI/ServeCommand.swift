@@ -141,6 +141,15 @@ package enum ServeCommand {
             return router
         }
         var serverConfiguration = settings.serverConfiguration
+        if let certificate = settings.tlsCertificate, let key = settings.tlsKey {
+            do {
+                let tls = try TLSServerFactory(certificateFile: certificate, keyFile: key)
+                serverConfiguration.tls = tls
+                reloader.tls = tls
+            } catch {
+                return failed("happyrelay serve: \(error)", code: 1)
+            }
+        }
         serverConfiguration.acceptFailure = { logger.error($0) }
         serverConfiguration.unrouted = { request, status in
             metrics.unrouted(status: status)
@@ -185,7 +194,7 @@ package enum ServeCommand {
         if relay.isDryRun {
             logger.warning("DRY RUN: nothing is sent to HappyTalk", ["reason": settings.isDryRun ? "--dry-run" : "no HAPPYTALK_TOKEN is set"])
         }
-        logger.info("listening on \(bound)", ["version": version, "upstream": upstream.endpoint.description, "dry_run": relay.isDryRun])
+        logger.info("listening on \(bound)", ["tls": serverConfiguration.tls != nil, "version": version, "upstream": upstream.endpoint.description, "dry_run": relay.isDryRun])
 
         SystemdNotify.send("READY=1\nSTATUS=listening on \(bound)")
         let signal = await termination.wait()
@@ -259,6 +268,13 @@ final class Reloader: Sendable {
     private let metrics: RelayMetrics
     private let record: @Sendable (String) -> Void
     private let attached = Mutex<(server: HTTPServer, makeRouter: @Sendable () -> Router)?>(nil)
+    private let tlsFactory = Mutex<TLSServerFactory?>(nil)
+
+    /// The inbound TLS certificate, loaded again with the mappings.
+    var tls: TLSServerFactory? {
+        get { tlsFactory.withLock { $0 } }
+        set { tlsFactory.withLock { $0 = newValue } }
+    }
 
     init(folder: String, relay: Relay, logger: Logger, metrics: RelayMetrics, record: @escaping @Sendable (String) -> Void) {
         self.folder = folder
@@ -286,6 +302,13 @@ final class Reloader: Sendable {
             }
             SystemdNotify.send("RELOADING=1\nMONOTONIC_USEC=\(DispatchTime.now().uptimeNanoseconds / 1000)")
             defer { SystemdNotify.send("READY=1") }
+            var certificateError: String?
+            do throws(TLSError) {
+                try tls?.reload()
+            } catch {
+                certificateError = error.description
+                logger.error("TLS certificate not reloaded: the current one stays in service", ["trigger": trigger, "error": error.description])
+            }
             let loaded = MappingLoader.load([folder])
             var errors = loaded.diagnostics.map(\.description)
             if errors.isEmpty {
@@ -296,7 +319,7 @@ final class Reloader: Sendable {
                     logger.info(
                         "reloaded mappings",
                         ["trigger": trigger, "generation": generation, "folder": folder, "routes": loaded.routes.map(\.path).joined(separator: ",")])
-                    return ReloadReport(generation: generation, errors: [])
+                    return ReloadReport(generation: generation, errors: certificateError.map { [$0] } ?? [])
                 } catch {
                     errors = error.items.map(\.description)
                 }

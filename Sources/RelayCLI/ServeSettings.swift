@@ -17,6 +17,9 @@ package struct ServeSettings: Sendable {
     package var retention = Duration.seconds(7 * 86_400)
     /// Dead deliveries hold personal data: deleted after this.
     package var deadRetention = Duration.seconds(30 * 86_400)
+    /// Inbound TLS: the PEM certificate chain and key (both or neither).
+    package var tlsCertificate: String?
+    package var tlsKey: String?
     /// Peers whose forwarded-for headers name the client (nil: none).
     package var trustedProxies: TrustedProxies?
     /// The longest wait between two attempts of a failing delivery.
@@ -49,6 +52,8 @@ package struct ServeSettings: Sendable {
         CommandLineOption("--queue-max-bytes", environment: "HAPPYRELAY_QUEUE_MAX_BYTES", value: "BYTES", help: "the queue database may grow to about this size; beyond it webhooks get 503 (default: no limit)"),
         CommandLineOption("--retention", environment: "HAPPYRELAY_RETENTION", value: "SECONDS", help: "delivered records are deleted after this (default 604800, 7 days)"),
         CommandLineOption("--dead-retention", environment: "HAPPYRELAY_DEAD_RETENTION", value: "DURATION", help: "dead deliveries, which hold customers' personal data, are deleted after this (default 30d; seconds or 12h, 30d)"),
+        CommandLineOption("--tls-cert", environment: "HAPPYRELAY_TLS_CERT", value: "FILE", help: "serve HTTPS (TLS 1.2+) with this PEM certificate chain; reloaded on SIGHUP (default: plain HTTP)"),
+        CommandLineOption("--tls-key", environment: "HAPPYRELAY_TLS_KEY", value: "FILE", help: "the PEM private key of --tls-cert"),
         CommandLineOption("--trusted-proxies", environment: "HAPPYRELAY_TRUSTED_PROXIES", value: "CIDR,...", help: "proxies whose X-Forwarded-For / Forwarded header names the client for allow_ips, logs and metrics (default: none; the peer is the client)"),
         CommandLineOption("--retry-max-delay", environment: "HAPPYRELAY_RETRY_MAX_DELAY", value: "SECONDS", help: "longest wait between two attempts of a failing async delivery (default 600)"),
         CommandLineOption("--upstream", environment: "HAPPYTALK_BASE_URL", value: "URL", help: "HappyTalk base URL (default https://customer.happytalk.io)"),
@@ -100,6 +105,12 @@ package struct ServeSettings: Sendable {
         }
         settings.queueLimit = try parsed.integer("--queue-limit", default: 100_000, range: 1...100_000_000)
         settings.retention = try parsed.seconds("--retention", default: settings.retention)
+        settings.tlsCertificate = parsed.value("--tls-cert")
+        settings.tlsKey = parsed.value("--tls-key")
+        if (settings.tlsCertificate == nil) != (settings.tlsKey == nil) {
+            throw SettingsError(
+                settings.tlsCertificate == nil ? "\(parsed.source("--tls-key")) needs --tls-cert too" : "\(parsed.source("--tls-cert")) needs --tls-key too")
+        }
         settings.deadRetention = try parsed.seconds("--dead-retention", default: settings.deadRetention)
         if let text = parsed.value("--trusted-proxies") {
             do {
@@ -184,6 +195,8 @@ extension ServeSettings {
         line("--queue-max-bytes", queueMaxBytes.map(String.init) ?? "", unset: ": no limit")
         line("--retention", Self.seconds(retention))
         line("--dead-retention", Self.seconds(deadRetention))
+        line("--tls-cert", tlsCertificate ?? "", unset: ": plain HTTP")
+        line("--tls-key", tlsKey ?? "")
         line("--trusted-proxies", trustedProxies?.ranges.map(\.description).joined(separator: ",") ?? "", unset: ": none, the peer is the client")
         line("--retry-max-delay", Self.seconds(retryMaxDelay))
         line("--dry-run", isDryRun ? "1" : "0")

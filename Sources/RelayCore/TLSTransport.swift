@@ -1,6 +1,7 @@
 import COpenSSL
 import CTLS
 import RelayHTTP
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -81,7 +82,9 @@ final class TLSTransport: Transport {
         default:
             let verify = SSL_get_verify_result(ssl)
             let reason: String
-            if verify != X509_V_OK {
+            if host.isEmpty {
+                reason = "TLS handshake failed: " + Self.lastError()
+            } else if verify != X509_V_OK {
                 reason = "certificate of \(host) is not trusted: " + String(cString: X509_verify_cert_error_string(verify))
             } else {
                 reason = "TLS handshake with \(host) failed: " + Self.lastError()
@@ -120,6 +123,8 @@ final class TLSTransport: Transport {
         }
     }
 
+    var hasBufferedInput: Bool { SSL_pending(ssl) > 0 }
+
     func close() {
         guard !isClosed else { return }
         isClosed = true
@@ -134,5 +139,67 @@ final class TLSTransport: Transport {
         var buffer = [CChar](repeating: 0, count: 256)
         ERR_error_string_n(code, &buffer, buffer.count)
         return String(cString: buffer)
+    }
+}
+
+/// TLS server sessions for inbound connections (`--tls-cert`, `--tls-key`): TLS 1.2 or later,
+/// the certificate chain and key loaded again on `reload` (SIGHUP). Sessions already open keep
+/// the context they began with.
+package final class TLSServerFactory: ServerTransportFactory, @unchecked Sendable {
+    // SSL_CTX is safe to share between threads once configured; the pointer is swapped under the lock.
+    private let context: Mutex<ContextPointer>
+
+    /// An SSL_CTX pointer that may cross threads (OpenSSL locks the context itself).
+    struct ContextPointer: @unchecked Sendable {
+        let pointer: OpaquePointer
+    }
+    private let certificateFile: String
+    private let keyFile: String
+
+    /// Loads the chain and key, failing with a message that names the file at fault.
+    package init(certificateFile: String, keyFile: String) throws(TLSError) {
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+        context = Mutex(ContextPointer(pointer: try Self.makeContext(certificateFile: certificateFile, keyFile: keyFile)))
+    }
+
+    deinit { context.withLock { SSL_CTX_free($0.pointer) } }
+
+    /// Loads the files again; on failure the current certificate stays in service.
+    package func reload() throws(TLSError) {
+        let fresh = ContextPointer(pointer: try Self.makeContext(certificateFile: certificateFile, keyFile: keyFile))
+        // Sessions hold a reference of their own to the context they were made with.
+        let old = context.withLock { current in
+            defer { current = fresh }
+            return current
+        }
+        SSL_CTX_free(old.pointer)
+    }
+
+    static func makeContext(certificateFile: String, keyFile: String) throws(TLSError) -> OpaquePointer {
+        guard let context = SSL_CTX_new(TLS_server_method()) else { throw TLSError(description: "cannot create a TLS context") }
+        func fail(_ message: String) -> TLSError {
+            let reason = TLSTransport.lastError()
+            ERR_clear_error()
+            SSL_CTX_free(context)
+            return TLSError(description: "\(message): \(reason)")
+        }
+        guard ctls_require_tls12(context) == 1 else { throw fail("cannot require TLS 1.2") }
+        ctls_set_nonblocking_modes(context)
+        guard SSL_CTX_use_certificate_chain_file(context, certificateFile) == 1 else {
+            throw fail("--tls-cert: cannot load a PEM certificate chain from \(certificateFile)")
+        }
+        guard SSL_CTX_use_PrivateKey_file(context, keyFile, SSL_FILETYPE_PEM) == 1 else {
+            throw fail("--tls-key: cannot load a PEM private key from \(keyFile)")
+        }
+        guard SSL_CTX_check_private_key(context) == 1 else { throw fail("--tls-key: \(keyFile) is not the key of \(certificateFile)") }
+        return context
+    }
+
+    package func makeServerTransport(fd: Int32) throws -> any Transport {
+        guard let ssl = context.withLock({ SSL_new($0.pointer) }) else { throw TLSError(description: "cannot create a TLS session") }
+        SSL_set_fd(ssl, fd)
+        SSL_set_accept_state(ssl)
+        return TLSTransport(ssl: ssl, fd: fd, host: "")
     }
 }

@@ -30,6 +30,8 @@ package final class HTTPServer: Sendable {
         package var acceptFailure: @Sendable (String) -> Void
         /// Told of each request no route takes, with its status (404 or 405).
         package var unrouted: @Sendable (HTTPRequest, Int) -> Void = { _, _ in }
+        /// TLS for every accepted connection (nil: plain HTTP).
+        package var tls: (any ServerTransportFactory)?
         /// The client's address given the peer's and the headers (a trusted proxy's
         /// `X-Forwarded-For`); nil: the peer's.
         package var clientAddress: (@Sendable (String, HTTPHeaders) -> String)?
@@ -254,12 +256,22 @@ final class Acceptor: EventLoopHandler {
 
     /// Starts serving an accepted socket on its loop (called on that loop).
     static func open(_ fd: Int32, remote: String, on loop: EventLoop, context: ServerContext) {
-        let connection = HTTPServerConnection(fd: fd, remoteAddress: remote, loop: loop, context: context)
+        var transport: (any Transport)?
+        if let factory = context.configuration.tls {
+            do {
+                transport = try factory.makeServerTransport(fd: fd)
+            } catch {
+                context.activeConnections.wrappingSubtract(1, ordering: .relaxed)
+                Syscall.close(fd)
+                return
+            }
+        }
+        let connection = HTTPServerConnection(fd: fd, remoteAddress: remote, loop: loop, context: context, transport: transport)
         do {
             try connection.register()
         } catch {
             context.activeConnections.wrappingSubtract(1, ordering: .relaxed)
-            Syscall.close(fd)
+            if let transport { transport.close() } else { Syscall.close(fd) }
         }
     }
 

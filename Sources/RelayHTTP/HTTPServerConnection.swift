@@ -15,6 +15,11 @@ final class HTTPServerConnection: EventLoopHandler {
     private var token: UInt64 = 0
     private var interest = Interest.read
     private var machine: ServerConnectionStateMachine
+    /// TLS (nil: the plain socket, read and written directly).
+    private let transport: (any Transport)?
+    private var isHandshaking: Bool
+    /// What TLS asked to wait for before it can go on (it may need to write to read).
+    private var transportWants = Interest.none
 
     private var output: [UInt8] = []
     private var outputOffset = 0
@@ -26,8 +31,10 @@ final class HTTPServerConnection: EventLoopHandler {
     /// The id of the request being answered, for its answer's `X-Request-Id`.
     private var currentRequestID: String?
 
-    init(fd: Int32, remoteAddress: String, loop: EventLoop, context: ServerContext) {
+    init(fd: Int32, remoteAddress: String, loop: EventLoop, context: ServerContext, transport: (any Transport)? = nil) {
         self.fd = fd
+        self.transport = transport
+        isHandshaking = transport != nil
         self.remoteAddress = remoteAddress
         self.loop = loop
         self.context = context
@@ -45,12 +52,50 @@ final class HTTPServerConnection: EventLoopHandler {
     // MARK: Events
 
     func handleEvents(_ events: UInt32) {
+        if transport != nil {
+            handleTransportEvents()
+            return
+        }
         if events & Interest.write != 0 { flush() }
         if isClosed { return }
         if events & Interest.readable != 0 { readAvailable() }
     }
 
+    /// TLS: any event may be the one a pending handshake, read or write waited for.
+    private func handleTransportEvents() {
+        transportWants = Interest.none
+        if isHandshaking {
+            guard let transport else { return }
+            do {
+                switch try transport.handshake() {
+                case .count: isHandshaking = false
+                case .wantRead: transportWants = Interest.read
+                case .wantWrite: transportWants = Interest.write
+                case .eof:
+                    close()
+                    return
+                }
+            } catch {
+                // A client that cannot speak TLS to us: nothing to answer it with.
+                close()
+                return
+            }
+            if isHandshaking {
+                updateInterest()
+                return
+            }
+        }
+        if hasPendingOutput { flush() }
+        if isClosed { return }
+        readAvailable()
+        updateInterest()
+    }
+
     private func readAvailable() {
+        if let transport {
+            readTransport(transport)
+            return
+        }
         for _ in 0..<8 {
             if isClosed || !machine.wantsToRead { return }
             let result: IOResult
@@ -65,6 +110,33 @@ final class HTTPServerConnection: EventLoopHandler {
                 run(machine.received(UnsafeRawBufferPointer(rebasing: loop.readBuffer[0..<count]), now: loop.now))
                 if count < loop.readBuffer.count { return }
             case .wouldBlock:
+                return
+            case .eof:
+                run(machine.peerClosed(hasPendingOutput: hasPendingOutput))
+                return
+            }
+        }
+    }
+
+    /// Reads TLS records until the socket has no more: a short record does not mean the
+    /// socket is empty, and decrypted bytes left in the session would never be signalled.
+    private func readTransport(_ transport: any Transport) {
+        while !isClosed && machine.wantsToRead {
+            let result: TransportResult
+            do {
+                result = try transport.read(into: loop.readBuffer)
+            } catch {
+                close()
+                return
+            }
+            switch result {
+            case .count(let count):
+                run(machine.received(UnsafeRawBufferPointer(rebasing: loop.readBuffer[0..<count]), now: loop.now))
+            case .wantRead:
+                transportWants |= Interest.read
+                return
+            case .wantWrite:
+                transportWants |= Interest.write
                 return
             case .eof:
                 run(machine.peerClosed(hasPendingOutput: hasPendingOutput))
@@ -158,8 +230,20 @@ final class HTTPServerConnection: EventLoopHandler {
         while outputOffset < output.count && !isClosed {
             let result: IOResult
             do {
-                result = try output.withUnsafeBytes { raw throws(SystemError) in
-                    try Syscall.write(fd, UnsafeRawBufferPointer(rebasing: raw[outputOffset...]))
+                if let transport {
+                    let written = try output.withUnsafeBytes { raw in try transport.write(UnsafeRawBufferPointer(rebasing: raw[outputOffset...])) }
+                    switch written {
+                    case .count(let count): result = .count(count)
+                    case .wantRead:
+                        transportWants |= Interest.read
+                        result = .wouldBlock
+                    case .wantWrite: result = .wouldBlock
+                    case .eof: result = .eof
+                    }
+                } else {
+                    result = try output.withUnsafeBytes { raw throws(SystemError) in
+                        try Syscall.write(fd, UnsafeRawBufferPointer(rebasing: raw[outputOffset...]))
+                    }
                 }
             } catch {
                 close()
@@ -182,9 +266,20 @@ final class HTTPServerConnection: EventLoopHandler {
 
     private func updateInterest() {
         guard !isClosed else { return }
-        var wanted = Interest.none
-        if machine.wantsToRead && output.count - outputOffset <= Self.maxBufferedOutput { wanted |= Interest.read }
-        if hasPendingOutput { wanted |= Interest.write }
+        var wanted = transportWants
+        if isHandshaking {
+            if wanted == Interest.none { wanted = Interest.read }
+        } else {
+            if machine.wantsToRead && output.count - outputOffset <= Self.maxBufferedOutput { wanted |= Interest.read }
+            if hasPendingOutput { wanted |= Interest.write }
+            // Decrypted bytes already in the session (a pipelined request) raise no event.
+            if let transport, machine.wantsToRead, transport.hasBufferedInput {
+                let connection = LoopBound(value: self)
+                loop.execute {
+                    if !connection.value.isClosed { connection.value.handleTransportEvents() }
+                }
+            }
+        }
         if wanted != interest {
             interest = wanted
             loop.modify(fd, token: token, interest: wanted)
@@ -198,6 +293,6 @@ final class HTTPServerConnection: EventLoopHandler {
         // client observes.
         context.activeConnections.wrappingSubtract(1, ordering: .relaxed)
         loop.deregister(fd, token: token)
-        Syscall.close(fd)
+        if let transport { transport.close() } else { Syscall.close(fd) }
     }
 }

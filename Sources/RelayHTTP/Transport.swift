@@ -23,6 +23,14 @@ package protocol Transport: AnyObject {
     func write(_ bytes: UnsafeRawBufferPointer) throws -> TransportResult
     /// Closes the stream and its socket.
     func close()
+    /// Whether bytes were read from the socket but not yet returned by `read` (TLS records
+    /// decrypted ahead): the socket will not signal them.
+    var hasBufferedInput: Bool { get }
+}
+
+/// Makes the transport of an accepted socket (TLS for a server with a certificate).
+package protocol ServerTransportFactory: Sendable {
+    func makeServerTransport(fd: Int32) throws -> any Transport
 }
 
 /// Makes the transport for a freshly connected socket (plain, or TLS for `https`).
@@ -60,6 +68,8 @@ package final class PlainTransport: Transport {
         isClosed = true
         Syscall.close(fd)
     }
+
+    package var hasBufferedInput: Bool { false }
 }
 
 /// The factory for plain TCP.

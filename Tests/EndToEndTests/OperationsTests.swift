@@ -181,7 +181,7 @@ import Testing
                 .write(to: relay.directory.appendingPathComponent("mappings/async.json"), atomically: false, encoding: .utf8)
             let refused = try relay.post("/admin/reload", body: "", headers: [("Authorization", "Bearer \(admin)")])
             #expect(refused.status == 422)
-            #expect(refused.text.hasPrefix(#"{"result":"fail","error":"invalid_mappings","message":"the mappings have errors; generation 1 is still served","errors":[""#), "\(refused.text)")
+            #expect(refused.text.hasPrefix(#"{"result":"fail","error":"invalid_mappings","message":"the reload had errors; generation 1 is served","errors":[""#), "\(refused.text)")
             #expect(refused.text.contains("room_id"))
         }
     }

@@ -78,7 +78,7 @@ import Testing
 
     @Test func everyValuedOptionIsCoveredByAMalformedCase() {
         // Options whose value is free text are checked where they are used: folders and files at start-up.
-        let checkedAtStartUp: Set = ["--mappings", "--data-dir", "--upstream-ca-file"]
+        let checkedAtStartUp: Set = ["--mappings", "--data-dir", "--upstream-ca-file", "--tls-cert", "--tls-key"]
         let parsed = ServeSettings.options.filter { $0.environment != nil && !checkedAtStartUp.contains($0.flag) }
         #expect(Set(parsed.compactMap(\.environment)) == Set(Self.malformed.map(\.0)))
     }

@@ -1,0 +1,73 @@
+import Foundation
+import RelayHTTP
+import Testing
+
+@testable import RelayCore
+
+/// The relay as an HTTPS front door: webhooks over TLS 1.2+, the certificate reloaded on SIGHUP.
+@Suite struct InboundTLSTests {
+    static let async = #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.body.room" } } ] }"#
+
+    func post(_ client: HTTPClient, port: Int, path: String, body: String) async throws -> HTTPClientResponse {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        return try await client.execute(
+            HTTPClientRequest(endpoint: HTTPEndpoint(isTLS: true, host: "localhost", port: port), target: path, headers: headers, body: Array(body.utf8)))
+    }
+
+    @Test func webhooksArriveOverTLSAndTheCertificateIsReloadedOnSighup() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-tls-in-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let certificate = folder.appendingPathComponent("cert.pem").path
+        let key = folder.appendingPathComponent("key.pem").path
+        try FileManager.default.copyItem(atPath: TLSTestServer.fixture("localhost.pem"), toPath: certificate)
+        try FileManager.default.copyItem(atPath: TLSTestServer.fixture("localhost.key"), toPath: key)
+        let relay = try RelayHarness(mappings: ["async.json": Self.async], relayArguments: ["--tls-cert", certificate, "--tls-key", key])
+        #expect(relay.relay.log.contains(#""tls":true"#))
+        let client = try HTTPClient(tls: try TLSClientFactory(caFile: TLSTestServer.fixture("ca.pem")))
+        defer { client.shutdown() }
+
+        let response = try await post(client, port: relay.relayPort, path: "/async", body: RelayHarness.body)
+        #expect(response.status == 202, "\(String(decoding: response.body, as: UTF8.self))")
+        // Keep-alive over the same session, then a second webhook.
+        #expect(try await post(client, port: relay.relayPort, path: "/async", body: RelayHarness.body).status == 202)
+        #expect(relay.waitForCalls(2).count == 2)
+
+        // Plain HTTP to the TLS port gets no answer in clear text.
+        try await offPool {
+            let plain = try RawConnection(port: relay.relayPort, timeout: 5)
+            try plain.send("GET /healthz HTTP/1.1\r\nHost: r\r\n\r\n")
+            #expect(throws: (any Error).self) { _ = try plain.readResponse() }
+        }
+
+        // A new certificate (for another name) after SIGHUP: new sessions get it, and this
+        // client, which checks the name, refuses it.
+        try FileManager.default.removeItem(atPath: certificate)
+        try FileManager.default.removeItem(atPath: key)
+        try FileManager.default.copyItem(atPath: TLSTestServer.fixture("wrong.pem"), toPath: certificate)
+        try FileManager.default.copyItem(atPath: TLSTestServer.fixture("wrong.key"), toPath: key)
+        kill(relay.relay.process.processIdentifier, SIGHUP)
+        _ = try await offPool { relay.relay.waitForLog { $0.contains("reloaded mappings") } }
+        let fresh = try HTTPClient(tls: try TLSClientFactory(caFile: TLSTestServer.fixture("ca.pem")))
+        defer { fresh.shutdown() }
+        await #expect(throws: HTTPClientError.self) { _ = try await post(fresh, port: relay.relayPort, path: "/async", body: RelayHarness.body) }
+
+        // A broken key file is refused; the loaded certificate stays in service.
+        try "not a key".write(toFile: key, atomically: false, encoding: .utf8)
+        kill(relay.relay.process.processIdentifier, SIGHUP)
+        let log = try await offPool { relay.relay.waitForLog { $0.contains("TLS certificate not reloaded") } }
+        #expect(log.contains("--tls-key: cannot load a PEM private key from \(key)"), "\(log)")
+        #expect(relay.relay.process.isRunning)
+    }
+
+    @Test func tlsSettingsAreCheckedAtStartUp() async throws {
+        try await offPool {
+            let missingKey = try RelayProcess.run(["serve", "--listen", "127.0.0.1:0", "--tls-cert", TLSTestServer.fixture("localhost.pem")])
+            #expect(missingKey.status == 1 && missingKey.output.contains("--tls-cert needs --tls-key too"), "\(missingKey.output)")
+            let mismatched = try RelayProcess.run(
+                ["serve", "--listen", "127.0.0.1:0", "--tls-cert", TLSTestServer.fixture("localhost.pem"), "--tls-key", TLSTestServer.fixture("wrong.key")])
+            #expect(mismatched.status == 1 && mismatched.output.contains("--tls-key: cannot load a PEM private key") && mismatched.output.contains("key values mismatch"), "\(mismatched.output)")
+        }
+    }
+}
