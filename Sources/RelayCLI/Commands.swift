@@ -13,6 +13,7 @@ package enum Commands {
           check                   validate the mapping files and run their examples
           map                     show the set_user_info call a mapping makes of a payload (dry run)
           mock-upstream           a local HappyTalk set_user_info mock for trials and tests
+          healthcheck             exit 0 when the relay the settings describe answers /healthz (for containers)
           deliveries ACTION       the async delivery queue: list, show, retry, delete, replay
           bindings ACTION         the bindings that link order numbers, phones, … to chat rooms: list, delete
 
@@ -43,6 +44,10 @@ package enum Commands {
             usage: "happyrelay map --route PATH [--header 'Name: value']... [--query 'k=v']... [--mappings DIR] [--data-dir DIR | --bind KIND=VALUE:UUID/ROOM...] [--explain] PAYLOAD",
             summary: "Prints the set_user_info body the route's mapping makes of PAYLOAD (a file, or - for standard input; an example file {headers, query, body} is taken apart), token shown as \"***\"; it does not verify signatures and sends nothing. Exit 0 when a call would be made, 3 when ignored, 1 on error.",
             options: MappingCommands.mapOptions),
+        "healthcheck": Help(
+            usage: "happyrelay healthcheck [serve's options]",
+            summary: "Asks the relay that these settings (--listen, HAPPYRELAY_LISTEN, …) describe for GET /healthz on its loopback address; exit 0 when it answers 200, 1 otherwise. With --tls-cert it checks that the port accepts connections.",
+            options: ServeSettings.options),
         "mock-upstream": Help(
             usage: "happyrelay mock-upstream [options]", summary: "A local HappyTalk set_user_info endpoint (\(HappyTalkUpstream.path)).",
             options: MockUpstream.options),
@@ -122,6 +127,8 @@ package enum Commands {
             return await ServeCommand.run(arguments, environment: environment, version: version)
         case "mock-upstream":
             return await ServeCommand.mockUpstream(arguments)
+        case "healthcheck":
+            return HealthCheck.run(arguments, environment: environment)
         case "check":
             return finish(command: "check", usage: helps["check"]!.usage) { () throws(SettingsError) in
                 try MappingCommands.check(arguments, environment: environment)

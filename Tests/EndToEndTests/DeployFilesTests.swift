@@ -72,6 +72,14 @@ import Testing
         for name in names { #expect(Self.settingVariables.contains(name), "\(name)") }
         #expect(dockerfile.contains("USER 10001:10001") && dockerfile.contains("HEALTHCHECK") && dockerfile.contains("VOLUME"))
         #expect(dockerfile.contains("FROM debian:bookworm-slim"))
+        // The health check reads the listen setting itself, so it follows HAPPYRELAY_LISTEN.
+        #expect(dockerfile.contains(#"CMD ["/usr/local/bin/happyrelay", "healthcheck"]"#) && !dockerfile.contains("127.0.0.1:8080"))
+    }
+
+    @Test func unitReportsReadinessAndReloadsOnSighup() throws {
+        let unit = try Self.text("happyrelay.service")
+        #expect(unit.contains("\nType=notify\n") && unit.contains("\nNotifyAccess=main\n"))
+        #expect(unit.contains("\nExecReload=/bin/kill -HUP $MAINPID\n"))
     }
 
     /// The build stage copies every folder the manifest's targets live in: without one,

@@ -279,6 +279,17 @@ import Testing
         }
     }
 
+    @Test func theHealthCheckFollowsTheListenSetting() async throws {
+        try await offPool {
+            let relay = try RelayHarness(mappings: ["async.json": Self.async])
+            let healthy = try RelayProcess.run(["healthcheck"], environment: ["HAPPYRELAY_LISTEN": "127.0.0.1:\(relay.relayPort)"])
+            #expect(healthy.status == 0, "\(healthy.output)")
+            _ = try relay.relay.stop()
+            let down = try RelayProcess.run(["healthcheck", "--listen", "127.0.0.1:\(relay.relayPort)"])
+            #expect(down.status == 1 && down.output.contains("happyrelay healthcheck: 127.0.0.1:\(relay.relayPort): Connection refused"), "\(down.output)")
+        }
+    }
+
     @Test func everyCommandHasHelp() async throws {
         try await offPool {
             for arguments in [["serve", "-h"], ["help", "serve"], ["serve", "--help"]] {
