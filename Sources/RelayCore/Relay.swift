@@ -171,7 +171,8 @@ package final class Relay: Sendable {
                 "webhook",
                 [
                     "route": path, detail.key: detail.value, "outcome": result.outcome.rawValue, "status": response.status.code,
-                    "duration_ms": (milliseconds * 100).rounded() / 100, "request_id": logID, "delivery.id": requestID,
+                    "duration_ms": (milliseconds * 100).rounded() / 100, "client": request.remoteAddress, "request_id": logID,
+                    "delivery.id": requestID,
                 ])
         }
         let now = clock()
