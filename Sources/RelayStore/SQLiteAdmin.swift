@@ -152,6 +152,13 @@ package final class SQLiteAdmin {
                         status: attempts.isNull(4) ? nil : attempts.integer(4), code: attempts.isNull(5) ? nil : attempts.integer(5),
                         message: attempts.text(6))))
         }
+        // The successful attempt is the row itself (see `SQLiteDeliveryStore.record`).
+        if detail.state == .delivered {
+            detail.attempts.append(
+                AttemptRecord(
+                    attempt: detail.attemptCount, at: detail.nextAttemptAt, outcome: "delivered", reason: "delivered",
+                    answer: UpstreamAnswer(status: 200)))
+        }
         return detail
     }
 

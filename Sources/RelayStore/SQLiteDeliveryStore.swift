@@ -133,18 +133,22 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     }
 
     private func record(_ outcome: DeliveryOutcome, now: UnixMilliseconds) throws(SQLiteError) {
+        // A success is recorded by the delivery's own row (state, attempts, time): writing it
+        // again would cost every delivery a row; `SQLiteAdmin.detail` shows it from there.
         let kind: String
         switch outcome.disposition {
-        case .delivered: kind = "delivered"
+        case .delivered: kind = ""
         case .retry: kind = "retry"
         case .dead: kind = "dead"
         }
         let answer = outcome.answer ?? UpstreamAnswer()
-        try insertAttempt.run([
-            .text(outcome.id), .integer(outcome.attempts), .integer(outcome.attemptedAt != 0 ? outcome.attemptedAt : now), .text(kind),
-            .text(outcome.reason), answer.status.map(SQLiteValue.integer) ?? .null, answer.code.map(SQLiteValue.integer) ?? .null,
-            answer.message.map(SQLiteValue.text) ?? .null,
-        ])
+        if !kind.isEmpty {
+            try insertAttempt.run([
+                .text(outcome.id), .integer(outcome.attempts), .integer(outcome.attemptedAt != 0 ? outcome.attemptedAt : now), .text(kind),
+                .text(outcome.reason), answer.status.map(SQLiteValue.integer) ?? .null, answer.code.map(SQLiteValue.integer) ?? .null,
+                answer.message.map(SQLiteValue.text) ?? .null,
+            ])
+        }
         switch outcome.disposition {
         case .delivered:
             try updateState.run([.text(DeliveryState.delivered.rawValue), .integer(outcome.attempts), .integer(now), .null, .text(outcome.id)])

@@ -112,6 +112,11 @@ import Testing
             #expect(Date() < nextTry)
             let after = try waitFor(relay, ["deliveries", "retry", id]) { $0.contains("delivered") }
             #expect(after == "\(id): delivered, not pending\n")
+            // The history: the failed attempts, then the one that delivered it.
+            let shown = try cli(relay, ["deliveries", "show", id]).output
+            let history = shown.split(separator: "\n").filter { $0.hasPrefix("  #") }
+            #expect(history.count >= 4 && history.dropLast().allSatisfy { $0.contains(" retry: ") }, "\(shown)")
+            #expect(history.last?.contains(" delivered: delivered HTTP 200") == true, "\(shown)")
             #expect(try cli(relay, ["deliveries", "retry", "0000000000000000"]).status == 1)
         }
     }
