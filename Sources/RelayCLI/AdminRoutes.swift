@@ -32,11 +32,19 @@ package enum AdminRoutes {
     package struct Context: Sendable {
         package var token: String?
         package var dataDirectory: String
-        /// The routes the relay serves now: replay re-maps with them.
+        /// The routes the relay serves now: replay and the mapping tester use them.
         package var routes: @Sendable () -> [MappingRoute]
         /// Reloads the mapping files.
         package var reload: @Sendable () -> ReloadReport
         package var logger: Logger
+        /// The console's sign-in sessions.
+        package var sessions = ConsoleSessions()
+        /// The overview's figures, as JSON.
+        package var overview: @Sendable () -> String = { "{}" }
+        /// The loaded mappings and the last reload, as JSON.
+        package var mappings: @Sendable () -> String = { "{}" }
+        /// Whether the relay serves TLS itself (session cookies are then `Secure`).
+        package var isTLS = false
 
         package init(
             token: String?, dataDirectory: String, routes: @escaping @Sendable () -> [MappingRoute],
@@ -50,7 +58,14 @@ package enum AdminRoutes {
         }
     }
 
-    /// Adds `/admin/…` to the router.
+    /// How a request proved it may use the admin endpoints.
+    enum Credential {
+        case bearer
+        case session(id: String, csrf: String)
+    }
+
+    /// Adds `/admin/…` to the router: the console's page and assets, its sign-in, and the API
+    /// (a Bearer token, or the console's session cookie with its CSRF token on changes).
     package static func add(to router: inout Router, context: Context) {
         let expected = context.token.map { Array($0.utf8) }
         router.addPrefix(
@@ -58,26 +73,45 @@ package enum AdminRoutes {
             .async { request in
                 let path = String(request.head.path)
                 guard let expected else { return HTTPErrorBody.response(.notFound, message: "no route for \(path)") }
-                guard let authorization = request.headers["authorization"], authorization.lowercased().hasPrefix("bearer "),
-                    secretEquals(Array(authorization.dropFirst(7).utf8), expected)
-                else {
-                    context.logger.warning(
-                        "admin request refused",
-                        [
-                            "method": request.method.rawValue, "path": path, "client": request.remoteAddress,
-                            "reason": request.headers["authorization"] == nil ? "no bearer token" : "wrong token", "request_id": request.id,
-                        ])
-                    return HTTPErrorBody.response(.notFound, message: "no route for \(path)")
+                if let response = Console.publicResponse(request, expected: expected, context: context) { return response }
+                let credential: Credential
+                if let authorization = request.headers["authorization"] {
+                    guard authorization.lowercased().hasPrefix("bearer "), secretEquals(Array(authorization.dropFirst(7).utf8), expected) else {
+                        return refused(request, reason: "wrong token", context: context)
+                    }
+                    credential = .bearer
+                } else if let (id, session) = context.sessions.session(for: request) {
+                    credential = .session(id: id, csrf: session.csrf)
+                } else {
+                    return refused(request, reason: ConsoleSessions.cookie(in: request) == nil ? "no bearer token or session" : "expired session", context: context)
                 }
-                let response = answer(request, context: context)
+                // A change made with the session cookie must carry the session's CSRF token,
+                // which only the console's own page can read.
+                if case .session(_, let csrf) = credential, request.method != .get, request.method != .head {
+                    guard let given = request.headers["x-csrf-token"], secretEquals(Array(given.utf8), Array(csrf.utf8)) else {
+                        context.logger.warning(
+                            "admin request refused",
+                            ["method": request.method.rawValue, "path": path, "client": request.remoteAddress, "reason": "missing or wrong CSRF token", "request_id": request.id])
+                        return HTTPErrorBody.response(.forbidden, error: "csrf", message: "a change needs the console's CSRF token")
+                    }
+                }
+                let response = Console.sessionResponse(request, credential: credential, context: context) ?? answer(request, context: context)
                 context.logger.info(
                     "admin",
                     [
                         "method": request.method.rawValue, "path": path, "query": String(request.head.query), "status": response.status.code,
-                        "client": request.remoteAddress, "request_id": request.id,
+                        "client": request.remoteAddress, "via": { if case .bearer = credential { "token" } else { "console" } }(), "request_id": request.id,
                     ])
                 return response
             })
+    }
+
+    /// 404, as for any unknown path, and an audit line.
+    static func refused(_ request: HTTPRequest, reason: String, context: Context) -> HTTPResponse {
+        context.logger.warning(
+            "admin request refused",
+            ["method": request.method.rawValue, "path": String(request.head.path), "client": request.remoteAddress, "reason": reason, "request_id": request.id])
+        return HTTPErrorBody.response(.notFound, message: "no route for \(request.head.path)")
     }
 
     static func answer(_ request: HTTPRequest, context: Context) -> HTTPResponse {
@@ -115,6 +149,12 @@ package enum AdminRoutes {
                 guard let kind, let value else { return HTTPErrorBody.response(.badRequest, message: "give kind and value") }
                 return try store.deleteBinding(kind: kind, value: value)
                     ? .json(.ok, "{\"result\":\"deleted\"}") : HTTPErrorBody.response(.notFound, message: "no binding \(kind)=\(value)")
+            case (.get, "/admin/overview"):
+                return .json(.ok, context.overview())
+            case (.get, "/admin/mappings"):
+                return .json(.ok, context.mappings())
+            case (.post, "/admin/map"):
+                return Console.tryMapping(request, context: context)
             case (.post, "/admin/deliveries/replay-dead"):
                 return try replay(id: nil, asStored: parameter("as_stored") == "1", store: store, context: context, now: now)
             default:
@@ -146,10 +186,10 @@ package enum AdminRoutes {
     }
 
     /// `GET /admin/deliveries`: the filters of `deliveries list` as query parameters (state,
-    /// route, since, until, limit — default 100 — and after), and the next page's cursor.
+    /// route, room, since, until, limit — default 100 — and after), and the next page's cursor.
     static func list(query: [(name: String, value: String)], store: SQLiteAdmin, now: Int) throws -> HTTPResponse {
         var arguments: [String] = []
-        for (name, value) in query where ["state", "route", "since", "until", "limit", "after"].contains(name) {
+        for (name, value) in query where ["state", "route", "room", "since", "until", "limit", "after"].contains(name) {
             arguments += ["--\(name)", value]
         }
         if !query.contains(where: { $0.name == "limit" }) { arguments += ["--limit", "100"] }

@@ -52,7 +52,7 @@ package enum Commands {
             usage: "happyrelay mock-upstream [options]", summary: "A local HappyTalk set_user_info endpoint (\(HappyTalkUpstream.path)).",
             options: MockUpstream.options),
         "deliveries list": Help(
-            usage: "happyrelay deliveries list [--state STATE] [--route PATH] [--since TIME] [--until TIME] [--limit N [--after CURSOR]] [--json] [--data-dir DIR]",
+            usage: "happyrelay deliveries list [--state STATE] [--route PATH] [--room ROOM_ID] [--since TIME] [--until TIME] [--limit N [--after CURSOR]] [--json] [--data-dir DIR]",
             summary: "Lists deliveries, oldest first: id, state, route, attempts, last reason.", options: DeliveryCommands.listOptions),
         "deliveries show": Help(
             usage: "happyrelay deliveries show ID [--json] [--data-dir DIR]",

@@ -13,6 +13,7 @@ package enum DeliveryCommands {
     package static let listOptions: [CommandLineOption] = [
         CommandLineOption("--state", value: "pending|dead|delivered", help: "only deliveries in this state"),
         CommandLineOption("--route", value: "PATH", help: "only deliveries of this route"),
+        CommandLineOption("--room", value: "ROOM_ID", help: "only deliveries for this chat room"),
         CommandLineOption("--since", value: "TIME", help: "accepted at or after TIME (RFC 3339, or a duration ago: 2h, 7d)"),
         CommandLineOption("--until", value: "TIME", help: "accepted before TIME (RFC 3339, or a duration ago)"),
         CommandLineOption("--limit", value: "N", help: "at most N deliveries; the next page's --after is printed to standard error (default: all)"),
@@ -95,6 +96,7 @@ package enum DeliveryCommands {
             filter.state = known
         }
         filter.route = parsed.value("--route")
+        filter.roomID = parsed.value("--room")
         filter.since = try parsed.time("--since", now: now)
         filter.until = try parsed.time("--until", now: now)
         if parsed.value("--limit") != nil { filter.limit = try parsed.integer("--limit", default: 100, range: 1...1_000_000) }

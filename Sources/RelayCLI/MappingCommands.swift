@@ -96,21 +96,6 @@ package enum MappingCommands {
             bytes = Array(handle.readDataToEndOfFile())
             try? handle.close()
         }
-        let contentType = headers.first { $0.name == "content-type" }?.value
-        var body: JSONValue
-        switch RequestBody.decode(bytes, contentType: contentType, acceptsForm: route.acceptsForm) {
-        case .success(let value): body = value
-        case .failure(let problem): return CommandResult(lines: [problem.message], exitCode: 1)
-        }
-        // An example request file ({headers, query, body}) is taken apart; flags win over its headers.
-        if let example = Self.exampleRequest(body) {
-            body = example.body
-            headers += example.headers.filter { header in !headers.contains { $0.name == header.name } }
-            query += example.query
-        }
-        let document = RequestDocument.make(
-            body: body, headers: headers, query: query, route: route.path, receivedAt: RFC3339.timestamp(milliseconds: Int(Date().timeIntervalSince1970 * 1000)),
-            requestID: "map")
         var bindings: any BindingLookup = NoBindings()
         let seeded = parsed.all("--bind")
         if !seeded.isEmpty {
@@ -133,8 +118,35 @@ package enum MappingCommands {
                 return CommandResult(lines: ["cannot open \(path): \(error)"], exitCode: 1)
             }
         }
+        return tryRoute(route, body: bytes, headers: headers, query: query, bindings: bindings, explain: parsed.isOn("--explain"))
+    }
+
+    /// What a route's mapping makes of a request, as `map` prints it (the token as `***`),
+    /// with its exit code: 0 a call, 3 ignored, 1 invalid. Sends and stores nothing; the
+    /// console's mapping tester shows the same.
+    package static func tryRoute(
+        _ route: MappingRoute, body bytes: [UInt8], headers: [(name: String, value: String)], query: [(name: String, value: String)],
+        bindings: any BindingLookup, explain: Bool
+    ) -> CommandResult {
+        var headers = headers
+        var query = query
+        let contentType = headers.first { $0.name == "content-type" }?.value
+        var body: JSONValue
+        switch RequestBody.decode(bytes, contentType: contentType, acceptsForm: route.acceptsForm) {
+        case .success(let value): body = value
+        case .failure(let problem): return CommandResult(lines: [problem.message], exitCode: 1)
+        }
+        // An example request file ({headers, query, body}) is taken apart; flags win over its headers.
+        if let example = Self.exampleRequest(body) {
+            body = example.body
+            headers += example.headers.filter { header in !headers.contains { $0.name == header.name } }
+            query += example.query
+        }
+        let document = RequestDocument.make(
+            body: body, headers: headers, query: query, route: route.path, receivedAt: RFC3339.timestamp(milliseconds: Int(Date().timeIntervalSince1970 * 1000)),
+            requestID: "map")
         let outcome = route.apply(to: document, bindings: bindings)
-        let explanation = parsed.isOn("--explain") ? route.explain(outcome, in: document, bindings: bindings) : []
+        let explanation = explain ? route.explain(outcome, in: document, bindings: bindings) : []
         switch outcome {
         case .calls(let calls, let binds):
             return CommandResult(

@@ -120,9 +120,25 @@ package enum ServeCommand {
             folder: settings.mappings, relay: relay, logger: logger, metrics: metrics,
             record: { [gauges] folder in gauges?.record(DeliveryCommands.recordedMappings, value: folder) })
         let adminToken = environment["HAPPYRELAY_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
-        let admin = AdminRoutes.Context(
+        var admin = AdminRoutes.Context(
             token: adminToken, dataDirectory: settings.dataDirectory, routes: { relay.routes }, reload: { reloader.reload(trigger: "admin") },
             logger: logger)
+        let traffic = TrafficHistory()
+        admin.isTLS = settings.tlsCertificate != nil
+        admin.overview = { [gauges] in
+            ConsoleData.overview(metrics: metrics.snapshot(), queue: gauges?.gauges(), generation: relay.generation, isDryRun: isDryRun, traffic: traffic)
+        }
+        admin.mappings = { ConsoleData.mappings(routes: relay.routes, generation: relay.generation, folder: settings.mappings, lastReload: reloader.lastReload) }
+        // The overview's chart: each route's webhooks, sampled every 10 s while the console is on.
+        let sampler = adminToken == nil ? nil : DispatchSource.makeTimerSource(queue: DispatchQueue(label: "happyrelay-traffic"))
+        sampler?.schedule(deadline: .now(), repeating: .seconds(traffic.interval))
+        sampler?.setEventHandler {
+            var totals: [String: Int] = [:]
+            for row in metrics.snapshot().webhooks { totals[row.route, default: 0] += row.count }
+            traffic.record(totals)
+        }
+        sampler?.resume()
+        let console = admin
         // Built again on each reload, with the relay's routes of the moment.
         let makeRouter: @Sendable () -> Router = { [writer, gauges] in
             var router = Router()
@@ -137,7 +153,7 @@ package enum ServeCommand {
                     return metrics.exposition(values, version: version)
                 })
             relay.register(in: &router)
-            if writer != nil { AdminRoutes.add(to: &router, context: admin) }
+            if writer != nil { AdminRoutes.add(to: &router, context: console) }
             return router
         }
         var serverConfiguration = settings.serverConfiguration
@@ -199,6 +215,7 @@ package enum ServeCommand {
         SystemdNotify.send("READY=1\nSTATUS=listening on \(bound)")
         let signal = await termination.wait()
         hangup.cancel()
+        sampler?.cancel()
         SystemdNotify.send("STOPPING=1")
         logger.info("shutting down", ["signal": signal])
         await server.shutdown()
@@ -269,6 +286,10 @@ final class Reloader: Sendable {
     private let record: @Sendable (String) -> Void
     private let attached = Mutex<(server: HTTPServer, makeRouter: @Sendable () -> Router)?>(nil)
     private let tlsFactory = Mutex<TLSServerFactory?>(nil)
+    private let last = Mutex<ConsoleData.LastReload?>(nil)
+
+    /// The last reload since start: when, what asked for it, its errors.
+    var lastReload: ConsoleData.LastReload? { last.withLock { $0 } }
 
     /// The inbound TLS certificate, loaded again with the mappings.
     var tls: TLSServerFactory? {
@@ -319,7 +340,9 @@ final class Reloader: Sendable {
                     logger.info(
                         "reloaded mappings",
                         ["trigger": trigger, "generation": generation, "folder": folder, "routes": loaded.routes.map(\.path).joined(separator: ",")])
-                    return ReloadReport(generation: generation, errors: certificateError.map { [$0] } ?? [])
+                    let report = ReloadReport(generation: generation, errors: certificateError.map { [$0] } ?? [])
+                    last.withLock { $0 = ConsoleData.LastReload(at: Date(), trigger: trigger, errors: report.errors) }
+                    return report
                 } catch {
                     errors = error.items.map(\.description)
                 }
@@ -327,6 +350,7 @@ final class Reloader: Sendable {
             metrics.reloadFailed()
             for error in errors { logger.error("reload refused: the mappings have an error", ["trigger": trigger, "error": error]) }
             logger.error("reload refused: the previous mappings stay in service", ["trigger": trigger, "generation": relay.generation, "errors": errors.count])
+            last.withLock { $0 = ConsoleData.LastReload(at: Date(), trigger: trigger, errors: errors) }
             return ReloadReport(generation: relay.generation, errors: errors)
         }
     }

@@ -124,6 +124,22 @@ package final class RelayMetrics: Sendable {
         if let latency { (sync ? syncDeliveryLatency : asyncDeliveryLatency).observe(latency) }
     }
 
+    /// Webhooks answered per route and outcome, and sends to HappyTalk per mode, outcome,
+    /// result and code: what the console's overview shows.
+    package struct Snapshot: Sendable {
+        package var webhooks: [(route: String, outcome: String, count: Int)]
+        package var deliveries: [(labels: [String], count: Int)]
+    }
+
+    package func snapshot() -> Snapshot {
+        let routes = routes.withLock { $0 }
+        var webhooks: [(route: String, outcome: String, count: Int)] = []
+        for route in routes {
+            for outcome in WebhookOutcome.allCases { webhooks.append((route.path, outcome.rawValue, route.count(outcome))) }
+        }
+        return Snapshot(webhooks: webhooks, deliveries: deliveries.snapshot.map { ($0.labels, $0.value) })
+    }
+
     /// Read at scrape time from the queue and the upstream client.
     package struct Gauges: Sendable {
         package var queue: QueueGauges?

@@ -51,6 +51,7 @@ package struct HTTPStatus: Hashable, Sendable, CustomStringConvertible {
     package static let payloadTooLarge = HTTPStatus(code: 413, reason: "Content Too Large")
     package static let unsupportedMediaType = HTTPStatus(code: 415, reason: "Unsupported Media Type")
     package static let unprocessableContent = HTTPStatus(code: 422, reason: "Unprocessable Content")
+    package static let tooManyRequests = HTTPStatus(code: 429, reason: "Too Many Requests")
     package static let headersTooLarge = HTTPStatus(code: 431, reason: "Request Header Fields Too Large")
     package static let internalServerError = HTTPStatus(code: 500, reason: "Internal Server Error")
     package static let notImplemented = HTTPStatus(code: 501, reason: "Not Implemented")
@@ -63,7 +64,7 @@ package struct HTTPStatus: Hashable, Sendable, CustomStringConvertible {
         let known: [HTTPStatus] = [
             .continue, .ok, .accepted, .noContent, .badRequest, .unauthorized, .forbidden, .notFound,
             .methodNotAllowed, .requestTimeout, .conflict, .payloadTooLarge, .unsupportedMediaType, .unprocessableContent,
-            .headersTooLarge, .internalServerError, .notImplemented, .badGateway, .serviceUnavailable,
+            .tooManyRequests, .headersTooLarge, .internalServerError, .notImplemented, .badGateway, .serviceUnavailable,
             .gatewayTimeout,
         ]
         return known.first { $0.code == code } ?? HTTPStatus(code: code, reason: "Status \(code)")

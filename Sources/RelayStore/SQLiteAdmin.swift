@@ -15,6 +15,8 @@ package struct DeliverySummary: Sendable, Equatable {
 package struct DeliveryFilter: Sendable, Equatable {
     package var state: DeliveryState?
     package var route: String?
+    /// Only deliveries for this chat room.
+    package var roomID: String?
     /// Accepted at or after.
     package var since: UnixMilliseconds?
     /// Accepted before.
@@ -24,9 +26,13 @@ package struct DeliveryFilter: Sendable, Equatable {
     /// At most this many (nil: all).
     package var limit: Int?
 
-    package init(state: DeliveryState? = nil, route: String? = nil, since: UnixMilliseconds? = nil, until: UnixMilliseconds? = nil, after: Int = 0, limit: Int? = nil) {
+    package init(
+        state: DeliveryState? = nil, route: String? = nil, roomID: String? = nil, since: UnixMilliseconds? = nil, until: UnixMilliseconds? = nil,
+        after: Int = 0, limit: Int? = nil
+    ) {
         self.state = state
         self.route = route
+        self.roomID = roomID
         self.since = since
         self.until = until
         self.after = after
@@ -104,13 +110,13 @@ package final class SQLiteAdmin {
             """
             SELECT seq, id, state, route, attempts, IFNULL(last_reason, ''), accepted_at FROM deliveries
             WHERE seq > ?1 AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR route = ?3) AND (?4 IS NULL OR accepted_at >= ?4)
-              AND (?5 IS NULL OR accepted_at < ?5)
+              AND (?5 IS NULL OR accepted_at < ?5) AND (?7 IS NULL OR room_id = ?7)
             ORDER BY seq LIMIT ?6
             """)
         try query.bind([
             .integer(filter.after), filter.state.map { .text($0.rawValue) } ?? .null, filter.route.map(SQLiteValue.text) ?? .null,
             filter.since.map(SQLiteValue.integer) ?? .null, filter.until.map(SQLiteValue.integer) ?? .null,
-            .integer(filter.limit.map { $0 + 1 } ?? -1),
+            .integer(filter.limit.map { $0 + 1 } ?? -1), filter.roomID.map(SQLiteValue.text) ?? .null,
         ])
         var rows: [DeliverySummary] = []
         var sequences: [Int] = []

@@ -12,7 +12,7 @@ import Testing
         return listener.port
     }
 
-    @Test(.enabled(if: nginx != nil && curl != nil, "nginx and curl are installed by deploy/install-build-deps"))
+    @Test(.enabled(if: nginx != nil && curl != nil, "nginx and curl are installed by deploy/install-build-deps --tests"))
     func theNginxRecipeForwardsHTTPSAndTheClientAddress() async throws {
         try await offPool {
             // Only 127.0.0.2 may send; the test's curl speaks from 127.0.0.2 or 127.0.0.3.
