@@ -150,8 +150,12 @@ enum ConsoleData {
                     ])
                 })
         ))
-        let series = traffic.perInterval().sorted { $0.key < $1.key }.map { (key: $0.key, value: JSONValue.array($0.value.map(number))) }
-        members.append(("history", .object([("interval_seconds", number(traffic.interval)), ("routes", .object(series))])))
+        var totals: [String: Int] = [:]
+        for row in metrics.webhooks { totals[row.route, default: 0] += row.count }
+        let series = traffic.perInterval(current: totals).sorted { $0.key < $1.key }.map { (key: $0.key, value: JSONValue.array($0.value.map(number))) }
+        members.append((
+            "history", .object([("interval_seconds", number(traffic.interval)), ("slots", number(traffic.slots)), ("routes", .object(series))])
+        ))
         return JSONSerializer.string(.object(members))
     }
 

@@ -78,7 +78,7 @@ enum ConsoleAssets {
     figure { margin: 0; }
     figcaption { color: var(--muted); font-size: .85rem; }
     svg { width: 100%; height: 8rem; background: #fbfcfe; border: 1px solid var(--line); border-radius: .3rem; }
-    .series { fill: none; stroke-width: 2; }
+    .series { fill: none; stroke-width: 2; vector-effect: non-scaling-stroke; }
     .legend { list-style: none; padding: 0; margin: .4rem 0 0; display: flex; flex-wrap: wrap; gap: .3rem 1rem; font-size: .85rem; }
     .legend li::before { content: "■ "; }
     .s0 { stroke: #1f5fd1; color: #1f5fd1; } .s1 { stroke: #d1461f; color: #d1461f; } .s2 { stroke: #1b7f3b; color: #1b7f3b; }
@@ -252,9 +252,10 @@ enum ConsoleAssets {
 
     async function route() {
       stopTimer();
+      say('');
       if (!csrf) return showSignIn();
       renderChrome();
-      const [, page, id] = (location.hash || '#/overview').split('/');
+      const [, page, id] = (location.hash || '#/overview').split('?')[0].split('/');
       main().replaceChildren(h('p', { class: 'hint' }, t('loading')));
       try {
         if (page === 'deliveries') await deliveriesPage();
@@ -271,19 +272,22 @@ enum ConsoleAssets {
     }
 
     function chart(history) {
-      const routes = Object.keys(history.routes || {});
-      const length = Math.max(0, ...routes.map((name) => history.routes[name].length));
-      if (!routes.length || length < 2) return h('p', { class: 'empty', id: 'chart' }, t('noTraffic'));
+      const routes = Object.keys(history.routes || {}).filter((name) => history.routes[name].some((value) => value > 0));
+      if (!routes.length) return h('p', { class: 'empty', id: 'chart' }, t('noTraffic'));
+      // Each series spans the whole window, zeros before the relay's first samples.
+      const length = Math.max(2, history.slots || 2);
+      const padded = (values) => Array(Math.max(0, length - values.length)).fill(0).concat(values.slice(-length));
       const width = 600, height = 120;
       const top = Math.max(1, ...routes.flatMap((name) => history.routes[name]));
       const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
       svg.setAttribute('viewBox', `0 0 ${width} ${height + 4}`);
+      svg.setAttribute('preserveAspectRatio', 'none');
       svg.setAttribute('id', 'chart');
       svg.setAttribute('role', 'img');
       svg.setAttribute('aria-label', t('chart'));
       const legend = h('ul', { class: 'legend' });
       routes.forEach((name, index) => {
-        const values = history.routes[name];
+        const values = padded(history.routes[name]);
         const points = values.map((value, i) => `${(i * width / (length - 1)).toFixed(1)},${(height + 2 - value * height / top).toFixed(1)}`).join(' ');
         const line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
         line.setAttribute('points', points);

@@ -128,15 +128,19 @@ package final class TrafficHistory: Sendable {
         }
     }
 
-    /// Webhooks per route in each interval, oldest first.
-    package func perInterval() -> [String: [Int]] {
-        let samples = samples.withLock { $0 }
+    /// How many intervals the chart spans.
+    package var slots: Int { capacity - 1 }
+
+    /// Webhooks per route in each interval, oldest first; the last is the interval under way
+    /// (from the last sample to `current`, the totals now).
+    package func perInterval(current: [String: Int]) -> [String: [Int]] {
+        let samples = samples.withLock { $0 } + [(at: Date(), totals: current)]
         var series: [String: [Int]] = [:]
         for (previous, next) in zip(samples, samples.dropFirst()) {
             for (route, total) in next.totals {
                 series[route, default: []].append(max(0, total - (previous.totals[route] ?? 0)))
             }
         }
-        return series
+        return series.mapValues { Array($0.suffix(slots)) }
     }
 }

@@ -84,8 +84,8 @@ try:
     step("overview counts a webhook")
     answer = post("/async", '{"uuid":"u-1","room":"r-new"}')
     dead_id = answer["id"]
-    until_text("#webhooks", "/async", refresh=None)
-    wait.until(lambda _: "1" in [cell.text for cell in driver.find_elements(By.CSS_SELECTOR, "#webhooks tbody td")])
+    # The overview is drawn again every 5 s: read it whole each time, never through an old element.
+    until_text("#webhooks", "/async 1 0 0 0 0 0")
     until_text("#dead", "1")
     shot("2-overview")
 
@@ -149,5 +149,13 @@ try:
     assert status == 404, status
     shot("10-signed-out")
     print("PASS", flush=True)
+except BaseException:
+    # What the page showed when a step failed, for whoever reads the test's output.
+    shot("failure")
+    try:
+        print("PAGE", driver.current_url, driver.find_element(By.TAG_NAME, "body").text.replace("\n", " | ")[:2000], flush=True)
+    except Exception:
+        pass
+    raise
 finally:
     driver.quit()
