@@ -30,9 +30,8 @@ package enum ServeCommand {
             print(settings.describe(environment: environment))
             return 0
         }
+        // SIGHUP reloads once the relay can; until then it is ignored rather than fatal.
         let termination = TerminationSignal()
-        // SIGHUP reloads; until the relay can, it is ignored rather than fatal.
-        signal(SIGHUP, SIG_IGN)
         let logger = Logger(level: settings.logLevel, format: settings.logFormat ?? (isatty(2) != 0 ? .text : .json))
         do {
             try settings.checkMappingsFolder()
@@ -202,7 +201,7 @@ package enum ServeCommand {
         writer?.start()
         reloader.attach(server: server, makeRouter: makeRouter)
         reloader.recordFolder()
-        let hangup = HangupSignal { reloader.reload(trigger: "SIGHUP") }
+        termination.onHangup { reloader.reload(trigger: "SIGHUP") }
         let bound = HostAndPort(host: settings.listen.host, port: server.port)
         for path in relay.unverifiedRoutes {
             logger.warning("serving route without verification (dry run: its secret is not set)", ["route": path])
@@ -214,7 +213,7 @@ package enum ServeCommand {
 
         SystemdNotify.send("READY=1\nSTATUS=listening on \(bound)")
         let signal = await termination.wait()
-        hangup.cancel()
+        termination.stopHangups()
         sampler?.cancel()
         SystemdNotify.send("STOPPING=1")
         logger.info("shutting down", ["signal": signal])
@@ -356,39 +355,61 @@ final class Reloader: Sendable {
     }
 }
 
-/// SIGHUP, handled on a queue of its own for as long as this lives.
-// Unchecked: the source is only cancelled after init, which Dispatch makes thread-safe.
-final class HangupSignal: @unchecked Sendable {
-    private let source: any DispatchSourceSignal
+/// The write end of the signal pipe, for the signal handler (which may capture nothing).
+nonisolated(unsafe) private var signalPipe: Int32 = -1
 
-    init(_ handler: @escaping @Sendable () -> Void) {
-        signal(SIGHUP, SIG_IGN)
-        source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "happyrelay-reload"))
-        source.setEventHandler(handler: handler)
+/// SIGTERM, SIGINT and SIGHUP, caught from the moment this is made (before the relay
+/// announces itself, so a supervisor's early signal is never fatal). A real handler writes the
+/// signal's number to a pipe, whatever thread the kernel picks to run it, and a Dispatch
+/// source reads the pipe: a signal is never lost to a thread that ignores it.
+// Unchecked: the source is set up in init and only cancelled afterwards; the state is under a lock.
+final class TerminationSignal: @unchecked Sendable {
+    private let state = Mutex<(received: String?, waiter: CheckedContinuation<String, Never>?, hangup: (@Sendable () -> Void)?)>((nil, nil, nil))
+    private let source: any DispatchSourceRead
+
+    init() {
+        var ends: [Int32] = [-1, -1]
+        if pipe(&ends) == 0 {
+            for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC); _ = fcntl(end, F_SETFL, O_NONBLOCK) }
+            signalPipe = ends[1]
+        }
+        for number in [SIGTERM, SIGINT, SIGHUP] {
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { number in
+                var byte = UInt8(truncatingIfNeeded: number)
+                _ = write(signalPipe, &byte, 1)
+            }
+            sigemptyset(&action.sa_mask)
+            action.sa_flags = SA_RESTART
+            sigaction(number, &action, nil)
+        }
+        source = DispatchSource.makeReadSource(fileDescriptor: ends[0], queue: DispatchQueue(label: "happyrelay-signals"))
+        let readEnd = ends[0]
+        source.setEventHandler { [weak self] in
+            var bytes = [UInt8](repeating: 0, count: 16)
+            while true {
+                let count = read(readEnd, &bytes, bytes.count)
+                guard count > 0 else { break }
+                for number in bytes[..<count] {
+                    switch Int32(number) {
+                    case SIGHUP: self?.state.withLock { $0.hangup }?()
+                    case SIGINT: self?.received("SIGINT")
+                    default: self?.received("SIGTERM")
+                    }
+                }
+            }
+        }
         source.resume()
     }
 
-    func cancel() { source.cancel() }
-}
+    /// What SIGHUP does from now on (before this, it is ignored).
+    func onHangup(_ handler: @escaping @Sendable () -> Void) {
+        state.withLock { $0.hangup = handler }
+    }
 
-/// SIGTERM and SIGINT, caught from the moment this is made (before the relay announces
-/// itself, so a supervisor's early signal is never fatal).
-final class TerminationSignal: @unchecked Sendable {
-    private let state = Mutex<(received: String?, waiter: CheckedContinuation<String, Never>?)>((nil, nil))
-    // Written once in init, then only kept alive.
-    private let sources: [any DispatchSourceSignal]
-
-    init() {
-        var sources: [any DispatchSourceSignal] = []
-        for number in [SIGTERM, SIGINT] {
-            signal(number, SIG_IGN)
-            sources.append(DispatchSource.makeSignalSource(signal: number, queue: .global()))
-        }
-        self.sources = sources
-        for (source, name) in zip(sources, ["SIGTERM", "SIGINT"]) {
-            source.setEventHandler { [weak self] in self?.received(name) }
-            source.resume()
-        }
+    /// SIGHUP is ignored again.
+    func stopHangups() {
+        state.withLock { $0.hangup = nil }
     }
 
     private func received(_ name: String) {

@@ -18,6 +18,7 @@ final class HTTPServerConnection: EventLoopHandler {
     /// TLS (nil: the plain socket, read and written directly).
     private let transport: (any Transport)?
     private var isHandshaking: Bool
+    private let handshakeDeadline: UInt64
     /// What TLS asked to wait for before it can go on (it may need to write to read).
     private var transportWants = Interest.none
 
@@ -35,6 +36,7 @@ final class HTTPServerConnection: EventLoopHandler {
         self.fd = fd
         self.transport = transport
         isHandshaking = transport != nil
+        handshakeDeadline = loop.now + context.headerTimeout
         self.remoteAddress = remoteAddress
         self.loop = loop
         self.context = context
@@ -153,6 +155,12 @@ final class HTTPServerConnection: EventLoopHandler {
 
     func handleTick(now: UInt64) {
         guard !isClosed else { return }
+        // A TLS handshake gets the time a request's head gets: a client that connects and
+        // stalls before HTTP does not hold a connection until the idle timeout.
+        if isHandshaking && now >= handshakeDeadline {
+            close()
+            return
+        }
         run(machine.tick(now: now, hasPendingOutput: hasPendingOutput))
     }
 

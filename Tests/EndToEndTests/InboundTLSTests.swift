@@ -61,6 +61,20 @@ import Testing
         #expect(relay.relay.process.isRunning)
     }
 
+    @Test func aStalledHandshakeMeetsTheHeaderTimeout() async throws {
+        try await offPool {
+            let relay = try RelayHarness(
+                mappings: ["async.json": Self.async],
+                relayArguments: ["--tls-cert", TLSTestServer.fixture("localhost.pem"), "--tls-key", TLSTestServer.fixture("localhost.key"), "--header-timeout", "1"])
+            // Connects, says nothing: closed after about the header timeout, not the idle timeout (60 s).
+            let silent = try RawConnection(port: relay.relayPort, timeout: 10)
+            let started = Date()
+            #expect(throws: (any Error).self) { _ = try silent.readResponse() }
+            let waited = Date().timeIntervalSince(started)
+            #expect(waited > 0.8 && waited < 5, "closed after \(waited) s")
+        }
+    }
+
     @Test func tlsSettingsAreCheckedAtStartUp() async throws {
         try await offPool {
             let missingKey = try RelayProcess.run(["serve", "--listen", "127.0.0.1:0", "--tls-cert", TLSTestServer.fixture("localhost.pem")])

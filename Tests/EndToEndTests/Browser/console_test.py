@@ -82,7 +82,8 @@ try:
     assert token not in json.dumps(driver.execute_script("return Object.assign({}, window.localStorage, window.sessionStorage)"))
 
     step("overview counts a webhook")
-    answer = post("/async", '{"uuid":"u-1","room":"r-new"}')
+    # The payload carries markup: the console must show it as text, never run it.
+    answer = post("/async", '{"uuid":"u-1","room":"r-new","note":"<img src=x onerror=\\"document.title=\'pwned\'\\">"}')
     dead_id = answer["id"]
     # The overview is drawn again every 5 s: read it whole each time, never through an old element.
     until_text("#webhooks", "/async 1 0 0 0 0 0")
@@ -102,6 +103,8 @@ try:
     until_text("#attempts", "-503")
     until_text("#attempts", "room")
     assert "r-new" in text_of("#call")
+    assert "<img src=x" in text_of("#request") and driver.title != "pwned", driver.title
+    assert not driver.find_elements(By.CSS_SELECTOR, "#request img")
     shot("4-delivery")
 
     step("fix the mock and replay")
