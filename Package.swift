@@ -27,7 +27,7 @@ let package = Package(
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayStore", "RelayCrypto", "RelayCLI"]),
         .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore"]),
         .testTarget(name: "RelayCLITests", dependencies: ["RelayCLI", "RelayCore"], exclude: ["Fixtures"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP", "RelayMapping", "RelayCore", "RelayStore", "RelayCrypto", "RelayCLI", "COpenSSL", "happyrelay"], exclude: ["Fixtures"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP", "RelayMapping", "RelayCore", "RelayStore", "RelayCrypto", "RelayCLI", "COpenSSL", "happyrelay"], exclude: ["Fixtures", "Browser"]),
     ],
     swiftLanguageModes: [.v6]
 )
