@@ -72,6 +72,8 @@ package final class ConsoleSessions: Sendable {
     @discardableResult
     package func noteFailure(from client: String) -> Int {
         failures.withLock { failures in
+            // Many addresses guessing at once must not grow the table without bound.
+            if failures.count >= 10_000 { failures = failures.filter { now().timeIntervalSince($0.value.since) < Self.failureWindow } }
             var entry = failures[client] ?? (0, now())
             if now().timeIntervalSince(entry.since) >= Self.failureWindow { entry = (0, now()) }
             entry.count += 1
