@@ -50,6 +50,8 @@ import Testing
             let second = try cli(relay, ["deliveries", "list", "--limit", "1", "--after", cursor])
             #expect(second.output.contains(ids[1]) && !second.output.contains(ids[0]) && !second.output.contains(ids[2]))
             #expect(try cli(relay, ["deliveries", "list", "--route", "/other"]).output.isEmpty)
+            let room = try cli(relay, ["deliveries", "list", "--room", "r-405"]).output
+            #expect(room.hasPrefix(ids[1]) && room.split(separator: "\n").count == 1, "\(room)")
             #expect(try cli(relay, ["deliveries", "list", "--until", "1h"]).output.isEmpty)
             #expect(try cli(relay, ["deliveries", "list", "--since", "yesterday"]).output.contains("is not an RFC 3339 time"))
 
