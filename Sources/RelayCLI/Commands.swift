@@ -1,5 +1,6 @@
 import Foundation
 import RelayCore
+import RelayHTTP
 
 /// The `happyrelay` command line: which command runs, its help, its exit code.
 package enum Commands {
@@ -93,6 +94,7 @@ package enum Commands {
     /// Runs the command in `arguments` (without the program name); returns the exit code.
     package static func run(_ arguments: [String], environment: [String: String], standardInput: @Sendable () -> [UInt8]) async -> Int32 {
         var arguments = arguments
+        if environment["HAPPYRELAY_EXIT_WITH_PARENT"] == "1" { ParentProcess.exitWithIt() }
         guard !arguments.isEmpty else {
             return ServeCommand.failed(usage, code: 2)
         }

@@ -86,3 +86,12 @@ package enum OpenFileLimit {
         return limit.rlim_cur >= rlim_t(Int.max) ? Int.max : Int(limit.rlim_cur)
     }
 }
+
+/// The process's tie to the one that started it.
+package enum ParentProcess {
+    /// Ends this process when its parent does: tests set `HAPPYRELAY_EXIT_WITH_PARENT=1` on the
+    /// relays and mocks they start, so that a test run that crashes leaves none behind.
+    package static func exitWithIt() {
+        _ = csystem_exit_with_parent()
+    }
+}

@@ -35,4 +35,7 @@ void csystem_eventfd_drain(int fd);
 /// (at least 46 bytes) and returns the new descriptor, or -1 with errno set.
 int csystem_accept(int fd, char *host, int host_capacity);
 
+/// Asks the kernel to kill this process when its parent dies (PR_SET_PDEATHSIG).
+int csystem_exit_with_parent(void);
+
 #endif

@@ -43,6 +43,8 @@ final class RelayProcess: @unchecked Sendable {
         }
         var env = environment
         env["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        // A test run that crashes leaves no relay or mock behind.
+        env["HAPPYRELAY_EXIT_WITH_PARENT"] = env["HAPPYRELAY_EXIT_WITH_PARENT"] ?? "1"
         process.environment = env
         let pipe = Pipe()
         process.standardOutput = pipe
