@@ -31,7 +31,8 @@ package enum AdminRoutes {
     /// What the endpoints work with.
     package struct Context: Sendable {
         package var token: String?
-        package var dataDirectory: String
+        /// The store the relay serves from.
+        package var store: StoreLocation
         /// The routes the relay serves now: replay and the mapping tester use them.
         package var routes: @Sendable () -> [MappingRoute]
         /// Reloads the mapping files.
@@ -47,11 +48,11 @@ package enum AdminRoutes {
         package var isTLS = false
 
         package init(
-            token: String?, dataDirectory: String, routes: @escaping @Sendable () -> [MappingRoute],
+            token: String?, store: StoreLocation, routes: @escaping @Sendable () -> [MappingRoute],
             reload: @escaping @Sendable () -> ReloadReport, logger: Logger
         ) {
             self.token = token
-            self.dataDirectory = dataDirectory
+            self.store = store
             self.routes = routes
             self.reload = reload
             self.logger = logger
@@ -121,8 +122,8 @@ package enum AdminRoutes {
         let now = Int(Date().timeIntervalSince1970 * 1000)
         if request.method == .post && path == "/admin/reload" { return context.reload().response }
         do {
-            guard let store = try SQLiteAdmin(directory: context.dataDirectory) else {
-                return HTTPErrorBody.response(.serviceUnavailable, message: "no delivery queue in \(context.dataDirectory)")
+            guard let store = try context.store.openAdministration() else {
+                return HTTPErrorBody.response(.serviceUnavailable, message: "no delivery queue at \(context.store)")
             }
             let deliveryPath = path.hasPrefix("/admin/deliveries/") ? path.dropFirst("/admin/deliveries/".count).split(separator: "/", omittingEmptySubsequences: false) : []
             switch (request.method, path) {
@@ -187,7 +188,7 @@ package enum AdminRoutes {
 
     /// `GET /admin/deliveries`: the filters of `deliveries list` as query parameters (state,
     /// route, room, since, until, limit — default 100 — and after), and the next page's cursor.
-    static func list(query: [(name: String, value: String)], store: SQLiteAdmin, now: Int) throws -> HTTPResponse {
+    static func list(query: [(name: String, value: String)], store: any DeliveryAdministration, now: Int) throws -> HTTPResponse {
         var arguments: [String] = []
         for (name, value) in query where ["state", "route", "room", "since", "until", "limit", "after"].contains(name) {
             arguments += ["--\(name)", value]
@@ -205,8 +206,8 @@ package enum AdminRoutes {
     }
 
     /// Replays with the routes the relay serves now (or as stored).
-    static func replay(id: String?, asStored: Bool, store: SQLiteAdmin, context: Context, now: Int) throws -> HTTPResponse {
-        let bindings = try SQLiteLookups(path: SQLiteSchema.path(in: context.dataDirectory), connections: 1)
+    static func replay(id: String?, asStored: Bool, store: any DeliveryAdministration, context: Context, now: Int) throws -> HTTPResponse {
+        let bindings: any BindingLookup = try context.store.openLookups() ?? NoBindings()
         let report = try DeliveryAdmin(store: store).replay(id: id, routes: context.routes(), bindings: bindings, asStored: asStored, now: now)
         let lines = report.lines.map { "\"\(JSONText.escaped($0))\"" }.joined(separator: ",")
         return .json(

@@ -104,7 +104,7 @@ enum Console {
         if !headers.contains(where: { $0.name == "content-type" }) { headers.append(("content-type", "application/json")) }
         let query = FormBody.pairs(Array((input["query"]?.stringValue ?? "").utf8))
         var bindings: any BindingLookup = NoBindings()
-        if let lookups = try? SQLiteLookups(path: SQLiteSchema.path(in: context.dataDirectory), connections: 1) { bindings = lookups }
+        if let lookups = try? context.store.openLookups() { bindings = lookups }
         let result = MappingCommands.tryRoute(
             route, body: Array((input["body"]?.stringValue ?? "").utf8), headers: headers, query: query, bindings: bindings, explain: true)
         let lines = result.lines.map { "\"\(JSONText.escaped($0))\"" }.joined(separator: ",")

@@ -6,9 +6,9 @@ import RelayStore
 /// What operators do with deliveries — list them, replay dead ones — shared by the CLI and
 /// the admin API, on the store's typed admin operations.
 package struct DeliveryAdmin {
-    package let store: SQLiteAdmin
+    package let store: any DeliveryAdministration
 
-    package init(store: SQLiteAdmin) {
+    package init(store: any DeliveryAdministration) {
         self.store = store
     }
 
@@ -23,10 +23,10 @@ package struct DeliveryAdmin {
     /// again as it was, without re-mapping (for deliveries HappyTalk refused, not their mapping).
     package func replay(
         id: String?, routes: [MappingRoute], bindings: any BindingLookup, asStored: Bool = false, now: UnixMilliseconds
-    ) throws(SQLiteError) -> ReplayReport {
+    ) throws -> ReplayReport {
         let requests = try store.deadRequests(id: id)
         if let id, requests.isEmpty { return ReplayReport(lines: ["\(id): no dead delivery with this id"], isComplete: false) }
-        var changes: [(request: StoredRequest, change: SQLiteAdmin.ReplayChange)] = []
+        var changes: [(request: StoredRequest, change: ReplayChange)] = []
         var lines: [String] = []
         var isComplete = true
         for request in requests where asStored {
@@ -61,7 +61,7 @@ package struct DeliveryAdmin {
     }
 
     /// What a retry did, in words; false when nothing was scheduled.
-    package static func describe(_ result: SQLiteAdmin.RetryResult, id: String) -> (line: String, ok: Bool) {
+    package static func describe(_ result: DeliveryRetryResult, id: String) -> (line: String, ok: Bool) {
         switch result {
         case .scheduled(0): ("\(id): due now", true)
         case .scheduled(let behind):

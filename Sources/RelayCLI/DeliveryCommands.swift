@@ -47,16 +47,23 @@ package enum DeliveryCommands {
         .help,
     ]
 
-    /// The data directory's store, or a message saying why it cannot be opened.
-    static func open(_ parsed: ParsedOptions) throws(SettingsError) -> SQLiteAdmin {
-        let directory = parsed.value("--data-dir") ?? "data"
+    /// Where the options say the store is.
+    static func location(_ parsed: ParsedOptions) -> StoreLocation {
+        .sqlite(directory: parsed.value("--data-dir") ?? "data")
+    }
+
+    /// The store's admin operations, or a message saying why it cannot be opened.
+    static func open(_ parsed: ParsedOptions) throws(SettingsError) -> any DeliveryAdministration {
+        let location = location(parsed)
         do {
-            guard let admin = try SQLiteAdmin(directory: directory) else { throw SettingsError("no delivery queue in \(directory)") }
+            guard let admin = try location.openAdministration() else {
+                throw SettingsError("no delivery queue in \(parsed.value("--data-dir") ?? "data")")
+            }
             return admin
         } catch let error as SettingsError {
             throw error
         } catch {
-            throw SettingsError("cannot open \(SQLiteSchema.path(in: directory)): \(error)")
+            throw SettingsError("cannot open \(location): \(error)")
         }
     }
 
@@ -176,9 +183,9 @@ package enum DeliveryCommands {
             return CommandResult(lines: report.lines, exitCode: report.isComplete ? 0 : 1)
         }
         // Rules that resolve read the bindings as the relay does: the request is re-mapped in full.
-        let bindings: SQLiteLookups
+        let bindings: any BindingLookup
         do {
-            bindings = try SQLiteLookups(path: SQLiteSchema.path(in: parsed.value("--data-dir") ?? "data"), connections: 1)
+            bindings = try location(parsed).openLookups() ?? NoBindings()
         } catch {
             throw SettingsError("cannot read the bindings: \(error)")
         }

@@ -110,12 +110,12 @@ package enum MappingCommands {
         }
         if let directory = parsed.value("--data-dir") {
             guard seeded.isEmpty else { throw SettingsError("--bind and --data-dir exclude each other", isUsageError: true) }
-            let path = SQLiteSchema.path(in: directory)
-            guard FileManager.default.fileExists(atPath: path) else { return CommandResult(lines: ["no relay database in \(directory)"], exitCode: 1) }
+            let location = StoreLocation.sqlite(directory: directory)
             do {
-                bindings = try SQLiteLookups(path: path, connections: 1)
+                guard let lookups = try location.openLookups() else { return CommandResult(lines: ["no relay database in \(directory)"], exitCode: 1) }
+                bindings = lookups
             } catch {
-                return CommandResult(lines: ["cannot open \(path): \(error)"], exitCode: 1)
+                return CommandResult(lines: ["cannot open \(location): \(error)"], exitCode: 1)
             }
         }
         return tryRoute(route, body: bytes, headers: headers, query: query, bindings: bindings, explain: parsed.isOn("--explain"))

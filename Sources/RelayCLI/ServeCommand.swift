@@ -99,7 +99,7 @@ package enum ServeCommand {
                         maxProbeInterval: min(30_000, settings.retryMaxDelay.wholeMilliseconds)),
                     worker: worker, configuration: writerConfiguration, logger: logger)
                 lookups = try SQLiteLookups(path: store.path)
-                if let admin = try SQLiteAdmin(directory: settings.dataDirectory) { gauges = GaugesReader(admin) }
+                if let admin = try StoreLocation.sqlite(directory: settings.dataDirectory).openAdministration() { gauges = GaugesReader(admin) }
             } catch {
                 return failed("happyrelay serve: cannot open the delivery queue in \(settings.dataDirectory): \(error)", code: 1)
             }
@@ -120,7 +120,7 @@ package enum ServeCommand {
             record: { [gauges] folder in gauges?.record(DeliveryCommands.recordedMappings, value: folder) })
         let adminToken = environment["HAPPYRELAY_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         var admin = AdminRoutes.Context(
-            token: adminToken, dataDirectory: settings.dataDirectory, routes: { relay.routes }, reload: { reloader.reload(trigger: "admin") },
+            token: adminToken, store: .sqlite(directory: settings.dataDirectory), routes: { relay.routes }, reload: { reloader.reload(trigger: "admin") },
             logger: logger)
         let traffic = TrafficHistory()
         admin.isTLS = settings.tlsCertificate != nil
@@ -258,9 +258,9 @@ package enum ServeCommand {
 
 /// The gauges reader: a connection of its own, one scrape at a time.
 final class GaugesReader: Sendable {
-    private let admin: Mutex<SQLiteAdmin>
+    private let admin: Mutex<any DeliveryAdministration>
 
-    init(_ admin: sending SQLiteAdmin) {
+    init(_ admin: sending any DeliveryAdministration) {
         self.admin = Mutex(admin)
     }
 

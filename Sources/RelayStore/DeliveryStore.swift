@@ -1,3 +1,4 @@
+import Foundation
 import RelayMapping
 
 /// A storage engine for the delivery queue, the dedupe keys and the bindings (SQLite here;
@@ -44,4 +45,84 @@ package protocol DeliveryStore: AnyObject {
 package protocol StoreLookups: BindingLookup {
     /// The id of the webhook that first had this dedupe key, while the key is in its window.
     func firstID(for digest: DedupeDigest) -> String?
+}
+
+/// What operators do with a store — list, show, retry, delete and replay deliveries, bindings,
+/// gauges, the settings the serving relay records — on a connection of its own, safe beside
+/// running relays, which notice the changes. The CLI, the admin API and the console use only
+/// this, whatever engine holds the store.
+package protocol DeliveryAdministration: AnyObject {
+    /// One page of the deliveries that pass `filter`, oldest first, and the next page's cursor.
+    func list(_ filter: DeliveryFilter) throws -> (rows: [DeliverySummary], next: Int?)
+    /// One delivery with its request, call and attempts.
+    func detail(id: String) throws -> DeliveryDetail?
+    /// Deletes one delivery with its attempts; false when there was none.
+    func delete(id: String) throws -> Bool
+    /// Deletes the dead deliveries that died before `cutoff`; returns how many.
+    func deleteDead(before cutoff: UnixMilliseconds) throws -> Int
+    /// Makes a pending delivery, and its room's earlier ones, due now.
+    func retry(id: String, now: UnixMilliseconds) throws -> DeliveryRetryResult
+    /// Dead deliveries (one, or all), with their requests.
+    func deadRequests(id: String?) throws -> [StoredRequest]
+    /// Applies replay changes in one transaction.
+    func replay(_ changes: [(request: StoredRequest, change: ReplayChange)], now: UnixMilliseconds) throws
+    /// Unexpired bindings (of one key, or all).
+    func bindings(kind: String?, value: String?, now: UnixMilliseconds) throws -> [BindingRecord]
+    /// Deletes one binding; false when there was none.
+    func deleteBinding(kind: String, value: String) throws -> Bool
+    /// The queue's counts.
+    func gauges(now: UnixMilliseconds) throws -> QueueGauges
+    /// A value the serving relay recorded for the CLI, or nil.
+    func recorded(_ name: String) throws -> String?
+    /// Records a value for the CLI.
+    func record(_ name: String, value: String) throws
+}
+
+/// What `retry` did.
+package enum DeliveryRetryResult: Equatable, Sendable {
+    /// Due now; `behind` earlier deliveries of its room go first (they are due now too).
+    case scheduled(behind: Int)
+    /// Only a pending delivery can be retried (a dead one is replayed).
+    case notPending(DeliveryState)
+    case notFound
+}
+
+/// What a replay does to one dead delivery.
+package enum ReplayChange: Sendable {
+    /// Pending again with these calls (the first keeps the delivery's id; others get `ID-rN`).
+    case requeue([(roomID: String, call: [UInt8])])
+    /// Still dead, with this reason.
+    case keepDead(String)
+}
+
+/// Where a relay's store is, and how operators' tools open it: the one place that knows the
+/// engines (a server engine adds a case here).
+package enum StoreLocation: Sendable, CustomStringConvertible {
+    /// The SQLite file of a data directory.
+    case sqlite(directory: String)
+
+    /// The store's admin operations; nil when there is no store there yet.
+    package func openAdministration() throws -> (any DeliveryAdministration)? {
+        switch self {
+        case .sqlite(let directory): try SQLiteAdmin(directory: directory)
+        }
+    }
+
+    /// Reads of bindings and dedupe keys, as a rule that resolves makes them; nil when there is
+    /// no store there yet.
+    package func openLookups() throws -> (any StoreLookups)? {
+        switch self {
+        case .sqlite(let directory):
+            let path = SQLiteSchema.path(in: directory)
+            guard FileManager.default.fileExists(atPath: path) else { return nil }
+            return try SQLiteLookups(path: path, connections: 1)
+        }
+    }
+
+    /// The store, for messages (`data/happyrelay.sqlite`).
+    package var description: String {
+        switch self {
+        case .sqlite(let directory): SQLiteSchema.path(in: directory)
+        }
+    }
 }

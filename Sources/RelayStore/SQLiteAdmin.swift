@@ -87,7 +87,7 @@ package struct BindingRecord: Sendable, Equatable {
 
 /// What operators do with the store — list, replay, bindings, gauges — on a connection of its
 /// own, safe beside a running relay (SQLite's locking; a running relay notices the changes).
-package final class SQLiteAdmin {
+package final class SQLiteAdmin: DeliveryAdministration {
     private let database: SQLiteDatabase
 
     /// Opens the database of a data directory that exists (nil when it has none).
@@ -201,17 +201,8 @@ package final class SQLiteAdmin {
         }
     }
 
-    /// What `retry` did.
-    package enum RetryResult: Equatable {
-        /// Due now; `behind` earlier deliveries of its room go first (they are due now too).
-        case scheduled(behind: Int)
-        /// Only a pending delivery can be retried (a dead one is replayed).
-        case notPending(DeliveryState)
-        case notFound
-    }
-
     /// Makes a pending delivery, and its room's deliveries before it, due now.
-    package func retry(id: String, now: UnixMilliseconds) throws(SQLiteError) -> RetryResult {
+    package func retry(id: String, now: UnixMilliseconds) throws(SQLiteError) -> DeliveryRetryResult {
         try database.execute("BEGIN IMMEDIATE")
         do throws(SQLiteError) {
             let select = try database.prepare("SELECT seq, state, credential, room_id FROM deliveries WHERE id = ?")
@@ -267,14 +258,6 @@ package final class SQLiteAdmin {
                     body: select.isNull(4) ? nil : select.bytes(4), call: select.bytes(5), roomID: select.text(6) ?? ""))
         }
         return rows
-    }
-
-    /// What a replay does to one dead delivery.
-    package enum ReplayChange {
-        /// Pending again with these calls (the first keeps the delivery's id; others get `ID-rN`).
-        case requeue([(roomID: String, call: [UInt8])])
-        /// Still dead, with this reason.
-        case keepDead(String)
     }
 
     /// Applies replay changes in one transaction; requeued deliveries go to the head of their
