@@ -149,7 +149,7 @@ package enum Commands {
             return finish(command: "\(command) \(action)", usage: usage) { () throws(SettingsError) in
                 switch (command, action) {
                 case ("deliveries", "list"):
-                    return try DeliveryCommands.list(rest, environment: environment) { ServeCommand.failed($0, code: 0) }
+                    return try DeliveryCommands.list(rest, environment: environment) { _ = ServeCommand.failed($0, code: 0) }
                 case ("deliveries", "show"): return try DeliveryCommands.show(rest, environment: environment)
                 case ("deliveries", "retry"): return try DeliveryCommands.retry(rest, environment: environment)
                 case ("deliveries", "delete"): return try DeliveryCommands.delete(rest, environment: environment)

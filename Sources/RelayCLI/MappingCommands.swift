@@ -74,7 +74,7 @@ package enum MappingCommands {
             }
             headers.append((String(header[..<colon]).lowercased(), header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
         }
-        var query = parsed.all("--query").flatMap { FormBody.pairs(Array($0.utf8)) }
+        let query = parsed.all("--query").flatMap { FormBody.pairs(Array($0.utf8)) }
         let directory = parsed.value("--mappings") ?? "mappings"
         let (routes, diagnostics) = MappingLoader.load(directory: directory)
         if !diagnostics.isEmpty {

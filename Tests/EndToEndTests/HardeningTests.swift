@@ -297,7 +297,7 @@ struct FullDiskTests {
             for index in 0..<3 { #expect(try relay.post("/async", body: #"{"room":"r-\#(index)","n":"\#(index)"}"#).status == 202) }
             // Fill the disk to the last byte.
             let filler = mountPoint.path + "/filler"
-            FileManager.default.createFile(atPath: filler, contents: nil)
+            _ = FileManager.default.createFile(atPath: filler, contents: nil)
             let handle = try #require(FileHandle(forWritingAtPath: filler))
             let chunk = Data(count: 4096)
             while (try? handle.write(contentsOf: chunk)) != nil {}

@@ -20,7 +20,7 @@ import Testing
         deinit { try? FileManager.default.removeItem(atPath: path) }
         func write(_ name: String, _ text: String) -> String {
             let file = (path as NSString).appendingPathComponent(name)
-            FileManager.default.createFile(atPath: file, contents: Data(text.utf8))
+            _ = FileManager.default.createFile(atPath: file, contents: Data(text.utf8))
             return file
         }
     }
