@@ -1,0 +1,200 @@
+import CPostgres
+import Foundation
+
+/// A PostgreSQL failure: libpq's message (never the password: libpq does not echo it) and,
+/// for a failed statement, its SQLSTATE.
+package struct PostgresError: Error, Sendable, CustomStringConvertible {
+    package let description: String
+    /// The SQLSTATE of a failed statement (`23505` unique violation, …), nil for connection errors.
+    package let sqlState: String?
+    /// The connection is gone (server restart, failover, network): reconnect and try again.
+    package let isConnectionLost: Bool
+
+    package init(_ description: String, sqlState: String? = nil, isConnectionLost: Bool = false) {
+        self.description = description
+        self.sqlState = sqlState
+        self.isConnectionLost = isConnectionLost
+    }
+}
+
+/// A value bound to a statement's `$n`, sent as text (bytes as `bytea` in binary).
+package enum PostgresValue: Sendable {
+    case text(String)
+    case integer(Int)
+    case bytes([UInt8])
+    case null
+}
+
+/// The rows a query returned, as text (`bytea` columns decoded from their hex form).
+package struct PostgresRows: Sendable {
+    package let rows: [[String?]]
+
+    package var count: Int { rows.count }
+
+    package func text(_ row: Int, _ column: Int) -> String? { rows[row][column] }
+
+    package func integer(_ row: Int, _ column: Int) -> Int { rows[row][column].flatMap { Int($0) } ?? 0 }
+
+    package func isNull(_ row: Int, _ column: Int) -> Bool { rows[row][column] == nil }
+
+    /// A `bytea` column (`\x…` hex), as bytes.
+    package func bytes(_ row: Int, _ column: Int) -> [UInt8] {
+        guard let text = rows[row][column], text.hasPrefix("\\x") else { return Array((rows[row][column] ?? "").utf8) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity((text.utf8.count - 2) / 2)
+        var high: UInt8?
+        for character in text.utf8.dropFirst(2) {
+            let nibble: UInt8
+            switch character {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = character - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = character - UInt8(ascii: "a") + 10
+            default: continue
+            }
+            if let first = high {
+                bytes.append(first << 4 | nibble)
+                high = nil
+            } else {
+                high = nibble
+            }
+        }
+        return bytes
+    }
+}
+
+/// One blocking libpq connection, used by one thread at a time (the store's own threads,
+/// never an event loop).
+package final class PostgresConnection {
+    private var handle: OpaquePointer?
+    private let url: String
+
+    /// Connects with a libpq connection URI (`postgres://user:password@host:port/db?sslmode=…`).
+    package init(url: String) throws(PostgresError) {
+        self.url = url
+        handle = PQconnectdb(url)
+        guard let handle, PQstatus(handle) == CONNECTION_OK else {
+            let message = handle.map { Self.message(PQerrorMessage($0)) } ?? "out of memory"
+            PQfinish(handle)
+            self.handle = nil
+            throw PostgresError("cannot connect to \(PostgresURL.redacted(url)): \(message)", isConnectionLost: true)
+        }
+    }
+
+    deinit { PQfinish(handle) }
+
+    /// Whether the connection still works as far as libpq knows.
+    package var isOpen: Bool { handle.map { PQstatus($0) == CONNECTION_OK } ?? false }
+
+    /// Connects again after the server went away.
+    package func reconnect() throws(PostgresError) {
+        guard let handle else { throw PostgresError("no connection", isConnectionLost: true) }
+        PQreset(handle)
+        guard PQstatus(handle) == CONNECTION_OK else {
+            throw PostgresError("cannot reconnect to \(PostgresURL.redacted(url)): \(Self.message(PQerrorMessage(handle)))", isConnectionLost: true)
+        }
+    }
+
+    /// Runs statements without parameters (several, separated by `;`).
+    package func execute(_ sql: String) throws(PostgresError) {
+        guard let handle else { throw PostgresError("no connection", isConnectionLost: true) }
+        let result = PQexec(handle, sql)
+        defer { PQclear(result) }
+        try check(result)
+    }
+
+    /// Runs one statement with `$1…$n` bound to `parameters`; returns its rows.
+    @discardableResult
+    package func query(_ sql: String, _ parameters: [PostgresValue] = []) throws(PostgresError) -> PostgresRows {
+        guard let handle else { throw PostgresError("no connection", isConnectionLost: true) }
+        var buffers: [[UInt8]?] = []
+        var formats: [Int32] = []
+        for parameter in parameters {
+            switch parameter {
+            case .text(let text):
+                buffers.append(Array(text.utf8) + [0])
+                formats.append(0)
+            case .integer(let value):
+                buffers.append(Array(String(value).utf8) + [0])
+                formats.append(0)
+            case .bytes(let bytes):
+                buffers.append(bytes)
+                formats.append(1)
+            case .null:
+                buffers.append(nil)
+                formats.append(0)
+            }
+        }
+        let lengths = buffers.map { Int32($0?.count ?? 0) }
+        let result: OpaquePointer? = withPointers(buffers) { pointers in
+            PQexecParams(handle, sql, Int32(parameters.count), nil, pointers, lengths, formats, 0)
+        }
+        defer { PQclear(result) }
+        try check(result)
+        var rows: [[String?]] = []
+        let rowCount = PQntuples(result)
+        let columnCount = PQnfields(result)
+        rows.reserveCapacity(Int(rowCount))
+        for row in 0..<rowCount {
+            var values: [String?] = []
+            values.reserveCapacity(Int(columnCount))
+            for column in 0..<columnCount {
+                if PQgetisnull(result, row, column) == 1 {
+                    values.append(nil)
+                } else {
+                    let length = Int(PQgetlength(result, row, column))
+                    let pointer = PQgetvalue(result, row, column)!
+                    values.append(pointer.withMemoryRebound(to: UInt8.self, capacity: length) {
+                        String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+                    })
+                }
+            }
+            rows.append(values)
+        }
+        return PostgresRows(rows: rows)
+    }
+
+    private func check(_ result: OpaquePointer?) throws(PostgresError) {
+        let status = result.map { PQresultStatus($0) } ?? PGRES_FATAL_ERROR
+        guard status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK else { return }
+        let lost = handle.map { PQstatus($0) != CONNECTION_OK } ?? true
+        let message = result.map { Self.message(PQresultErrorMessage($0)) } ?? handle.map { Self.message(PQerrorMessage($0)) } ?? "no connection"
+        let state = result.flatMap { PQresultErrorField($0, Int32(UInt8(ascii: "C"))) }.map { String(cString: $0) }
+        throw PostgresError(message.isEmpty ? "the statement failed" : message, sqlState: state, isConnectionLost: lost)
+    }
+
+    private func withPointers<T>(_ buffers: [[UInt8]?], _ body: ([UnsafePointer<CChar>?]) -> T) -> T {
+        // Copies that live as long as the call: libpq reads them synchronously.
+        let copies: [UnsafeMutablePointer<CChar>?] = buffers.map { buffer in
+            guard let buffer else { return nil }
+            let copy = UnsafeMutablePointer<CChar>.allocate(capacity: max(buffer.count, 1))
+            buffer.withUnsafeBytes { raw in
+                if let base = raw.baseAddress { UnsafeMutableRawPointer(copy).copyMemory(from: base, byteCount: buffer.count) }
+            }
+            return copy
+        }
+        defer { for copy in copies { copy?.deallocate() } }
+        return body(copies.map { $0.map { UnsafePointer($0) } })
+    }
+
+    static func message(_ pointer: UnsafePointer<CChar>?) -> String {
+        guard let pointer else { return "" }
+        return String(cString: pointer).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// PostgreSQL connection URIs as the relay shows them: the password replaced.
+package enum PostgresURL {
+    /// Whether `text` is a `postgres://` or `postgresql://` URI.
+    package static func isValid(_ text: String) -> Bool {
+        (text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")) && URLComponents(string: text) != nil
+    }
+
+    /// The URI with its password (in the user part or a `password=` parameter) as `***`.
+    package static func redacted(_ text: String) -> String {
+        guard var components = URLComponents(string: text) else { return "(a connection URI that cannot be shown)" }
+        if components.password != nil { components.password = "***" }
+        if let items = components.queryItems {
+            components.queryItems = items.map { $0.name == "password" ? URLQueryItem(name: "password", value: "***") : $0 }
+        }
+        return components.string ?? "(a connection URI that cannot be shown)"
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A throwaway PostgreSQL cluster for one test: `initdb` and `pg_ctl` (as the `postgres`
+/// user when the tests run as root), a free port on 127.0.0.1, password authentication,
+/// stopped and deleted when released.
+final class PostgresCluster: @unchecked Sendable {
+    static let binaries: String? = {
+        let root = "/usr/lib/postgresql"
+        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).sorted { (Int($0) ?? 0) > (Int($1) ?? 0) }
+        return versions.map { "\(root)/\($0)/bin" }.first { FileManager.default.isExecutableFile(atPath: "\($0)/initdb") }
+    }()
+
+    static let user = "relay"
+    static let password = "pg-Pa55-w0rd-Xq7"
+
+    let directory: String
+    let port: Int
+    /// `postgres://relay:…@127.0.0.1:PORT/postgres`.
+    var url: String { "postgres://\(Self.user):\(Self.password)@127.0.0.1:\(port)/postgres" }
+
+    init() throws {
+        guard let binaries = Self.binaries else { throw Failure("PostgreSQL is not installed") }
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-pg-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let passwordFile = directory + "/password"
+        try Self.password.write(toFile: passwordFile, atomically: false, encoding: .utf8)
+        if geteuid() == 0 {
+            try Self.run("/bin/chown", ["-R", "postgres:postgres", directory])
+        }
+        port = Self.freePort()
+        try Self.asOwner("\(binaries)/initdb", ["-D", directory + "/data", "-U", Self.user, "--pwfile", passwordFile, "-A", "scram-sha-256", "-E", "UTF8", "--no-sync"])
+        try Self.asOwner(
+            "\(binaries)/pg_ctl",
+            ["-D", directory + "/data", "-l", directory + "/log", "-w", "-t", "60", "-o",
+             "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
+    }
+
+    /// Stops the server at once (as a crash would), leaving the data.
+    func kill() throws {
+        try Self.asOwner("\(Self.binaries!)/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "-w", "stop"])
+    }
+
+    /// Starts it again on the same port.
+    func start() throws {
+        try Self.asOwner(
+            "\(Self.binaries!)/pg_ctl",
+            ["-D", directory + "/data", "-l", directory + "/log", "-w", "-t", "60", "-o",
+             "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
+    }
+
+    deinit {
+        try? Self.asOwner("\(Self.binaries!)/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "-w", "stop"])
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    static func asOwner(_ program: String, _ arguments: [String]) throws {
+        if geteuid() == 0 {
+            try run("/usr/sbin/runuser", ["-u", "postgres", "--", program] + arguments)
+        } else {
+            try run(program, arguments)
+        }
+    }
+
+    /// Runs a program to its end with posix_spawn and waitpid: Foundation's `Process` did not
+    /// reap `runuser` once `pg_ctl` had started a server under it (the test hung).
+    static func run(_ program: String, _ arguments: [String]) throws {
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-pg-out-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([program] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, program, &actions, nil, argv, environ)
+        guard spawned == 0 else { throw Failure("cannot start \(program): \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        // WIFEXITED && WEXITSTATUS == 0
+        guard status & 0x7F == 0, (status >> 8) & 0xFF == 0 else {
+            let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+            throw Failure("\(program) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
+        }
+    }
+
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// Runs blocking work (processes, libpq) on a thread of its own, off the cooperative pool:
+/// `Process.waitUntilExit` there can starve the pool that reaps the children.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            do {
+                continuation.resume(returning: try body())
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+
+@testable import RelayStore
+
+@Suite(.enabled(if: PostgresCluster.binaries != nil, "PostgreSQL is installed by deploy/install-build-deps --tests"))
+struct PostgresConnectionTests {
+    @Test func queriesBindTextNumbersBytesAndNull() async throws {
+        try await offPool { try Self.queriesBindTextNumbersBytesAndNull() }
+    }
+
+    static func queriesBindTextNumbersBytesAndNull() throws {
+        let cluster = try PostgresCluster()
+        let connection = try PostgresConnection(url: cluster.url)
+        try connection.execute("CREATE TABLE t (name TEXT, n BIGINT, data BYTEA, missing TEXT)")
+        let bytes: [UInt8] = [0, 1, 0xFF, 0x7F, 10, 0]
+        try connection.query("INSERT INTO t VALUES ($1, $2, $3, $4)", [.text("홍길동 \"q\""), .integer(-42), .bytes(bytes), .null])
+        let rows = try connection.query("SELECT name, n, data, missing FROM t WHERE n = $1", [.integer(-42)])
+        #expect(rows.count == 1)
+        #expect(rows.text(0, 0) == "홍길동 \"q\"" && rows.integer(0, 1) == -42 && rows.bytes(0, 2) == bytes && rows.isNull(0, 3))
+        #expect(throws: PostgresError.self) { try connection.query("INSERT INTO nowhere VALUES (1)") }
+        do {
+            try connection.execute("CREATE TABLE t (x INT)")
+            Issue.record("a duplicate table was created")
+        } catch {
+            #expect(error.sqlState == "42P07" && !error.isConnectionLost)
+        }
+    }
+
+    @Test func aWrongPasswordIsNotEchoedAndURLsAreRedacted() async throws {
+        try await offPool { try Self.aWrongPasswordIsNotEchoedAndURLsAreRedacted() }
+    }
+
+    static func aWrongPasswordIsNotEchoedAndURLsAreRedacted() throws {
+        let cluster = try PostgresCluster()
+        let wrong = cluster.url.replacingOccurrences(of: PostgresCluster.password, with: "not-the-Pa55word")
+        do {
+            _ = try PostgresConnection(url: wrong)
+            Issue.record("a wrong password connected")
+        } catch {
+            #expect(error.isConnectionLost)
+            #expect(!error.description.contains("not-the-Pa55word") && error.description.contains("postgres://relay:***@127.0.0.1:"), "\(error)")
+        }
+        #expect(PostgresURL.redacted("postgresql://u:s3cret@db:5432/relay?sslmode=require&password=x2") == "postgresql://u:***@db:5432/relay?sslmode=require&password=***")
+        #expect(PostgresURL.isValid("postgres://db/relay") && !PostgresURL.isValid("mysql://db/relay"))
+    }
+
+    @Test func aRestartedServerIsNoticedAndReconnectedTo() async throws {
+        try await offPool { try Self.aRestartedServerIsNoticedAndReconnectedTo() }
+    }
+
+    static func aRestartedServerIsNoticedAndReconnectedTo() throws {
+        let cluster = try PostgresCluster()
+        let connection = try PostgresConnection(url: cluster.url)
+        #expect(try connection.query("SELECT 1").integer(0, 0) == 1)
+        try cluster.kill()
+        do {
+            try connection.query("SELECT 1")
+            Issue.record("a query reached a stopped server")
+        } catch {
+            #expect(error.isConnectionLost, "\(error)")
+        }
+        try cluster.start()
+        try connection.reconnect()
+        #expect(try connection.query("SELECT 2").integer(0, 0) == 2)
+    }
+}
