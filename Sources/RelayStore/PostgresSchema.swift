@@ -1,0 +1,77 @@
+/// The relay's tables in PostgreSQL, migrated one version at a time under an advisory lock, so
+/// that several relays starting at once migrate once; a relay refuses a schema newer than it
+/// knows. The same model as the SQLite store, with a lease on each room so that replicas
+/// share the work: at most one delivery per room in flight anywhere.
+package enum PostgresSchema {
+    /// The version this build writes.
+    package static let version = 1
+    /// The advisory lock key that serialises migrations (any constant the relay alone uses).
+    static let migrationLock = 0x6861_7070_7972_656C  // "happyrel"
+
+    /// Brings the schema to the current version; returns the version found before.
+    @discardableResult
+    package static func migrate(_ connection: PostgresConnection) throws(PostgresError) -> Int {
+        try connection.execute("BEGIN")
+        do throws(PostgresError) {
+            try connection.query("SELECT pg_advisory_xact_lock($1)", [.integer(migrationLock)])
+            try connection.execute("CREATE TABLE IF NOT EXISTS happyrelay_schema (version INTEGER NOT NULL)")
+            let rows = try connection.query("SELECT version FROM happyrelay_schema")
+            let current = rows.count == 0 ? 0 : rows.integer(0, 0)
+            guard current <= version else {
+                throw PostgresError("the store was written by a newer happyrelay (schema \(current), this one knows \(version))")
+            }
+            if current < 1 {
+                try connection.execute(
+                    """
+                    CREATE TABLE deliveries (
+                        seq BIGSERIAL PRIMARY KEY,
+                        id TEXT NOT NULL UNIQUE,
+                        route TEXT NOT NULL,
+                        credential TEXT NOT NULL,
+                        room_id TEXT NOT NULL,
+                        call BYTEA NOT NULL,
+                        request TEXT NOT NULL,
+                        body BYTEA,
+                        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        accepted_at BIGINT NOT NULL,
+                        next_attempt_at BIGINT NOT NULL,
+                        last_reason TEXT,
+                        redeliveries INTEGER NOT NULL DEFAULT 0
+                    );
+                    CREATE INDEX deliveries_finished ON deliveries (state, next_attempt_at);
+                    CREATE INDEX deliveries_room ON deliveries (credential, room_id, seq) WHERE state = 'pending';
+                    CREATE TABLE rooms (
+                        credential TEXT NOT NULL, room_id TEXT NOT NULL, head_seq BIGINT NOT NULL, due_at BIGINT NOT NULL,
+                        lease_owner TEXT, lease_until BIGINT,
+                        PRIMARY KEY (credential, room_id)
+                    );
+                    CREATE INDEX rooms_due ON rooms (due_at);
+                    CREATE TABLE dedupe_digests (key BYTEA PRIMARY KEY, first_id TEXT NOT NULL, expires_at BIGINT NOT NULL);
+                    CREATE INDEX dedupe_expiry ON dedupe_digests (expires_at);
+                    CREATE TABLE bindings (
+                        kind TEXT NOT NULL, value TEXT NOT NULL, uuid TEXT NOT NULL, room_id TEXT NOT NULL,
+                        created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, PRIMARY KEY (kind, value)
+                    );
+                    CREATE INDEX bindings_expiry ON bindings (expires_at);
+                    CREATE TABLE attempts (
+                        delivery_id TEXT NOT NULL, attempt INTEGER NOT NULL, at BIGINT NOT NULL, outcome TEXT NOT NULL,
+                        reason TEXT NOT NULL, http_status INTEGER, code INTEGER, message TEXT, seq BIGSERIAL PRIMARY KEY
+                    );
+                    CREATE INDEX attempts_delivery ON attempts (delivery_id);
+                    CREATE TABLE relay_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+                    """)
+            }
+            if rows.count == 0 {
+                try connection.query("INSERT INTO happyrelay_schema (version) VALUES ($1)", [.integer(version)])
+            } else {
+                try connection.query("UPDATE happyrelay_schema SET version = $1", [.integer(version)])
+            }
+            try connection.execute("COMMIT")
+            return current
+        } catch {
+            try? connection.execute("ROLLBACK")
+            throw error
+        }
+    }
+}
