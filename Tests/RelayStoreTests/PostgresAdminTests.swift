@@ -1,0 +1,74 @@
+import Foundation
+import Testing
+
+@testable import RelayStore
+
+@Suite(.enabled(if: PostgresCluster.binaries != nil, "PostgreSQL is installed by deploy/install-build-deps --tests"))
+struct PostgresAdminTests {
+    /// Three dead deliveries on two routes, two pending in one room, a binding, an attempt.
+    static func seed(_ connection: PostgresConnection) throws {
+        let rows: [(String, String, String, String, Int)] = [
+            ("d1", "/a", "r-1", "dead", 1_000), ("d2", "/a", "r-2", "dead", 2_000), ("d3", "/b", "r-3", "dead", 3_000),
+            ("p1", "/a", "r-9", "pending", 4_000), ("p2", "/a", "r-9", "pending", 5_000),
+        ]
+        for (id, route, room, state, at) in rows {
+            try connection.query(
+                """
+                INSERT INTO deliveries (id, route, credential, room_id, call, request, body, state, attempts, accepted_at, next_attempt_at, last_reason)
+                VALUES ($1, $2, '', $3, $4, '{"headers":{},"query":{}}', $5, $6, 1, $7, $7, $8)
+                """,
+                [.text(id), .text(route), .text(room), .bytes(Array(#"{"uuid":"u","room_id":"\#(room)"}"#.utf8)), .bytes(Array("{}".utf8)), .text(state),
+                 .integer(at), state == "dead" ? .text("HappyTalk refused the call: -503 room") : .null])
+        }
+        try connection.execute("INSERT INTO rooms (credential, room_id, head_seq, due_at) SELECT '', 'r-9', min(seq), 900000 FROM deliveries WHERE room_id = 'r-9'")
+        try connection.query(
+            "INSERT INTO attempts (delivery_id, attempt, at, outcome, reason, http_status, code, message) VALUES ('d1', 1, 1500, 'dead', 'HappyTalk answered -503 room', 200, -503, 'room')")
+        try connection.query("INSERT INTO bindings VALUES ('order_number', '1043', 'u-1', 'r-1', 10, 99999999999)")
+    }
+
+    @Test func operatorsSeeAndChangeTheSharedStore() async throws {
+        try await offPool {
+            let cluster = try PostgresCluster()
+            let admin = try PostgresAdmin(url: cluster.url)
+            try Self.seed(try PostgresConnection(url: cluster.url))
+
+            let page = try admin.list(DeliveryFilter(state: .dead, limit: 2))
+            #expect(page.rows.map(\.id) == ["d1", "d2"] && page.next != nil)
+            #expect(try admin.list(DeliveryFilter(state: .dead, after: page.next!, limit: 2)).rows.map(\.id) == ["d3"])
+            #expect(try admin.list(DeliveryFilter(route: "/b")).rows.map(\.id) == ["d3"])
+            #expect(try admin.list(DeliveryFilter(roomID: "r-9", since: 4_500)).rows.map(\.id) == ["p2"])
+
+            let detail = try #require(try admin.detail(id: "d1"))
+            #expect(detail.state == .dead && detail.call == Array(#"{"uuid":"u","room_id":"r-1"}"#.utf8) && detail.body == Array("{}".utf8))
+            #expect(detail.attempts == [AttemptRecord(attempt: 1, at: 1500, outcome: "dead", reason: "HappyTalk answered -503 room", answer: UpstreamAnswer(status: 200, code: -503, message: "room"))])
+            #expect(try admin.detail(id: "nope") == nil)
+
+            #expect(try admin.retry(id: "p2", now: 7_000) == .scheduled(behind: 1))
+            #expect(try admin.retry(id: "d1", now: 7_000) == .notPending(.dead))
+            #expect(try admin.retry(id: "nope", now: 7_000) == .notFound)
+            let check = try PostgresConnection(url: cluster.url)
+            #expect(try check.query("SELECT due_at FROM rooms WHERE room_id = 'r-9'").integer(0, 0) == 7_000)
+
+            let dead = try admin.deadRequests(id: nil)
+            #expect(dead.map(\.id) == ["d1", "d2", "d3"] && dead[0].roomID == "r-1")
+            try admin.replay([(dead[0], .requeue([(roomID: "r-1", call: dead[0].call)])), (dead[1], .keepDead("replay: ignored"))], now: 8_000)
+            #expect(try admin.detail(id: "d1")?.state == .pending)
+            #expect(try admin.detail(id: "d2")?.lastReason == "replay: ignored")
+            #expect(try check.query("SELECT count(*) FROM rooms WHERE room_id = 'r-1'").integer(0, 0) == 1)
+
+            var gauges = try admin.gauges(now: 10_000)
+            #expect(gauges.pending == 3 && gauges.dead == 2 && gauges.deadByRoute.map(\.count) == [1, 1])
+            #expect(try admin.delete(id: "d2") && !(try admin.delete(id: "d2")))
+            #expect(try admin.deleteDead(before: 2_500) == 0)
+            #expect(try admin.deleteDead(before: 3_500) == 1)
+            gauges = try admin.gauges(now: 10_000)
+            #expect(gauges.dead == 0)
+
+            #expect(try admin.bindings(kind: "order_number", value: "1043", now: 100).map(\.uuid) == ["u-1"])
+            #expect(try admin.deleteBinding(kind: "order_number", value: "1043") && (try admin.bindings(kind: nil, value: nil, now: 100)).isEmpty)
+            try admin.record("mappings_folder", value: "/etc/happyrelay/mappings")
+            try admin.record("mappings_folder", value: "/srv/mappings")
+            #expect(try admin.recorded("mappings_folder") == "/srv/mappings" && (try admin.recorded("nothing")) == nil)
+        }
+    }
+}
