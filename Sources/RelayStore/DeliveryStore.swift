@@ -100,11 +100,14 @@ package enum ReplayChange: Sendable {
 package enum StoreLocation: Sendable, CustomStringConvertible {
     /// The SQLite file of a data directory.
     case sqlite(directory: String)
+    /// A PostgreSQL database that several relays share (a libpq connection URI).
+    case postgres(url: String)
 
     /// The store's admin operations; nil when there is no store there yet.
     package func openAdministration() throws -> (any DeliveryAdministration)? {
         switch self {
         case .sqlite(let directory): try SQLiteAdmin(directory: directory)
+        case .postgres(let url): try PostgresAdmin(url: url)
         }
     }
 
@@ -116,6 +119,8 @@ package enum StoreLocation: Sendable, CustomStringConvertible {
             let path = SQLiteSchema.path(in: directory)
             guard FileManager.default.fileExists(atPath: path) else { return nil }
             return try SQLiteLookups(path: path, connections: 1)
+        case .postgres(let url):
+            return try PostgresLookups(url: url, connections: 1)
         }
     }
 
@@ -123,6 +128,7 @@ package enum StoreLocation: Sendable, CustomStringConvertible {
     package var description: String {
         switch self {
         case .sqlite(let directory): SQLiteSchema.path(in: directory)
+        case .postgres(let url): PostgresURL.redacted(url)
         }
     }
 }
