@@ -236,15 +236,7 @@ package final class SQLiteDeliveryStore: DeliveryStore {
             current.append(try currentBinding.step() ? (currentBinding.text(0) ?? "", currentBinding.text(1) ?? "") : nil)
             currentBinding.reset()
         }
-        for (index, write) in writes.enumerated() {
-            guard let existing = current[index], !write.mayReplace, existing.uuid != write.uuid else { continue }
-            let vouched = writes.indices.contains { other in
-                other != index && writes[other].uuid == write.uuid && writes[other].roomID == write.roomID
-                    && current[other].map { $0.uuid == existing.uuid && $0.roomID == existing.roomID } == true
-            }
-            if !vouched { return write.kind }
-        }
-        return nil
+        return BindingWrite.conflict(writes, current: current)
     }
 
     // MARK: Dispatch

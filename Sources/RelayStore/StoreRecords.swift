@@ -255,3 +255,23 @@ package struct QueueGauges: Sendable, Equatable {
             && lhs.deadByRoute.elementsEqual(rhs.deadByRoute) { $0 == $1 }
     }
 }
+
+extension BindingWrite {
+    /// The kind of the first key that `writes` would move from one chat to another without
+    /// leave, given each key's current binding (`current[i]` for `writes[i]`), or nil. A key may
+    /// move when the rule says `"replace": true`, when the chat is the same customer's (same
+    /// uuid, another room), or when another key of the same write is already bound to the chat
+    /// the key leaves (whoever binds knows both, e.g. the order and its phone). Every engine
+    /// applies this one rule.
+    package static func conflict(_ writes: [BindingWrite], current: [(uuid: String, roomID: String)?]) -> String? {
+        for (index, write) in writes.enumerated() {
+            guard let existing = current[index], !write.mayReplace, existing.uuid != write.uuid else { continue }
+            let vouched = writes.indices.contains { other in
+                other != index && writes[other].uuid == write.uuid && writes[other].roomID == write.roomID
+                    && current[other].map { $0.uuid == existing.uuid && $0.roomID == existing.roomID } == true
+            }
+            if !vouched { return write.kind }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import RelayMapping
+import Testing
+
+@testable import RelayStore
+
+@Suite(.enabled(if: PostgresCluster.binaries != nil, "PostgreSQL is installed by deploy/install-build-deps --tests"))
+struct PostgresDeliveryStoreTests {
+    static func delivery(_ id: String, room: String) -> NewDelivery {
+        NewDelivery(
+            id: id, route: "/r", room: RoomKey(credential: "", roomID: room), call: Array(#"{"uuid":"u","room_id":"\#(room)"}"#.utf8),
+            request: #"{"headers":{},"query":{}}"#, body: Array("{}".utf8))
+    }
+
+    @Test func replicasShareDedupeBindingsAndEachRoomInOrderAndTakeOverADeadReplicasRooms() async throws {
+        try await offPool {
+            let cluster = try PostgresCluster()
+            var configuration = PostgresDeliveryStore.Configuration()
+            configuration.claimTimeout = .seconds(30)
+            configuration.owner = "replica-a"
+            let a = try PostgresDeliveryStore(url: cluster.url, configuration: configuration)
+            configuration.owner = "replica-b"
+            let b = try PostgresDeliveryStore(url: cluster.url, configuration: configuration)
+            let now = 1_000_000
+            let key = DedupeRecord(digest: DedupeDigest(route: "/r", key: "evt-1"), firstID: "w1", expiresAt: now + 60_000)
+
+            // One webhook on replica A: two calls for room r-1, one for r-2.
+            let stored = try a.commit(
+                [WebhookWrite(deliveries: [Self.delivery("w1", room: "r-1"), Self.delivery("w1-1", room: "r-1"), Self.delivery("w1-2", room: "r-2")], dedupe: key)],
+                outcomes: [], now: now)
+            #expect(stored == [.success(.stored)])
+            // The same event reaching replica B is a duplicate of A's.
+            let again = try b.commit([WebhookWrite(deliveries: [Self.delivery("w2", room: "r-1")], dedupe: DedupeRecord(digest: key.digest, firstID: "w2", expiresAt: now + 60_000))], outcomes: [], now: now)
+            #expect(again == [.success(.duplicate(firstID: "w1"))])
+            #expect(try b.pendingCount() == 3)
+
+            // A claims both rooms' heads; B finds nothing to send while A holds them.
+            let claimedByA = try a.claimDue(limit: 10, now: now, busy: [])
+            #expect(Set(claimedByA.map(\.id)) == ["w1", "w1-2"])
+            #expect(try b.claimDue(limit: 10, now: now, busy: []).isEmpty)
+            // A delivers r-1's head: the room's next call is B's to send now, in order.
+            let first = try #require(claimedByA.first { $0.id == "w1" })
+            _ = try a.commit([], outcomes: [DeliveryOutcome(id: first.id, room: first.room, disposition: .delivered, attempts: 1, reason: "delivered")], now: now + 10)
+            let claimedByB = try b.claimDue(limit: 10, now: now + 20, busy: [])
+            #expect(claimedByB.map(\.id) == ["w1-1"])
+
+            // A dies holding r-2: once its lease runs out, B takes the room and sends it again.
+            #expect(try b.nextDueTime(after: now + 20) == now + 30_000)
+            #expect(try b.claimDue(limit: 10, now: now + 29_000, busy: []).isEmpty)
+            let takenOver = try b.claimDue(limit: 10, now: now + 30_001, busy: [])
+            #expect(takenOver.map(\.id) == ["w1-2"])
+            let check = try PostgresConnection(url: cluster.url)
+            #expect(try check.query("SELECT redeliveries FROM deliveries WHERE id = 'w1-2'").integer(0, 0) == 1)
+
+            // A retry keeps the room's order and frees it at its due time; a death moves the head on.
+            _ = try b.commit([], outcomes: [DeliveryOutcome(id: "w1-1", room: RoomKey(credential: "", roomID: "r-1"), disposition: .retry(at: now + 50_000), attempts: 1, reason: "HTTP 503", answer: UpstreamAnswer(status: 503))], now: now + 40_000)
+            #expect(try a.claimDue(limit: 10, now: now + 40_001, busy: []).isEmpty)
+            #expect(try a.claimDue(limit: 10, now: now + 50_000, busy: []).map(\.id) == ["w1-1"])
+            _ = try a.commit([], outcomes: [DeliveryOutcome(id: "w1-1", room: RoomKey(credential: "", roomID: "r-1"), disposition: .dead(reason: "HappyTalk refused the call: -503 room"), attempts: 2, reason: "HappyTalk answered -503 room", answer: UpstreamAnswer(status: 200, code: -503, message: "room"))], now: now + 50_010)
+            #expect(try check.query("SELECT count(*) FROM rooms WHERE room_id = 'r-1'").integer(0, 0) == 0)
+            let admin = try PostgresAdmin(url: cluster.url)
+            #expect(try admin.detail(id: "w1-1")?.attempts.map(\.outcome) == ["retry", "dead"])
+
+            // A chat bound on A cannot be taken by another customer on B.
+            let bind = BindingWrite(kind: "order_number", value: "1043", uuid: "u-1", roomID: "r-1", ttl: .seconds(3600))
+            #expect(try a.commit([WebhookWrite(bindings: [bind])], outcomes: [], now: now) == [.success(.stored)])
+            var hijack = bind
+            hijack.uuid = "u-evil"
+            #expect(try b.commit([WebhookWrite(bindings: [hijack])], outcomes: [], now: now) == [.failure(.bindingConflict(kind: "order_number"))])
+
+            // Purging follows the retention settings.
+            #expect(try a.purge(now: now + 100_000, deliveredBefore: now + 100_000, deadBefore: now + 100_000) == 1)
+        }
+    }
+
+    @Test func theDatabaseGoingAwayIsAnAnswerNotACrash() async throws {
+        try await offPool {
+            let cluster = try PostgresCluster()
+            let store = try PostgresDeliveryStore(url: cluster.url)
+            try cluster.kill()
+            #expect(throws: StoreError.self) { _ = try store.commit([WebhookWrite(deliveries: [Self.delivery("x", room: "r")])], outcomes: [], now: 1) }
+            #expect(store.refusal() != nil)
+            try cluster.start()
+            // The failed call reconnected; the next one works.
+            _ = try? store.pendingCount()
+            #expect(try store.commit([WebhookWrite(deliveries: [Self.delivery("x", room: "r")])], outcomes: [], now: 1) == [.success(.stored)])
+            #expect(store.refusal() == nil)
+        }
+    }
+}
