@@ -120,7 +120,15 @@ package enum AdminRoutes {
         let query = FormBody.pairs(Array(request.head.query.utf8))
         func parameter(_ name: String) -> String? { query.last { $0.name == name }?.value }
         let now = Int(Date().timeIntervalSince1970 * 1000)
-        if request.method == .post && path == "/admin/reload" { return context.reload().response }
+        // What needs no store connection is answered before one is opened: the console polls
+        // the overview every 5 s.
+        switch (request.method, path) {
+        case (.post, "/admin/reload"): return context.reload().response
+        case (.get, "/admin/overview"): return .json(.ok, context.overview())
+        case (.get, "/admin/mappings"): return .json(.ok, context.mappings())
+        case (.post, "/admin/map"): return Console.tryMapping(request, context: context)
+        default: break
+        }
         do {
             guard let store = try context.store.openAdministration() else {
                 return HTTPErrorBody.response(.serviceUnavailable, message: "no delivery queue at \(context.store)")
@@ -150,12 +158,6 @@ package enum AdminRoutes {
                 guard let kind, let value else { return HTTPErrorBody.response(.badRequest, message: "give kind and value") }
                 return try store.deleteBinding(kind: kind, value: value)
                     ? .json(.ok, "{\"result\":\"deleted\"}") : HTTPErrorBody.response(.notFound, message: "no binding \(kind)=\(value)")
-            case (.get, "/admin/overview"):
-                return .json(.ok, context.overview())
-            case (.get, "/admin/mappings"):
-                return .json(.ok, context.mappings())
-            case (.post, "/admin/map"):
-                return Console.tryMapping(request, context: context)
             case (.post, "/admin/deliveries/replay-dead"):
                 return try replay(id: nil, asStored: parameter("as_stored") == "1", store: store, context: context, now: now)
             default:

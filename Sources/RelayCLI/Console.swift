@@ -96,10 +96,10 @@ enum Console {
         }
         var headers: [(name: String, value: String)] = []
         for line in (input["headers"]?.stringValue ?? "").split(whereSeparator: \.isNewline) {
-            guard let colon = line.firstIndex(of: ":"), colon > line.startIndex else {
+            guard let field = MappingCommands.headerField(line) else {
                 return HTTPErrorBody.response(.badRequest, message: "header \"\(line)\" is not 'Name: value'")
             }
-            headers.append((line[..<colon].trimmingCharacters(in: .whitespaces).lowercased(), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+            headers.append(field)
         }
         if !headers.contains(where: { $0.name == "content-type" }) { headers.append(("content-type", "application/json")) }
         let query = FormBody.pairs(Array((input["query"]?.stringValue ?? "").utf8))
@@ -150,9 +150,7 @@ enum ConsoleData {
                     ])
                 })
         ))
-        var totals: [String: Int] = [:]
-        for row in metrics.webhooks { totals[row.route, default: 0] += row.count }
-        let series = traffic.perInterval(current: totals).sorted { $0.key < $1.key }.map { (key: $0.key, value: JSONValue.array($0.value.map(number))) }
+        let series = traffic.perInterval(current: metrics.webhooksByRoute).sorted { $0.key < $1.key }.map { (key: $0.key, value: JSONValue.array($0.value.map(number))) }
         members.append((
             "history", .object([("interval_seconds", number(traffic.interval)), ("slots", number(traffic.slots)), ("routes", .object(series))])
         ))

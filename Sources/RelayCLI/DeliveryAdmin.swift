@@ -83,17 +83,7 @@ package struct DeliveryAdmin {
             ("attempts", .number(String(detail.attemptCount))), ("last_reason", text(detail.lastReason)),
         ]
         members.append(detail.state == .pending ? ("next_attempt_at", time(detail.nextAttemptAt)) : ("finished_at", time(detail.nextAttemptAt)))
-        let request = (try? JSONParser().parse(Array(detail.request.utf8))) ?? .object([])
-        var requestMembers: [(key: String, value: JSONValue)] = []
-        if case .object(let stored) = request { requestMembers = stored.filter { $0.key != "body" } }
-        if let body = detail.body ?? request["body"]?.stringValue.map({ Array($0.utf8) }) {
-            if let text = String(validating: body, as: UTF8.self) {
-                requestMembers.append(("body", .string(text)))
-            } else {
-                requestMembers.append(("body_base64", .string(Data(body).base64EncodedString())))
-            }
-        }
-        members.append(("request", .object(requestMembers)))
+        members.append(("request", request(of: detail)))
         let call = detail.call.count > 2 ? (try? JSONParser().parse(detail.call)) ?? .null : .null
         members.append(("call", call))
         members.append((
@@ -113,6 +103,22 @@ package struct DeliveryAdmin {
         return JSONSerializer.string(.object(members))
     }
 
+    /// The stored request as shown: headers and query, and the body as text (or base64 when it
+    /// is not UTF-8). Records of earlier versions keep the body inside the request.
+    static func request(of detail: DeliveryDetail) -> JSONValue {
+        let stored = (try? JSONParser().parse(Array(detail.request.utf8))) ?? .object([])
+        var members: [(key: String, value: JSONValue)] = []
+        if case .object(let fields) = stored { members = fields.filter { $0.key != "body" } }
+        if let body = detail.body ?? stored["body"]?.stringValue.map({ Array($0.utf8) }) {
+            if let text = String(validating: body, as: UTF8.self) {
+                members.append(("body", .string(text)))
+            } else {
+                members.append(("body_base64", .string(Data(body).base64EncodedString())))
+            }
+        }
+        return .object(members)
+    }
+
     /// A delivery as lines for a terminal.
     package static func lines(_ detail: DeliveryDetail) -> [String] {
         var lines = [
@@ -125,8 +131,7 @@ package struct DeliveryAdmin {
                 ? "next try:    \(RFC3339.timestamp(milliseconds: detail.nextAttemptAt))"
                 : "finished:    \(RFC3339.timestamp(milliseconds: detail.nextAttemptAt))",
         ]
-        let object = try? JSONParser().parse(Array(json(detail).utf8))
-        lines.append("request:     " + (object?["request"].map(JSONSerializer.string) ?? "{}"))
+        lines.append("request:     " + JSONSerializer.string(request(of: detail)))
         lines.append("call:        " + (detail.call.count > 2 ? String(decoding: detail.call, as: UTF8.self) + " (token added when sent)" : "none (the mapping failed)"))
         lines.append("attempts:    \(detail.attemptCount)")
         for attempt in detail.attempts {

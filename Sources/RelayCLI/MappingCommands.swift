@@ -3,9 +3,8 @@ import RelayCore
 import RelayMapping
 import RelayStore
 
-/// `happyrelay check` and `happyrelay map` (docs/interface.md): pure functions from arguments
-/// to output lines and an exit code, so tests call them directly.
-/// What a command printed and how it exits.
+/// What a command printed and how it exits. The commands are pure functions from arguments to
+/// a result, so tests call them directly.
 package struct CommandResult: Sendable, Equatable {
     package var lines: [String]
     package var exitCode: Int32
@@ -69,10 +68,10 @@ package enum MappingCommands {
         }
         var headers: [(name: String, value: String)] = []
         for header in parsed.all("--header") {
-            guard let colon = header.firstIndex(of: ":"), colon > header.startIndex else {
+            guard let field = Self.headerField(header) else {
                 throw SettingsError("--header \"\(header)\" is not 'Name: value'", isUsageError: true)
             }
-            headers.append((String(header[..<colon]).lowercased(), header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+            headers.append(field)
         }
         let query = parsed.all("--query").flatMap { FormBody.pairs(Array($0.utf8)) }
         let directory = parsed.value("--mappings") ?? "mappings"
@@ -158,6 +157,12 @@ package enum MappingCommands {
         case .failed(let failure):
             return CommandResult(lines: explanation + ["invalid: \(failure)"], exitCode: 1)
         }
+    }
+
+    /// `Name: value` as a header field (the name lower-cased), or nil.
+    static func headerField(_ line: some StringProtocol) -> (name: String, value: String)? {
+        guard let colon = line.firstIndex(of: ":"), colon > line.startIndex else { return nil }
+        return (line[..<colon].trimmingCharacters(in: .whitespaces).lowercased(), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
     }
 
     /// `{headers, query, body}` as example files hold a request, or nil for a plain payload.

@@ -131,11 +131,7 @@ package enum ServeCommand {
         // The overview's chart: each route's webhooks, sampled every 10 s while the console is on.
         let sampler = adminToken == nil ? nil : DispatchSource.makeTimerSource(queue: DispatchQueue(label: "happyrelay-traffic"))
         sampler?.schedule(deadline: .now(), repeating: .seconds(traffic.interval))
-        sampler?.setEventHandler {
-            var totals: [String: Int] = [:]
-            for row in metrics.snapshot().webhooks { totals[row.route, default: 0] += row.count }
-            traffic.record(totals)
-        }
+        sampler?.setEventHandler { traffic.record(metrics.snapshot().webhooksByRoute) }
         sampler?.resume()
         let console = admin
         // Built again on each reload, with the relay's routes of the moment.

@@ -154,7 +154,7 @@ package final class Relay: Sendable {
     func handle(_ request: HTTPRequest, route served: ServedRoute, responder: HTTPResponder) {
         let started = ContinuousClock.now
         // A client's X-Request-Id is for logs only: stored records are named by ids the relay makes.
-        let requestID = request.hasGeneratedID ? request.id : Self.makeID()
+        let requestID = request.hasGeneratedID ? request.id : RequestID.make()
         let logID = request.id
         let path = served.route.path
         var isVerified = true
@@ -374,7 +374,4 @@ package final class Relay: Sendable {
         output.append(UInt8(ascii: "}"))
         return String(decoding: output, as: UTF8.self)
     }
-
-    /// A random 16-hex-digit id for deliveries.
-    static func makeID() -> String { RequestID.make() }
 }

@@ -129,6 +129,11 @@ package final class RelayMetrics: Sendable {
     package struct Snapshot: Sendable {
         package var webhooks: [(route: String, outcome: String, count: Int)]
         package var deliveries: [(labels: [String], count: Int)]
+
+        /// Webhooks answered per route, whatever the outcome.
+        package var webhooksByRoute: [String: Int] {
+            webhooks.reduce(into: [:]) { totals, row in totals[row.route, default: 0] += row.count }
+        }
     }
 
     package func snapshot() -> Snapshot {

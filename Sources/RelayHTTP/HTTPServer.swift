@@ -256,22 +256,20 @@ final class Acceptor: EventLoopHandler {
 
     /// Starts serving an accepted socket on its loop (called on that loop).
     static func open(_ fd: Int32, remote: String, on loop: EventLoop, context: ServerContext) {
-        var transport: (any Transport)?
-        if let factory = context.configuration.tls {
-            do {
-                transport = try factory.makeServerTransport(fd: fd)
-            } catch {
-                context.activeConnections.wrappingSubtract(1, ordering: .relaxed)
-                Syscall.close(fd)
-                return
-            }
+        let transport: any Transport
+        do {
+            transport = try context.configuration.tls?.makeServerTransport(fd: fd) ?? PlainTransport(fd: fd)
+        } catch {
+            context.activeConnections.wrappingSubtract(1, ordering: .relaxed)
+            Syscall.close(fd)
+            return
         }
-        let connection = HTTPServerConnection(fd: fd, remoteAddress: remote, loop: loop, context: context, transport: transport)
+        let connection = HTTPServerConnection(remoteAddress: remote, loop: loop, context: context, transport: transport)
         do {
             try connection.register()
         } catch {
             context.activeConnections.wrappingSubtract(1, ordering: .relaxed)
-            if let transport { transport.close() } else { Syscall.close(fd) }
+            transport.close()
         }
     }
 

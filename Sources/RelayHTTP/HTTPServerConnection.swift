@@ -15,11 +15,11 @@ final class HTTPServerConnection: EventLoopHandler {
     private var token: UInt64 = 0
     private var interest = Interest.read
     private var machine: ServerConnectionStateMachine
-    /// TLS (nil: the plain socket, read and written directly).
-    private let transport: (any Transport)?
+    /// The byte stream: the plain socket, or a TLS session over it.
+    private let transport: any Transport
     private var isHandshaking: Bool
     private let handshakeDeadline: UInt64
-    /// What TLS asked to wait for before it can go on (it may need to write to read).
+    /// What the transport asked to wait for before it can go on (TLS may need to write to read).
     private var transportWants = Interest.none
 
     private var output: [UInt8] = []
@@ -32,10 +32,10 @@ final class HTTPServerConnection: EventLoopHandler {
     /// The id of the request being answered, for its answer's `X-Request-Id`.
     private var currentRequestID: String?
 
-    init(fd: Int32, remoteAddress: String, loop: EventLoop, context: ServerContext, transport: (any Transport)? = nil) {
-        self.fd = fd
+    init(remoteAddress: String, loop: EventLoop, context: ServerContext, transport: any Transport) {
+        fd = transport.fd
         self.transport = transport
-        isHandshaking = transport != nil
+        isHandshaking = !(transport is PlainTransport)
         handshakeDeadline = loop.now + context.headerTimeout
         self.remoteAddress = remoteAddress
         self.loop = loop
@@ -53,21 +53,12 @@ final class HTTPServerConnection: EventLoopHandler {
 
     // MARK: Events
 
+    /// Any event may be the one a pending handshake, read or write waited for: TLS may need
+    /// to read in order to write, and the other way round.
     func handleEvents(_ events: UInt32) {
-        if transport != nil {
-            handleTransportEvents()
-            return
-        }
-        if events & Interest.write != 0 { flush() }
-        if isClosed { return }
-        if events & Interest.readable != 0 { readAvailable() }
-    }
-
-    /// TLS: any event may be the one a pending handshake, read or write waited for.
-    private func handleTransportEvents() {
+        let waited = transportWants
         transportWants = Interest.none
         if isHandshaking {
-            guard let transport else { return }
             do {
                 switch try transport.handshake() {
                 case .count: isHandshaking = false
@@ -87,43 +78,18 @@ final class HTTPServerConnection: EventLoopHandler {
                 return
             }
         }
-        if hasPendingOutput { flush() }
+        if hasPendingOutput && (events & Interest.write != 0 || waited != Interest.none) { flush() }
         if isClosed { return }
-        readAvailable()
+        if events & Interest.readable != 0 || waited != Interest.none || transport.hasBufferedInput { readAvailable() }
         updateInterest()
     }
 
+    /// Reads until the socket has no more (a short read says so; TLS bytes already decrypted
+    /// are picked up through `hasBufferedInput`), at most 8 reads at a time so that one
+    /// connection does not hold the loop.
     private func readAvailable() {
-        if let transport {
-            readTransport(transport)
-            return
-        }
         for _ in 0..<8 {
             if isClosed || !machine.wantsToRead { return }
-            let result: IOResult
-            do {
-                result = try Syscall.read(fd, loop.readBuffer)
-            } catch {
-                close()
-                return
-            }
-            switch result {
-            case .count(let count):
-                run(machine.received(UnsafeRawBufferPointer(rebasing: loop.readBuffer[0..<count]), now: loop.now))
-                if count < loop.readBuffer.count { return }
-            case .wouldBlock:
-                return
-            case .eof:
-                run(machine.peerClosed(hasPendingOutput: hasPendingOutput))
-                return
-            }
-        }
-    }
-
-    /// Reads TLS records until the socket has no more: a short record does not mean the
-    /// socket is empty, and decrypted bytes left in the session would never be signalled.
-    private func readTransport(_ transport: any Transport) {
-        while !isClosed && machine.wantsToRead {
             let result: TransportResult
             do {
                 result = try transport.read(into: loop.readBuffer)
@@ -134,8 +100,8 @@ final class HTTPServerConnection: EventLoopHandler {
             switch result {
             case .count(let count):
                 run(machine.received(UnsafeRawBufferPointer(rebasing: loop.readBuffer[0..<count]), now: loop.now))
+                if count < loop.readBuffer.count { return }
             case .wantRead:
-                transportWants |= Interest.read
                 return
             case .wantWrite:
                 transportWants |= Interest.write
@@ -236,23 +202,9 @@ final class HTTPServerConnection: EventLoopHandler {
 
     private func flush() {
         while outputOffset < output.count && !isClosed {
-            let result: IOResult
+            let result: TransportResult
             do {
-                if let transport {
-                    let written = try output.withUnsafeBytes { raw in try transport.write(UnsafeRawBufferPointer(rebasing: raw[outputOffset...])) }
-                    switch written {
-                    case .count(let count): result = .count(count)
-                    case .wantRead:
-                        transportWants |= Interest.read
-                        result = .wouldBlock
-                    case .wantWrite: result = .wouldBlock
-                    case .eof: result = .eof
-                    }
-                } else {
-                    result = try output.withUnsafeBytes { raw throws(SystemError) in
-                        try Syscall.write(fd, UnsafeRawBufferPointer(rebasing: raw[outputOffset...]))
-                    }
-                }
+                result = try output.withUnsafeBytes { raw in try transport.write(UnsafeRawBufferPointer(rebasing: raw[outputOffset...])) }
             } catch {
                 close()
                 return
@@ -261,7 +213,11 @@ final class HTTPServerConnection: EventLoopHandler {
             case .count(let count):
                 outputOffset += count
                 machine.wrote(now: loop.now)
-            case .wouldBlock, .eof:
+            case .wantRead:
+                transportWants |= Interest.read
+                updateInterest()
+                return
+            case .wantWrite, .eof:
                 updateInterest()
                 return
             }
@@ -281,10 +237,10 @@ final class HTTPServerConnection: EventLoopHandler {
             if machine.wantsToRead && output.count - outputOffset <= Self.maxBufferedOutput { wanted |= Interest.read }
             if hasPendingOutput { wanted |= Interest.write }
             // Decrypted bytes already in the session (a pipelined request) raise no event.
-            if let transport, machine.wantsToRead, transport.hasBufferedInput {
+            if machine.wantsToRead, transport.hasBufferedInput {
                 let connection = LoopBound(value: self)
                 loop.execute {
-                    if !connection.value.isClosed { connection.value.handleTransportEvents() }
+                    if !connection.value.isClosed { connection.value.handleEvents(0) }
                 }
             }
         }
@@ -301,6 +257,6 @@ final class HTTPServerConnection: EventLoopHandler {
         // client observes.
         context.activeConnections.wrappingSubtract(1, ordering: .relaxed)
         loop.deregister(fd, token: token)
-        if let transport { transport.close() } else { Syscall.close(fd) }
+        transport.close()
     }
 }
