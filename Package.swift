@@ -26,9 +26,11 @@ let package = Package(
         .testTarget(name: "RelayHTTPTests", dependencies: ["RelayHTTP"]),
         .testTarget(name: "RelayMappingTests", dependencies: ["RelayMapping"], exclude: ["Fixtures"]),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayStore", "RelayCrypto", "RelayCLI"]),
-        .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore"]),
+        // A throwaway PostgreSQL cluster, for the tests that need a real server.
+        .target(name: "PostgresTestSupport", path: "Tests/PostgresTestSupport"),
+        .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore", "PostgresTestSupport"]),
         .testTarget(name: "RelayCLITests", dependencies: ["RelayCLI", "RelayCore"], exclude: ["Fixtures"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP", "RelayMapping", "RelayCore", "RelayStore", "RelayCrypto", "RelayCLI", "COpenSSL", "happyrelay"], exclude: ["Fixtures", "Browser"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP", "RelayMapping", "RelayCore", "RelayStore", "RelayCrypto", "RelayCLI", "COpenSSL", "PostgresTestSupport", "happyrelay"], exclude: ["Fixtures", "Browser"]),
     ],
     swiftLanguageModes: [.v6]
 )

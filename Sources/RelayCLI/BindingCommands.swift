@@ -9,11 +9,13 @@ package enum BindingCommands {
         CommandLineOption("--key", value: "KIND=VALUE", help: "only this key"),
         CommandLineOption("--json", help: "one JSON object per line"),
         .dataDirectory,
+        .databaseURL,
         .help,
     ]
 
     package static let deleteOptions: [CommandLineOption] = [
         .dataDirectory,
+        .databaseURL,
         .help,
     ]
 

@@ -1,6 +1,7 @@
 import Foundation
 import RelayCore
 import RelayMapping
+import RelayStore
 
 /// One command-line option, optionally mirrored by an environment variable.
 package struct CommandLineOption: Sendable {
@@ -25,6 +26,10 @@ extension CommandLineOption {
     /// `--data-dir DIR`, shared by the commands that open the relay's database.
     package static let dataDirectory = CommandLineOption(
         "--data-dir", environment: "HAPPYRELAY_DATA_DIR", value: "DIR", help: "the relay's data directory (default data)")
+    /// `--database-url URL`, shared by the commands that open the relay's database.
+    package static let databaseURL = CommandLineOption(
+        "--database-url", environment: "HAPPYRELAY_DATABASE_URL", value: "URL",
+        help: "a PostgreSQL database several relays share (postgres://user:password@host:port/db); unset: SQLite in --data-dir")
     /// `--help`.
     package static let help = CommandLineOption("--help", help: "show this help")
 }
@@ -140,6 +145,16 @@ package struct ParsedOptions: Sendable {
         }
         guard let number = Double(digits), number.isFinite, number > 0, number * unit <= 86_400 * 366 else { return nil }
         return .milliseconds(Int64((number * unit * 1000).rounded()))
+    }
+
+    /// The PostgreSQL connection URI of `--database-url`, or nil when unset. An invalid one is
+    /// refused without echoing it (it may hold a password).
+    package func databaseURL(_ flag: String = "--database-url") throws(SettingsError) -> String? {
+        guard let text = value(flag), !text.isEmpty else { return nil }
+        guard PostgresURL.isValid(text) else {
+            throw SettingsError("\(source(flag)): not a postgres:// or postgresql:// connection URI (postgres://user:password@host:5432/database)")
+        }
+        return text
     }
 
     /// A point in time: an RFC 3339 timestamp, or a duration before `now` (`2h`: two hours

@@ -42,7 +42,7 @@ package enum Commands {
             summary: "Validates the mapping files of the folders and files named (default: the mappings folder) and runs their examples; JSON files without \"route\" in a folder are skipped with a notice; unset secrets and paths no example reaches are warnings. Exit 0 when all are valid, 1 otherwise.",
             options: MappingCommands.checkOptions),
         "map": Help(
-            usage: "happyrelay map --route PATH [--header 'Name: value']... [--query 'k=v']... [--mappings DIR] [--data-dir DIR | --bind KIND=VALUE:UUID/ROOM...] [--explain] PAYLOAD",
+            usage: "happyrelay map --route PATH [--header 'Name: value']... [--query 'k=v']... [--mappings DIR] [--data-dir DIR | --database-url URL | --bind KIND=VALUE:UUID/ROOM...] [--explain] PAYLOAD",
             summary: "Prints the set_user_info body the route's mapping makes of PAYLOAD (a file, or - for standard input; an example file {headers, query, body} is taken apart), token shown as \"***\"; it does not verify signatures and sends nothing. Exit 0 when a call would be made, 3 when ignored, 1 on error.",
             options: MappingCommands.mapOptions),
         "healthcheck": Help(
@@ -53,29 +53,29 @@ package enum Commands {
             usage: "happyrelay mock-upstream [options]", summary: "A local HappyTalk set_user_info endpoint (\(HappyTalkUpstream.path)).",
             options: MockUpstream.options),
         "deliveries list": Help(
-            usage: "happyrelay deliveries list [--state STATE] [--route PATH] [--room ROOM_ID] [--since TIME] [--until TIME] [--limit N [--after CURSOR]] [--json] [--data-dir DIR]",
+            usage: "happyrelay deliveries list [--state STATE] [--route PATH] [--room ROOM_ID] [--since TIME] [--until TIME] [--limit N [--after CURSOR]] [--json] [--data-dir DIR | --database-url URL]",
             summary: "Lists deliveries, oldest first: id, state, route, attempts, last reason.", options: DeliveryCommands.listOptions),
         "deliveries show": Help(
-            usage: "happyrelay deliveries show ID [--json] [--data-dir DIR]",
+            usage: "happyrelay deliveries show ID [--json] [--data-dir DIR | --database-url URL]",
             summary: "Shows one delivery: the request as stored (secrets are never stored), the call without the token, every attempt with HappyTalk's code and message, and the next attempt.",
             options: DeliveryCommands.showOptions),
         "deliveries retry": Help(
-            usage: "happyrelay deliveries retry ID [--data-dir DIR]",
+            usage: "happyrelay deliveries retry ID [--data-dir DIR | --database-url URL]",
             summary: "Makes a pending delivery due now (with its room's earlier ones, which go first); a running relay sends it within a second.",
             options: DeliveryCommands.retryOptions),
         "deliveries delete": Help(
-            usage: "happyrelay deliveries delete (ID | --dead-older-than DURATION) [--data-dir DIR]",
+            usage: "happyrelay deliveries delete (ID | --dead-older-than DURATION) [--data-dir DIR | --database-url URL]",
             summary: "Deletes one delivery with its attempts, or every dead delivery older than DURATION. The relay deletes dead deliveries after --dead-retention itself.",
             options: DeliveryCommands.deleteOptions),
         "deliveries replay": Help(
-            usage: "happyrelay deliveries replay (ID | --all-dead) [--as-stored] [--data-dir DIR] [--mappings DIR]",
+            usage: "happyrelay deliveries replay (ID | --all-dead) [--as-stored] [--data-dir DIR | --database-url URL] [--mappings DIR]",
             summary: "Puts dead deliveries back in the queue, re-mapped with the mapping files the relay serving the data directory loaded (or --mappings), or with --as-stored sent again as they were; a running relay picks them up within a second.",
             options: DeliveryCommands.replayOptions),
         "bindings list": Help(
-            usage: "happyrelay bindings list [--key KIND=VALUE] [--json] [--data-dir DIR]",
+            usage: "happyrelay bindings list [--key KIND=VALUE] [--json] [--data-dir DIR | --database-url URL]",
             summary: "Lists the unexpired bindings: key, uuid, room_id, created, expires.", options: BindingCommands.listOptions),
         "bindings delete": Help(
-            usage: "happyrelay bindings delete KIND=VALUE [--data-dir DIR]", summary: "Deletes one binding; exit 1 when there was none.",
+            usage: "happyrelay bindings delete KIND=VALUE [--data-dir DIR | --database-url URL]", summary: "Deletes one binding; exit 1 when there was none.",
             options: BindingCommands.deleteOptions),
     ]
 

@@ -20,41 +20,46 @@ package enum DeliveryCommands {
         CommandLineOption("--after", value: "CURSOR", help: "the page after this cursor (from a previous --limit)"),
         CommandLineOption("--json", help: "one JSON object per line"),
         .dataDirectory,
+        .databaseURL,
         .help,
     ]
 
     package static let showOptions: [CommandLineOption] = [
         CommandLineOption("--json", help: "one JSON object"),
         .dataDirectory,
+        .databaseURL,
         .help,
     ]
 
     package static let deleteOptions: [CommandLineOption] = [
         CommandLineOption("--dead-older-than", value: "DURATION", help: "delete every dead delivery that died longer ago than this (30d, 12h)"),
         .dataDirectory,
+        .databaseURL,
         .help,
     ]
 
-    package static let retryOptions: [CommandLineOption] = [.dataDirectory, .help]
+    package static let retryOptions: [CommandLineOption] = [.dataDirectory, .databaseURL, .help]
 
     package static let replayOptions: [CommandLineOption] = [
         CommandLineOption("--all-dead", help: "replay every dead delivery"),
         CommandLineOption("--as-stored", help: "send the call each died with again, without re-mapping (for deliveries HappyTalk refused)"),
         .dataDirectory,
+        .databaseURL,
         CommandLineOption(
             "--mappings", environment: "HAPPYRELAY_MAPPINGS", value: "DIR",
             help: "folder of mapping files (default: the one the relay serving this data directory recorded, else mappings)"),
         .help,
     ]
 
-    /// Where the options say the store is.
-    static func location(_ parsed: ParsedOptions) -> StoreLocation {
-        .sqlite(directory: parsed.value("--data-dir") ?? "data")
+    /// Where the options say the store is: the database when one is set, else the data directory.
+    static func location(_ parsed: ParsedOptions) throws(SettingsError) -> StoreLocation {
+        if let url = try parsed.databaseURL() { return .postgres(url: url) }
+        return .sqlite(directory: parsed.value("--data-dir") ?? "data")
     }
 
     /// The store's admin operations, or a message saying why it cannot be opened.
     static func open(_ parsed: ParsedOptions) throws(SettingsError) -> any DeliveryAdministration {
-        let location = location(parsed)
+        let location = try location(parsed)
         do {
             guard let admin = try location.openAdministration() else {
                 throw SettingsError("no delivery queue in \(parsed.value("--data-dir") ?? "data")")

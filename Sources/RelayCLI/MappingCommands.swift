@@ -27,6 +27,7 @@ package enum MappingCommands {
         CommandLineOption("--query", value: "k=v", help: "a query parameter (repeatable)"),
         .mappings,
         CommandLineOption("--data-dir", value: "DIR", help: "resolve bindings from this relay data directory (default: nothing is bound)"),
+        CommandLineOption("--database-url", value: "URL", help: "resolve bindings from this relays' PostgreSQL database (postgres://…)"),
         CommandLineOption("--bind", value: "KIND=VALUE:UUID/ROOM", help: "a binding to resolve against, without a database (repeatable)"),
         CommandLineOption("--explain", help: "also print the rule chosen, each field with its source and value, and the fields left out"),
         .help,
@@ -107,11 +108,15 @@ package enum MappingCommands {
             }
             bindings = SeededBindings(entries: entries)
         }
-        if let directory = parsed.value("--data-dir") {
-            guard seeded.isEmpty else { throw SettingsError("--bind and --data-dir exclude each other", isUsageError: true) }
-            let location = StoreLocation.sqlite(directory: directory)
+        let database = try parsed.databaseURL()
+        if database != nil || parsed.value("--data-dir") != nil {
+            guard seeded.isEmpty else { throw SettingsError("--bind and \(database == nil ? "--data-dir" : "--database-url") exclude each other", isUsageError: true) }
+            guard database == nil || parsed.value("--data-dir") == nil else {
+                throw SettingsError("--data-dir and --database-url exclude each other", isUsageError: true)
+            }
+            let location = database.map { StoreLocation.postgres(url: $0) } ?? .sqlite(directory: parsed.value("--data-dir")!)
             do {
-                guard let lookups = try location.openLookups() else { return CommandResult(lines: ["no relay database in \(directory)"], exitCode: 1) }
+                guard let lookups = try location.openLookups() else { return CommandResult(lines: ["no relay database in \(location)"], exitCode: 1) }
                 bindings = lookups
             } catch {
                 return CommandResult(lines: ["cannot open \(location): \(error)"], exitCode: 1)

@@ -67,23 +67,11 @@ package enum ServeCommand {
         let metrics = RelayMetrics()
         let isDryRun = settings.isDryRun || credentials.isEmpty
         var writer: StoreWriter?
-        var lookups: SQLiteLookups?
+        var lookups: (any StoreLookups)?
         var gauges: GaugesReader?
         if !isDryRun {
             do {
-                var storeConfiguration = SQLiteDeliveryStore.Configuration()
-                storeConfiguration.maxBytes = settings.queueMaxBytes
-                // For tests only: where to stop the process (see CrashTests).
-                if let point = environment["HAPPYRELAY_TEST_CRASH"], ["before-commit", "after-commit"].contains(point) {
-                    storeConfiguration.aroundCommit = { committed in
-                        guard committed == (point == "after-commit") else { return }
-                        // An answer given too early (before the commit) would reach its client now.
-                        usleep(300_000)
-                        logger.error("stopping here as asked by HAPPYRELAY_TEST_CRASH", ["point": point])
-                        _exit(137)
-                    }
-                }
-                let store = try SQLiteDeliveryStore(directory: settings.dataDirectory, configuration: storeConfiguration)
+                let engine = try StoreEngine.open(settings, environment: environment, logger: logger)
                 var policy = RetryPolicy()
                 policy.maxDelay = settings.retryMaxDelay
                 let worker = DeliveryWorker(
@@ -94,14 +82,14 @@ package enum ServeCommand {
                 writerConfiguration.retention = settings.retention
                 writerConfiguration.deadRetention = settings.deadRetention
                 writer = StoreWriter(
-                    store: store, scheduler: DispatchScheduler(
+                    store: engine.store, scheduler: DispatchScheduler(
                         concurrency: settings.upstreamConcurrency, ratePerSecond: settings.upstreamRate,
                         maxProbeInterval: min(30_000, settings.retryMaxDelay.wholeMilliseconds)),
                     worker: worker, configuration: writerConfiguration, logger: logger)
-                lookups = try SQLiteLookups(path: store.path)
-                if let admin = try StoreLocation.sqlite(directory: settings.dataDirectory).openAdministration() { gauges = GaugesReader(admin) }
+                lookups = engine.lookups
+                gauges = GaugesReader(engine.administration)
             } catch {
-                return failed("happyrelay serve: cannot open the delivery queue in \(settings.dataDirectory): \(error)", code: 1)
+                return failed("happyrelay serve: cannot open the delivery queue in \(settings.store): \(error)", code: 1)
             }
         }
         let relay: Relay
@@ -120,7 +108,7 @@ package enum ServeCommand {
             record: { [gauges] folder in gauges?.record(DeliveryCommands.recordedMappings, value: folder) })
         let adminToken = environment["HAPPYRELAY_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         var admin = AdminRoutes.Context(
-            token: adminToken, store: .sqlite(directory: settings.dataDirectory), routes: { relay.routes }, reload: { reloader.reload(trigger: "admin") },
+            token: adminToken, store: settings.store, routes: { relay.routes }, reload: { reloader.reload(trigger: "admin") },
             logger: logger)
         let traffic = TrafficHistory()
         admin.isTLS = settings.tlsCertificate != nil
@@ -186,7 +174,7 @@ package enum ServeCommand {
         }
         logger.info("loaded mappings", ["folder": settings.mappings, "routes": routes.map(\.path).joined(separator: ",")])
         var dataStatus = stat()
-        if writer != nil, stat(settings.dataDirectory, &dataStatus) == 0, dataStatus.st_mode & 0o077 != 0 {
+        if writer != nil, settings.databaseURL == nil, stat(settings.dataDirectory, &dataStatus) == 0, dataStatus.st_mode & 0o077 != 0 {
             logger.warning(
                 "the data directory is open to other users; it holds payloads with personal data: chmod 700 it",
                 ["folder": settings.dataDirectory, "mode": "0" + String(dataStatus.st_mode & 0o777, radix: 8)])
@@ -249,6 +237,48 @@ package enum ServeCommand {
     static func failed(_ message: String, code: Int32) -> Int32 {
         FileHandle.standardError.write(Data((message + "\n").utf8))
         return code
+    }
+}
+
+/// The store's engine as `serve` uses it, chosen in this one place: SQLite in the data
+/// directory, or the PostgreSQL database that several relays share.
+struct StoreEngine {
+    /// The writer's engine (used from the store thread only).
+    var store: any DeliveryStore
+    /// Bindings and dedupe keys, read while webhooks are served.
+    var lookups: any StoreLookups
+    /// The gauges and the settings recorded for the CLI, on a connection of their own.
+    var administration: any DeliveryAdministration
+
+    static func open(_ settings: ServeSettings, environment: [String: String], logger: Logger) throws -> StoreEngine {
+        if let url = settings.databaseURL {
+            if settings.queueMaxBytes != nil {
+                logger.warning("--queue-max-bytes applies to SQLite only: the database's own limits apply", ["store": PostgresURL.redacted(url)])
+            }
+            var configuration = PostgresDeliveryStore.Configuration()
+            configuration.claimTimeout = settings.claimTimeout
+            configuration.owner = "\(ProcessInfo.processInfo.hostName):\(getpid()):\(configuration.owner)"
+            let store = try PostgresDeliveryStore(url: url, configuration: configuration)
+            return StoreEngine(store: store, lookups: try PostgresLookups(url: url), administration: try PostgresAdmin(url: url))
+        }
+        var configuration = SQLiteDeliveryStore.Configuration()
+        configuration.maxBytes = settings.queueMaxBytes
+        // For tests only: where to stop the process (see CrashTests).
+        if let point = environment["HAPPYRELAY_TEST_CRASH"], ["before-commit", "after-commit"].contains(point) {
+            configuration.aroundCommit = { committed in
+                guard committed == (point == "after-commit") else { return }
+                // An answer given too early (before the commit) would reach its client now.
+                usleep(300_000)
+                logger.error("stopping here as asked by HAPPYRELAY_TEST_CRASH", ["point": point])
+                _exit(137)
+            }
+        }
+        let store = try SQLiteDeliveryStore(directory: settings.dataDirectory, configuration: configuration)
+        let lookups = try SQLiteLookups(path: store.path)
+        guard let administration = try SQLiteAdmin(directory: settings.dataDirectory) else {
+            throw SettingsError("the queue's database vanished as it was opened")
+        }
+        return StoreEngine(store: store, lookups: lookups, administration: administration)
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import RelayCore
 import RelayHTTP
+import RelayStore
 
 /// The settings of `happyrelay serve`, from flags and environment (docs/interface.md).
 package struct ServeSettings: Sendable {
@@ -10,6 +11,10 @@ package struct ServeSettings: Sendable {
     package var isDryRun = false
     package var upstreamCAFile: String?
     package var dataDirectory = "data"
+    /// A PostgreSQL database several relays share (nil: SQLite in `dataDirectory`).
+    package var databaseURL: String?
+    /// How long a replica's claim on a room holds before another replica may take it over.
+    package var claimTimeout = Duration.seconds(30)
     package var upstreamConcurrency = 64
     package var queueLimit = 100_000
     package var upstreamRate: Int?
@@ -46,6 +51,8 @@ package struct ServeSettings: Sendable {
         CommandLineOption("--listen", environment: "HAPPYRELAY_LISTEN", value: "HOST:PORT", help: "address to listen on (default 127.0.0.1:8080; port 0 picks a free one)"),
         .mappings,
         CommandLineOption("--data-dir", environment: "HAPPYRELAY_DATA_DIR", value: "DIR", help: "where the delivery queue lives (default data, created if missing)"),
+        .databaseURL,
+        CommandLineOption("--claim-timeout", environment: "HAPPYRELAY_CLAIM_TIMEOUT", value: "DURATION", help: "with --database-url: a replica that stops answering has its rooms taken over after this (default 30s; more than the 10 s send timeout)"),
         CommandLineOption("--upstream-concurrency", environment: "HAPPYRELAY_UPSTREAM_CONCURRENCY", value: "N", help: "async calls in flight toward HappyTalk at most (default 64)"),
         CommandLineOption("--upstream-rate", environment: "HAPPYRELAY_UPSTREAM_RATE", value: "N", help: "async calls per second at most toward HappyTalk (default: no limit)"),
         CommandLineOption("--queue-limit", environment: "HAPPYRELAY_QUEUE_LIMIT", value: "N", help: "pending deliveries at most; beyond it webhooks get 503 (default 100000)"),
@@ -96,6 +103,12 @@ package struct ServeSettings: Sendable {
         settings.printConfig = parsed.isOn("--print-config")
         settings.upstreamCAFile = parsed.value("--upstream-ca-file")
         if let text = parsed.value("--data-dir") { settings.dataDirectory = text }
+        settings.databaseURL = try parsed.databaseURL()
+        settings.claimTimeout = try parsed.seconds("--claim-timeout", default: settings.claimTimeout)
+        // A claim must outlive a send (10 s at most) or a live replica's room would be taken over.
+        guard settings.claimTimeout > .seconds(10) else {
+            throw SettingsError("\(parsed.source("--claim-timeout")): must be more than 10 seconds, the longest a send may take")
+        }
         settings.upstreamConcurrency = try parsed.integer("--upstream-concurrency", default: 64, range: 1...4096)
         if parsed.value("--upstream-rate") != nil {
             settings.upstreamRate = try parsed.integer("--upstream-rate", default: 0, range: 1...1_000_000)
@@ -148,6 +161,11 @@ package struct ServeSettings: Sendable {
     }
 
     /// The HTTP server configuration these settings describe.
+    /// Where the store is: the database when one is set, else the data directory.
+    package var store: StoreLocation {
+        databaseURL.map { .postgres(url: $0) } ?? .sqlite(directory: dataDirectory)
+    }
+
     package var serverConfiguration: HTTPServer.Configuration {
         var clientAddress: (@Sendable (String, HTTPHeaders) -> String)?
         if let proxies = trustedProxies {
@@ -186,7 +204,9 @@ extension ServeSettings {
         }
         line("--listen", listen.description)
         line("--mappings", mappings)
-        line("--data-dir", dataDirectory)
+        line("--data-dir", dataDirectory, unset: databaseURL == nil ? "" : ": not used, --database-url is set")
+        line("--database-url", databaseURL.map(PostgresURL.redacted) ?? "", unset: ": SQLite in --data-dir")
+        line("--claim-timeout", Self.seconds(claimTimeout))
         line("--upstream", upstream)
         line("--upstream-ca-file", upstreamCAFile ?? "", unset: ": the system trust store only")
         line("--upstream-concurrency", String(upstreamConcurrency))

@@ -45,6 +45,12 @@ package final class DeliveryWorker: Sendable {
             finish(due, attempt: attempt, result: .transient("\(Credentials.variable(for: name)) is not set"), retryAfter: nil, completion: completion)
             return
         }
+        if due.isRedelivery {
+            metrics.redelivered()
+            logger.warning(
+                "sending again a delivery whose replica stopped answering while it was in flight: HappyTalk may get it twice",
+                ["delivery.id": due.id, "route": due.route, "attempt": attempt])
+        }
         let body = HappyTalkUpstream.body(storedCall: due.call, prefix: prefix)
         let loop = group.next()
         loop.execute { [self] in

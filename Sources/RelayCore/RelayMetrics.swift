@@ -84,6 +84,7 @@ package final class RelayMetrics: Sendable {
     /// Labels: status (404, 405).
     private let unrouted = LabeledCounters()
     private let reloadFailures = MetricCounter()
+    private let redeliveries = MetricCounter()
 
     /// The series of a route served at `path`, verified by `scheme`: the same series again
     /// after a reload, so that counters never go back.
@@ -104,6 +105,11 @@ package final class RelayMetrics: Sendable {
     /// Counts a reload refused for errors in the mappings.
     package func reloadFailed() {
         reloadFailures.increment()
+    }
+
+    /// Counts a delivery taken over from a replica that stopped while sending it.
+    func redelivered() {
+        redeliveries.increment()
     }
 
     func mappingFailed(route: String, field: String) {
@@ -185,6 +191,10 @@ package final class RelayMetrics: Sendable {
             out.sample(
                 "happyrelay_deliveries_total", [("delivery", labels[0]), ("outcome", labels[1]), ("result", labels[2]), ("code", labels[3])], value)
         }
+        out.family(
+            "happyrelay_redeliveries_total", "counter",
+            help: "Deliveries sent again because the replica that was sending them stopped answering (HappyTalk may have had them twice).")
+        out.sample("happyrelay_redeliveries_total", [], redeliveries.value)
         out.family("happyrelay_ack_latency_seconds", "histogram", help: "Time from a webhook's arrival to its answer, by route.")
         for route in routes {
             out.histogram("happyrelay_ack_latency_seconds", [("route", route.path)], route.ackLatency)

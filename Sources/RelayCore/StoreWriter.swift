@@ -187,7 +187,14 @@ package final class StoreWriter: Sendable {
             if health.failingSince != nil {
                 wait = max(1, min(health.retryAt - clock(), 1000))
             } else if !isStopping {
-                wait = dispatch(store: store, scheduler: &scheduler)
+                do throws(StoreError) {
+                    wait = try dispatch(store: store, scheduler: &scheduler)
+                } catch {
+                    // A store that cannot be read (a database gone away) is failing as one that
+                    // cannot be written: not ready, and probed until it answers.
+                    noteFailure("the queue cannot be read: \(error.description)", now: clock(), health: &health)
+                    wait = max(1, min(health.retryAt - clock(), 1000))
+                }
             }
             _ = wake.wait(timeout: .now() + .milliseconds(wait))
         }
@@ -198,23 +205,18 @@ package final class StoreWriter: Sendable {
     /// before looking again when nothing wakes the thread: until the next room is due, the rate
     /// window turns, or a second passes (so that a replay written by another process is picked
     /// up). A finished send, a webhook or a replay noticed on the next look wakes it sooner.
-    private func dispatch(store: any DeliveryStore, scheduler: inout DispatchScheduler) -> Int {
+    private func dispatch(store: any DeliveryStore, scheduler: inout DispatchScheduler) throws(StoreError) -> Int {
         guard let worker else { return 1000 }
         let now = clock()
         let capacity = scheduler.capacity(now: now)
         if capacity > 0 {
-            do throws(StoreError) {
-                let due = try store.claimDue(limit: capacity, now: now, busy: scheduler.busy)
-                for delivery in due {
-                    scheduler.started(delivery.room, now: now)
-                    worker.send(delivery) { [self] outcome in
-                        shared.withLock { $0.jobs.append(.outcome(outcome)) }
-                        wake.signal()
-                    }
+            let due = try store.claimDue(limit: capacity, now: now, busy: scheduler.busy)
+            for delivery in due {
+                scheduler.started(delivery.room, now: now)
+                worker.send(delivery) { [self] outcome in
+                    shared.withLock { $0.jobs.append(.outcome(outcome)) }
+                    wake.signal()
                 }
-            } catch {
-                logger.error("the queue cannot be read", ["error": error.description])
-                return 1000
             }
         }
         var wait = 1000

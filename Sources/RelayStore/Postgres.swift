@@ -70,13 +70,16 @@ package final class PostgresConnection {
     /// Connects with a libpq connection URI (`postgres://user:password@host:port/db?sslmode=…`).
     package init(url: String) throws(PostgresError) {
         self.url = url
-        handle = PQconnectdb(url)
+        handle = PQconnectdb(PostgresURL.withDefaults(url))
         guard let handle, PQstatus(handle) == CONNECTION_OK else {
             let message = handle.map { Self.message(PQerrorMessage($0)) } ?? "out of memory"
             PQfinish(handle)
             self.handle = nil
             throw PostgresError("cannot connect to \(PostgresURL.redacted(url)): \(message)", isConnectionLost: true)
         }
+        // libpq prints the server's notices (a ROLLBACK with no transaction, say) to standard
+        // error by default, outside the relay's log format: they say nothing an operator needs.
+        PQsetNoticeProcessor(handle, { _, _ in }, nil)
     }
 
     deinit { PQfinish(handle) }
@@ -155,9 +158,11 @@ package final class PostgresConnection {
     private func check(_ result: OpaquePointer?) throws(PostgresError) {
         let status = result.map { PQresultStatus($0) } ?? PGRES_FATAL_ERROR
         guard status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK else { return }
-        let lost = handle.map { PQstatus($0) != CONNECTION_OK } ?? true
         let message = result.map { Self.message(PQresultErrorMessage($0)) } ?? handle.map { Self.message(PQerrorMessage($0)) } ?? "no connection"
         let state = result.flatMap { PQresultErrorField($0, Int32(UInt8(ascii: "C"))) }.map { String(cString: $0) }
+        // Class 08 (connection exception) and 57P01–57P03 (the server shutting down or starting)
+        // mean another connection, later, may work.
+        let lost = (handle.map { PQstatus($0) != CONNECTION_OK } ?? true) || state.map { $0.hasPrefix("08") || $0.hasPrefix("57P0") } ?? false
         throw PostgresError(message.isEmpty ? "the statement failed" : message, sqlState: state, isConnectionLost: lost)
     }
 
@@ -186,6 +191,17 @@ package enum PostgresURL {
     /// Whether `text` is a `postgres://` or `postgresql://` URI.
     package static func isValid(_ text: String) -> Bool {
         (text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")) && URLComponents(string: text) != nil
+    }
+
+    /// The URI with a connect timeout (5 s) unless it sets one: a database host that is gone
+    /// must not hold the store thread for the system's TCP timeout.
+    static func withDefaults(_ text: String) -> String {
+        guard var components = URLComponents(string: text) else { return text }
+        var items = components.queryItems ?? []
+        guard !items.contains(where: { $0.name == "connect_timeout" }) else { return text }
+        items.append(URLQueryItem(name: "connect_timeout", value: "5"))
+        components.queryItems = items
+        return components.string ?? text
     }
 
     /// The URI with its password (in the user part or a `password=` parameter) as `***`.

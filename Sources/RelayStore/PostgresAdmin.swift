@@ -9,6 +9,12 @@ package final class PostgresAdmin: DeliveryAdministration {
         try PostgresSchema.migrate(connection)
     }
 
+    /// Connects again, between operations, when the server dropped the connection (a restart,
+    /// a failover): a long-lived reader such as the relay's gauges keeps working.
+    private func reopenIfLost() throws(PostgresError) {
+        if !connection.isOpen { try connection.reconnect() }
+    }
+
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
     private func transaction<T>(_ body: () throws(PostgresError) -> T) throws(PostgresError) -> T {
         try connection.execute("BEGIN")
@@ -23,6 +29,7 @@ package final class PostgresAdmin: DeliveryAdministration {
     }
 
     package func list(_ filter: DeliveryFilter) throws -> (rows: [DeliverySummary], next: Int?) {
+        try reopenIfLost()
         let rows = try connection.query(
             """
             SELECT seq, id, state, route, attempts, COALESCE(last_reason, ''), accepted_at FROM deliveries
@@ -48,6 +55,7 @@ package final class PostgresAdmin: DeliveryAdministration {
     }
 
     package func detail(id: String) throws -> DeliveryDetail? {
+        try reopenIfLost()
         let rows = try connection.query(
             """
             SELECT id, state, route, credential, room_id, call, request, body, attempts, accepted_at, next_attempt_at, COALESCE(last_reason, '')
@@ -79,14 +87,16 @@ package final class PostgresAdmin: DeliveryAdministration {
     }
 
     package func delete(id: String) throws -> Bool {
-        try transaction { () throws(PostgresError) -> Bool in
+        try reopenIfLost()
+        return try transaction { () throws(PostgresError) -> Bool in
             try connection.query("DELETE FROM attempts WHERE delivery_id = $1", [.text(id)])
             return try connection.query("DELETE FROM deliveries WHERE id = $1 RETURNING id", [.text(id)]).count == 1
         }
     }
 
     package func deleteDead(before cutoff: UnixMilliseconds) throws -> Int {
-        try transaction { () throws(PostgresError) -> Int in
+        try reopenIfLost()
+        return try transaction { () throws(PostgresError) -> Int in
             try connection.query(
                 "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE state = 'dead' AND next_attempt_at < $1)", [.integer(cutoff)])
             return try connection.query("DELETE FROM deliveries WHERE state = 'dead' AND next_attempt_at < $1 RETURNING id", [.integer(cutoff)]).count
@@ -94,7 +104,8 @@ package final class PostgresAdmin: DeliveryAdministration {
     }
 
     package func retry(id: String, now: UnixMilliseconds) throws -> DeliveryRetryResult {
-        try transaction { () throws(PostgresError) -> DeliveryRetryResult in
+        try reopenIfLost()
+        return try transaction { () throws(PostgresError) -> DeliveryRetryResult in
             let found = try connection.query("SELECT seq, state, credential, room_id FROM deliveries WHERE id = $1", [.text(id)])
             guard found.count == 1 else { return .notFound }
             let state = DeliveryState(rawValue: found.text(0, 1) ?? "") ?? .dead
@@ -112,6 +123,7 @@ package final class PostgresAdmin: DeliveryAdministration {
     }
 
     package func deadRequests(id: String?) throws -> [StoredRequest] {
+        try reopenIfLost()
         let rows = try connection.query(
             "SELECT id, route, credential, request, body, call, room_id FROM deliveries WHERE state = 'dead' AND ($1::text IS NULL OR id = $1) ORDER BY seq",
             [id.map(PostgresValue.text) ?? .null])
@@ -123,7 +135,8 @@ package final class PostgresAdmin: DeliveryAdministration {
     }
 
     package func replay(_ changes: [(request: StoredRequest, change: ReplayChange)], now: UnixMilliseconds) throws {
-        try transaction { () throws(PostgresError) in
+        try reopenIfLost()
+        return try transaction { () throws(PostgresError) in
             for (request, change) in changes {
                 switch change {
                 case .keepDead(let reason):
@@ -163,6 +176,7 @@ package final class PostgresAdmin: DeliveryAdministration {
     }
 
     package func bindings(kind: String?, value: String?, now: UnixMilliseconds) throws -> [BindingRecord] {
+        try reopenIfLost()
         let rows = try connection.query(
             """
             SELECT kind, value, uuid, room_id, created_at, expires_at FROM bindings
@@ -176,10 +190,12 @@ package final class PostgresAdmin: DeliveryAdministration {
     }
 
     package func deleteBinding(kind: String, value: String) throws -> Bool {
-        try connection.query("DELETE FROM bindings WHERE kind = $1 AND value = $2 RETURNING kind", [.text(kind), .text(value)]).count == 1
+        try reopenIfLost()
+        return try connection.query("DELETE FROM bindings WHERE kind = $1 AND value = $2 RETURNING kind", [.text(kind), .text(value)]).count == 1
     }
 
     package func gauges(now: UnixMilliseconds) throws -> QueueGauges {
+        try reopenIfLost()
         let rows = try connection.query(
             """
             SELECT (SELECT count(*) FROM deliveries WHERE state = 'pending'), (SELECT count(*) FROM deliveries WHERE state = 'dead'),
@@ -193,11 +209,13 @@ package final class PostgresAdmin: DeliveryAdministration {
     }
 
     package func recorded(_ name: String) throws -> String? {
+        try reopenIfLost()
         let rows = try connection.query("SELECT value FROM relay_state WHERE name = $1", [.text(name)])
         return rows.count == 1 ? rows.text(0, 0) : nil
     }
 
     package func record(_ name: String, value: String) throws {
+        try reopenIfLost()
         try connection.query(
             "INSERT INTO relay_state (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value", [.text(name), .text(value)])
     }

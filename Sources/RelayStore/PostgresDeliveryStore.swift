@@ -85,8 +85,11 @@ package final class PostgresDeliveryStore: DeliveryStore {
         }
     }
 
-    /// Points the room at its oldest pending delivery (lease cleared), or removes it.
+    /// Points the room at its oldest pending delivery (lease cleared), or removes it. The room
+    /// is locked first: a replica storing a delivery for it at the same moment waits (see
+    /// `store`), so its delivery is either seen here or finds no room and makes one.
     private func advanceHead(_ room: [PostgresValue]) throws(PostgresError) {
+        try connection.query("SELECT 1 FROM rooms WHERE credential = $1 AND room_id = $2 FOR UPDATE", room)
         let next = try connection.query(
             "SELECT seq, next_attempt_at FROM deliveries WHERE state = 'pending' AND credential = $1 AND room_id = $2 ORDER BY seq LIMIT 1", room)
         if next.count == 1 {
@@ -151,8 +154,13 @@ package final class PostgresDeliveryStore: DeliveryStore {
                      .text(delivery.request), .bytes(delivery.body), .text(pending ? "pending" : "dead"), .integer(now),
                      delivery.deadReason.map(PostgresValue.text) ?? .null]).integer(0, 0)
                 if pending {
+                    // An existing room keeps its head, but is locked (DO UPDATE, not DO NOTHING): a
+                    // replica advancing its head waits for this commit and then sees the delivery.
                     try connection.query(
-                        "INSERT INTO rooms (credential, room_id, head_seq, due_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                        """
+                        INSERT INTO rooms (credential, room_id, head_seq, due_at) VALUES ($1, $2, $3, $4)
+                        ON CONFLICT (credential, room_id) DO UPDATE SET head_seq = rooms.head_seq
+                        """,
                         [.text(delivery.room.credential), .text(delivery.room.roomID), .integer(seq), .integer(now)])
                 }
             }
@@ -177,26 +185,34 @@ package final class PostgresDeliveryStore: DeliveryStore {
                     ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
                 UPDATE rooms r SET lease_owner = $3, lease_until = $4 FROM picked p
                 WHERE r.credential = p.credential AND r.room_id = p.room_id
-                RETURNING r.head_seq, p.taken_over
+                RETURNING r.head_seq, p.taken_over, r.credential, r.room_id
                 """,
                 [.integer(now), .integer(limit), .text(configuration.owner), .integer(now.addingSaturating(configuration.claimTimeout.wholeMilliseconds))])
             var due: [DueDelivery] = []
             for row in 0..<claimed.count {
                 let seq = claimed.integer(row, 0)
-                if claimed.text(row, 1) == "t" {
+                let isTakenOver = claimed.text(row, 1) == "t"
+                if isTakenOver {
                     // Its holder died while sending: sent again, and counted.
                     try connection.query("UPDATE deliveries SET redeliveries = redeliveries + 1 WHERE seq = $1", [.integer(seq)])
                 }
                 let rows = try connection.query(
                     "SELECT id, route, credential, room_id, call, attempts, accepted_at FROM deliveries WHERE seq = $1 AND state = 'pending'", [.integer(seq)])
-                guard rows.count == 1 else { continue }
+                guard rows.count == 1 else {
+                    // Its head was deleted by an operator: the room moves to its next delivery.
+                    try connection.execute("BEGIN")
+                    try advanceHead([.text(claimed.text(row, 2) ?? ""), .text(claimed.text(row, 3) ?? "")])
+                    try connection.execute("COMMIT")
+                    continue
+                }
                 due.append(
                     DueDelivery(
                         id: rows.text(0, 0) ?? "", route: rows.text(0, 1) ?? "", room: RoomKey(credential: rows.text(0, 2) ?? "", roomID: rows.text(0, 3) ?? ""),
-                        call: rows.bytes(0, 4), attempts: rows.integer(0, 5), acceptedAt: rows.integer(0, 6)))
+                        call: rows.bytes(0, 4), attempts: rows.integer(0, 5), acceptedAt: rows.integer(0, 6), isRedelivery: isTakenOver))
             }
             return due
         } catch {
+            try? connection.execute("ROLLBACK")
             throw storeError(error)
         }
     }

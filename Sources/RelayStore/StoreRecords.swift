@@ -165,14 +165,18 @@ package struct DueDelivery: Sendable {
     /// Attempts made so far.
     package var attempts: Int
     package var acceptedAt: UnixMilliseconds
+    /// Another replica claimed it and stopped answering before recording the outcome: it may
+    /// have reached HappyTalk already (at-least-once), and is counted.
+    package var isRedelivery = false
 
-    package init(id: String, route: String, room: RoomKey, call: [UInt8], attempts: Int, acceptedAt: UnixMilliseconds) {
+    package init(id: String, route: String, room: RoomKey, call: [UInt8], attempts: Int, acceptedAt: UnixMilliseconds, isRedelivery: Bool = false) {
         self.id = id
         self.route = route
         self.room = room
         self.call = call
         self.attempts = attempts
         self.acceptedAt = acceptedAt
+        self.isRedelivery = isRedelivery
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import RelayMapping
+import PostgresTestSupport
 import Testing
 
 @testable import RelayStore

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import PostgresTestSupport
 import Testing
 
 @testable import RelayStore

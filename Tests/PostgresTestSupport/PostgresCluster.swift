@@ -7,22 +7,22 @@ import Glibc
 /// A throwaway PostgreSQL cluster for one test: `initdb` and `pg_ctl` (as the `postgres`
 /// user when the tests run as root), a free port on 127.0.0.1, password authentication,
 /// stopped and deleted when released.
-final class PostgresCluster: @unchecked Sendable {
-    static let binaries: String? = {
+package final class PostgresCluster: @unchecked Sendable {
+    package static let binaries: String? = {
         let root = "/usr/lib/postgresql"
         let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).sorted { (Int($0) ?? 0) > (Int($1) ?? 0) }
         return versions.map { "\(root)/\($0)/bin" }.first { FileManager.default.isExecutableFile(atPath: "\($0)/initdb") }
     }()
 
-    static let user = "relay"
-    static let password = "pg-Pa55-w0rd-Xq7"
+    package static let user = "relay"
+    package static let password = "pg-Pa55-w0rd-Xq7"
 
-    let directory: String
-    let port: Int
+    package let directory: String
+    package let port: Int
     /// `postgres://relay:…@127.0.0.1:PORT/postgres`.
-    var url: String { "postgres://\(Self.user):\(Self.password)@127.0.0.1:\(port)/postgres" }
+    package var url: String { "postgres://\(Self.user):\(Self.password)@127.0.0.1:\(port)/postgres" }
 
-    init() throws {
+    package init() throws {
         guard let binaries = Self.binaries else { throw Failure("PostgreSQL is not installed") }
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-pg-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -40,12 +40,12 @@ final class PostgresCluster: @unchecked Sendable {
     }
 
     /// Stops the server at once (as a crash would), leaving the data.
-    func kill() throws {
+    package func kill() throws {
         try Self.asOwner("\(Self.binaries!)/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "-w", "stop"])
     }
 
     /// Starts it again on the same port.
-    func start() throws {
+    package func start() throws {
         try Self.asOwner(
             "\(Self.binaries!)/pg_ctl",
             ["-D", directory + "/data", "-l", directory + "/log", "-w", "-t", "60", "-o",
@@ -57,12 +57,12 @@ final class PostgresCluster: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
-        init(_ description: String) { self.description = description }
+    package struct Failure: Error, CustomStringConvertible {
+        package let description: String
+        package init(_ description: String) { self.description = description }
     }
 
-    static func asOwner(_ program: String, _ arguments: [String]) throws {
+    package static func asOwner(_ program: String, _ arguments: [String]) throws {
         if geteuid() == 0 {
             try run("/usr/sbin/runuser", ["-u", "postgres", "--", program] + arguments)
         } else {
@@ -72,7 +72,7 @@ final class PostgresCluster: @unchecked Sendable {
 
     /// Runs a program to its end with posix_spawn and waitpid: Foundation's `Process` did not
     /// reap `runuser` once `pg_ctl` had started a server under it (the test hung).
-    static func run(_ program: String, _ arguments: [String]) throws {
+    package static func run(_ program: String, _ arguments: [String]) throws {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-pg-out-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
         var actions = posix_spawn_file_actions_t()
@@ -95,7 +95,7 @@ final class PostgresCluster: @unchecked Sendable {
         }
     }
 
-    static func freePort() -> Int {
+    package static func freePort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -105,21 +105,5 @@ final class PostgresCluster: @unchecked Sendable {
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         return Int(UInt16(bigEndian: address.sin_port))
-    }
-}
-
-/// Runs blocking work (processes, libpq) on a thread of its own, off the cooperative pool:
-/// `Process.waitUntilExit` there can starve the pool that reaps the children.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread {
-            do {
-                continuation.resume(returning: try body())
-            } catch {
-                continuation.resume(throwing: error)
-            }
-        }
-        thread.stackSize = 1 << 20
-        thread.start()
     }
 }

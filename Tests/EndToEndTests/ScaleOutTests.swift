@@ -1,0 +1,288 @@
+import Foundation
+import PostgresTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Several real relays sharing one real PostgreSQL (a throwaway cluster) in front of the real
+/// mock: what a load balancer spreads over them is delivered once, in order per room, and
+/// survives a replica's crash and the database's restart.
+@Suite(.enabled(if: PostgresCluster.binaries != nil, "PostgreSQL is installed by deploy/install-build-deps --tests"))
+struct ScaleOutTests {
+    static let secret = "sc4le-0ut-S3cret-Pp9"
+    /// Signed async webhooks: one call per webhook, its room and sequence number in the body.
+    static let orders = #"""
+        { "route": "/orders", "verify": { "scheme": "github", "secret": { "env": "ORDERS_SECRET" } },
+          "dedupe": { "key": "$.headers['x-event-id']", "window": "1h" },
+          "rules": [ { "set": { "uuid": "u-1", "room_id": "$.body.room", "parcel_number": "$.body.n" } } ] }
+        """#
+    static let chatbot = #"""
+        { "route": "/chatbot", "verify": { "scheme": "bearer", "secret": { "env": "ORDERS_SECRET" } }, "delivery": "sync",
+          "rules": [ { "bind": { "keys": { "order_number": "$.body.order" }, "uuid": "$.body.uuid", "room_id": "$.body.room", "ttl": "1d" } } ] }
+        """#
+    static let shipped = #"""
+        { "route": "/shipped", "verify": { "scheme": "github", "secret": { "env": "ORDERS_SECRET" } },
+          "rules": [ { "resolve": [ { "order_number": "$.body.order" } ],
+                       "set": { "uuid": "$.binding.uuid", "room_id": "$.binding.room_id", "parcel_number": "$.body.tracking" } } ] }
+        """#
+
+    /// One cluster, one mock, `count` relays on the database.
+    final class Replicas: @unchecked Sendable {
+        let database: PostgresCluster
+        let folder = TemporaryFolder()
+        let mock: RelayProcess
+        let mockPort: Int
+        var relays: [RelayProcess] = []
+        var ports: [Int] = []
+        var recordPath: String { folder.path + "/calls.jsonl" }
+
+        init(count: Int, mockArguments: [String] = [], relayArguments: [String] = []) throws {
+            database = try PostgresCluster()
+            try FileManager.default.createDirectory(atPath: folder.path + "/mappings", withIntermediateDirectories: true)
+            for (name, text) in ["orders.json": ScaleOutTests.orders, "chatbot.json": ScaleOutTests.chatbot, "shipped.json": ScaleOutTests.shipped] {
+                try text.write(toFile: folder.path + "/mappings/" + name, atomically: false, encoding: .utf8)
+            }
+            mock = try RelayProcess(
+                ["mock-upstream", "--listen", "127.0.0.1:0", "--token", RelayHarness.token, "--record", folder.path + "/calls.jsonl"] + mockArguments)
+            mockPort = try mock.waitForPort()
+            for index in 0..<count {
+                let relay = try RelayProcess(
+                    ["serve", "--listen", "127.0.0.1:0", "--mappings", folder.path + "/mappings", "--upstream", "http://127.0.0.1:\(mockPort)",
+                     "--data-dir", folder.path + "/unused-\(index)", "--log-format", "json", "--retry-max-delay", "1", "--claim-timeout", "11"]
+                        + relayArguments,
+                    environment: [
+                        "HAPPYTALK_TOKEN": RelayHarness.token, "ORDERS_SECRET": ScaleOutTests.secret, "HAPPYRELAY_DATABASE_URL": database.url,
+                    ])
+                relays.append(relay)
+                ports.append(try relay.waitForPort())
+            }
+        }
+
+        deinit {
+            for relay in relays where relay.process.isRunning { _ = try? relay.stop() }
+            _ = try? mock.stop()
+        }
+
+        /// Sends one request to replica `index` on a fresh connection.
+        func send(_ index: Int, _ path: String, body: String, headers: [(String, String)] = [], method: String = "POST") throws -> RawConnection.Response {
+            let connection = try RawConnection(port: ports[index], timeout: 10)
+            var head = "\(method) \(path) HTTP/1.1\r\nHost: relay\r\nContent-Length: \(body.utf8.count)\r\nContent-Type: application/json\r\n"
+            for (name, value) in headers { head += "\(name): \(value)\r\n" }
+            try connection.send(head + "\r\n" + body)
+            return try connection.readResponse()
+        }
+
+        /// A signed webhook, as the platform sends it.
+        func signed(_ index: Int, _ path: String, body: String, event: String? = nil) throws -> RawConnection.Response {
+            var headers = [("X-Hub-Signature-256", "sha256=" + Sign.hex(Sign.hmac256(ScaleOutTests.secret, body)))]
+            if let event { headers.append(("X-Event-Id", event)) }
+            return try send(index, path, body: body, headers: headers)
+        }
+
+        /// The calls the mock accepted, in arrival order.
+        var calls: [String] {
+            ((try? String(contentsOfFile: recordPath, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        }
+
+        /// (room, n) of every recorded order call, in arrival order.
+        var orderCalls: [(room: String, n: Int)] {
+            calls.compactMap { line in
+                guard let room = Self.field("room_id", in: line), let n = Self.field("parcel_number", in: line).flatMap({ Int($0) }) else { return nil }
+                return (room, n)
+            }
+        }
+
+        static func field(_ name: String, in line: String) -> String? {
+            guard let start = line.range(of: "\"\(name)\":\"") else { return nil }
+            return String(line[start.upperBound...].prefix { $0 != "\"" })
+        }
+
+        /// Waits until every (room, n) in `expected` has arrived, or `timeout` passes.
+        func waitForOrders(_ expected: Set<String>, timeout: Double) -> [(room: String, n: Int)] {
+            let deadline = Date().addingTimeInterval(timeout)
+            while true {
+                let calls = orderCalls
+                if expected.isSubset(of: Set(calls.map { "\($0.room)#\($0.n)" })) || Date() > deadline { return calls }
+                usleep(50_000)
+            }
+        }
+
+        /// The sum of a counter over the running replicas.
+        func metric(_ name: String) throws -> Int {
+            var total = 0
+            for (index, relay) in relays.enumerated() where relay.process.isRunning {
+                let text = try send(index, "/metrics", body: "", method: "GET").text
+                for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+                    total += Int(Double(line.split(separator: " ")[1]) ?? 0)
+                }
+            }
+            return total
+        }
+    }
+
+    /// Each room's calls in acceptance order: a call sent twice (taken over from a dead
+    /// replica) may repeat at once, nothing may come out of order or go missing.
+    static func expectInOrder(_ calls: [(room: String, n: Int)], accepted: [String: [Int]], sourceLocation: SourceLocation = #_sourceLocation) {
+        for (room, numbers) in accepted {
+            var seen: [Int] = []
+            for call in calls where call.room == room && seen.last != call.n { seen.append(call.n) }
+            #expect(seen == numbers, "room \(room): \(seen) arrived, \(numbers) were accepted", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// Three replicas, signed webhooks spread round-robin, one replica killed (-9) mid-load:
+    /// everything answered 202 arrives, per room in order, its rooms move on within the claim
+    /// timeout, and what was sent twice is counted.
+    @Test func aReplicaKilledMidLoadLosesNothingAndKeepsEachRoomInOrder() async throws {
+        try await offPool {
+            // Slow answers keep deliveries in flight when the replica dies.
+            let replicas = try Replicas(count: 3, mockArguments: ["--latency", "40"])
+            var accepted: [String: [Int]] = [:]
+            var expected: Set<String> = []
+            let rooms = 12
+            var killedAt: Date?
+            for n in 0..<240 {
+                if n == 120 {
+                    _ = try replicas.relays[1].stop(signal: SIGKILL)
+                    killedAt = Date()
+                }
+                let room = "r-\(n % rooms)"
+                let body = #"{"room":"\#(room)","n":"\#(n)"}"#
+                // The load balancer sends to the next replica that takes the connection.
+                var answer: RawConnection.Response?
+                for offset in 0..<3 {
+                    let index = (n + offset) % 3
+                    if let response = try? replicas.signed(index, "/orders", body: body, event: "evt-\(n)") {
+                        answer = response
+                        break
+                    }
+                }
+                #expect(answer?.status == 202, "\(n): \(answer?.text ?? "no answer")")
+                if answer?.status == 202 {
+                    accepted[room, default: []].append(n)
+                    expected.insert("\(room)#\(n)")
+                }
+            }
+            let calls = replicas.waitForOrders(expected, timeout: 60)
+            let finished = Date()
+            #expect(Set(calls.map { "\($0.room)#\($0.n)" }) == expected)
+            Self.expectInOrder(calls, accepted: accepted)
+            // The dead replica's leases ran out after --claim-timeout (11 s): its rooms went on then.
+            if let killedAt { #expect(finished.timeIntervalSince(killedAt) < 11 + 15) }
+            let duplicates = calls.count - Set(calls.map { "\($0.room)#\($0.n)" }).count
+            let redeliveries = try replicas.metric("happyrelay_redeliveries_total")
+            #expect(duplicates <= redeliveries, "\(duplicates) calls arrived twice, \(redeliveries) redeliveries counted")
+            // The dead replica had rooms in flight (40 ms answers): taken over, and said so.
+            #expect((1...rooms).contains(redeliveries), "at most one delivery per room is in flight")
+            #expect(replicas.relays[0].log.contains("sending again a delivery") || replicas.relays[2].log.contains("sending again a delivery"))
+        }
+    }
+
+    /// A binding made on one replica resolves on another at once; the same event sent to two
+    /// replicas is delivered once.
+    @Test func bindingsAndDedupeKeysAreSharedByEveryReplica() async throws {
+        try await offPool {
+            let replicas = try Replicas(count: 2)
+            let bound = try replicas.send(
+                0, "/chatbot", body: #"{"order":"1043","uuid":"u-7","room":"r-7"}"#, headers: [("Authorization", "Bearer \(Self.secret)")])
+            #expect(bound.status == 200, "\(bound.text)")
+            #expect(try replicas.signed(1, "/shipped", body: #"{"order":"1043","tracking":"1Z999"}"#).status == 202)
+
+            #expect(try replicas.signed(0, "/orders", body: #"{"room":"r-1","n":"1"}"#, event: "evt-same").status == 202)
+            let again = try replicas.signed(1, "/orders", body: #"{"room":"r-1","n":"1"}"#, event: "evt-same")
+            #expect(again.text.contains("duplicate"), "\(again.status) \(again.text)")
+            // A later, distinct event goes through: the duplicate is not just late.
+            #expect(try replicas.signed(1, "/orders", body: #"{"room":"r-1","n":"2"}"#, event: "evt-next").status == 202)
+            _ = replicas.waitForOrders(["r-1#2"], timeout: 20)
+            let calls = replicas.calls
+            #expect(calls.contains(#"{"token":"\#(RelayHarness.token)","uuid":"u-7","room_id":"r-7","parcel_number":"1Z999"}"#), "\(calls)")
+            #expect(calls.filter { $0.contains(#""parcel_number":"1""#) }.count == 1, "\(calls)")
+        }
+    }
+
+    /// HappyTalk away while three replicas take webhooks: all delivered after it, per room in order.
+    @Test func anUpstreamOutageKeepsEveryRoomInOrderAcrossReplicas() async throws {
+        try await offPool {
+            let replicas = try Replicas(count: 3, mockArguments: ["--fail-status", "503"])
+            var accepted: [String: [Int]] = [:]
+            var expected: Set<String> = []
+            for n in 0..<60 {
+                let room = "r-\(n % 5)"
+                #expect(try replicas.signed(n % 3, "/orders", body: #"{"room":"\#(room)","n":"\#(n)"}"#).status == 202)
+                accepted[room, default: []].append(n)
+                expected.insert("\(room)#\(n)")
+            }
+            // Every replica has tried and been refused before HappyTalk comes back.
+            #expect(replicas.relays.allSatisfy { relay in relay.waitForLog(timeout: 20) { $0.contains("delivery will be retried") }.contains("delivery will be retried") })
+            #expect(replicas.calls.isEmpty)
+            _ = try replicas.mock.stop()
+            let mock = try RelayProcess(
+                ["mock-upstream", "--listen", "127.0.0.1:\(replicas.mockPort)", "--token", RelayHarness.token, "--record", replicas.recordPath])
+            defer { _ = try? mock.stop() }
+            _ = try mock.waitForPort()
+            let calls = replicas.waitForOrders(expected, timeout: 60)
+            #expect(Set(calls.map { "\($0.room)#\($0.n)" }) == expected)
+            Self.expectInOrder(calls, accepted: accepted)
+        }
+    }
+
+    /// PostgreSQL stopped under load and started again: 503 with Retry-After and /readyz 503
+    /// meanwhile, then the replicas take webhooks again without a restart, and everything they
+    /// answered 202 is delivered.
+    @Test func theDatabaseGoingAwayIsAnswered503AndRecoveredFromWithoutARestart() async throws {
+        try await offPool {
+            let replicas = try Replicas(count: 2)
+            var accepted: [String: [Int]] = [:]
+            var expected: Set<String> = []
+            var n = 0
+            func post() throws -> RawConnection.Response {
+                defer { n += 1 }
+                let room = "r-\(n % 4)"
+                let response = try replicas.signed(n % 2, "/orders", body: #"{"room":"\#(room)","n":"\#(n)"}"#)
+                if response.status == 202 {
+                    accepted[room, default: []].append(n)
+                    expected.insert("\(room)#\(n)")
+                }
+                return response
+            }
+            for _ in 0..<40 { #expect(try post().status == 202) }
+            try replicas.database.kill()
+            // Until each replica has noticed, a webhook may still fail on its way in: 503 all the same.
+            var refused: RawConnection.Response?
+            for _ in 0..<200 {
+                let response = try post()
+                #expect(response.status == 503 || response.status == 202, "\(response.status) \(response.text)")
+                if response.status == 503 { refused = response }
+                if refused != nil && n % 2 == 0 { break }
+            }
+            #expect(refused?.text.contains(#""error":"unavailable""#) == true, "\(refused?.text ?? "never refused")")
+            #expect(refused?.header("Retry-After") == "5")
+            for index in 0..<2 {
+                var ready = try replicas.send(index, "/readyz", body: "", method: "GET")
+                let deadline = Date().addingTimeInterval(10)
+                while ready.status != 503 && Date() < deadline {
+                    usleep(100_000)
+                    ready = try replicas.send(index, "/readyz", body: "", method: "GET")
+                }
+                #expect(ready.status == 503, "replica \(index): \(ready.text)")
+            }
+            try replicas.database.start()
+            // Back without a restart: both replicas take webhooks again.
+            for index in 0..<2 {
+                let deadline = Date().addingTimeInterval(20)
+                var ready = try replicas.send(index, "/readyz", body: "", method: "GET")
+                while ready.status != 200 && Date() < deadline {
+                    usleep(100_000)
+                    ready = try replicas.send(index, "/readyz", body: "", method: "GET")
+                }
+                #expect(ready.status == 200, "replica \(index): \(ready.text)")
+            }
+            for _ in 0..<20 { #expect(try post().status == 202) }
+            let calls = replicas.waitForOrders(expected, timeout: 30)
+            #expect(Set(calls.map { "\($0.room)#\($0.n)" }).isSuperset(of: expected))
+            #expect(replicas.relays.allSatisfy { $0.process.isRunning })
+        }
+    }
+}
