@@ -1,4 +1,5 @@
 import Foundation
+import PostgresTestSupport
 import RelayHTTP
 import RelayMapping
 import Synchronization
@@ -71,19 +72,70 @@ func eventually(timeout: Double = 10, _ condition: () throws -> Bool) async reth
     return try condition()
 }
 
-/// The queue as the relay runs it — the SQLite store, its writer, the scheduler and the worker
+/// The engines the durable-queue tests run on: SQLite, and PostgreSQL where it is installed
+/// (`deploy/install-build-deps --tests` installs it).
+enum Engine: String, Sendable, CustomTestStringConvertible {
+    case sqlite, postgres
+
+    static var all: [Engine] { PostgresCluster.binaries == nil ? [.sqlite] : [.sqlite, .postgres] }
+
+    var testDescription: String { rawValue }
+}
+
+/// Where one test's store lives: a temporary directory (SQLite) or a throwaway cluster.
+final class TestStorage: @unchecked Sendable {
+    let engine: Engine
+    let directory: TemporaryDirectory
+    let cluster: PostgresCluster?
+
+    init(_ engine: Engine) throws {
+        self.engine = engine
+        directory = TemporaryDirectory()
+        cluster = engine == .postgres ? try PostgresCluster() : nil
+    }
+
+    /// SQLite in `directory` (kept alive by the caller).
+    init(sqliteIn directory: TemporaryDirectory) {
+        engine = .sqlite
+        self.directory = directory
+        cluster = nil
+    }
+
+    var location: StoreLocation {
+        cluster.map { .postgres(url: $0.url) } ?? .sqlite(directory: directory.path)
+    }
+
+    func openStore(configure: (inout SQLiteDeliveryStore.Configuration) -> Void) throws -> any DeliveryStore {
+        if let cluster { return try PostgresDeliveryStore(url: cluster.url) }
+        var configuration = SQLiteDeliveryStore.Configuration()
+        configure(&configuration)
+        return try SQLiteDeliveryStore(directory: directory.path, configuration: configuration)
+    }
+
+    func lookups(clock: ManualClock) throws -> any StoreLookups {
+        if let cluster { return try PostgresLookups(url: cluster.url, clock: { clock.now }) }
+        return try SQLiteLookups(path: SQLiteSchema.path(in: directory.path), clock: { clock.now })
+    }
+
+    /// The integer a query (in SQL both engines speak) returns.
+    func integer(_ sql: String) throws -> Int {
+        if let cluster { return try PostgresConnection(url: cluster.url).query(sql).integer(0, 0) }
+        return try SQLiteDatabase(path: SQLiteSchema.path(in: directory.path)).integer(sql)
+    }
+}
+
+/// The queue as the relay runs it — the store, its writer, the scheduler and the worker
 /// sending to `upstream` — with the reads tests need.
 final class TestQueue: Sendable {
     let writer: StoreWriter
-    let databasePath: String
-    private let directory: String
+    let storage: TestStorage
 
-    init(writer: StoreWriter, databasePath: String, directory: String) {
+    init(writer: StoreWriter, storage: TestStorage) {
         self.writer = writer
-        self.databasePath = databasePath
-        self.directory = directory
+        self.storage = storage
     }
 
+    var databasePath: String { SQLiteSchema.path(in: storage.directory.path) }
     func start() { writer.start() }
     func shutdown(drain: Duration) async { await writer.shutdown(drain: drain) }
     var commits: Int { writer.commits }
@@ -101,7 +153,7 @@ final class TestQueue: Sendable {
     }
 
     func gauges() throws -> QueueGauges {
-        guard let admin = try SQLiteAdmin(directory: directory) else { return QueueGauges(pending: 0, dead: 0, oldestPendingAge: 0) }
+        guard let admin = try storage.location.openAdministration() else { return QueueGauges(pending: 0, dead: 0, oldestPendingAge: 0) }
         return try admin.gauges(now: Int(Date().timeIntervalSince1970 * 1000))
     }
 }
@@ -110,9 +162,15 @@ func makeQueue(
     _ directory: TemporaryDirectory, upstream mock: InProcessMock? = nil, token: String? = nil, ratePerSecond: Int? = nil,
     configure: (inout SQLiteDeliveryStore.Configuration) -> Void = { _ in }, clock: ManualClock? = nil
 ) throws -> TestQueue {
-    var configuration = SQLiteDeliveryStore.Configuration()
-    configure(&configuration)
-    let store = try SQLiteDeliveryStore(directory: directory.path, configuration: configuration)
+    try makeQueue(TestStorage(sqliteIn: directory), upstream: mock, token: token, ratePerSecond: ratePerSecond, configure: configure, clock: clock)
+}
+
+/// A queue on `storage`; `configure` adjusts a SQLite store (fault injection).
+func makeQueue(
+    _ storage: TestStorage, upstream mock: InProcessMock? = nil, token: String? = nil, ratePerSecond: Int? = nil,
+    configure: (inout SQLiteDeliveryStore.Configuration) -> Void = { _ in }, clock: ManualClock? = nil
+) throws -> TestQueue {
+    let store = try storage.openStore(configure: configure)
     let credentials = Credentials(tokens: token.map { ["": $0] } ?? [:])
     let logger = Logger(level: ProcessInfo.processInfo.environment["TEST_LOG"] != nil ? .trace : .error, sink: ProcessInfo.processInfo.environment["TEST_LOG"] != nil ? .standardError : .init { _ in })
     let now: @Sendable () -> Int
@@ -128,7 +186,7 @@ func makeQueue(
     }
     let writer = StoreWriter(
         store: store, scheduler: DispatchScheduler(concurrency: 64, ratePerSecond: ratePerSecond), worker: worker, logger: logger, clock: now)
-    return TestQueue(writer: writer, databasePath: store.path, directory: directory.path)
+    return TestQueue(writer: writer, storage: storage)
 }
 
 func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1","room_id":"r-1"}"#, dead: String? = nil) -> NewDelivery {
@@ -189,10 +247,9 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         }
     }
 
-    @Test func concurrentWritesShareCommitsAndAllLand() async throws {
-        let directory = TemporaryDirectory()
-        defer { withExtendedLifetime(directory) {} }
-        let queue = try makeQueue(directory)
+    @Test(arguments: Engine.all) func concurrentWritesShareCommitsAndAllLand(engine: Engine) async throws {
+        let storage = try TestStorage(engine)
+        let queue = try makeQueue(storage)
         queue.start()
         let committed = Shared(0)
         await withTaskGroup(of: Void.self) { group in
@@ -209,16 +266,15 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         let gauges = try queue.gauges()
         #expect(gauges.pending == 0 && gauges.dead == 200 && gauges.deadByRoute.map(\.count).reduce(0, +) == 200)
         await queue.shutdown(drain: .seconds(1))
-        let database = try SQLiteDatabase(path: directory.path + "/" + SQLiteSchema.fileName)
+        guard engine == .sqlite else { return }
+        let database = try SQLiteDatabase(path: queue.databasePath)
         let check = try database.prepare("PRAGMA integrity_check")
         #expect(try check.step())
         #expect(check.text(0) == "ok")
     }
 
-    @Test func aStoredDedupeKeyMakesTheWholeWriteADuplicate() async throws {
-        let directory = TemporaryDirectory()
-        defer { withExtendedLifetime(directory) {} }
-        let queue = try makeQueue(directory)
+    @Test(arguments: Engine.all) func aStoredDedupeKeyMakesTheWholeWriteADuplicate(engine: Engine) async throws {
+        let queue = try makeQueue(TestStorage(engine))
         queue.start()
         let digest = DedupeDigest(route: "/r", key: "evt-7")
         let first = await queue.write(
@@ -237,17 +293,14 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         // A 30 KB key is stored as 16 bytes.
         let long = String(repeating: "x", count: 30_000)
         _ = await queue.write(WebhookWrite(dedupe: DedupeRecord(digest: DedupeDigest(route: "/r", key: long), firstID: "d", expiresAt: Int.max)))
-        let database = try SQLiteDatabase(path: queue.databasePath)
-        #expect(try database.integer("SELECT MAX(length(key)) FROM dedupe_digests") == 16)
+        #expect(try queue.storage.integer("SELECT MAX(length(key)) FROM dedupe_digests") == 16)
         await queue.shutdown(drain: .seconds(1))
     }
 
     /// A write that fails inside its transaction is refused, and leaves nothing behind: not
     /// the deliveries written before the failing one, not its dedupe key or bindings.
-    @Test func aFailingWriteIsRefusedWhole() async throws {
-        let directory = TemporaryDirectory()
-        defer { withExtendedLifetime(directory) {} }
-        let queue = try makeQueue(directory)
+    @Test(arguments: Engine.all) func aFailingWriteIsRefusedWhole(engine: Engine) async throws {
+        let queue = try makeQueue(TestStorage(engine))
         queue.start()
         #expect(await queue.write(WebhookWrite(deliveries: [delivery("taken", dead: "kept")])) == .success(.stored))
         let digest = DedupeDigest(route: "/r", key: "evt-9")
@@ -261,22 +314,19 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
             Issue.record("a failed insert was answered \(failing)")
             return
         }
-        let database = try SQLiteDatabase(path: queue.databasePath)
-        #expect(try database.integer("SELECT COUNT(*) FROM deliveries") == 1)
-        #expect(try database.integer("SELECT COUNT(*) FROM dedupe_digests") == 0)
-        #expect(try database.integer("SELECT COUNT(*) FROM bindings") == 0)
+        #expect(try queue.storage.integer("SELECT COUNT(*) FROM deliveries") == 1)
+        #expect(try queue.storage.integer("SELECT COUNT(*) FROM dedupe_digests") == 0)
+        #expect(try queue.storage.integer("SELECT COUNT(*) FROM bindings") == 0)
         // Other webhooks in the same commit are not affected.
         #expect(await queue.write(WebhookWrite(deliveries: [delivery("other", dead: "kept")])) == .success(.stored))
         await queue.shutdown(drain: .seconds(1))
     }
 
     /// `--upstream-rate N`: at most N sends start in one second of the clock, counted exactly.
-    @Test func theUpstreamRateIsACountPerSecond() async throws {
+    @Test(arguments: Engine.all) func theUpstreamRateIsACountPerSecond(engine: Engine) async throws {
         let mock = try InProcessMock()
-        let directory = TemporaryDirectory()
-        defer { withExtendedLifetime(directory) {} }
         let clock = ManualClock()
-        let queue = try makeQueue(directory, upstream: mock, token: "t", ratePerSecond: 3, clock: clock)
+        let queue = try makeQueue(TestStorage(engine), upstream: mock, token: "t", ratePerSecond: 3, clock: clock)
         queue.start()
         let deliveries = (0..<7).map { delivery("d-\($0)", room: "r-\($0)") }
         #expect(await queue.write(WebhookWrite(deliveries: deliveries)) == .success(.stored))
@@ -362,21 +412,19 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
 
 /// Bind and resolve against the real store, with an injected clock.
 @Suite struct BindingStoreTests {
-    func store(_ clock: ManualClock, _ directory: TemporaryDirectory) throws -> (TestQueue, SQLiteLookups) {
-        let queue = try makeQueue(directory, clock: clock)
+    func store(_ clock: ManualClock, _ engine: Engine) throws -> (TestQueue, any StoreLookups) {
+        let queue = try makeQueue(TestStorage(engine), clock: clock)
         queue.start()
-        return (queue, try SQLiteLookups(path: queue.databasePath, clock: { clock.now }))
+        return (queue, try queue.storage.lookups(clock: clock))
     }
 
     func write(_ kind: String, _ value: String, _ uuid: String, _ room: String, ttl: Duration = .seconds(60), replace: Bool = false) -> BindingWrite {
         BindingWrite(kind: kind, value: value, uuid: uuid, roomID: room, ttl: ttl, mayReplace: replace)
     }
 
-    @Test func severalKeysRefreshAndExpiry() async throws {
+    @Test(arguments: Engine.all) func severalKeysRefreshAndExpiry(engine: Engine) async throws {
         let clock = ManualClock()
-        let directory = TemporaryDirectory()
-        defer { withExtendedLifetime(directory) {} }
-        let (queue, bindings) = try store(clock, directory)
+        let (queue, bindings) = try store(clock, engine)
         _ = await queue.write(WebhookWrite(bindings: [write("order_number", "1043", "u-1", "r-9"), write("phone", "01012345678", "u-1", "r-9")]))
         #expect(bindings.binding(kind: "order_number", value: "1043")?.roomID == "r-9")
         #expect(bindings.binding(kind: "phone", value: "01012345678")?.uuid == "u-1")
@@ -394,11 +442,9 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
 
     /// Alice binds order 2001 with her phone; Mallory, another customer, cannot take the order
     /// by naming it, but the key may move when the bind proves both keys or the rule allows it.
-    @Test func aBindCannotMoveAnotherCustomersKey() async throws {
+    @Test(arguments: Engine.all) func aBindCannotMoveAnotherCustomersKey(engine: Engine) async throws {
         let clock = ManualClock()
-        let directory = TemporaryDirectory()
-        defer { withExtendedLifetime(directory) {} }
-        let (queue, bindings) = try store(clock, directory)
+        let (queue, bindings) = try store(clock, engine)
         #expect(await queue.write(WebhookWrite(bindings: [write("order_number", "2001", "alice", "r-a"), write("phone", "01011112222", "alice", "r-a")])) == .success(.stored))
         #expect(await queue.write(WebhookWrite(bindings: [write("order_number", "2001", "mallory", "r-m")])) == .failure(.bindingConflict(kind: "order_number")))
         #expect(await queue.write(WebhookWrite(bindings: [write("order_number", "2001", "mallory", "r-m"), write("phone", "01099990000", "mallory", "r-m")])) == .failure(.bindingConflict(kind: "order_number")))
@@ -417,11 +463,9 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         await queue.shutdown(drain: .seconds(1))
     }
 
-    @Test func theFirstBoundKeyWins() async throws {
+    @Test(arguments: Engine.all) func theFirstBoundKeyWins(engine: Engine) async throws {
         let clock = ManualClock()
-        let directory = TemporaryDirectory()
-        defer { withExtendedLifetime(directory) {} }
-        let (queue, bindings) = try store(clock, directory)
+        let (queue, bindings) = try store(clock, engine)
         _ = await queue.write(WebhookWrite(bindings: [write("order_number", "7", "u-order", "r-order"), write("phone", "01099998888", "u-phone", "r-phone")]))
         let route = try #require(try? MappingLoader.compile(file: "t.json", bytes: Array("""
             { "route": "/t", "verify": { "scheme": "none" }, "rules": [ { "resolve": [ { "order_number": "$.body.order" }, { "phone": "$.body.phone" } ],
