@@ -17,6 +17,7 @@ package enum Commands {
           healthcheck             exit 0 when the relay the settings describe answers /healthz (for containers)
           deliveries ACTION       the async delivery queue: list, show, retry, delete, replay
           bindings ACTION         the bindings that link order numbers, phones, … to chat rooms: list, delete
+          store copy              copy a SQLite data directory's queue, dedupe keys and bindings into PostgreSQL
 
         Run `happyrelay help <command>` or `happyrelay <command> --help` (-h) for a command's
         options; `happyrelay --version` prints the version.
@@ -77,10 +78,14 @@ package enum Commands {
         "bindings delete": Help(
             usage: "happyrelay bindings delete KIND=VALUE [--data-dir DIR | --database-url URL]", summary: "Deletes one binding; exit 1 when there was none.",
             options: BindingCommands.deleteOptions),
+        "store copy": Help(
+            usage: "happyrelay store copy --from-data-dir DIR --to URL",
+            summary: "Copies the pending and dead deliveries (with their attempts), the unexpired dedupe keys and the bindings of a SQLite data directory into the PostgreSQL database several relays share, in one transaction; says what it copied. Rows already there are left as they are, so running it again copies nothing twice.",
+            options: StoreCommands.copyOptions),
     ]
 
     /// The actions of the commands that have them.
-    static let actions = ["deliveries": ["list", "show", "retry", "delete", "replay"], "bindings": ["list", "delete"]]
+    static let actions = ["deliveries": ["list", "show", "retry", "delete", "replay"], "bindings": ["list", "delete"], "store": ["copy"]]
 
     /// The help for `command` (and `action`), or the list of actions of a command that has them.
     static func helpText(command: String, action: String?) -> String? {
@@ -139,7 +144,7 @@ package enum Commands {
             return finish(command: "map", usage: "happyrelay map --route PATH [options] PAYLOAD") { () throws(SettingsError) in
                 try MappingCommands.map(arguments, environment: environment, standardInput: standardInput)
             }
-        case "deliveries", "bindings":
+        case "deliveries", "bindings", "store":
             guard let action else {
                 return ServeCommand.failed(
                     "happyrelay \(command): expected \(actions[command]!.joined(separator: ", "))\n" + helpText(command: command, action: nil)!, code: 2)
@@ -155,6 +160,7 @@ package enum Commands {
                 case ("deliveries", "delete"): return try DeliveryCommands.delete(rest, environment: environment)
                 case ("deliveries", "replay"): return try DeliveryCommands.replay(rest, environment: environment)
                 case ("bindings", "list"): return try BindingCommands.list(rest, environment: environment)
+                case ("store", _): return try StoreCommands.copy(rest, environment: environment)
                 default: return try BindingCommands.delete(rest, environment: environment)
                 }
             }

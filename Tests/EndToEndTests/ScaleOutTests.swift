@@ -285,4 +285,75 @@ struct ScaleOutTests {
             #expect(replicas.relays.allSatisfy { $0.process.isRunning })
         }
     }
+
+    /// A relay that ran on SQLite moves to PostgreSQL: `store copy` brings its pending and dead
+    /// deliveries, dedupe keys and bindings (and copies nothing twice when run again); a relay
+    /// on the database then delivers the backlog in order, knows the keys and the binding, and
+    /// the CLI reads the dead letter there. The database password shows nowhere.
+    @Test func storeCopyMovesARelayFromSQLiteToPostgreSQL() async throws {
+        try await offPool {
+            let harness = try RelayHarness(
+                mappings: ["orders.json": Self.orders, "chatbot.json": Self.chatbot, "shipped.json": Self.shipped], environment: ["ORDERS_SECRET": Self.secret])
+            try harness.stopMock()
+            func signed(_ body: String, event: String) throws -> RawConnection.Response {
+                try harness.post("/orders", body: body, headers: [
+                    ("Content-Type", "application/json"), ("X-Event-Id", event), ("X-Hub-Signature-256", "sha256=" + Sign.hex(Sign.hmac256(Self.secret, body))),
+                ])
+            }
+            for n in 0..<5 { #expect(try signed(#"{"room":"r-1","n":"\#(n)"}"#, event: "evt-\(n)").status == 202) }
+            let dead = try signed(#"{"n":"9"}"#, event: "evt-9")
+            #expect(dead.text.contains("mapping_failed"), "\(dead.text)")
+            let bound = try harness.post(
+                "/chatbot", body: #"{"order":"1043","uuid":"u-7","room":"r-7"}"#,
+                headers: [("Content-Type", "application/json"), ("Authorization", "Bearer \(Self.secret)")])
+            #expect(bound.status == 200)
+            _ = try harness.relay.stop()
+
+            let database = try PostgresCluster()
+            let environment = ["HAPPYRELAY_DATABASE_URL": database.url]
+            let copied = try RelayProcess.run(["store", "copy", "--from-data-dir", harness.dataDirectory], environment: environment)
+            #expect(copied.status == 0, "\(copied.output)")
+            #expect(copied.output.contains("deliveries: 5 pending, 1 dead (attempts: 1)"), "\(copied.output)")
+            #expect(copied.output.contains("dedupe keys: 5\n"), "\(copied.output)")
+            #expect(copied.output.contains("bindings: 1\n"), "\(copied.output)")
+            let again = try RelayProcess.run(["store", "copy", "--from-data-dir", harness.dataDirectory, "--to", database.url])
+            #expect(again.output.contains("deliveries: 0 pending, 0 dead (attempts: 0)"), "\(again.output)")
+            #expect(again.output.contains("already there, left as they were: deliveries 6, dedupe keys 5, bindings 1"), "\(again.output)")
+
+            try harness.restartMock()
+            let relay = try RelayProcess(
+                ["serve", "--listen", "127.0.0.1:0", "--mappings", harness.directory.appendingPathComponent("mappings").path,
+                 "--upstream", "http://127.0.0.1:\(harness.mockPort)", "--log-format", "json", "--log-level", "debug"],
+                environment: environment.merging(["HAPPYTALK_TOKEN": RelayHarness.token, "ORDERS_SECRET": Self.secret]) { $1 })
+            defer { _ = try? relay.stop() }
+            let port = try relay.waitForPort()
+            let calls = harness.waitForCalls(5)
+            #expect(calls.map { Replicas.field("parcel_number", in: $0) } == ["0", "1", "2", "3", "4"])
+            func send(_ path: String, _ body: String, _ headers: [(String, String)]) throws -> RawConnection.Response {
+                let connection = try RawConnection(port: port, timeout: 10)
+                var head = "POST \(path) HTTP/1.1\r\nHost: relay\r\nContent-Length: \(body.utf8.count)\r\nContent-Type: application/json\r\n"
+                for (name, value) in headers { head += "\(name): \(value)\r\n" }
+                try connection.send(head + "\r\n" + body)
+                return try connection.readResponse()
+            }
+            let body = #"{"room":"r-1","n":"2"}"#
+            let duplicate = try send("/orders", body, [("X-Event-Id", "evt-2"), ("X-Hub-Signature-256", "sha256=" + Sign.hex(Sign.hmac256(Self.secret, body)))])
+            #expect(duplicate.text.contains("duplicate"), "\(duplicate.text)")
+            let shipped = #"{"order":"1043","tracking":"EE123456789KR"}"#
+            #expect(try send("/shipped", shipped, [("X-Hub-Signature-256", "sha256=" + Sign.hex(Sign.hmac256(Self.secret, shipped)))]).status == 202)
+            #expect(harness.waitForCalls(6).last?.contains(#""uuid":"u-7","room_id":"r-7","parcel_number":"EE123456789KR""#) == true)
+
+            let listed = try RelayProcess.run(["deliveries", "list", "--state", "dead"], environment: environment)
+            #expect(listed.status == 0 && listed.output.split(separator: "\n").count == 1, "\(listed.output)")
+            let bindings = try RelayProcess.run(["bindings", "list", "--database-url", database.url])
+            #expect(bindings.output.contains("order_number=1043 u-7 r-7 "), "\(bindings.output)")
+            let printed = try RelayProcess.run(["serve", "--print-config"], environment: environment)
+            #expect(printed.output.contains("HAPPYRELAY_DATABASE_URL=postgres://relay:***@127.0.0.1:\(database.port)/postgres"), "\(printed.output)")
+            let wrong = try RelayProcess.run(["deliveries", "list", "--database-url", database.url.replacingOccurrences(of: "/postgres", with: "/missing")])
+            #expect(wrong.status == 1 && wrong.output.contains("postgres://relay:***@"), "\(wrong.output)")
+            for text in [copied.output, again.output, relay.log, listed.output, bindings.output, printed.output, wrong.output] {
+                #expect(!text.contains(PostgresCluster.password), "the database password leaked: \(text)")
+            }
+        }
+    }
 }
