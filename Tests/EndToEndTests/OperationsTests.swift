@@ -305,17 +305,18 @@ import Testing
                 #expect(help.output.hasPrefix("usage: happyrelay serve [options]") && help.output.contains("--dead-retention DURATION"), "\(arguments)")
             }
             for (arguments, usage) in [
-                (["help", "deliveries", "show"], "usage: happyrelay deliveries show ID [--json] [--data-dir DIR]"),
-                (["deliveries", "delete", "-h"], "usage: happyrelay deliveries delete (ID | --dead-older-than DURATION) [--data-dir DIR]"),
-                (["bindings", "list", "--help"], "usage: happyrelay bindings list [--key KIND=VALUE] [--json] [--data-dir DIR]"),
+                (["help", "deliveries", "show"], "usage: happyrelay deliveries show ID [--json] [--data-dir DIR | --database-url URL]"),
+                (["deliveries", "delete", "-h"], "usage: happyrelay deliveries delete (ID | --dead-older-than DURATION) [--data-dir DIR | --database-url URL]"),
+                (["bindings", "list", "--help"], "usage: happyrelay bindings list [--key KIND=VALUE] [--json] [--data-dir DIR | --database-url URL]"),
                 (["check", "-h"], "usage: happyrelay check [--mappings DIR] [DIR|FILE]..."),
                 (["help", "mock-upstream"], "usage: happyrelay mock-upstream [options]"),
+                (["store", "copy", "-h"], "usage: happyrelay store copy --from-data-dir DIR --to URL"),
             ] {
                 let help = try RelayProcess.run(arguments)
                 #expect(help.status == 0 && help.output.hasPrefix(usage), "\(arguments): \(help.output)")
             }
             let actions = try RelayProcess.run(["help", "deliveries"])
-            #expect(actions.output.contains("usage: happyrelay deliveries retry ID [--data-dir DIR]"))
+            #expect(actions.output.contains("usage: happyrelay deliveries retry ID [--data-dir DIR | --database-url URL]"))
             #expect(try RelayProcess.run(["help", "nothing"]).status == 2)
         }
     }

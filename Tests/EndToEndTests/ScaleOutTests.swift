@@ -307,13 +307,16 @@ struct ScaleOutTests {
                 "/chatbot", body: #"{"order":"1043","uuid":"u-7","room":"r-7"}"#,
                 headers: [("Content-Type", "application/json"), ("Authorization", "Bearer \(Self.secret)")])
             #expect(bound.status == 200)
+            // HappyTalk is away: the room's head has a failed attempt on record to copy.
+            #expect(harness.relay.waitForLog { $0.contains("delivery will be retried") }.contains("delivery will be retried"))
             _ = try harness.relay.stop()
 
             let database = try PostgresCluster()
             let environment = ["HAPPYRELAY_DATABASE_URL": database.url]
             let copied = try RelayProcess.run(["store", "copy", "--from-data-dir", harness.dataDirectory], environment: environment)
             #expect(copied.status == 0, "\(copied.output)")
-            #expect(copied.output.contains("deliveries: 5 pending, 1 dead (attempts: 1)"), "\(copied.output)")
+            #expect(copied.output.contains("deliveries: 5 pending, 1 dead (attempts: "), "\(copied.output)")
+            #expect(!copied.output.contains("(attempts: 0)"), "\(copied.output)")
             #expect(copied.output.contains("dedupe keys: 5\n"), "\(copied.output)")
             #expect(copied.output.contains("bindings: 1\n"), "\(copied.output)")
             let again = try RelayProcess.run(["store", "copy", "--from-data-dir", harness.dataDirectory, "--to", database.url])

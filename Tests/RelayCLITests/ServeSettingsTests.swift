@@ -67,6 +67,7 @@ import Testing
         ("HAPPYRELAY_IDLE_TIMEOUT", "forever", "is not a positive duration (seconds, or a number with s, m, h or d: 30d)"),
         ("HAPPYRELAY_MAX_CONNECTIONS", "0", "is not a whole number in 1...1000000"),
         ("HAPPYRELAY_DRAIN_TIMEOUT", "NaN", "is not a positive duration (seconds, or a number with s, m, h or d: 30d)"),
+        ("HAPPYRELAY_CLAIM_TIMEOUT", "soon", "is not a positive duration (seconds, or a number with s, m, h or d: 30d)"),
     ]
 
     @Test(arguments: malformed)
@@ -76,9 +77,30 @@ import Testing
         }
     }
 
+    /// A database URL that is not one is refused without echoing it (it may hold a password);
+    /// a good one is shown with the password as `***`; a claim must outlive a send.
+    @Test func theDatabaseURLIsCheckedAndNeverShownWithItsPassword() throws {
+        #expect(throws: SettingsError("HAPPYRELAY_DATABASE_URL: not a postgres:// or postgresql:// connection URI (postgres://user:password@host:5432/database)")) {
+            _ = try ServeSettings.parse([], environment: ["HAPPYRELAY_DATABASE_URL": "mysql://root:s3cr3t-pw@db/relay"])
+        }
+        let url = "postgresql://relay:s3cr3t-pw@db.internal:5432/relay?sslmode=verify-full&password=s3cr3t-pw"
+        let settings = try ServeSettings.parse(["--claim-timeout", "45s"], environment: ["HAPPYRELAY_DATABASE_URL": url])
+        #expect(settings.store.description == "postgresql://relay:***@db.internal:5432/relay?sslmode=verify-full&password=***")
+        #expect(settings.claimTimeout == .seconds(45))
+        let printed = settings.describe(environment: ["HAPPYRELAY_DATABASE_URL": url])
+        #expect(printed.contains("HAPPYRELAY_DATABASE_URL=postgresql://relay:***@db.internal:5432/relay?sslmode=verify-full&password=***"))
+        #expect(printed.contains("HAPPYRELAY_DATA_DIR=data") && printed.contains("not used, --database-url is set"))
+        #expect(!printed.contains("s3cr3t-pw"))
+        #expect(try ServeSettings.parse([], environment: [:]).store.description == "data/happyrelay.sqlite")
+        #expect(throws: SettingsError("--claim-timeout: must be more than 10 seconds, the longest a send may take")) {
+            _ = try ServeSettings.parse(["--claim-timeout", "10"], environment: [:])
+        }
+    }
+
     @Test func everyValuedOptionIsCoveredByAMalformedCase() {
         // Options whose value is free text are checked where they are used: folders and files at start-up.
-        let checkedAtStartUp: Set = ["--mappings", "--data-dir", "--upstream-ca-file", "--tls-cert", "--tls-key"]
+        // The database URL has a test of its own: its value (a password) is never echoed.
+        let checkedAtStartUp: Set = ["--mappings", "--data-dir", "--upstream-ca-file", "--tls-cert", "--tls-key", "--database-url"]
         let parsed = ServeSettings.options.filter { $0.environment != nil && !checkedAtStartUp.contains($0.flag) }
         #expect(Set(parsed.compactMap(\.environment)) == Set(Self.malformed.map(\.0)))
     }
