@@ -1,4 +1,5 @@
 import Foundation
+import RelayHTTP
 import RelayMapping
 import Testing
 
@@ -119,5 +120,80 @@ import Testing
             #expect(process.terminationStatus == 0, "systemd-analyze \(arguments[0]): \(text)")
             if arguments[0] == "verify" { #expect(text.isEmpty, "\(text)") }
         }
+    }
+
+    /// A YAML file's documents as JSON values, read by python3's yaml module.
+    static func yaml(_ name: String) throws -> [Any] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", "import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))", deploy.appendingPathComponent(name).path]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, let documents = try JSONSerialization.jsonObject(with: data) as? [Any] else {
+            throw RelayProcess.Failure(description: "\(name) is not YAML")
+        }
+        return documents
+    }
+
+    static let hasYAML = FileManager.default.isExecutableFile(atPath: "/usr/bin/python3")
+        && (try? { () throws -> Bool in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = ["-c", "import yaml"]
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            return process.terminationStatus == 0
+        }()) == true
+
+    /// The Kubernetes manifests: two or more replicas on one database, ready on `/readyz`, every
+    /// variable a real setting or a secret of the shipped mappings, the token and the database
+    /// URL from a Secret, non-root, time to drain before SIGKILL.
+    @Test(.enabled(if: hasYAML, "python3-yaml is installed by deploy/install-build-deps --tests"))
+    func kubernetesManifestsRunReplicasOnOneDatabase() throws {
+        let documents = try Self.yaml("kubernetes/happyrelay.yaml").compactMap { $0 as? [String: Any] }
+        #expect(Set(documents.compactMap { $0["kind"] as? String }) == ["Deployment", "Service", "PodDisruptionBudget"])
+        let deployment = try #require(documents.first { $0["kind"] as? String == "Deployment" })
+        let spec = try #require(deployment["spec"] as? [String: Any])
+        #expect((spec["replicas"] as? Int ?? 0) >= 2)
+        let pod = try #require((spec["template"] as? [String: Any])?["spec"] as? [String: Any])
+        #expect((pod["terminationGracePeriodSeconds"] as? Int ?? 0) > Int(ServeSettings().drainTimeout.components.seconds))
+        #expect((pod["securityContext"] as? [String: Any])?["runAsNonRoot"] as? Bool == true)
+        let container = try #require((pod["containers"] as? [[String: Any]])?.first)
+        func probePath(_ name: String) -> String? { ((container[name] as? [String: Any])?["httpGet"] as? [String: Any])?["path"] as? String }
+        #expect(probePath("readinessProbe") == "/readyz" && probePath("livenessProbe") == "/healthz")
+        let environment = try #require(container["env"] as? [[String: Any]])
+        let names = Set(environment.compactMap { $0["name"] as? String })
+        for name in names { #expect(Self.settingVariables.contains(name) || Self.secretVariables("mappings").contains(name), "\(name)") }
+        #expect(Self.secretVariables("mappings").isSubset(of: names))
+        let fromSecrets = Set(environment.filter { ($0["valueFrom"] as? [String: Any])?["secretKeyRef"] != nil }.compactMap { $0["name"] as? String })
+        #expect(fromSecrets.isSuperset(of: ["HAPPYRELAY_DATABASE_URL", "HAPPYTALK_TOKEN", "HAPPYRELAY_ADMIN_TOKEN"]))
+        #expect(fromSecrets.isSuperset(of: Self.secretVariables("mappings")))
+        let listen = environment.first { $0["name"] as? String == "HAPPYRELAY_LISTEN" }?["value"] as? String
+        #expect(listen.flatMap { HostAndPort(parsing: $0) }?.port == (container["ports"] as? [[String: Any]])?.first?["containerPort"] as? Int)
+    }
+
+    /// The scale-out trial: two relays on the PostgreSQL service, nginx in front naming both.
+    @Test(.enabled(if: hasYAML, "python3-yaml is installed by deploy/install-build-deps --tests"))
+    func scaleOutComposeRunsTwoRelaysOnOneDatabaseBehindNginx() throws {
+        let compose = try #require(try Self.yaml("scale-out/compose.yaml").first as? [String: Any])
+        let services = try #require(compose["services"] as? [String: [String: Any]])
+        #expect(Set(services.keys) == ["postgres", "mock", "relay-a", "relay-b", "nginx"])
+        let postgres = try #require(services["postgres"]?["environment"] as? [String: String])
+        for name in ["relay-a", "relay-b"] {
+            let environment = try #require(services[name]?["environment"] as? [String: String])
+            for variable in environment.keys {
+                #expect(Self.settingVariables.contains(variable) || Self.secretVariables("mappings").contains(variable), "\(variable)")
+            }
+            #expect(Self.secretVariables("mappings").isSubset(of: Set(environment.keys)))
+            let url = try #require(environment["HAPPYRELAY_DATABASE_URL"])
+            #expect(url == "postgres://\(postgres["POSTGRES_USER"]!):\(postgres["POSTGRES_PASSWORD"]!)@postgres:5432/\(postgres["POSTGRES_DB"]!)")
+        }
+        let nginx = try Self.text("scale-out/nginx.conf")
+        #expect(nginx.contains("server relay-a:8080") && nginx.contains("server relay-b:8080"))
+        #expect((services["nginx"]?["volumes"] as? [String])?.contains("./nginx.conf:/etc/nginx/conf.d/default.conf:ro") == true)
     }
 }

@@ -359,4 +359,84 @@ struct ScaleOutTests {
             }
         }
     }
+
+    /// deploy/scale-out/nginx.conf, run by a real nginx in front of two relays on one database:
+    /// webhooks are spread over both, and when one is killed nginx passes them to the other; all
+    /// that was answered 202 arrives, each room in order.
+    @Test(.enabled(if: ReverseProxyRecipeTests.nginx != nil, "nginx is installed by deploy/install-build-deps --tests"))
+    func theScaleOutNginxRecipeSpreadsWebhooksAndSkipsADeadRelay() async throws {
+        try await offPool {
+            let replicas = try Replicas(count: 2)
+            let prefix = replicas.folder.path + "/nginx"
+            try FileManager.default.createDirectory(atPath: prefix, withIntermediateDirectories: true)
+            let port = try ReverseProxyRecipeTests.freePort()
+            let recipe = try String(contentsOf: MappingCommandTests.root.appendingPathComponent("deploy/scale-out/nginx.conf"), encoding: .utf8)
+            let site = recipe
+                .replacingOccurrences(of: "listen 8080;", with: "listen 127.0.0.1:\(port);")
+                .replacingOccurrences(of: "server relay-a:8080", with: "server 127.0.0.1:\(replicas.ports[0])")
+                .replacingOccurrences(of: "server relay-b:8080", with: "server 127.0.0.1:\(replicas.ports[1])")
+            #expect(site.contains("127.0.0.1:\(replicas.ports[0])") && site.contains("127.0.0.1:\(replicas.ports[1])") && site.contains("127.0.0.1:\(port)"))
+            try site.write(toFile: prefix + "/site.conf", atomically: false, encoding: .utf8)
+            try """
+            daemon off;
+            pid \(prefix)/nginx.pid;
+            error_log stderr crit;
+            events {}
+            http {
+                access_log off;
+                client_body_temp_path \(prefix)/body;
+                proxy_temp_path \(prefix)/proxy;
+                include \(prefix)/site.conf;
+            }
+            """.write(toFile: prefix + "/nginx.conf", atomically: false, encoding: .utf8)
+            let server = Process()
+            server.executableURL = URL(fileURLWithPath: ReverseProxyRecipeTests.nginx!)
+            server.arguments = ["-p", prefix, "-c", prefix + "/nginx.conf"]
+            server.standardError = FileHandle.nullDevice
+            try server.run()
+            defer {
+                server.terminate()
+                server.waitUntilExit()
+            }
+            func post(_ body: String) throws -> RawConnection.Response {
+                // nginx may not listen yet on the first request.
+                var lastError: (any Error)?
+                for _ in 0..<100 {
+                    do {
+                        let connection = try RawConnection(port: port, timeout: 10)
+                        let signature = "sha256=" + Sign.hex(Sign.hmac256(Self.secret, body))
+                        try connection.send(
+                            "POST /orders HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\nX-Hub-Signature-256: \(signature)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+                        return try connection.readResponse()
+                    } catch {
+                        lastError = error
+                        usleep(20_000)
+                    }
+                }
+                throw lastError!
+            }
+            var accepted: [String: [Int]] = [:]
+            var expected: Set<String> = []
+            for n in 0..<80 {
+                if n == 40 { _ = try replicas.relays[0].stop(signal: SIGKILL) }
+                let room = "r-\(n % 4)"
+                let answer = try post(#"{"room":"\#(room)","n":"\#(n)"}"#)
+                #expect(answer.status == 202, "\(n): \(answer.status) \(answer.text)")
+                if answer.status == 202 {
+                    accepted[room, default: []].append(n)
+                    expected.insert("\(room)#\(n)")
+                }
+                if n == 39 {
+                    // Both relays took a share before one was killed.
+                    for index in 0..<2 {
+                        let metrics = try replicas.send(index, "/metrics", body: "", method: "GET").text
+                        #expect(metrics.contains(#"happyrelay_webhooks_total{route="/orders",outcome="accepted"} "#) && !metrics.contains(#"happyrelay_webhooks_total{route="/orders",outcome="accepted"} 0"#), "replica \(index) took none")
+                    }
+                }
+            }
+            let calls = replicas.waitForOrders(expected, timeout: 40)
+            #expect(Set(calls.map { "\($0.room)#\($0.n)" }) == expected)
+            Self.expectInOrder(calls, accepted: accepted)
+        }
+    }
 }
