@@ -63,33 +63,48 @@ package final class PostgresDeliveryStore: DeliveryStore {
         let room: [PostgresValue] = [.text(outcome.room.credential), .text(outcome.room.roomID)]
         switch outcome.disposition {
         case .delivered:
-            try connection.query(
-                "UPDATE deliveries SET state = 'delivered', attempts = $2, next_attempt_at = $3, last_reason = NULL WHERE id = $1",
+            let updated = try connection.query(
+                "UPDATE deliveries SET state = 'delivered', attempts = $2, next_attempt_at = $3, last_reason = NULL WHERE id = $1 RETURNING seq",
                 [id, .integer(outcome.attempts), .integer(now)])
-            try advanceHead(room)
+            try advanceHead(room, past: updated.count == 1 ? updated.integer(0, 0) : nil)
         case .dead(let why):
-            try connection.query(
-                "UPDATE deliveries SET state = 'dead', attempts = $2, next_attempt_at = $3, last_reason = $4 WHERE id = $1",
+            let updated = try connection.query(
+                "UPDATE deliveries SET state = 'dead', attempts = $2, next_attempt_at = $3, last_reason = $4 WHERE id = $1 RETURNING seq",
                 [id, .integer(outcome.attempts), .integer(now), .text(why)])
             try connection.query(
                 "INSERT INTO attempts (delivery_id, attempt, at, outcome, reason, http_status, code, message) VALUES ($1, $2, $3, 'dead', $4, $5, $6, $7)", attempt)
-            try advanceHead(room)
+            try advanceHead(room, past: updated.count == 1 ? updated.integer(0, 0) : nil)
         case .retry(let at):
-            try connection.query(
-                "UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_reason = $4 WHERE id = $1 AND state = 'pending'",
+            let updated = try connection.query(
+                "UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_reason = $4 WHERE id = $1 AND state = 'pending' RETURNING seq",
                 [id, .integer(outcome.attempts), .integer(at), .text(outcome.reason)])
             try connection.query(
                 "INSERT INTO attempts (delivery_id, attempt, at, outcome, reason, http_status, code, message) VALUES ($1, $2, $3, 'retry', $4, $5, $6, $7)", attempt)
+            // The room waits for the retry only while this delivery is its head (another replica
+            // that took it over may have finished it meanwhile); this replica's lease ends anyway.
             try connection.query(
-                "UPDATE rooms SET due_at = $3, lease_owner = NULL, lease_until = NULL WHERE credential = $1 AND room_id = $2", room + [.integer(at)])
+                """
+                UPDATE rooms SET due_at = CASE WHEN head_seq = $3 THEN $4 ELSE due_at END, lease_owner = NULL, lease_until = NULL
+                WHERE credential = $1 AND room_id = $2 AND (head_seq = $3 OR lease_owner = $5)
+                """, room + [.integer(updated.count == 1 ? updated.integer(0, 0) : -1), .integer(at), .text(configuration.owner)])
         }
     }
 
-    /// Points the room at its oldest pending delivery (lease cleared), or removes it. The room
-    /// is locked first: a replica storing a delivery for it at the same moment waits (see
-    /// `store`), so its delivery is either seen here or finds no room and makes one.
-    private func advanceHead(_ room: [PostgresValue]) throws(PostgresError) {
-        try connection.query("SELECT 1 FROM rooms WHERE credential = $1 AND room_id = $2 FOR UPDATE", room)
+    /// Points the room past the finished delivery `seq` at its oldest pending one (lease
+    /// cleared), or removes it. Only when `seq` is still the room's head: when a replica that
+    /// was taken over for being slow records it after the one that took over, the room has
+    /// moved on already, and only this replica's lease (if any) is cleared. The room is locked
+    /// first: a replica storing a delivery for it at the same moment waits (see `store`), so
+    /// its delivery is either seen here or finds no room and makes one.
+    private func advanceHead(_ room: [PostgresValue], past seq: Int?) throws(PostgresError) {
+        let head = try connection.query("SELECT head_seq FROM rooms WHERE credential = $1 AND room_id = $2 FOR UPDATE", room)
+        // A delivery deleted while in flight (nil) leaves its room to `claimDue`'s repair.
+        guard head.count == 1, let seq, head.integer(0, 0) == seq else {
+            try connection.query(
+                "UPDATE rooms SET lease_owner = NULL, lease_until = NULL WHERE credential = $1 AND room_id = $2 AND lease_owner = $3",
+                room + [.text(configuration.owner)])
+            return
+        }
         let next = try connection.query(
             "SELECT seq, next_attempt_at FROM deliveries WHERE state = 'pending' AND credential = $1 AND room_id = $2 ORDER BY seq LIMIT 1", room)
         if next.count == 1 {
@@ -201,7 +216,7 @@ package final class PostgresDeliveryStore: DeliveryStore {
                 guard rows.count == 1 else {
                     // Its head was deleted by an operator: the room moves to its next delivery.
                     try connection.execute("BEGIN")
-                    try advanceHead([.text(claimed.text(row, 2) ?? ""), .text(claimed.text(row, 3) ?? "")])
+                    try advanceHead([.text(claimed.text(row, 2) ?? ""), .text(claimed.text(row, 3) ?? "")], past: seq)
                     try connection.execute("COMMIT")
                     continue
                 }

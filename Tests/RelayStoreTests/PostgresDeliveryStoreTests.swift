@@ -74,6 +74,46 @@ struct PostgresDeliveryStoreTests {
         }
     }
 
+    /// A replica too slow to record its outcome was taken over: whichever records first moves
+    /// the room on; the late one records its attempt but leaves the room (and the lease of
+    /// the replica now sending its next delivery) alone, so the room never has two in flight.
+    @Test func aLateOutcomeFromATakenOverReplicaLeavesTheRoomAlone() async throws {
+        try await offPool {
+            let cluster = try PostgresCluster()
+            var configuration = PostgresDeliveryStore.Configuration()
+            configuration.claimTimeout = .seconds(30)
+            configuration.owner = "slow"
+            let slow = try PostgresDeliveryStore(url: cluster.url, configuration: configuration)
+            configuration.owner = "quick"
+            let quick = try PostgresDeliveryStore(url: cluster.url, configuration: configuration)
+            let now = 1_000_000
+            _ = try slow.commit([WebhookWrite(deliveries: ["x", "y", "z"].map { Self.delivery($0, room: "r-1") })], outcomes: [], now: now)
+            let room = RoomKey(credential: "", roomID: "r-1")
+            #expect(try slow.claimDue(limit: 10, now: now, busy: []).map(\.id) == ["x"])
+            // The lease runs out: quick takes x over, delivers it, and claims y.
+            #expect(try quick.claimDue(limit: 10, now: now + 30_001, busy: []).map(\.id) == ["x"])
+            _ = try quick.commit([], outcomes: [DeliveryOutcome(id: "x", room: room, disposition: .delivered, attempts: 1, reason: "delivered")], now: now + 30_010)
+            #expect(try quick.claimDue(limit: 10, now: now + 30_020, busy: []).map(\.id) == ["y"])
+            // slow's outcome for x comes last (delivered, or a retry): y stays quick's alone.
+            _ = try slow.commit([], outcomes: [DeliveryOutcome(id: "x", room: room, disposition: .delivered, attempts: 1, reason: "delivered")], now: now + 30_030)
+            #expect(try slow.claimDue(limit: 10, now: now + 30_040, busy: []).isEmpty)
+            _ = try slow.commit([], outcomes: [DeliveryOutcome(id: "x", room: room, disposition: .retry(at: now + 30_050), attempts: 2, reason: "HTTP 503")], now: now + 30_045)
+            #expect(try slow.claimDue(limit: 10, now: now + 30_060, busy: []).isEmpty)
+            let check = try PostgresConnection(url: cluster.url)
+            #expect(try check.query("SELECT state FROM deliveries WHERE id = 'x'").text(0, 0) == "delivered")
+            // y's outcome moves the room on to z as usual.
+            _ = try quick.commit([], outcomes: [DeliveryOutcome(id: "y", room: room, disposition: .delivered, attempts: 1, reason: "delivered")], now: now + 30_070)
+            #expect(try slow.claimDue(limit: 10, now: now + 30_080, busy: []).map(\.id) == ["z"])
+            // An operator deleting the head while it waits: the room moves to its next delivery.
+            let admin = try PostgresAdmin(url: cluster.url)
+            _ = try slow.commit([], outcomes: [DeliveryOutcome(id: "z", room: room, disposition: .retry(at: now + 40_000), attempts: 1, reason: "HTTP 503")], now: now + 30_090)
+            _ = try slow.commit([WebhookWrite(deliveries: [Self.delivery("w", room: "r-1")])], outcomes: [], now: now + 30_100)
+            #expect(try admin.delete(id: "z"))
+            #expect(try quick.claimDue(limit: 10, now: now + 40_000, busy: []).isEmpty)
+            #expect(try quick.claimDue(limit: 10, now: now + 40_010, busy: []).map(\.id) == ["w"])
+        }
+    }
+
     @Test func theDatabaseGoingAwayIsAnAnswerNotACrash() async throws {
         try await offPool {
             let cluster = try PostgresCluster()
