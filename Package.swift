@@ -25,12 +25,12 @@ let package = Package(
             name: "happyrelay-mapping-bench", dependencies: ["RelayMapping"], path: "Benchmarks/MappingBench"),
         .testTarget(name: "RelayHTTPTests", dependencies: ["RelayHTTP"]),
         .testTarget(name: "RelayMappingTests", dependencies: ["RelayMapping"], exclude: ["Fixtures"]),
-        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayStore", "RelayCrypto", "RelayCLI", "PostgresTestSupport"]),
-        // A throwaway PostgreSQL cluster, for the tests that need a real server.
-        .target(name: "PostgresTestSupport", path: "Tests/PostgresTestSupport"),
-        .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore", "PostgresTestSupport"]),
+        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayStore", "RelayCrypto", "RelayCLI", "TestSupport"]),
+        // What several test targets share: throwaway PostgreSQL clusters, blocking work off the pool.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "RelayStoreTests", dependencies: ["RelayStore", "TestSupport"]),
         .testTarget(name: "RelayCLITests", dependencies: ["RelayCLI", "RelayCore"], exclude: ["Fixtures"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP", "RelayMapping", "RelayCore", "RelayStore", "RelayCrypto", "RelayCLI", "COpenSSL", "PostgresTestSupport", "happyrelay"], exclude: ["Fixtures", "Browser"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["RelayHTTP", "RelayMapping", "RelayCore", "RelayStore", "RelayCrypto", "RelayCLI", "COpenSSL", "TestSupport", "happyrelay"], exclude: ["Fixtures", "Browser"]),
     ],
     swiftLanguageModes: [.v6]
 )

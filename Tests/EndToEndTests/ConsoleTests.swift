@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The operator console: its security over raw HTTP, and the whole of it in a real headless

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Dead letter → fix the mapping → replay, with the relay running and with it stopped.

@@ -1,5 +1,6 @@
 import Foundation
 import RelayHTTP
+import TestSupport
 import Testing
 
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `happyrelay check` and `happyrelay map` run as a user runs them.

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Running the relay in production: dead letters from the command line, replay without

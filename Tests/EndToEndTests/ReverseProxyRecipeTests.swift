@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// deploy/nginx/happyrelay.conf, run by a real nginx in front of the real relay: HTTPS in,

@@ -1,5 +1,5 @@
 import Foundation
-import PostgresTestSupport
+import TestSupport
 import RelayHTTP
 import RelayMapping
 import Synchronization
@@ -88,10 +88,15 @@ final class TestStorage: @unchecked Sendable {
     let directory: TemporaryDirectory
     let cluster: PostgresCluster?
 
-    init(_ engine: Engine) throws {
+    private init(engine: Engine, cluster: PostgresCluster?) {
         self.engine = engine
         directory = TemporaryDirectory()
-        cluster = engine == .postgres ? try PostgresCluster() : nil
+        self.cluster = cluster
+    }
+
+    /// A store of `engine`; a cluster is started off the cooperative pool (initdb takes seconds).
+    static func make(_ engine: Engine) async throws -> TestStorage {
+        TestStorage(engine: engine, cluster: engine == .postgres ? try await offPool { try PostgresCluster() } : nil)
     }
 
     /// SQLite in `directory` (kept alive by the caller).
@@ -248,7 +253,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
     }
 
     @Test(arguments: Engine.all) func concurrentWritesShareCommitsAndAllLand(engine: Engine) async throws {
-        let storage = try TestStorage(engine)
+        let storage = try await TestStorage.make(engine)
         let queue = try makeQueue(storage)
         queue.start()
         let committed = Shared(0)
@@ -274,7 +279,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
     }
 
     @Test(arguments: Engine.all) func aStoredDedupeKeyMakesTheWholeWriteADuplicate(engine: Engine) async throws {
-        let queue = try makeQueue(TestStorage(engine))
+        let queue = try makeQueue(await TestStorage.make(engine))
         queue.start()
         let digest = DedupeDigest(route: "/r", key: "evt-7")
         let first = await queue.write(
@@ -300,7 +305,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
     /// A write that fails inside its transaction is refused, and leaves nothing behind: not
     /// the deliveries written before the failing one, not its dedupe key or bindings.
     @Test(arguments: Engine.all) func aFailingWriteIsRefusedWhole(engine: Engine) async throws {
-        let queue = try makeQueue(TestStorage(engine))
+        let queue = try makeQueue(await TestStorage.make(engine))
         queue.start()
         #expect(await queue.write(WebhookWrite(deliveries: [delivery("taken", dead: "kept")])) == .success(.stored))
         let digest = DedupeDigest(route: "/r", key: "evt-9")
@@ -326,7 +331,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
     @Test(arguments: Engine.all) func theUpstreamRateIsACountPerSecond(engine: Engine) async throws {
         let mock = try InProcessMock()
         let clock = ManualClock()
-        let queue = try makeQueue(TestStorage(engine), upstream: mock, token: "t", ratePerSecond: 3, clock: clock)
+        let queue = try makeQueue(await TestStorage.make(engine), upstream: mock, token: "t", ratePerSecond: 3, clock: clock)
         queue.start()
         let deliveries = (0..<7).map { delivery("d-\($0)", room: "r-\($0)") }
         #expect(await queue.write(WebhookWrite(deliveries: deliveries)) == .success(.stored))
@@ -412,8 +417,8 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
 
 /// Bind and resolve against the real store, with an injected clock.
 @Suite struct BindingStoreTests {
-    func store(_ clock: ManualClock, _ engine: Engine) throws -> (TestQueue, any StoreLookups) {
-        let queue = try makeQueue(TestStorage(engine), clock: clock)
+    func store(_ clock: ManualClock, _ engine: Engine) async throws -> (TestQueue, any StoreLookups) {
+        let queue = try makeQueue(await TestStorage.make(engine), clock: clock)
         queue.start()
         return (queue, try queue.storage.lookups(clock: clock))
     }
@@ -424,7 +429,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
 
     @Test(arguments: Engine.all) func severalKeysRefreshAndExpiry(engine: Engine) async throws {
         let clock = ManualClock()
-        let (queue, bindings) = try store(clock, engine)
+        let (queue, bindings) = try await store(clock, engine)
         _ = await queue.write(WebhookWrite(bindings: [write("order_number", "1043", "u-1", "r-9"), write("phone", "01012345678", "u-1", "r-9")]))
         #expect(bindings.binding(kind: "order_number", value: "1043")?.roomID == "r-9")
         #expect(bindings.binding(kind: "phone", value: "01012345678")?.uuid == "u-1")
@@ -444,7 +449,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
     /// by naming it, but the key may move when the bind proves both keys or the rule allows it.
     @Test(arguments: Engine.all) func aBindCannotMoveAnotherCustomersKey(engine: Engine) async throws {
         let clock = ManualClock()
-        let (queue, bindings) = try store(clock, engine)
+        let (queue, bindings) = try await store(clock, engine)
         #expect(await queue.write(WebhookWrite(bindings: [write("order_number", "2001", "alice", "r-a"), write("phone", "01011112222", "alice", "r-a")])) == .success(.stored))
         #expect(await queue.write(WebhookWrite(bindings: [write("order_number", "2001", "mallory", "r-m")])) == .failure(.bindingConflict(kind: "order_number")))
         #expect(await queue.write(WebhookWrite(bindings: [write("order_number", "2001", "mallory", "r-m"), write("phone", "01099990000", "mallory", "r-m")])) == .failure(.bindingConflict(kind: "order_number")))
@@ -465,7 +470,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
 
     @Test(arguments: Engine.all) func theFirstBoundKeyWins(engine: Engine) async throws {
         let clock = ManualClock()
-        let (queue, bindings) = try store(clock, engine)
+        let (queue, bindings) = try await store(clock, engine)
         _ = await queue.write(WebhookWrite(bindings: [write("order_number", "7", "u-order", "r-order"), write("phone", "01099998888", "u-phone", "r-phone")]))
         let route = try #require(try? MappingLoader.compile(file: "t.json", bytes: Array("""
             { "route": "/t", "verify": { "scheme": "none" }, "rules": [ { "resolve": [ { "order_number": "$.body.order" }, { "phone": "$.body.phone" } ],

@@ -1,6 +1,6 @@
 import Foundation
 import RelayMapping
-import PostgresTestSupport
+import TestSupport
 import Testing
 
 @testable import RelayStore

@@ -1,6 +1,6 @@
 import Foundation
 import Synchronization
-import PostgresTestSupport
+import TestSupport
 import Testing
 
 @testable import RelayStore

@@ -1,22 +1,6 @@
 import Foundation
 import Synchronization
 
-/// Runs blocking socket work on its own thread, so it never occupies the cooperative pool
-/// that the server's async handlers need.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread {
-            do {
-                continuation.resume(returning: try body())
-            } catch {
-                continuation.resume(throwing: error)
-            }
-        }
-        thread.stackSize = 1 << 20
-        thread.start()
-    }
-}
-
 /// A one-shot gate: `wait` suspends until `open` is called (or returns at once after).
 final class Latch: Sendable {
     private let state = Mutex<(isOpen: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))

@@ -1,8 +1,9 @@
 import Foundation
 
-/// Runs blocking work (processes, libpq) on a thread of its own, off the cooperative pool:
-/// `Process.waitUntilExit` there can starve the pool that reaps the children.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+/// Runs blocking work (processes, sockets, libpq) on a thread of its own, off the cooperative
+/// pool: a pool thread blocked for seconds starves every other test of the run (the pool has
+/// as many threads as the machine has cores).
+package func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         let thread = Thread {
             do {

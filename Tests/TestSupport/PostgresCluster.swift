@@ -70,14 +70,24 @@ package final class PostgresCluster: @unchecked Sendable {
         }
     }
 
-    /// Runs a program to its end with posix_spawn and waitpid: Foundation's `Process` did not
-    /// reap `runuser` once `pg_ctl` had started a server under it (the test hung).
+    /// Runs a program to its end with posix_spawn and waitpid, with no descriptor of the test
+    /// process but the standard streams: Foundation's `Process` notices a child's exit when a
+    /// socket the child inherited closes, and the server `pg_ctl` starts would keep it open.
     package static func run(_ program: String, _ arguments: [String]) throws {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-pg-out-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
+        // Nothing of the test process but the three standard streams reaches the server that
+        // pg_ctl leaves running: an inherited descriptor (Foundation's socket that tells it a
+        // child exited, a test's connection) would stay open as long as the server does.
+        // (glibc 2.34+; Glibc's Swift module does not declare it.)
+        guard let closeFrom = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else {
+            throw Failure("this C library cannot close inherited descriptors in a spawned process (glibc 2.34 or later can)")
+        }
+        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        _ = unsafeBitCast(closeFrom, to: CloseFrom.self)(&actions, 3)
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
