@@ -25,6 +25,8 @@ package final class PostgresDeliveryStore: DeliveryStore {
     package init(url: String, configuration: Configuration = Configuration()) throws(PostgresError) {
         connection = try PostgresConnection(url: url)
         try PostgresSchema.migrate(connection)
+        // A webhook is answered 202 only after its commit is durable, whatever the server's default.
+        try connection.execute("SET synchronous_commit TO on")
         self.configuration = configuration
     }
 
@@ -270,6 +272,12 @@ package final class PostgresDeliveryStore: DeliveryStore {
     package func purge(now: UnixMilliseconds, deliveredBefore: UnixMilliseconds, deadBefore: UnixMilliseconds) throws(StoreError) -> Int {
         do throws(PostgresError) {
             try connection.execute("BEGIN")
+            // One replica purges at a time (the others find the lock taken and skip this round):
+            // replicas deleting the same rows at once could deadlock each other.
+            guard try connection.query("SELECT pg_try_advisory_xact_lock($1)", [.integer(PostgresSchema.purgeLock)]).text(0, 0) == "t" else {
+                try connection.execute("COMMIT")
+                return 0
+            }
             let finished = "(state = 'delivered' AND next_attempt_at < $1) OR (state = 'dead' AND next_attempt_at < $2)"
             try connection.query("DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE \(finished))", [.integer(deliveredBefore), .integer(deadBefore)])
             let dead = try connection.query("SELECT count(*) FROM deliveries WHERE state = 'dead' AND next_attempt_at < $1", [.integer(deadBefore)]).integer(0, 0)

@@ -7,6 +7,8 @@ package enum PostgresSchema {
     package static let version = 1
     /// The advisory lock key that serialises migrations (any constant the relay alone uses).
     static let migrationLock = 0x6861_7070_7972_656C  // "happyrel"
+    /// The advisory lock that lets one replica at a time purge old records.
+    static let purgeLock = 0x6861_7070_7970_7267  // "happyprg"
 
     /// Brings the schema to the current version; returns the version found before.
     @discardableResult
