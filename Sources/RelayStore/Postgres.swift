@@ -66,6 +66,10 @@ package struct PostgresRows: Sendable {
 package final class PostgresConnection {
     private var handle: OpaquePointer?
     private let url: String
+    /// Statements prepared on this connection, by their text (gone with the connection).
+    private var prepared: [String: String] = [:]
+    /// The relay's statements are a fixed set; anything beyond this many is run unprepared.
+    private static let maxPrepared = 128
 
     /// Connects with a libpq connection URI (`postgres://user:password@host:port/db?sslmode=…`).
     package init(url: String) throws(PostgresError) {
@@ -90,6 +94,7 @@ package final class PostgresConnection {
     /// Connects again after the server went away.
     package func reconnect() throws(PostgresError) {
         guard let handle else { throw PostgresError("no connection", isConnectionLost: true) }
+        prepared.removeAll()
         PQreset(handle)
         guard PQstatus(handle) == CONNECTION_OK else {
             throw PostgresError("cannot reconnect to \(PostgresURL.redacted(url)): \(Self.message(PQerrorMessage(handle)))", isConnectionLost: true)
@@ -127,8 +132,10 @@ package final class PostgresConnection {
             }
         }
         let lengths = buffers.map { Int32($0?.count ?? 0) }
+        let statement = try prepare(sql, parameterCount: parameters.count, on: handle)
         let result: OpaquePointer? = withPointers(buffers) { pointers in
-            PQexecParams(handle, sql, Int32(parameters.count), nil, pointers, lengths, formats, 0)
+            if let statement { return PQexecPrepared(handle, statement, Int32(parameters.count), pointers, lengths, formats, 0) }
+            return PQexecParams(handle, sql, Int32(parameters.count), nil, pointers, lengths, formats, 0)
         }
         defer { PQclear(result) }
         try check(result)
@@ -153,6 +160,19 @@ package final class PostgresConnection {
             rows.append(values)
         }
         return PostgresRows(rows: rows)
+    }
+
+    /// The name of `sql` prepared on this connection (parsed and planned once, not on every
+    /// call), preparing it on first use; nil past `maxPrepared` distinct statements.
+    private func prepare(_ sql: String, parameterCount: Int, on handle: OpaquePointer) throws(PostgresError) -> String? {
+        if let name = prepared[sql] { return name }
+        guard prepared.count < Self.maxPrepared else { return nil }
+        let name = "happyrelay_\(prepared.count)"
+        let result = PQprepare(handle, name, sql, Int32(parameterCount), nil)
+        defer { PQclear(result) }
+        try check(result)
+        prepared[sql] = name
+        return name
     }
 
     private func check(_ result: OpaquePointer?) throws(PostgresError) {

@@ -42,10 +42,16 @@ package final class PostgresDeliveryStore: DeliveryStore {
         -> [Result<StoreOutcome, StoreError>]
     {
         var results: [Result<StoreOutcome, StoreError>] = []
+        var rooms: [RoomKey: RoomWork] = [:]
         do throws(PostgresError) {
             try connection.execute("BEGIN")
-            for outcome in outcomes { try record(outcome, now: now) }
-            for write in writes { results.append(try store(write, now: now)) }
+            for outcome in outcomes { try record(outcome, now: now, rooms: &rooms) }
+            for write in writes { results.append(try store(write, now: now, rooms: &rooms)) }
+            // Rooms last, in one order for every replica: two batches that touch the same rooms
+            // lock them in the same order and never deadlock.
+            for room in rooms.keys.sorted(by: { ($0.credential, $0.roomID) < ($1.credential, $1.roomID) }) {
+                try settle(room, rooms[room]!)
+            }
             try connection.execute("COMMIT")
         } catch {
             try? connection.execute("ROLLBACK")
@@ -54,7 +60,19 @@ package final class PostgresDeliveryStore: DeliveryStore {
         return results
     }
 
-    private func record(_ outcome: DeliveryOutcome, now: UnixMilliseconds) throws(PostgresError) {
+    /// What a transaction did to one room's deliveries, settled on the room at its end.
+    private struct RoomWork {
+        /// Deliveries delivered or dead (by seq).
+        var finished: [Int] = []
+        /// Deliveries to try again, and when.
+        var retries: [(seq: Int, at: UnixMilliseconds)] = []
+        /// This replica recorded an outcome here (its lease, if any, ends).
+        var hadOutcome = false
+        /// A pending delivery was stored for the room.
+        var hasNewPending = false
+    }
+
+    private func record(_ outcome: DeliveryOutcome, now: UnixMilliseconds, rooms: inout [RoomKey: RoomWork]) throws(PostgresError) {
         let id = PostgresValue.text(outcome.id)
         let answer = outcome.answer ?? UpstreamAnswer()
         let attempt: [PostgresValue] = [
@@ -62,64 +80,82 @@ package final class PostgresDeliveryStore: DeliveryStore {
             answer.status.map(PostgresValue.integer) ?? .null, answer.code.map(PostgresValue.integer) ?? .null,
             answer.message.map(PostgresValue.text) ?? .null,
         ]
-        let room: [PostgresValue] = [.text(outcome.room.credential), .text(outcome.room.roomID)]
+        rooms[outcome.room, default: RoomWork()].hadOutcome = true
         switch outcome.disposition {
         case .delivered:
             let updated = try connection.query(
                 "UPDATE deliveries SET state = 'delivered', attempts = $2, next_attempt_at = $3, last_reason = NULL WHERE id = $1 RETURNING seq",
                 [id, .integer(outcome.attempts), .integer(now)])
-            try advanceHead(room, past: updated.count == 1 ? updated.integer(0, 0) : nil)
+            if updated.count == 1 { rooms[outcome.room]!.finished.append(updated.integer(0, 0)) }
         case .dead(let why):
             let updated = try connection.query(
                 "UPDATE deliveries SET state = 'dead', attempts = $2, next_attempt_at = $3, last_reason = $4 WHERE id = $1 RETURNING seq",
                 [id, .integer(outcome.attempts), .integer(now), .text(why)])
             try connection.query(
                 "INSERT INTO attempts (delivery_id, attempt, at, outcome, reason, http_status, code, message) VALUES ($1, $2, $3, 'dead', $4, $5, $6, $7)", attempt)
-            try advanceHead(room, past: updated.count == 1 ? updated.integer(0, 0) : nil)
+            if updated.count == 1 { rooms[outcome.room]!.finished.append(updated.integer(0, 0)) }
         case .retry(let at):
             let updated = try connection.query(
                 "UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_reason = $4 WHERE id = $1 AND state = 'pending' RETURNING seq",
                 [id, .integer(outcome.attempts), .integer(at), .text(outcome.reason)])
             try connection.query(
                 "INSERT INTO attempts (delivery_id, attempt, at, outcome, reason, http_status, code, message) VALUES ($1, $2, $3, 'retry', $4, $5, $6, $7)", attempt)
-            // The room waits for the retry only while this delivery is its head (another replica
-            // that took it over may have finished it meanwhile); this replica's lease ends anyway.
-            try connection.query(
-                """
-                UPDATE rooms SET due_at = CASE WHEN head_seq = $3 THEN $4 ELSE due_at END, lease_owner = NULL, lease_until = NULL
-                WHERE credential = $1 AND room_id = $2 AND (head_seq = $3 OR lease_owner = $5)
-                """, room + [.integer(updated.count == 1 ? updated.integer(0, 0) : -1), .integer(at), .text(configuration.owner)])
+            if updated.count == 1 { rooms[outcome.room]!.retries.append((updated.integer(0, 0), at)) }
         }
     }
 
-    /// Points the room past the finished delivery `seq` at its oldest pending one (lease
-    /// cleared), or removes it. Only when `seq` is still the room's head: when a replica that
-    /// was taken over for being slow records it after the one that took over, the room has
-    /// moved on already, and only this replica's lease (if any) is cleared. The room is locked
-    /// first: a replica storing a delivery for it at the same moment waits (see `store`), so
-    /// its delivery is either seen here or finds no room and makes one.
-    private func advanceHead(_ room: [PostgresValue], past seq: Int?) throws(PostgresError) {
-        let head = try connection.query("SELECT head_seq FROM rooms WHERE credential = $1 AND room_id = $2 FOR UPDATE", room)
-        // A delivery deleted while in flight (nil) leaves its room to `claimDue`'s repair.
-        guard head.count == 1, let seq, head.integer(0, 0) == seq else {
+    /// Brings a room in line with what the transaction did, its row locked first (a replica
+    /// storing a delivery for it meanwhile waits, then sees that delivery; without the lock, a
+    /// delivery stored while another replica emptied the room was left without a head). An
+    /// outcome moves the room only while its delivery is the head: a replica taken over for
+    /// being slow that records late leaves the room, and the lease of whoever sends its next
+    /// delivery, alone; only its own lease ends.
+    private func settle(_ room: RoomKey, _ work: RoomWork) throws(PostgresError) {
+        let key: [PostgresValue] = [.text(room.credential), .text(room.roomID)]
+        let head = try connection.query("SELECT head_seq FROM rooms WHERE credential = $1 AND room_id = $2 FOR UPDATE", key)
+        guard head.count == 1 else {
+            guard work.hasNewPending else { return }
+            // Headed by its oldest pending delivery; a replica making the same room at this moment
+            // makes this wait (DO UPDATE, not DO NOTHING), and its head stays.
             try connection.query(
-                "UPDATE rooms SET lease_owner = NULL, lease_until = NULL WHERE credential = $1 AND room_id = $2 AND lease_owner = $3",
-                room + [.text(configuration.owner)])
+                """
+                INSERT INTO rooms (credential, room_id, head_seq, due_at)
+                SELECT credential, room_id, seq, next_attempt_at FROM deliveries
+                WHERE state = 'pending' AND credential = $1 AND room_id = $2 ORDER BY seq LIMIT 1
+                ON CONFLICT (credential, room_id) DO UPDATE SET head_seq = rooms.head_seq
+                """, key)
             return
         }
+        let seq = head.integer(0, 0)
+        if work.finished.contains(seq) {
+            try moveHead(key)
+        } else if let retry = work.retries.first(where: { $0.seq == seq }) {
+            try connection.query(
+                "UPDATE rooms SET due_at = $3, lease_owner = NULL, lease_until = NULL WHERE credential = $1 AND room_id = $2", key + [.integer(retry.at)])
+        } else if work.hadOutcome {
+            try connection.query(
+                "UPDATE rooms SET lease_owner = NULL, lease_until = NULL WHERE credential = $1 AND room_id = $2 AND lease_owner = $3",
+                key + [.text(configuration.owner)])
+        }
+    }
+
+    /// Points a locked room at its oldest pending delivery (lease cleared), or removes it.
+    private func moveHead(_ key: [PostgresValue]) throws(PostgresError) {
         let next = try connection.query(
-            "SELECT seq, next_attempt_at FROM deliveries WHERE state = 'pending' AND credential = $1 AND room_id = $2 ORDER BY seq LIMIT 1", room)
+            "SELECT seq, next_attempt_at FROM deliveries WHERE state = 'pending' AND credential = $1 AND room_id = $2 ORDER BY seq LIMIT 1", key)
         if next.count == 1 {
             try connection.query(
                 "UPDATE rooms SET head_seq = $3, due_at = $4, lease_owner = NULL, lease_until = NULL WHERE credential = $1 AND room_id = $2",
-                room + [.integer(next.integer(0, 0)), .integer(next.integer(0, 1))])
+                key + [.integer(next.integer(0, 0)), .integer(next.integer(0, 1))])
         } else {
-            try connection.query("DELETE FROM rooms WHERE credential = $1 AND room_id = $2", room)
+            try connection.query("DELETE FROM rooms WHERE credential = $1 AND room_id = $2", key)
         }
     }
 
     /// One webhook's writes in a savepoint: its dedupe key, its bindings, its deliveries.
-    private func store(_ write: WebhookWrite, now: UnixMilliseconds) throws(PostgresError) -> Result<StoreOutcome, StoreError> {
+    private func store(_ write: WebhookWrite, now: UnixMilliseconds, rooms: inout [RoomKey: RoomWork]) throws(PostgresError)
+        -> Result<StoreOutcome, StoreError>
+    {
         try connection.execute("SAVEPOINT webhook")
         do throws(PostgresError) {
             if let dedupe = write.dedupe {
@@ -160,28 +196,21 @@ package final class PostgresDeliveryStore: DeliveryStore {
                          .integer(now.addingSaturating(binding.ttl.wholeMilliseconds))])
                 }
             }
+            var pendingRooms: [RoomKey] = []
             for delivery in write.deliveries {
                 let pending = delivery.deadReason == nil
-                let seq = try connection.query(
+                try connection.query(
                     """
                     INSERT INTO deliveries (id, route, credential, room_id, call, request, body, state, attempts, accepted_at, next_attempt_at, last_reason)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9, $10) RETURNING seq
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9, $10)
                     """,
                     [.text(delivery.id), .text(delivery.route), .text(delivery.room.credential), .text(delivery.room.roomID), .bytes(delivery.call),
                      .text(delivery.request), .bytes(delivery.body), .text(pending ? "pending" : "dead"), .integer(now),
-                     delivery.deadReason.map(PostgresValue.text) ?? .null]).integer(0, 0)
-                if pending {
-                    // An existing room keeps its head, but is locked (DO UPDATE, not DO NOTHING): a
-                    // replica advancing its head waits for this commit and then sees the delivery.
-                    try connection.query(
-                        """
-                        INSERT INTO rooms (credential, room_id, head_seq, due_at) VALUES ($1, $2, $3, $4)
-                        ON CONFLICT (credential, room_id) DO UPDATE SET head_seq = rooms.head_seq
-                        """,
-                        [.text(delivery.room.credential), .text(delivery.room.roomID), .integer(seq), .integer(now)])
-                }
+                     delivery.deadReason.map(PostgresValue.text) ?? .null])
+                if pending { pendingRooms.append(delivery.room) }
             }
             try connection.execute("RELEASE SAVEPOINT webhook")
+            for room in pendingRooms { rooms[room, default: RoomWork()].hasNewPending = true }
             return .success(.stored)
         } catch where !error.isConnectionLost {
             try connection.execute("ROLLBACK TO SAVEPOINT webhook; RELEASE SAVEPOINT webhook")
@@ -194,38 +223,43 @@ package final class PostgresDeliveryStore: DeliveryStore {
     package func claimDue(limit: Int, now: UnixMilliseconds, busy: Set<RoomKey>) throws(StoreError) -> [DueDelivery] {
         guard limit > 0 else { return [] }
         do throws(PostgresError) {
+            // One round trip: the rooms claimed (lease written), a taken-over head counted as a
+            // redelivery, and the heads' rows.
             let claimed = try connection.query(
                 """
                 WITH picked AS (
                     SELECT credential, room_id, lease_owner IS NOT NULL AS taken_over FROM rooms
                     WHERE due_at <= $1 AND (lease_owner IS NULL OR lease_until < $1)
-                    ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-                UPDATE rooms r SET lease_owner = $3, lease_until = $4 FROM picked p
-                WHERE r.credential = p.credential AND r.room_id = p.room_id
-                RETURNING r.head_seq, p.taken_over, r.credential, r.room_id
+                    ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+                claimed AS (
+                    UPDATE rooms r SET lease_owner = $3, lease_until = $4 FROM picked p
+                    WHERE r.credential = p.credential AND r.room_id = p.room_id
+                    RETURNING r.head_seq, p.taken_over, r.credential, r.room_id),
+                counted AS (
+                    UPDATE deliveries d SET redeliveries = d.redeliveries + 1 FROM claimed c
+                    WHERE d.seq = c.head_seq AND c.taken_over AND d.state = 'pending' RETURNING d.seq)
+                SELECT c.head_seq, c.taken_over, c.credential, c.room_id, d.id, d.route, d.call, d.attempts, d.accepted_at
+                FROM claimed c LEFT JOIN deliveries d ON d.seq = c.head_seq AND d.state = 'pending'
                 """,
                 [.integer(now), .integer(limit), .text(configuration.owner), .integer(now.addingSaturating(configuration.claimTimeout.wholeMilliseconds))])
             var due: [DueDelivery] = []
             for row in 0..<claimed.count {
                 let seq = claimed.integer(row, 0)
-                let isTakenOver = claimed.text(row, 1) == "t"
-                if isTakenOver {
-                    // Its holder died while sending: sent again, and counted.
-                    try connection.query("UPDATE deliveries SET redeliveries = redeliveries + 1 WHERE seq = $1", [.integer(seq)])
-                }
-                let rows = try connection.query(
-                    "SELECT id, route, credential, room_id, call, attempts, accepted_at FROM deliveries WHERE seq = $1 AND state = 'pending'", [.integer(seq)])
-                guard rows.count == 1 else {
+                let room = RoomKey(credential: claimed.text(row, 2) ?? "", roomID: claimed.text(row, 3) ?? "")
+                guard let id = claimed.text(row, 4) else {
                     // Its head was deleted by an operator: the room moves to its next delivery.
                     try connection.execute("BEGIN")
-                    try advanceHead([.text(claimed.text(row, 2) ?? ""), .text(claimed.text(row, 3) ?? "")], past: seq)
+                    var work = RoomWork()
+                    work.finished = [seq]
+                    try settle(room, work)
                     try connection.execute("COMMIT")
                     continue
                 }
+                // A taken-over head: its holder stopped answering while sending it; sent again.
                 due.append(
                     DueDelivery(
-                        id: rows.text(0, 0) ?? "", route: rows.text(0, 1) ?? "", room: RoomKey(credential: rows.text(0, 2) ?? "", roomID: rows.text(0, 3) ?? ""),
-                        call: rows.bytes(0, 4), attempts: rows.integer(0, 5), acceptedAt: rows.integer(0, 6), isRedelivery: isTakenOver))
+                        id: id, route: claimed.text(row, 5) ?? "", room: room, call: claimed.bytes(row, 6), attempts: claimed.integer(row, 7),
+                        acceptedAt: claimed.integer(row, 8), isRedelivery: claimed.text(row, 1) == "t"))
             }
             return due
         } catch {
@@ -236,9 +270,12 @@ package final class PostgresDeliveryStore: DeliveryStore {
 
     package func nextDueTime(after now: UnixMilliseconds) throws(StoreError) -> UnixMilliseconds? {
         do throws(PostgresError) {
-            // A room leased by another replica is due again when its lease runs out.
+            // The next due time, or the next lease to run out (a room another replica holds may
+            // be taken over then): two index lookups, however many rooms wait. Waking early,
+            // for a lease that ends with its outcome recorded, costs one empty claim.
             let rows = try connection.query(
-                "SELECT min(GREATEST(due_at, COALESCE(lease_until, 0))) FROM rooms WHERE GREATEST(due_at, COALESCE(lease_until, 0)) > $1", [.integer(now)])
+                "SELECT LEAST((SELECT min(due_at) FROM rooms WHERE due_at > $1), (SELECT min(lease_until) FROM rooms WHERE lease_until > $1))",
+                [.integer(now)])
             return rows.isNull(0, 0) ? nil : rows.integer(0, 0)
         } catch {
             throw storeError(error)

@@ -49,6 +49,7 @@ package enum PostgresSchema {
                         PRIMARY KEY (credential, room_id)
                     );
                     CREATE INDEX rooms_due ON rooms (due_at);
+                    CREATE INDEX rooms_lease ON rooms (lease_until) WHERE lease_until IS NOT NULL;
                     CREATE TABLE dedupe_digests (key BYTEA PRIMARY KEY, first_id TEXT NOT NULL, expires_at BIGINT NOT NULL);
                     CREATE INDEX dedupe_expiry ON dedupe_digests (expires_at);
                     CREATE TABLE bindings (

@@ -31,6 +31,7 @@ struct PostgresSchemaTests {
             #expect(before.withLock { $0 }.sorted() == [0, 1, 1, 1])
             let connection = try PostgresConnection(url: cluster.url)
             #expect(try connection.query("SELECT version FROM happyrelay_schema").rows == [["1"]])
+            #expect(try connection.query("SELECT count(*) FROM pg_indexes WHERE indexname = 'rooms_lease'").integer(0, 0) == 1)
             #expect(try connection.query("SELECT count(*) FROM information_schema.tables WHERE table_name IN ('deliveries', 'rooms', 'bindings', 'dedupe_digests', 'attempts', 'relay_state')").integer(0, 0) == 6)
         }
     }
