@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 
@@ -177,6 +178,31 @@ struct ScaleOutTests {
             // The dead replica had rooms in flight (40 ms answers): taken over, and said so.
             #expect((1...rooms).contains(redeliveries), "at most one delivery per room is in flight")
             #expect(replicas.relays[0].log.contains("sending again a delivery") || replicas.relays[2].log.contains("sending again a delivery"))
+        }
+    }
+
+    /// Webhooks arriving at once on two replicas for the same rooms: every one is answered 202
+    /// (two batches that lock the same rooms in different orders would deadlock, and one of
+    /// them be answered 503 after PostgreSQL's deadlock timeout), and every one arrives.
+    @Test func concurrentBatchesOnTwoReplicasNeverDeadlock() async throws {
+        try await offPool {
+            let replicas = try Replicas(count: 2)
+            let answers = Mutex<[Int: Int]>([:])
+            DispatchQueue.concurrentPerform(iterations: 32) { client in
+                for index in 0..<40 {
+                    let n = client * 1000 + index
+                    // Every client walks the rooms in its own order.
+                    let room = "r-\((index * (client + 1)) % 6)"
+                    let status = (try? replicas.signed(n % 2, "/orders", body: #"{"room":"\#(room)","n":"\#(n)"}"#).status) ?? 0
+                    answers.withLock { $0[n] = status }
+                }
+            }
+            let statuses = answers.withLock { $0 }
+            #expect(statuses.count == 32 * 40)
+            #expect(statuses.values.allSatisfy { $0 == 202 }, "\(statuses.values.filter { $0 != 202 }.count) not accepted: \(Set(statuses.values))")
+            let expected = Set(statuses.keys.map { n in "r-\(((n % 1000) * (n / 1000 + 1)) % 6)#\(n)" })
+            let calls = replicas.waitForOrders(expected, timeout: 40)
+            #expect(Set(calls.map { "\($0.room)#\($0.n)" }) == expected)
         }
     }
 
