@@ -188,15 +188,22 @@ struct ScaleOutTests {
         try await offPool {
             let replicas = try Replicas(count: 2)
             let answers = Mutex<[Int: Int]>([:])
-            DispatchQueue.concurrentPerform(iterations: 32) { client in
-                for index in 0..<40 {
-                    let n = client * 1000 + index
-                    // Every client walks the rooms in its own order.
-                    let room = "r-\((index * (client + 1)) % 6)"
-                    let status = (try? replicas.signed(n % 2, "/orders", body: #"{"room":"\#(room)","n":"\#(n)"}"#).status) ?? 0
-                    answers.withLock { $0[n] = status }
-                }
+            // 32 clients at once, each on a thread of its own (not the pool's two).
+            let finished = DispatchGroup()
+            for client in 0..<32 {
+                finished.enter()
+                Thread {
+                    for index in 0..<40 {
+                        let n = client * 1000 + index
+                        // Every client walks the rooms in its own order.
+                        let room = "r-\((index * (client + 1)) % 6)"
+                        let status = (try? replicas.signed(n % 2, "/orders", body: #"{"room":"\#(room)","n":"\#(n)"}"#).status) ?? 0
+                        answers.withLock { $0[n] = status }
+                    }
+                    finished.leave()
+                }.start()
             }
+            finished.wait()
             let statuses = answers.withLock { $0 }
             #expect(statuses.count == 32 * 40)
             #expect(statuses.values.allSatisfy { $0 == 202 }, "\(statuses.values.filter { $0 != 202 }.count) not accepted: \(Set(statuses.values))")
