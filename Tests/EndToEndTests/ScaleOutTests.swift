@@ -316,6 +316,9 @@ struct ScaleOutTests {
             let calls = replicas.waitForOrders(expected, timeout: 30)
             #expect(Set(calls.map { "\($0.room)#\($0.n)" }).isSuperset(of: expected))
             #expect(replicas.relays.allSatisfy { $0.process.isRunning })
+            // The outage was logged (with the URL redacted), the password nowhere.
+            #expect(replicas.relays.allSatisfy { $0.log.contains("the queue cannot be") })
+            #expect(replicas.relays.allSatisfy { !$0.log.contains(PostgresCluster.password) })
         }
     }
 
