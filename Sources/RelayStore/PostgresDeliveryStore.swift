@@ -41,12 +41,32 @@ package final class PostgresDeliveryStore: DeliveryStore {
     package func commit(_ writes: [WebhookWrite], outcomes: [DeliveryOutcome], now: UnixMilliseconds) throws(StoreError)
         -> [Result<StoreOutcome, StoreError>]
     {
+        do throws(PostgresError) {
+            do throws(PostgresError) {
+                return try commitOnce(writes, outcomes: outcomes, now: now, isolated: false)
+            } catch where !error.isConnectionLost && !writes.isEmpty {
+                // A webhook's write failed, and the transaction with it: again, each webhook in a
+                // savepoint of its own, so that only the failing one fails. (Savepoints cost two
+                // round trips per webhook; a failing write is rare.)
+                return try commitOnce(writes, outcomes: outcomes, now: now, isolated: true)
+            }
+        } catch {
+            throw storeError(error)
+        }
+    }
+
+    /// One transaction; `isolated` puts each webhook's writes in a savepoint.
+    private func commitOnce(_ writes: [WebhookWrite], outcomes: [DeliveryOutcome], now: UnixMilliseconds, isolated: Bool) throws(PostgresError)
+        -> [Result<StoreOutcome, StoreError>]
+    {
         var results: [Result<StoreOutcome, StoreError>] = []
         var rooms: [RoomKey: RoomWork] = [:]
         do throws(PostgresError) {
             try connection.execute("BEGIN")
             for outcome in outcomes { try record(outcome, now: now, rooms: &rooms) }
-            for write in writes { results.append(try store(write, now: now, rooms: &rooms)) }
+            for write in writes {
+                results.append(isolated ? try storeIsolated(write, now: now, rooms: &rooms) : try store(write, now: now, rooms: &rooms))
+            }
             // Rooms last, in one order for every replica: two batches that touch the same rooms
             // lock them in the same order and never deadlock.
             for room in rooms.keys.sorted(by: { ($0.credential, $0.roomID) < ($1.credential, $1.roomID) }) {
@@ -55,7 +75,7 @@ package final class PostgresDeliveryStore: DeliveryStore {
             try connection.execute("COMMIT")
         } catch {
             try? connection.execute("ROLLBACK")
-            throw storeError(error)
+            throw error
         }
         return results
     }
@@ -112,18 +132,22 @@ package final class PostgresDeliveryStore: DeliveryStore {
     /// delivery, alone; only its own lease ends.
     private func settle(_ room: RoomKey, _ work: RoomWork) throws(PostgresError) {
         let key: [PostgresValue] = [.text(room.credential), .text(room.roomID)]
+        // New deliveries only: the room is made, headed by its oldest pending delivery, or, when
+        // it exists, locked and kept as it is (DO UPDATE, not DO NOTHING, so that a replica
+        // moving its head at this moment is waited for, or waits). One statement.
+        let upsert = """
+            INSERT INTO rooms (credential, room_id, head_seq, due_at)
+            SELECT credential, room_id, seq, next_attempt_at FROM deliveries
+            WHERE state = 'pending' AND credential = $1 AND room_id = $2 ORDER BY seq LIMIT 1
+            ON CONFLICT (credential, room_id) DO UPDATE SET head_seq = rooms.head_seq
+            """
+        guard work.hadOutcome else {
+            if work.hasNewPending { try connection.query(upsert, key) }
+            return
+        }
         let head = try connection.query("SELECT head_seq FROM rooms WHERE credential = $1 AND room_id = $2 FOR UPDATE", key)
         guard head.count == 1 else {
-            guard work.hasNewPending else { return }
-            // Headed by its oldest pending delivery; a replica making the same room at this moment
-            // makes this wait (DO UPDATE, not DO NOTHING), and its head stays.
-            try connection.query(
-                """
-                INSERT INTO rooms (credential, room_id, head_seq, due_at)
-                SELECT credential, room_id, seq, next_attempt_at FROM deliveries
-                WHERE state = 'pending' AND credential = $1 AND room_id = $2 ORDER BY seq LIMIT 1
-                ON CONFLICT (credential, room_id) DO UPDATE SET head_seq = rooms.head_seq
-                """, key)
+            if work.hasNewPending { try connection.query(upsert, key) }
             return
         }
         let seq = head.integer(0, 0)
@@ -152,70 +176,82 @@ package final class PostgresDeliveryStore: DeliveryStore {
         }
     }
 
-    /// One webhook's writes in a savepoint: its dedupe key, its bindings, its deliveries.
-    private func store(_ write: WebhookWrite, now: UnixMilliseconds, rooms: inout [RoomKey: RoomWork]) throws(PostgresError)
+    /// One webhook's writes in a savepoint of its own: a failing write fails this webhook only.
+    private func storeIsolated(_ write: WebhookWrite, now: UnixMilliseconds, rooms: inout [RoomKey: RoomWork]) throws(PostgresError)
         -> Result<StoreOutcome, StoreError>
     {
         try connection.execute("SAVEPOINT webhook")
+        var touched = rooms
         do throws(PostgresError) {
-            if let dedupe = write.dedupe {
-                // Stored unless a live key is there; a replica racing on the same key waits for
-                // the other's transaction and then finds it.
-                let stored = try connection.query(
-                    """
-                    INSERT INTO dedupe_digests (key, first_id, expires_at) VALUES ($1, $2, $3)
-                    ON CONFLICT (key) DO UPDATE SET first_id = excluded.first_id, expires_at = excluded.expires_at
-                    WHERE dedupe_digests.expires_at <= $4 RETURNING first_id
-                    """, [.bytes(dedupe.digest.bytes), .text(dedupe.firstID), .integer(dedupe.expiresAt), .integer(now)])
-                if stored.count == 0 {
-                    let first = try connection.query("SELECT first_id FROM dedupe_digests WHERE key = $1", [.bytes(dedupe.digest.bytes)])
-                    try connection.execute("RELEASE SAVEPOINT webhook")
-                    return .success(.duplicate(firstID: first.text(0, 0) ?? ""))
-                }
-            }
-            if !write.bindings.isEmpty {
-                var current: [(uuid: String, roomID: String)?] = []
-                for binding in write.bindings {
-                    let rows = try connection.query(
-                        "SELECT uuid, room_id FROM bindings WHERE kind = $1 AND value = $2 AND expires_at > $3 FOR UPDATE",
-                        [.text(binding.kind), .text(binding.value), .integer(now)])
-                    current.append(rows.count == 1 ? (rows.text(0, 0) ?? "", rows.text(0, 1) ?? "") : nil)
-                }
-                if let kind = BindingWrite.conflict(write.bindings, current: current) {
-                    try connection.execute("ROLLBACK TO SAVEPOINT webhook; RELEASE SAVEPOINT webhook")
-                    return .failure(.bindingConflict(kind: kind))
-                }
-                for binding in write.bindings {
-                    try connection.query(
-                        """
-                        INSERT INTO bindings (kind, value, uuid, room_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)
-                        ON CONFLICT (kind, value) DO UPDATE SET uuid = excluded.uuid, room_id = excluded.room_id,
-                            created_at = excluded.created_at, expires_at = excluded.expires_at
-                        """,
-                        [.text(binding.kind), .text(binding.value), .text(binding.uuid), .text(binding.roomID), .integer(now),
-                         .integer(now.addingSaturating(binding.ttl.wholeMilliseconds))])
-                }
-            }
-            var pendingRooms: [RoomKey] = []
-            for delivery in write.deliveries {
-                let pending = delivery.deadReason == nil
-                try connection.query(
-                    """
-                    INSERT INTO deliveries (id, route, credential, room_id, call, request, body, state, attempts, accepted_at, next_attempt_at, last_reason)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9, $10)
-                    """,
-                    [.text(delivery.id), .text(delivery.route), .text(delivery.room.credential), .text(delivery.room.roomID), .bytes(delivery.call),
-                     .text(delivery.request), .bytes(delivery.body), .text(pending ? "pending" : "dead"), .integer(now),
-                     delivery.deadReason.map(PostgresValue.text) ?? .null])
-                if pending { pendingRooms.append(delivery.room) }
-            }
+            let result = try store(write, now: now, rooms: &touched)
             try connection.execute("RELEASE SAVEPOINT webhook")
-            for room in pendingRooms { rooms[room, default: RoomWork()].hasNewPending = true }
-            return .success(.stored)
+            rooms = touched
+            return result
         } catch where !error.isConnectionLost {
             try connection.execute("ROLLBACK TO SAVEPOINT webhook; RELEASE SAVEPOINT webhook")
             return .failure(.unavailable(error.description))
         }
+    }
+
+    /// One webhook's writes: its dedupe key, its bindings, its deliveries. A duplicate or a
+    /// binding conflict leaves nothing behind; a failing statement throws (the caller rolls
+    /// the transaction back, or the savepoint).
+    private func store(_ write: WebhookWrite, now: UnixMilliseconds, rooms: inout [RoomKey: RoomWork]) throws(PostgresError)
+        -> Result<StoreOutcome, StoreError>
+    {
+        if let dedupe = write.dedupe {
+            // Stored unless a live key is there; a replica racing on the same key waits for the
+            // other's transaction and then finds it.
+            let stored = try connection.query(
+                """
+                INSERT INTO dedupe_digests (key, first_id, expires_at) VALUES ($1, $2, $3)
+                ON CONFLICT (key) DO UPDATE SET first_id = excluded.first_id, expires_at = excluded.expires_at
+                WHERE dedupe_digests.expires_at <= $4 RETURNING first_id
+                """, [.bytes(dedupe.digest.bytes), .text(dedupe.firstID), .integer(dedupe.expiresAt), .integer(now)])
+            if stored.count == 0 {
+                let first = try connection.query("SELECT first_id FROM dedupe_digests WHERE key = $1", [.bytes(dedupe.digest.bytes)])
+                return .success(.duplicate(firstID: first.text(0, 0) ?? ""))
+            }
+        }
+        if !write.bindings.isEmpty {
+            var current: [(uuid: String, roomID: String)?] = []
+            for binding in write.bindings {
+                let rows = try connection.query(
+                    "SELECT uuid, room_id FROM bindings WHERE kind = $1 AND value = $2 AND expires_at > $3 FOR UPDATE",
+                    [.text(binding.kind), .text(binding.value), .integer(now)])
+                current.append(rows.count == 1 ? (rows.text(0, 0) ?? "", rows.text(0, 1) ?? "") : nil)
+            }
+            if let kind = BindingWrite.conflict(write.bindings, current: current) {
+                // The key this webhook just stored goes with it (it was free, or expired).
+                if let dedupe = write.dedupe {
+                    try connection.query("DELETE FROM dedupe_digests WHERE key = $1", [.bytes(dedupe.digest.bytes)])
+                }
+                return .failure(.bindingConflict(kind: kind))
+            }
+            for binding in write.bindings {
+                try connection.query(
+                    """
+                    INSERT INTO bindings (kind, value, uuid, room_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)
+                    ON CONFLICT (kind, value) DO UPDATE SET uuid = excluded.uuid, room_id = excluded.room_id,
+                        created_at = excluded.created_at, expires_at = excluded.expires_at
+                    """,
+                    [.text(binding.kind), .text(binding.value), .text(binding.uuid), .text(binding.roomID), .integer(now),
+                     .integer(now.addingSaturating(binding.ttl.wholeMilliseconds))])
+            }
+        }
+        for delivery in write.deliveries {
+            let pending = delivery.deadReason == nil
+            try connection.query(
+                """
+                INSERT INTO deliveries (id, route, credential, room_id, call, request, body, state, attempts, accepted_at, next_attempt_at, last_reason)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9, $10)
+                """,
+                [.text(delivery.id), .text(delivery.route), .text(delivery.room.credential), .text(delivery.room.roomID), .bytes(delivery.call),
+                 .text(delivery.request), .bytes(delivery.body), .text(pending ? "pending" : "dead"), .integer(now),
+                 delivery.deadReason.map(PostgresValue.text) ?? .null])
+            if pending { rooms[delivery.room, default: RoomWork()].hasNewPending = true }
+        }
+        return .success(.stored)
     }
 
     // MARK: Dispatch
@@ -251,6 +287,7 @@ package final class PostgresDeliveryStore: DeliveryStore {
                     try connection.execute("BEGIN")
                     var work = RoomWork()
                     work.finished = [seq]
+                    work.hadOutcome = true
                     try settle(room, work)
                     try connection.execute("COMMIT")
                     continue

@@ -68,6 +68,10 @@ struct PostgresDeliveryStoreTests {
             var hijack = bind
             hijack.uuid = "u-evil"
             #expect(try b.commit([WebhookWrite(bindings: [hijack])], outcomes: [], now: now) == [.failure(.bindingConflict(kind: "order_number"))])
+            // A refused bind leaves nothing behind, not even its dedupe key: the event is not a duplicate later.
+            let hijackKey = DedupeRecord(digest: DedupeDigest(route: "/bind", key: "evt-h"), firstID: "h1", expiresAt: now + 60_000)
+            #expect(try b.commit([WebhookWrite(dedupe: hijackKey, bindings: [hijack])], outcomes: [], now: now) == [.failure(.bindingConflict(kind: "order_number"))])
+            #expect(try b.commit([WebhookWrite(dedupe: hijackKey)], outcomes: [], now: now) == [.success(.stored)])
 
             // Purging follows the retention settings.
             #expect(try a.purge(now: now + 100_000, deliveredBefore: now + 100_000, deadBefore: now + 100_000) == 1)
