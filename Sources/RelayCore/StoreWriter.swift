@@ -66,6 +66,10 @@ package final class StoreWriter: Sendable {
     private let failure = Mutex<String?>(nil)
     private let refusal = Mutex<StoreError?>(nil)
     private let wake = DispatchSemaphore(value: 0)
+    /// A wake-up is signalled and not yet taken: thousands of webhooks arriving during one
+    /// commit signal once, not once each (the thread would then spin through a claim and a
+    /// due-time query per stored signal long after the load).
+    private let wakeSignalled = Atomic<Bool>(false)
     private let stopped = DispatchSemaphore(value: 0)
     // Touched by the store thread only, once it runs.
     private let confined: ThreadConfined<(store: any DeliveryStore, scheduler: DispatchScheduler)>
@@ -107,7 +111,12 @@ package final class StoreWriter: Sendable {
             shared.jobs.append(.write(PendingWrite(write: write, loop: loop, completion: completion)))
             return true
         }
-        if accepted { wake.signal() } else { completion(.failure(.stopping)) }
+        if accepted { wakeUp() } else { completion(.failure(.stopping)) }
+    }
+
+    /// Wakes the store thread, unless a wake-up is already on its way.
+    private func wakeUp() {
+        if !wakeSignalled.exchange(true, ordering: .sequentiallyConsistent) { wake.signal() }
     }
 
     /// Starts the store thread.
@@ -197,6 +206,8 @@ package final class StoreWriter: Sendable {
                 }
             }
             _ = wake.wait(timeout: .now() + .milliseconds(wait))
+            // Cleared before the jobs are taken: a job added after this signals again.
+            wakeSignalled.store(false, ordering: .sequentiallyConsistent)
         }
         stopped.signal()
     }
@@ -215,7 +226,7 @@ package final class StoreWriter: Sendable {
                 scheduler.started(delivery.room, now: now)
                 worker.send(delivery) { [self] outcome in
                     shared.withLock { $0.jobs.append(.outcome(outcome)) }
-                    wake.signal()
+                    wakeUp()
                 }
             }
         }

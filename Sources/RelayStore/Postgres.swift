@@ -71,9 +71,14 @@ package final class PostgresConnection {
     /// The relay's statements are a fixed set; anything beyond this many is run unprepared.
     private static let maxPrepared = 128
 
-    /// Connects with a libpq connection URI (`postgres://user:password@host:port/db?sslmode=…`).
-    package init(url: String) throws(PostgresError) {
+    /// Statements run on every new session (after a reconnect too): `SET …`.
+    private let sessionSettings: [String]
+
+    /// Connects with a libpq connection URI (`postgres://user:password@host:port/db?sslmode=…`);
+    /// `settings` are run on the new session, and again after each reconnect.
+    package init(url: String, settings: [String] = []) throws(PostgresError) {
         self.url = url
+        sessionSettings = settings
         handle = PQconnectdb(PostgresURL.withDefaults(url))
         guard let handle, PQstatus(handle) == CONNECTION_OK else {
             let message = handle.map { Self.message(PQerrorMessage($0)) } ?? "out of memory"
@@ -84,6 +89,7 @@ package final class PostgresConnection {
         // libpq prints the server's notices (a ROLLBACK with no transaction, say) to standard
         // error by default, outside the relay's log format: they say nothing an operator needs.
         PQsetNoticeProcessor(handle, { _, _ in }, nil)
+        for setting in settings { try execute(setting) }
     }
 
     deinit { PQfinish(handle) }
@@ -99,6 +105,7 @@ package final class PostgresConnection {
         guard PQstatus(handle) == CONNECTION_OK else {
             throw PostgresError("cannot reconnect to \(PostgresURL.redacted(url)): \(Self.message(PQerrorMessage(handle)))", isConnectionLost: true)
         }
+        for setting in sessionSettings { try execute(setting) }
     }
 
     /// Runs statements without parameters (several, separated by `;`).

@@ -5,7 +5,7 @@ package final class PostgresAdmin: DeliveryAdministration {
 
     /// Connects and brings the schema up to date (under the migration lock).
     package init(url: String) throws(PostgresError) {
-        connection = try PostgresConnection(url: url)
+        connection = try PostgresConnection(url: url, settings: PostgresSchema.servingSettings)
         try PostgresSchema.migrate(connection)
     }
 
@@ -199,8 +199,9 @@ package final class PostgresAdmin: DeliveryAdministration {
         let rows = try connection.query(
             """
             SELECT (SELECT count(*) FROM deliveries WHERE state = 'pending'), (SELECT count(*) FROM deliveries WHERE state = 'dead'),
-                   (SELECT min(d.accepted_at) FROM rooms r JOIN deliveries d ON d.seq = r.head_seq)
+                   (SELECT min((SELECT accepted_at FROM deliveries WHERE seq = r.head_seq)) FROM rooms r)
             """)
+        // (The oldest head per room by index lookups: as a join, the planner scanned every delivery ever kept.)
         let age = rows.isNull(0, 2) ? 0 : max(now - rows.integer(0, 2), 0)
         var gauges = QueueGauges(pending: rows.integer(0, 0), dead: rows.integer(0, 1), oldestPendingAge: Double(age) / 1000)
         let dead = try connection.query("SELECT route, count(*) FROM deliveries WHERE state = 'dead' GROUP BY route ORDER BY route")

@@ -20,7 +20,9 @@ package final class PostgresLookups: StoreLookups, @unchecked Sendable {
         url: String, connections: Int = 4, clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970 * 1000) }
     ) throws(PostgresError) {
         var opened: [LockedConnection] = []
-        for _ in 0..<max(1, connections) { opened.append(LockedConnection(try PostgresConnection(url: url))) }
+        for _ in 0..<max(1, connections) {
+            opened.append(LockedConnection(try PostgresConnection(url: url, settings: PostgresSchema.servingSettings)))
+        }
         self.connections = opened
         self.clock = clock
     }

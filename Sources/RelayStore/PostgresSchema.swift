@@ -10,6 +10,14 @@ package enum PostgresSchema {
     /// The advisory lock that lets one replica at a time purge old records.
     static let purgeLock = 0x6861_7070_7970_7267  // "happyprg"
 
+    /// Session settings of the relay's connections (the writer's, the lookups', the gauges'
+    /// and the operators'): the planner takes the relay's indexes even while a table's
+    /// statistics say it is small (a statement with no index to use still scans). Every statement there is built on an index; a queue table grows from nothing
+    /// in seconds, long before autovacuum analyzes it, and plans made (and cached with the
+    /// prepared statements) while it was small scanned it whole on every statement: a new relay
+    /// under load ran at a tenth of its speed for its first minute.
+    package static let servingSettings = ["SET enable_seqscan TO off"]
+
     /// Brings the schema to the current version; returns the version found before.
     @discardableResult
     package static func migrate(_ connection: PostgresConnection) throws(PostgresError) -> Int {
@@ -41,6 +49,9 @@ package enum PostgresSchema {
                         last_reason TEXT,
                         redeliveries INTEGER NOT NULL DEFAULT 0
                     );
+                    -- Payloads are kept for replay, rarely read: stored out of line uncompressed
+                    -- (compressing every 3 KB order cost PostgreSQL more than storing it).
+                    ALTER TABLE deliveries ALTER COLUMN body SET STORAGE EXTERNAL, ALTER COLUMN request SET STORAGE EXTERNAL;
                     CREATE INDEX deliveries_finished ON deliveries (state, next_attempt_at);
                     CREATE INDEX deliveries_room ON deliveries (credential, room_id, seq) WHERE state = 'pending';
                     CREATE TABLE rooms (
