@@ -327,6 +327,33 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         await queue.shutdown(drain: .seconds(1))
     }
 
+    /// A burst of webhooks wakes the store thread once per batch: afterwards it rests, instead
+    /// of passing through its loop (a claim and a due-time query each, round trips on a server
+    /// store) once per webhook it was signalled for.
+    @Test func aBurstLeavesTheStoreThreadAtRest() async throws {
+        let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
+        let store = PassCountingStore(try SQLiteDeliveryStore(directory: directory.path))
+        let logger = Logger(level: .error, sink: .init { _ in })
+        let writer = StoreWriter(store: store, scheduler: DispatchScheduler(concurrency: 64, ratePerSecond: nil), worker: nil, logger: logger)
+        writer.start()
+        await withTaskGroup(of: Void.self) { group in
+            for index in 0..<2000 {
+                group.addTask {
+                    _ = await withCheckedContinuation { continuation in
+                        writer.submit(WebhookWrite(deliveries: [delivery("b-\(index)", room: "r-\(index % 50)", dead: "kept")])) { continuation.resume(returning: $0) }
+                    }
+                }
+            }
+        }
+        let afterBurst = store.passes.load(ordering: .relaxed)
+        // An observation window, not a synchronisation: how often the thread passes while idle.
+        try await Task.sleep(for: .milliseconds(300))
+        let idle = store.passes.load(ordering: .relaxed) - afterBurst
+        #expect(idle <= 3, "\(idle) passes in 300 ms at rest (\(afterBurst) during the burst of 2,000, \(writer.commits) commits)")
+        await writer.shutdown(drain: .seconds(1))
+    }
+
     /// `--upstream-rate N`: at most N sends start in one second of the clock, counted exactly.
     @Test(arguments: Engine.all) func theUpstreamRateIsACountPerSecond(engine: Engine) async throws {
         let mock = try InProcessMock()
@@ -529,4 +556,30 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         _ = late.check(DedupeDigest(route: "/r", key: "new"), id: "n", expiresAt: 100, now: 20)
         #expect(late.count == 1)
     }
+}
+
+/// A store that counts the store thread's passes through its loop (each asks `changedElsewhere`).
+final class PassCountingStore: DeliveryStore, @unchecked Sendable {
+    let base: any DeliveryStore
+    let passes = Atomic<Int>(0)
+
+    init(_ base: any DeliveryStore) { self.base = base }
+
+    func commit(_ writes: [WebhookWrite], outcomes: [DeliveryOutcome], now: UnixMilliseconds) throws(StoreError) -> [Result<StoreOutcome, StoreError>] {
+        try base.commit(writes, outcomes: outcomes, now: now)
+    }
+    func claimDue(limit: Int, now: UnixMilliseconds, busy: Set<RoomKey>) throws(StoreError) -> [DueDelivery] {
+        try base.claimDue(limit: limit, now: now, busy: busy)
+    }
+    func nextDueTime(after now: UnixMilliseconds) throws(StoreError) -> UnixMilliseconds? { try base.nextDueTime(after: now) }
+    func pendingCount() throws(StoreError) -> Int { try base.pendingCount() }
+    func changedElsewhere() -> Bool {
+        passes.add(1, ordering: .relaxed)
+        return base.changedElsewhere()
+    }
+    func probe(now: UnixMilliseconds) throws(StoreError) { try base.probe(now: now) }
+    func purge(now: UnixMilliseconds, deliveredBefore: UnixMilliseconds, deadBefore: UnixMilliseconds) throws(StoreError) -> Int {
+        try base.purge(now: now, deliveredBefore: deliveredBefore, deadBefore: deadBefore)
+    }
+    func refusal() -> StoreError? { base.refusal() }
 }
