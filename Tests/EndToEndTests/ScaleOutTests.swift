@@ -281,6 +281,25 @@ struct ScaleOutTests {
                 return response
             }
             for _ in 0..<40 { #expect(try post().status == 202) }
+            func waitForReadiness(_ status: Int, timeout: Double) throws {
+                for index in 0..<2 {
+                    let deadline = Date().addingTimeInterval(timeout)
+                    var ready = try replicas.send(index, "/readyz", body: "", method: "GET")
+                    while ready.status != status && Date() < deadline {
+                        usleep(100_000)
+                        ready = try replicas.send(index, "/readyz", body: "", method: "GET")
+                    }
+                    #expect(ready.status == status, "replica \(index): \(ready.text)")
+                }
+            }
+            // Idle: everything delivered, nothing left to write. A relay notices the database
+            // gone from its claims failing, and is not ready before any webhook tries.
+            _ = replicas.waitForOrders(expected, timeout: 20)
+            try replicas.database.kill()
+            try waitForReadiness(503, timeout: 10)
+            try replicas.database.start()
+            try waitForReadiness(200, timeout: 20)
+            // Under load.
             try replicas.database.kill()
             // Until each replica has noticed, a webhook may still fail on its way in: 503 all the same.
             var refused: RawConnection.Response?
