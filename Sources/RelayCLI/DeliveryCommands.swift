@@ -68,7 +68,9 @@ package enum DeliveryCommands {
         } catch let error as SettingsError {
             throw error
         } catch {
-            throw SettingsError("cannot open \(location): \(error)")
+            // A PostgreSQL error names the (redacted) URL itself.
+            let text = "\(error)"
+            throw SettingsError(text.contains(location.description) ? text : "cannot open \(location): \(text)")
         }
     }
 

@@ -89,7 +89,10 @@ package enum ServeCommand {
                 lookups = engine.lookups
                 gauges = GaugesReader(engine.administration)
             } catch {
-                return failed("happyrelay serve: cannot open the delivery queue in \(settings.store): \(error)", code: 1)
+                let text = "\(error)"
+                return failed(
+                    "happyrelay serve: " + (text.contains(settings.store.description) ? text : "cannot open the delivery queue in \(settings.store): \(text)"),
+                    code: 1)
             }
         }
         let relay: Relay

@@ -209,7 +209,10 @@ package final class PostgresConnection {
 
     static func message(_ pointer: UnsafePointer<CChar>?) -> String {
         guard let pointer else { return "" }
-        return String(cString: pointer).trimmingCharacters(in: .whitespacesAndNewlines)
+        // libpq's messages run over several lines ("…\n\tIs the server running…"): one line
+        // each, for logs and the CLI.
+        return String(cString: pointer).split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }.joined(separator: " ")
     }
 }
 
