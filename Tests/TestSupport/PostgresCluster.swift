@@ -31,12 +31,27 @@ package final class PostgresCluster: @unchecked Sendable {
         if geteuid() == 0 {
             try Self.run("/bin/chown", ["-R", "postgres:postgres", directory])
         }
-        port = Self.freePort()
         try Self.asOwner("\(binaries)/initdb", ["-D", directory + "/data", "-U", Self.user, "--pwfile", passwordFile, "-A", "scram-sha-256", "-E", "UTF8", "--no-sync"])
-        try Self.asOwner(
-            "\(binaries)/pg_ctl",
-            ["-D", directory + "/data", "-l", directory + "/log", "-w", "-t", "60", "-o",
-             "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
+        // A port found free may be taken before the server binds it (other tests open
+        // connections and listeners all the time): then another one is tried.
+        var attempt = 0
+        while true {
+            let candidate = Self.freePort()
+            do {
+                try Self.asOwner(
+                    "\(binaries)/pg_ctl",
+                    ["-D", directory + "/data", "-l", directory + "/log", "-w", "-t", "60", "-o",
+                     "-p \(candidate) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
+                port = candidate
+                break
+            } catch {
+                attempt += 1
+                let log = (try? String(contentsOfFile: directory + "/log", encoding: .utf8)) ?? ""
+                guard attempt < 5, log.contains("could not bind") || log.contains("already in use") else {
+                    throw Failure("\(error)\nserver log:\n\(log.suffix(2000))")
+                }
+            }
+        }
     }
 
     /// Stops the server at once (as a crash would), leaving the data.
