@@ -7,6 +7,16 @@ import Testing
 
 @Suite(.enabled(if: PostgresCluster.binaries != nil, "PostgreSQL is installed by deploy/install-build-deps --tests"))
 struct PostgresDeliveryStoreTests {
+    /// Two replicas' writer stores on one database, with 30 s claims.
+    static func replicas(on cluster: PostgresCluster, _ first: String, _ second: String) throws -> (PostgresDeliveryStore, PostgresDeliveryStore) {
+        var configuration = PostgresDeliveryStore.Configuration()
+        configuration.claimTimeout = .seconds(30)
+        configuration.owner = first
+        let one = try PostgresDeliveryStore(url: cluster.url, configuration: configuration)
+        configuration.owner = second
+        return (one, try PostgresDeliveryStore(url: cluster.url, configuration: configuration))
+    }
+
     static func delivery(_ id: String, room: String) -> NewDelivery {
         NewDelivery(
             id: id, route: "/r", room: RoomKey(credential: "", roomID: room), call: Array(#"{"uuid":"u","room_id":"\#(room)"}"#.utf8),
@@ -16,12 +26,7 @@ struct PostgresDeliveryStoreTests {
     @Test func replicasShareDedupeBindingsAndEachRoomInOrderAndTakeOverADeadReplicasRooms() async throws {
         try await offPool {
             let cluster = try PostgresCluster()
-            var configuration = PostgresDeliveryStore.Configuration()
-            configuration.claimTimeout = .seconds(30)
-            configuration.owner = "replica-a"
-            let a = try PostgresDeliveryStore(url: cluster.url, configuration: configuration)
-            configuration.owner = "replica-b"
-            let b = try PostgresDeliveryStore(url: cluster.url, configuration: configuration)
+            let (a, b) = try Self.replicas(on: cluster, "replica-a", "replica-b")
             let now = 1_000_000
             let key = DedupeRecord(digest: DedupeDigest(route: "/r", key: "evt-1"), firstID: "w1", expiresAt: now + 60_000)
 
@@ -84,12 +89,7 @@ struct PostgresDeliveryStoreTests {
     @Test func aLateOutcomeFromATakenOverReplicaLeavesTheRoomAlone() async throws {
         try await offPool {
             let cluster = try PostgresCluster()
-            var configuration = PostgresDeliveryStore.Configuration()
-            configuration.claimTimeout = .seconds(30)
-            configuration.owner = "slow"
-            let slow = try PostgresDeliveryStore(url: cluster.url, configuration: configuration)
-            configuration.owner = "quick"
-            let quick = try PostgresDeliveryStore(url: cluster.url, configuration: configuration)
+            let (slow, quick) = try Self.replicas(on: cluster, "slow", "quick")
             let now = 1_000_000
             _ = try slow.commit([WebhookWrite(deliveries: ["x", "y", "z"].map { Self.delivery($0, room: "r-1") })], outcomes: [], now: now)
             let room = RoomKey(credential: "", roomID: "r-1")

@@ -25,6 +25,18 @@ final class RawConnection {
     let fd: Int32
     private var pending: [UInt8] = []
 
+    /// One request on a fresh connection to 127.0.0.1:`port` (`Host: relay`, the body's
+    /// length), and its answer.
+    static func request(
+        port: Int, _ method: String, _ path: String, body: String = "", headers: [(String, String)] = [], timeout: Double = 10
+    ) throws -> Response {
+        let connection = try RawConnection(port: port, timeout: timeout)
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: relay\r\nContent-Length: \(body.utf8.count)\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        try connection.send(head + "\r\n" + body)
+        return try connection.readResponse()
+    }
+
     init(port: Int, timeout: Double = 5) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(errno)") }

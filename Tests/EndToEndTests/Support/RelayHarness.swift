@@ -128,11 +128,7 @@ final class RelayHarness: @unchecked Sendable {
     func post(
         _ path: String, body: String, headers: [(String, String)] = [("Content-Type", "application/json")], method: String = "POST"
     ) throws -> RawConnection.Response {
-        let connection = try RawConnection(port: relayPort, timeout: 10)
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: relay\r\nContent-Length: \(body.utf8.count)\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        try connection.send(head + "\r\n" + body)
-        let response = try connection.readResponse()
+        let response = try RawConnection.request(port: relayPort, method, path, body: body, headers: headers)
         responses.append(response.text)
         return response
     }
