@@ -68,9 +68,7 @@ package enum DeliveryCommands {
         } catch let error as SettingsError {
             throw error
         } catch {
-            // A PostgreSQL error names the (redacted) URL itself.
-            let text = "\(error)"
-            throw SettingsError(text.contains(location.description) ? text : "cannot open \(location): \(text)")
+            throw SettingsError(location.openingFailure(error))
         }
     }
 

@@ -119,7 +119,7 @@ package enum MappingCommands {
                 guard let lookups = try location.openLookups() else { return CommandResult(lines: ["no relay database in \(location)"], exitCode: 1) }
                 bindings = lookups
             } catch {
-                return CommandResult(lines: ["cannot open \(location): \(error)"], exitCode: 1)
+                return CommandResult(lines: [location.openingFailure(error)], exitCode: 1)
             }
         }
         return tryRoute(route, body: bytes, headers: headers, query: query, bindings: bindings, explain: parsed.isOn("--explain"))

@@ -89,10 +89,7 @@ package enum ServeCommand {
                 lookups = engine.lookups
                 gauges = GaugesReader(engine.administration)
             } catch {
-                let text = "\(error)"
-                return failed(
-                    "happyrelay serve: " + (text.contains(settings.store.description) ? text : "cannot open the delivery queue in \(settings.store): \(text)"),
-                    code: 1)
+                return failed("happyrelay serve: " + settings.store.openingFailure(error, what: "cannot open the delivery queue in"), code: 1)
             }
         }
         let relay: Relay

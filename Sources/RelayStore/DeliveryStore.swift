@@ -124,6 +124,13 @@ package enum StoreLocation: Sendable, CustomStringConvertible {
         }
     }
 
+    /// Why the store could not be opened, naming it once (a PostgreSQL error names the
+    /// redacted URL itself).
+    package func openingFailure(_ error: any Error, what: String = "cannot open") -> String {
+        let text = "\(error)"
+        return text.contains(description) ? text : "\(what) \(description): \(text)"
+    }
+
     /// The store, for messages (`data/happyrelay.sqlite`).
     package var description: String {
         switch self {
