@@ -17,12 +17,56 @@ package struct PostgresError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// A value bound to a statement's `$n`, sent as text (bytes as `bytea` in binary).
+/// A value bound to a statement's `$n`, sent as text (bytes as `bytea` in binary). Arrays
+/// go in PostgreSQL's binary array format, so that one statement writes a whole batch
+/// (`unnest($1::text[], …)`) with no quoting or hex: the statement casts them to `text[]`,
+/// `int8[]` and `bytea[]`.
 package enum PostgresValue: Sendable {
     case text(String)
     case integer(Int)
     case bytes([UInt8])
     case null
+    case textArray([String?])
+    case integerArray([Int?])
+    case bytesArray([[UInt8]])
+
+    /// The value as libpq sends it: bytes (nil for NULL) and whether they are binary.
+    fileprivate var wire: (bytes: [UInt8]?, binary: Bool) {
+        switch self {
+        case .text(let text): (Array(text.utf8) + [0], false)
+        case .integer(let value): (Array(String(value).utf8) + [0], false)
+        case .bytes(let bytes): (bytes, true)
+        case .null: (nil, false)
+        case .textArray(let texts): (Self.binaryArray(elementType: 25, texts.map { $0.map { Array($0.utf8) } }), true)
+        case .bytesArray(let values): (Self.binaryArray(elementType: 17, values), true)
+        case .integerArray(let values):
+            (Self.binaryArray(elementType: 20, values.map { $0.map { withUnsafeBytes(of: Int64($0).bigEndian) { [UInt8]($0) } } }), true)
+        }
+    }
+
+    /// PostgreSQL's binary array format (`array_recv`): dimensions, flags, the element type's
+    /// OID, then each element as a length (-1: NULL) and its bytes, integers big-endian.
+    static func binaryArray(elementType: UInt32, _ elements: [[UInt8]?]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(20 + elements.reduce(0) { $0 + 4 + ($1?.count ?? 0) })
+        func append(_ value: Int32) { withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) } }
+        append(elements.isEmpty ? 0 : 1)
+        append(elements.contains { $0 == nil } ? 1 : 0)
+        append(Int32(bitPattern: elementType))
+        if !elements.isEmpty {
+            append(Int32(elements.count))
+            append(1)
+        }
+        for element in elements {
+            guard let element else {
+                append(-1)
+                continue
+            }
+            append(Int32(element.count))
+            out.append(contentsOf: element)
+        }
+        return out
+    }
 }
 
 /// The rows a query returned, as text (`bytea` columns decoded from their hex form).
@@ -122,21 +166,12 @@ package final class PostgresConnection {
         guard let handle else { throw PostgresError("no connection", isConnectionLost: true) }
         var buffers: [[UInt8]?] = []
         var formats: [Int32] = []
+        buffers.reserveCapacity(parameters.count)
+        formats.reserveCapacity(parameters.count)
         for parameter in parameters {
-            switch parameter {
-            case .text(let text):
-                buffers.append(Array(text.utf8) + [0])
-                formats.append(0)
-            case .integer(let value):
-                buffers.append(Array(String(value).utf8) + [0])
-                formats.append(0)
-            case .bytes(let bytes):
-                buffers.append(bytes)
-                formats.append(1)
-            case .null:
-                buffers.append(nil)
-                formats.append(0)
-            }
+            let (bytes, binary) = parameter.wire
+            buffers.append(bytes)
+            formats.append(binary ? 1 : 0)
         }
         let lengths = buffers.map { Int32($0?.count ?? 0) }
         let statement = try prepare(sql, parameterCount: parameters.count, on: handle)

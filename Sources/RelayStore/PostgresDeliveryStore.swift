@@ -54,7 +54,9 @@ package final class PostgresDeliveryStore: DeliveryStore {
         }
     }
 
-    /// One transaction; `isolated` puts each webhook's writes in a savepoint.
+    /// One transaction; `isolated` puts each webhook's writes in a savepoint. Otherwise every
+    /// kind of write is one statement for the whole batch (arrays bound with `unnest`), so
+    /// that a batch costs the same round trips whether it holds one webhook or a hundred.
     private func commitOnce(_ writes: [WebhookWrite], outcomes: [DeliveryOutcome], now: UnixMilliseconds, isolated: Bool) throws(PostgresError)
         -> [Result<StoreOutcome, StoreError>]
     {
@@ -62,15 +64,13 @@ package final class PostgresDeliveryStore: DeliveryStore {
         var rooms: [RoomKey: RoomWork] = [:]
         do throws(PostgresError) {
             try connection.execute("BEGIN")
-            for outcome in outcomes { try record(outcome, now: now, rooms: &rooms) }
-            for write in writes {
-                results.append(isolated ? try storeIsolated(write, now: now, rooms: &rooms) : try store(write, now: now, rooms: &rooms))
+            try record(outcomes, now: now, rooms: &rooms)
+            if isolated {
+                for write in writes { results.append(try storeIsolated(write, now: now, rooms: &rooms)) }
+            } else {
+                results = try store(writes, now: now, rooms: &rooms)
             }
-            // Rooms last, in one order for every replica: two batches that touch the same rooms
-            // lock them in the same order and never deadlock.
-            for room in rooms.keys.sorted(by: { ($0.credential, $0.roomID) < ($1.credential, $1.roomID) }) {
-                try settle(room, rooms[room]!)
-            }
+            try settle(rooms)
             try connection.execute("COMMIT")
         } catch {
             try? connection.execute("ROLLBACK")
@@ -91,88 +91,220 @@ package final class PostgresDeliveryStore: DeliveryStore {
         var hasNewPending = false
     }
 
-    private func record(_ outcome: DeliveryOutcome, now: UnixMilliseconds, rooms: inout [RoomKey: RoomWork]) throws(PostgresError) {
-        let id = PostgresValue.text(outcome.id)
-        let answer = outcome.answer ?? UpstreamAnswer()
-        let attempt: [PostgresValue] = [
-            id, .integer(outcome.attempts), .integer(outcome.attemptedAt != 0 ? outcome.attemptedAt : now), .text(outcome.reason),
-            answer.status.map(PostgresValue.integer) ?? .null, answer.code.map(PostgresValue.integer) ?? .null,
-            answer.message.map(PostgresValue.text) ?? .null,
-        ]
-        rooms[outcome.room, default: RoomWork()].hadOutcome = true
-        switch outcome.disposition {
-        case .delivered:
-            let updated = try connection.query(
-                "UPDATE deliveries SET state = 'delivered', attempts = $2, next_attempt_at = $3, last_reason = NULL WHERE id = $1 RETURNING seq",
-                [id, .integer(outcome.attempts), .integer(now)])
-            if updated.count == 1 { rooms[outcome.room]!.finished.append(updated.integer(0, 0)) }
-        case .dead(let why):
-            let updated = try connection.query(
-                "UPDATE deliveries SET state = 'dead', attempts = $2, next_attempt_at = $3, last_reason = $4 WHERE id = $1 RETURNING seq",
-                [id, .integer(outcome.attempts), .integer(now), .text(why)])
-            try connection.query(
-                "INSERT INTO attempts (delivery_id, attempt, at, outcome, reason, http_status, code, message) VALUES ($1, $2, $3, 'dead', $4, $5, $6, $7)", attempt)
-            if updated.count == 1 { rooms[outcome.room]!.finished.append(updated.integer(0, 0)) }
-        case .retry(let at):
-            let updated = try connection.query(
-                "UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_reason = $4 WHERE id = $1 AND state = 'pending' RETURNING seq",
-                [id, .integer(outcome.attempts), .integer(at), .text(outcome.reason)])
-            try connection.query(
-                "INSERT INTO attempts (delivery_id, attempt, at, outcome, reason, http_status, code, message) VALUES ($1, $2, $3, 'retry', $4, $5, $6, $7)", attempt)
-            if updated.count == 1 { rooms[outcome.room]!.retries.append((updated.integer(0, 0), at)) }
+    /// The outcomes of sends: one update of their deliveries, one insert of the attempts that
+    /// failed.
+    private func record(_ outcomes: [DeliveryOutcome], now: UnixMilliseconds, rooms: inout [RoomKey: RoomWork]) throws(PostgresError) {
+        guard !outcomes.isEmpty else { return }
+        var ids: [String?] = [], states: [String?] = [], attempts: [Int?] = [], times: [Int?] = [], reasons: [String?] = []
+        var failed: [DeliveryOutcome] = []
+        for outcome in outcomes {
+            rooms[outcome.room, default: RoomWork()].hadOutcome = true
+            ids.append(outcome.id)
+            attempts.append(outcome.attempts)
+            switch outcome.disposition {
+            case .delivered:
+                states.append("delivered")
+                times.append(now)
+                reasons.append(nil)
+            case .dead(let why):
+                states.append("dead")
+                times.append(now)
+                reasons.append(why)
+                failed.append(outcome)
+            case .retry(let at):
+                // Still pending; the update skips a delivery that is no longer (an operator's).
+                states.append("pending")
+                times.append(at)
+                reasons.append(outcome.reason)
+                failed.append(outcome)
+            }
         }
-    }
-
-    /// Brings a room in line with what the transaction did, its row locked first (a replica
-    /// storing a delivery for it meanwhile waits, then sees that delivery; without the lock, a
-    /// delivery stored while another replica emptied the room was left without a head). An
-    /// outcome moves the room only while its delivery is the head: a replica taken over for
-    /// being slow that records late leaves the room, and the lease of whoever sends its next
-    /// delivery, alone; only its own lease ends.
-    private func settle(_ room: RoomKey, _ work: RoomWork) throws(PostgresError) {
-        let key: [PostgresValue] = [.text(room.credential), .text(room.roomID)]
-        // New deliveries only: the room is made, headed by its oldest pending delivery, or, when
-        // it exists, locked and kept as it is (DO UPDATE, not DO NOTHING, so that a replica
-        // moving its head at this moment is waited for, or waits). One statement.
-        let upsert = """
-            INSERT INTO rooms (credential, room_id, head_seq, due_at)
-            SELECT credential, room_id, seq, next_attempt_at FROM deliveries
-            WHERE state = 'pending' AND credential = $1 AND room_id = $2 ORDER BY seq LIMIT 1
-            ON CONFLICT (credential, room_id) DO UPDATE SET head_seq = rooms.head_seq
+        let updated = try connection.query(
             """
-        guard work.hadOutcome else {
-            if work.hasNewPending { try connection.query(upsert, key) }
-            return
+            UPDATE deliveries d SET state = u.state, attempts = u.attempts, next_attempt_at = u.at, last_reason = u.reason
+            FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::text[]) AS u(id, state, attempts, at, reason)
+            WHERE d.id = u.id AND (u.state <> 'pending' OR d.state = 'pending')
+            RETURNING d.id, d.seq
+            """, [.textArray(ids), .textArray(states), .integerArray(attempts), .integerArray(times), .textArray(reasons)])
+        var seqs: [String: Int] = [:]
+        for row in 0..<updated.count { seqs[updated.text(row, 0) ?? ""] = updated.integer(row, 1) }
+        for outcome in outcomes {
+            guard let seq = seqs[outcome.id] else { continue }
+            if case .retry(let at) = outcome.disposition {
+                rooms[outcome.room]!.retries.append((seq, at))
+            } else {
+                rooms[outcome.room]!.finished.append(seq)
+            }
         }
-        let head = try connection.query("SELECT head_seq FROM rooms WHERE credential = $1 AND room_id = $2 FOR UPDATE", key)
-        guard head.count == 1 else {
-            if work.hasNewPending { try connection.query(upsert, key) }
-            return
+        guard !failed.isEmpty else { return }
+        let answers = failed.map { $0.answer ?? UpstreamAnswer() }
+        try connection.query(
+            """
+            INSERT INTO attempts (delivery_id, attempt, at, outcome, reason, http_status, code, message)
+            SELECT id, attempt, at, outcome, reason, status, code, message
+            FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::int8[], $7::int8[], $8::text[])
+                AS u(id, attempt, at, outcome, reason, status, code, message)
+            """,
+            [.textArray(failed.map(\.id)), .integerArray(failed.map(\.attempts)),
+             .integerArray(failed.map { $0.attemptedAt != 0 ? $0.attemptedAt : now }),
+             .textArray(failed.map { if case .dead = $0.disposition { "dead" } else { "retry" } }), .textArray(failed.map(\.reason)),
+             .integerArray(answers.map(\.status)), .integerArray(answers.map(\.code)), .textArray(answers.map(\.message))])
+    }
+
+    /// Brings the touched rooms in line with what the transaction did, their rows locked first
+    /// (a replica storing a delivery for one meanwhile waits, then sees that delivery; without
+    /// the lock, a delivery stored while another replica emptied the room was left without a
+    /// head). An outcome moves a room only while its delivery is the head: a replica taken over
+    /// for being slow that records late leaves the room, and the lease of whoever sends its next
+    /// delivery, alone; only its own lease ends.
+    private func settle(_ rooms: [RoomKey: RoomWork]) throws(PostgresError) {
+        guard !rooms.isEmpty else { return }
+        // Locked in one order on every replica (two batches that touch the same rooms never
+        // deadlock), in one statement: a room that exists is locked and kept as it is (DO UPDATE,
+        // not DO NOTHING, so that a replica moving its head now is waited for, or waits); one that
+        // does not is made, headed by its oldest pending delivery (-1 when it has none: removed
+        // below).
+        let keys = rooms.keys.sorted { ($0.credential, $0.roomID) < ($1.credential, $1.roomID) }
+        let locked = try connection.query(
+            """
+            INSERT INTO rooms (credential, room_id, head_seq, due_at)
+            SELECT k.credential, k.room_id, coalesce(d.seq, -1), coalesce(d.next_attempt_at, 0)
+            FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(credential, room_id, n)
+            LEFT JOIN LATERAL (
+                SELECT seq, next_attempt_at FROM deliveries
+                WHERE state = 'pending' AND credential = k.credential AND room_id = k.room_id ORDER BY seq LIMIT 1) d ON true
+            ORDER BY k.n
+            ON CONFLICT (credential, room_id) DO UPDATE SET head_seq = rooms.head_seq
+            RETURNING credential, room_id, head_seq
+            """, [.textArray(keys.map(\.credential)), .textArray(keys.map(\.roomID))])
+        var moved: [RoomKey] = [], retried: [(room: RoomKey, at: UnixMilliseconds)] = [], released: [RoomKey] = []
+        for row in 0..<locked.count {
+            let room = RoomKey(credential: locked.text(row, 0) ?? "", roomID: locked.text(row, 1) ?? "")
+            let head = locked.integer(row, 2)
+            guard let work = rooms[room] else { continue }
+            if head == -1 || work.finished.contains(head) {
+                moved.append(room)
+            } else if let retry = work.retries.first(where: { $0.seq == head }) {
+                retried.append((room, retry.at))
+            } else if work.hadOutcome {
+                released.append(room)
+            }
         }
-        let seq = head.integer(0, 0)
-        if work.finished.contains(seq) {
-            try moveHead(key)
-        } else if let retry = work.retries.first(where: { $0.seq == seq }) {
+        if !moved.isEmpty {
+            // Each room to its oldest pending delivery (lease cleared), or removed when it has none.
             try connection.query(
-                "UPDATE rooms SET due_at = $3, lease_owner = NULL, lease_until = NULL WHERE credential = $1 AND room_id = $2", key + [.integer(retry.at)])
-        } else if work.hadOutcome {
+                """
+                WITH next AS (
+                    SELECT k.credential, k.room_id, d.seq, d.next_attempt_at FROM unnest($1::text[], $2::text[]) AS k(credential, room_id)
+                    LEFT JOIN LATERAL (
+                        SELECT seq, next_attempt_at FROM deliveries
+                        WHERE state = 'pending' AND credential = k.credential AND room_id = k.room_id ORDER BY seq LIMIT 1) d ON true),
+                headed AS (
+                    UPDATE rooms r SET head_seq = n.seq, due_at = n.next_attempt_at, lease_owner = NULL, lease_until = NULL FROM next n
+                    WHERE r.credential = n.credential AND r.room_id = n.room_id AND n.seq IS NOT NULL)
+                DELETE FROM rooms r USING next n WHERE r.credential = n.credential AND r.room_id = n.room_id AND n.seq IS NULL
+                """, [.textArray(moved.map(\.credential)), .textArray(moved.map(\.roomID))])
+        }
+        if !retried.isEmpty {
             try connection.query(
-                "UPDATE rooms SET lease_owner = NULL, lease_until = NULL WHERE credential = $1 AND room_id = $2 AND lease_owner = $3",
-                key + [.text(configuration.owner)])
+                """
+                UPDATE rooms r SET due_at = u.at, lease_owner = NULL, lease_until = NULL
+                FROM unnest($1::text[], $2::text[], $3::int8[]) AS u(credential, room_id, at)
+                WHERE r.credential = u.credential AND r.room_id = u.room_id
+                """, [.textArray(retried.map(\.room.credential)), .textArray(retried.map(\.room.roomID)), .integerArray(retried.map(\.at))])
+        }
+        if !released.isEmpty {
+            try connection.query(
+                """
+                UPDATE rooms r SET lease_owner = NULL, lease_until = NULL FROM unnest($1::text[], $2::text[]) AS u(credential, room_id)
+                WHERE r.credential = u.credential AND r.room_id = u.room_id AND r.lease_owner = $3
+                """, [.textArray(released.map(\.credential)), .textArray(released.map(\.roomID)), .text(configuration.owner)])
         }
     }
 
-    /// Points a locked room at its oldest pending delivery (lease cleared), or removes it.
-    private func moveHead(_ key: [PostgresValue]) throws(PostgresError) {
-        let next = try connection.query(
-            "SELECT seq, next_attempt_at FROM deliveries WHERE state = 'pending' AND credential = $1 AND room_id = $2 ORDER BY seq LIMIT 1", key)
-        if next.count == 1 {
-            try connection.query(
-                "UPDATE rooms SET head_seq = $3, due_at = $4, lease_owner = NULL, lease_until = NULL WHERE credential = $1 AND room_id = $2",
-                key + [.integer(next.integer(0, 0)), .integer(next.integer(0, 1))])
-        } else {
-            try connection.query("DELETE FROM rooms WHERE credential = $1 AND room_id = $2", key)
+    /// The webhooks' writes in order: runs of webhooks without bindings in one statement per
+    /// table; a webhook with bindings alone (its bindings are checked against those stored
+    /// before it, the batch's earlier ones included).
+    private func store(_ writes: [WebhookWrite], now: UnixMilliseconds, rooms: inout [RoomKey: RoomWork]) throws(PostgresError)
+        -> [Result<StoreOutcome, StoreError>]
+    {
+        var results: [Result<StoreOutcome, StoreError>] = []
+        results.reserveCapacity(writes.count)
+        var run: [WebhookWrite] = []
+        for write in writes {
+            if write.bindings.isEmpty {
+                run.append(write)
+                continue
+            }
+            results += try storeRun(run, now: now, rooms: &rooms)
+            run.removeAll(keepingCapacity: true)
+            results.append(try store(write, now: now, rooms: &rooms))
         }
+        results += try storeRun(run, now: now, rooms: &rooms)
+        return results
+    }
+
+    /// Webhooks without bindings: their dedupe keys in one statement, the deliveries of those
+    /// that are not duplicates in another, in acceptance order (a room's order is its `seq`).
+    private func storeRun(_ run: [WebhookWrite], now: UnixMilliseconds, rooms: inout [RoomKey: RoomWork]) throws(PostgresError)
+        -> [Result<StoreOutcome, StoreError>]
+    {
+        guard !run.isEmpty else { return [] }
+        var results = [Result<StoreOutcome, StoreError>](repeating: .success(.stored), count: run.count)
+        // Keys in one order on every replica (two replicas storing the same keys never deadlock);
+        // a key repeated within the run is stored once, for the first webhook that has it.
+        var firstWith: [DedupeDigest: Int] = [:]
+        for (index, write) in run.enumerated() {
+            if let dedupe = write.dedupe, firstWith[dedupe.digest] == nil { firstWith[dedupe.digest] = index }
+        }
+        if !firstWith.isEmpty {
+            let keyed = firstWith.sorted { ($0.key.high, $0.key.low) < ($1.key.high, $1.key.low) }.map { run[$0.value].dedupe! }
+            let stored = try connection.query(
+                """
+                INSERT INTO dedupe_digests (key, first_id, expires_at)
+                SELECT key, first_id, expires_at FROM unnest($1::bytea[], $2::text[], $3::int8[]) WITH ORDINALITY AS u(key, first_id, expires_at, n)
+                ORDER BY n
+                ON CONFLICT (key) DO UPDATE SET first_id = excluded.first_id, expires_at = excluded.expires_at
+                WHERE dedupe_digests.expires_at <= $4 RETURNING key
+                """, [.bytesArray(keyed.map(\.digest.bytes)), .textArray(keyed.map(\.firstID)), .integerArray(keyed.map(\.expiresAt)), .integer(now)])
+            var isNew = Set<[UInt8]>()
+            for row in 0..<stored.count { isNew.insert(stored.bytes(row, 0)) }
+            // A live key stored before: which webhook had it first (rare: a provider's retry).
+            let taken = keyed.filter { !isNew.contains($0.digest.bytes) }
+            var firstIDs: [[UInt8]: String] = [:]
+            if !taken.isEmpty {
+                let rows = try connection.query(
+                    "SELECT key, first_id FROM dedupe_digests WHERE key = ANY($1::bytea[])", [.bytesArray(taken.map(\.digest.bytes))])
+                for row in 0..<rows.count { firstIDs[rows.bytes(row, 0)] = rows.text(row, 1) ?? "" }
+            }
+            for (index, write) in run.enumerated() {
+                guard let dedupe = write.dedupe else { continue }
+                let first = firstWith[dedupe.digest]!
+                if isNew.contains(dedupe.digest.bytes) {
+                    if first != index { results[index] = .success(.duplicate(firstID: run[first].dedupe!.firstID)) }
+                } else {
+                    results[index] = .success(.duplicate(firstID: firstIDs[dedupe.digest.bytes] ?? ""))
+                }
+            }
+        }
+        var deliveries: [NewDelivery] = []
+        for (write, result) in zip(run, results) where result == .success(.stored) {
+            deliveries += write.deliveries
+        }
+        guard !deliveries.isEmpty else { return results }
+        try connection.query(
+            """
+            INSERT INTO deliveries (id, route, credential, room_id, call, request, body, state, attempts, accepted_at, next_attempt_at, last_reason)
+            SELECT id, route, credential, room_id, call, request, body, CASE WHEN dead IS NULL THEN 'pending' ELSE 'dead' END, 0, $9, $9, dead
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::bytea[], $8::text[])
+                WITH ORDINALITY AS u(id, route, credential, room_id, call, request, body, dead, n)
+            ORDER BY n
+            """,
+            [.textArray(deliveries.map(\.id)), .textArray(deliveries.map(\.route)), .textArray(deliveries.map(\.room.credential)),
+             .textArray(deliveries.map(\.room.roomID)), .bytesArray(deliveries.map(\.call)), .textArray(deliveries.map(\.request)),
+             .bytesArray(deliveries.map(\.body)), .textArray(deliveries.map(\.deadReason)), .integer(now)])
+        for delivery in deliveries where delivery.deadReason == nil { rooms[delivery.room, default: RoomWork()].hasNewPending = true }
+        return results
     }
 
     /// One webhook's writes in a savepoint of its own: a failing write fails this webhook only.
@@ -290,7 +422,7 @@ package final class PostgresDeliveryStore: DeliveryStore {
                     var work = RoomWork()
                     work.finished = [seq]
                     work.hadOutcome = true
-                    try settle(room, work)
+                    try settle([room: work])
                     try connection.execute("COMMIT")
                     continue
                 }
