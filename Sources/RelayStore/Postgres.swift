@@ -117,6 +117,8 @@ package final class PostgresConnection {
 
     /// Statements run on every new session (after a reconnect too): `SET …`.
     private let sessionSettings: [String]
+    /// Statements run so far, each a round trip to the server (preparing one is not counted).
+    package private(set) var statementsRun = 0
 
     /// Connects with a libpq connection URI (`postgres://user:password@host:port/db?sslmode=…`);
     /// `settings` are run on the new session, and again after each reconnect.
@@ -155,6 +157,7 @@ package final class PostgresConnection {
     /// Runs statements without parameters (several, separated by `;`).
     package func execute(_ sql: String) throws(PostgresError) {
         guard let handle else { throw PostgresError("no connection", isConnectionLost: true) }
+        statementsRun += 1
         let result = PQexec(handle, sql)
         defer { PQclear(result) }
         try check(result)
@@ -175,6 +178,7 @@ package final class PostgresConnection {
         }
         let lengths = buffers.map { Int32($0?.count ?? 0) }
         let statement = try prepare(sql, parameterCount: parameters.count, on: handle)
+        statementsRun += 1
         let result: OpaquePointer? = withPointers(buffers) { pointers in
             if let statement { return PQexecPrepared(handle, statement, Int32(parameters.count), pointers, lengths, formats, 0) }
             return PQexecParams(handle, sql, Int32(parameters.count), nil, pointers, lengths, formats, 0)

@@ -29,6 +29,9 @@ package final class PostgresDeliveryStore: DeliveryStore {
         self.configuration = configuration
     }
 
+    /// Statements run so far: a batch of writes costs the same number whatever it holds.
+    package var statementsRun: Int { connection.statementsRun }
+
     /// A failure as the relay answers it; a lost connection is tried again on the next call.
     private func storeError(_ error: PostgresError) -> StoreError {
         if error.isConnectionLost { try? connection.reconnect() }
@@ -70,7 +73,7 @@ package final class PostgresDeliveryStore: DeliveryStore {
             } else {
                 results = try store(writes, now: now, rooms: &rooms)
             }
-            try settle(rooms)
+            try settle(rooms, now: now)
             try connection.execute("COMMIT")
         } catch {
             try? connection.execute("ROLLBACK")
@@ -157,7 +160,7 @@ package final class PostgresDeliveryStore: DeliveryStore {
     /// head). An outcome moves a room only while its delivery is the head: a replica taken over
     /// for being slow that records late leaves the room, and the lease of whoever sends its next
     /// delivery, alone; only its own lease ends.
-    private func settle(_ rooms: [RoomKey: RoomWork]) throws(PostgresError) {
+    private func settle(_ rooms: [RoomKey: RoomWork], now: UnixMilliseconds) throws(PostgresError) {
         guard !rooms.isEmpty else { return }
         // Locked in one order on every replica (two batches that touch the same rooms never
         // deadlock), in one statement: a room that exists is locked and kept as it is (DO UPDATE,
@@ -214,11 +217,14 @@ package final class PostgresDeliveryStore: DeliveryStore {
                 """, [.textArray(retried.map(\.room.credential)), .textArray(retried.map(\.room.roomID)), .integerArray(retried.map(\.at))])
         }
         if !released.isEmpty {
+            // Due again when its head is (the room's due time was the end of the lease).
             try connection.query(
                 """
-                UPDATE rooms r SET lease_owner = NULL, lease_until = NULL FROM unnest($1::text[], $2::text[]) AS u(credential, room_id)
+                UPDATE rooms r SET lease_owner = NULL, lease_until = NULL,
+                    due_at = coalesce((SELECT next_attempt_at FROM deliveries WHERE seq = r.head_seq AND state = 'pending'), $4)
+                FROM unnest($1::text[], $2::text[]) AS u(credential, room_id)
                 WHERE r.credential = u.credential AND r.room_id = u.room_id AND r.lease_owner = $3
-                """, [.textArray(released.map(\.credential)), .textArray(released.map(\.roomID)), .text(configuration.owner)])
+                """, [.textArray(released.map(\.credential)), .textArray(released.map(\.roomID)), .text(configuration.owner), .integer(now)])
         }
     }
 
@@ -390,8 +396,14 @@ package final class PostgresDeliveryStore: DeliveryStore {
     package func claimDue(limit: Int, now: UnixMilliseconds, busy: Set<RoomKey>) throws(StoreError) -> [DueDelivery] {
         guard limit > 0 else { return [] }
         do throws(PostgresError) {
+            // The heads are read by `seq` alone, their state checked here: with `state = 'pending'`
+            // in the lookup the planner may walk the pending-by-room index, every pending row of
+            // the table, once per claimed room.
             // One round trip: the rooms claimed (lease written), a taken-over head counted as a
-            // redelivery, and the heads' rows. Written so that every step is an index lookup per
+            // redelivery, and the heads' rows. A claimed room is due again when its lease runs
+            // out, so that the rooms due now lead the due index: a claim reads the rooms it takes,
+            // not every room in flight before them. The lease is checked all the same: an
+            // operator's retry or replay may make a held room due now. Written so that every step is an index lookup per
             // claimed room (= ANY of an array, LATERAL): as joins, the planner chose to scan every
             // delivery ever kept, on every claim, and an idle relay burned half a core.
             let claimed = try connection.query(
@@ -401,28 +413,28 @@ package final class PostgresDeliveryStore: DeliveryStore {
                     WHERE due_at <= $1 AND (lease_owner IS NULL OR lease_until < $1)
                     ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED),
                 claimed AS (
-                    UPDATE rooms r SET lease_owner = $3, lease_until = $4 FROM picked p
+                    UPDATE rooms r SET lease_owner = $3, lease_until = $4, due_at = $4 FROM picked p
                     WHERE r.credential = p.credential AND r.room_id = p.room_id
                     RETURNING r.head_seq, p.taken_over, r.credential, r.room_id),
                 counted AS (
-                    UPDATE deliveries SET redeliveries = redeliveries + 1
-                    WHERE seq = ANY(ARRAY(SELECT head_seq FROM claimed WHERE taken_over)) AND state = 'pending' RETURNING seq)
-                SELECT c.head_seq, c.taken_over, c.credential, c.room_id, d.id, d.route, d.call, d.attempts, d.accepted_at
+                    UPDATE deliveries SET redeliveries = CASE WHEN state = 'pending' THEN redeliveries + 1 ELSE redeliveries END
+                    WHERE seq = ANY(ARRAY(SELECT head_seq FROM claimed WHERE taken_over)) RETURNING seq)
+                SELECT c.head_seq, c.taken_over, c.credential, c.room_id, d.id, d.route, d.call, d.attempts, d.accepted_at, d.state
                 FROM claimed c LEFT JOIN LATERAL (
-                    SELECT id, route, call, attempts, accepted_at FROM deliveries WHERE seq = c.head_seq AND state = 'pending') d ON true
+                    SELECT id, route, call, attempts, accepted_at, state FROM deliveries WHERE seq = c.head_seq) d ON true
                 """,
                 [.integer(now), .integer(limit), .text(configuration.owner), .integer(now.addingSaturating(configuration.claimTimeout.wholeMilliseconds))])
             var due: [DueDelivery] = []
             for row in 0..<claimed.count {
                 let seq = claimed.integer(row, 0)
                 let room = RoomKey(credential: claimed.text(row, 2) ?? "", roomID: claimed.text(row, 3) ?? "")
-                guard let id = claimed.text(row, 4) else {
+                guard let id = claimed.text(row, 4), claimed.text(row, 9) == DeliveryState.pending.rawValue else {
                     // Its head was deleted by an operator: the room moves to its next delivery.
                     try connection.execute("BEGIN")
                     var work = RoomWork()
                     work.finished = [seq]
                     work.hadOutcome = true
-                    try settle([room: work])
+                    try settle([room: work], now: now)
                     try connection.execute("COMMIT")
                     continue
                 }
@@ -441,12 +453,10 @@ package final class PostgresDeliveryStore: DeliveryStore {
 
     package func nextDueTime(after now: UnixMilliseconds) throws(StoreError) -> UnixMilliseconds? {
         do throws(PostgresError) {
-            // The next due time, or the next lease to run out (a room another replica holds may
-            // be taken over then): two index lookups, however many rooms wait. Waking early,
-            // for a lease that ends with its outcome recorded, costs one empty claim.
-            let rows = try connection.query(
-                "SELECT LEAST((SELECT min(due_at) FROM rooms WHERE due_at > $1), (SELECT min(lease_until) FROM rooms WHERE lease_until > $1))",
-                [.integer(now)])
+            // The next due time, a held room's being the end of its lease (another replica's may
+            // be taken over then): one index lookup, however many rooms wait. Waking early, for a
+            // lease that ends with its outcome recorded, costs one empty claim.
+            let rows = try connection.query("SELECT min(due_at) FROM rooms WHERE due_at > $1", [.integer(now)])
             return rows.isNull(0, 0) ? nil : rows.integer(0, 0)
         } catch {
             throw storeError(error)

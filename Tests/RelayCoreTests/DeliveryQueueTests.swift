@@ -278,6 +278,46 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         #expect(check.text(0) == "ok")
     }
 
+    /// Webhooks that arrive together share one commit, and each keeps its own outcome and
+    /// place: a key repeated in the batch is a duplicate of the first webhook that had it
+    /// (with bindings or without), and a room's deliveries go out in acceptance order.
+    @Test(arguments: Engine.all) func oneCommitKeepsEachWebhooksOutcomeAndOrder(engine: Engine) async throws {
+        let storage = try await TestStorage.make(engine)
+        try await offPool {
+            let store = try storage.openStore { _ in }
+            let now = 1_000_000
+            func key(_ name: String, _ first: String) -> DedupeRecord {
+                DedupeRecord(digest: DedupeDigest(route: "/r", key: name), firstID: first, expiresAt: now + 60_000)
+            }
+            let bind = BindingWrite(kind: "order_number", value: "1043", uuid: "u-1", roomID: "r-1", ttl: .seconds(3600))
+            let results = try store.commit(
+                [
+                    WebhookWrite(deliveries: [delivery("a", room: "r-1")], dedupe: key("k1", "a")),
+                    WebhookWrite(deliveries: [delivery("b", room: "r-1")], dedupe: key("k1", "b")),
+                    WebhookWrite(deliveries: [delivery("c", room: "r-1"), delivery("c-1", room: "r-2")]),
+                    WebhookWrite(deliveries: [delivery("d", room: "r-1")], dedupe: key("k1", "d"), bindings: [bind]),
+                    WebhookWrite(deliveries: [delivery("e", room: "r-1")], dedupe: key("k2", "e"), bindings: [bind]),
+                    WebhookWrite(deliveries: [delivery("f", room: "r-1")], dedupe: key("k2", "f")),
+                    WebhookWrite(deliveries: [delivery("g", room: "r-1")]),
+                ], outcomes: [], now: now)
+            #expect(
+                results == [
+                    .success(.stored), .success(.duplicate(firstID: "a")), .success(.stored), .success(.duplicate(firstID: "a")),
+                    .success(.stored), .success(.duplicate(firstID: "e")), .success(.stored),
+                ])
+            #expect(try store.pendingCount() == 5)
+            var sent: [String] = []
+            for step in 0..<6 {
+                let due = try store.claimDue(limit: 10, now: now + step, busy: [])
+                sent += due.map(\.id)
+                _ = try store.commit(
+                    [], outcomes: due.map { DeliveryOutcome(id: $0.id, room: $0.room, disposition: .delivered, attempts: 1, reason: "delivered") },
+                    now: now + step)
+            }
+            #expect(sent.filter { $0 != "c-1" } == ["a", "c", "e", "g"] && sent.contains("c-1"), "\(sent)")
+        }
+    }
+
     @Test(arguments: Engine.all) func aStoredDedupeKeyMakesTheWholeWriteADuplicate(engine: Engine) async throws {
         let queue = try makeQueue(await TestStorage.make(engine))
         queue.start()

@@ -28,6 +28,25 @@ struct PostgresConnectionTests {
         }
     }
 
+    @Test func arraysBindInTheBinaryFormatWithNullsQuotesAndZeroBytes() async throws {
+        try await offPool {
+            let cluster = try PostgresCluster()
+            let connection = try PostgresConnection(url: cluster.url)
+            let texts: [String?] = ["홍길동 \"q\", {x}", nil, "", "back\\slash"]
+            let numbers: [Int?] = [Int.min, nil, 0, Int.max]
+            let bytes: [[UInt8]] = [[0, 1, 0xFF], [], [0x22, 0x5C, 0x2C], Array(repeating: 0, count: 3000)]
+            let rows = try connection.query(
+                "SELECT t, n, b FROM unnest($1::text[], $2::int8[], $3::bytea[]) WITH ORDINALITY AS u(t, n, b, i) ORDER BY i",
+                [.textArray(texts), .integerArray(numbers), .bytesArray(bytes)])
+            #expect(rows.count == 4)
+            for row in 0..<4 {
+                #expect(rows.text(row, 0) == texts[row] && rows.isNull(row, 1) == (numbers[row] == nil) && rows.bytes(row, 2) == bytes[row], "row \(row)")
+                if let number = numbers[row] { #expect(rows.text(row, 1) == String(number)) }
+            }
+            #expect(try connection.query("SELECT cardinality($1::text[]), cardinality($2::int8[])", [.textArray([]), .integerArray([])]).text(0, 0) == "0")
+        }
+    }
+
     @Test func aWrongPasswordIsNotEchoedAndURLsAreRedacted() async throws {
         try await offPool { try Self.aWrongPasswordIsNotEchoedAndURLsAreRedacted() }
     }

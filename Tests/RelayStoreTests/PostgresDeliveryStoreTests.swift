@@ -118,6 +118,65 @@ struct PostgresDeliveryStoreTests {
         }
     }
 
+    /// A batch is one statement per kind of write: forty webhooks, or their forty outcomes, cost
+    /// the round trips of one (a store thread waiting on a round trip per row could not keep up).
+    @Test func aBatchCostsTheSameStatementsWhateverItsSize() async throws {
+        try await offPool {
+            let cluster = try PostgresCluster()
+            let (store, _) = try Self.replicas(on: cluster, "one", "other")
+            let now = 1_000_000
+            func webhook(_ index: Int) -> WebhookWrite {
+                WebhookWrite(
+                    deliveries: [Self.delivery("w\(index)", room: "r-\(index)")],
+                    dedupe: DedupeRecord(digest: DedupeDigest(route: "/r", key: "evt-\(index)"), firstID: "w\(index)", expiresAt: now + 60_000))
+            }
+            func statements(_ work: () throws -> Void) rethrows -> Int {
+                let before = store.statementsRun
+                try work()
+                return store.statementsRun - before
+            }
+            func delivered(_ due: [DueDelivery]) -> [DeliveryOutcome] {
+                due.map { DeliveryOutcome(id: $0.id, room: $0.room, disposition: .delivered, attempts: 1, reason: "delivered") }
+            }
+            let one = try statements { _ = try store.commit([webhook(0)], outcomes: [], now: now) }
+            let forty = try statements { _ = try store.commit((1...40).map(webhook), outcomes: [], now: now) }
+            #expect(forty == one, "one webhook: \(one) statements, forty: \(forty)")
+            let first = try store.claimDue(limit: 1, now: now, busy: [])
+            let rest = try store.claimDue(limit: 100, now: now, busy: [])
+            #expect(first.count == 1 && rest.count == 40)
+            let oneOutcome = try statements { _ = try store.commit([], outcomes: delivered(first), now: now + 1) }
+            let fortyOutcomes = try statements { _ = try store.commit([], outcomes: delivered(rest), now: now + 1) }
+            #expect(fortyOutcomes == oneOutcome, "one outcome: \(oneOutcome) statements, forty: \(fortyOutcomes)")
+            #expect(try store.pendingCount() == 0)
+        }
+    }
+
+    /// An operator's retry or replay touching a room another replica is sending from leaves
+    /// the room to it: a room never has two deliveries in flight.
+    @Test func aRetryOrReplayOfAHeldRoomDoesNotSendItTwice() async throws {
+        try await offPool {
+            let cluster = try PostgresCluster()
+            let (a, b) = try Self.replicas(on: cluster, "a", "b")
+            let admin = try PostgresAdmin(url: cluster.url)
+            let now = Int(Date().timeIntervalSince1970 * 1000)
+            let room = RoomKey(credential: "", roomID: "r-1")
+            _ = try a.commit([WebhookWrite(deliveries: [Self.delivery("old", room: "r-1")])], outcomes: [], now: now)
+            #expect(try a.claimDue(limit: 10, now: now, busy: []).map(\.id) == ["old"])
+            _ = try a.commit([], outcomes: [DeliveryOutcome(id: "old", room: room, disposition: .dead(reason: "refused"), attempts: 1, reason: "refused")], now: now)
+            _ = try a.commit([WebhookWrite(deliveries: ["x", "y"].map { Self.delivery($0, room: "r-1") })], outcomes: [], now: now)
+            #expect(try a.claimDue(limit: 10, now: now, busy: []).map(\.id) == ["x"])
+            // A holds the room, sending x: "retry y now" and a replay of the older dead delivery
+            // wait for x's outcome.
+            #expect(try admin.retry(id: "y", now: now + 10) == .scheduled(behind: 1))
+            let dead = try admin.deadRequests(id: "old")
+            try admin.replay(dead.map { ($0, .requeue([(roomID: "r-1", call: $0.call)])) }, now: now + 20)
+            #expect(try b.claimDue(limit: 10, now: now + 30, busy: []).isEmpty)
+            // x delivered: the room goes on from its oldest pending delivery, the replayed one.
+            _ = try a.commit([], outcomes: [DeliveryOutcome(id: "x", room: room, disposition: .delivered, attempts: 1, reason: "delivered")], now: now + 40)
+            #expect(try b.claimDue(limit: 10, now: now + 50, busy: []).map(\.id) == ["old"])
+        }
+    }
+
     @Test func theDatabaseGoingAwayIsAnAnswerNotACrash() async throws {
         try await offPool {
             let cluster = try PostgresCluster()
