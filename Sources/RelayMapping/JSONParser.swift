@@ -41,23 +41,24 @@ package struct JSONParser {
     /// Parses into a tape over `bytes`: the same grammar, checks and errors as `parse`, but
     /// nothing is built — strings and numbers are decoded when they are read.
     package func tape(_ bytes: [UInt8]) throws(JSONParseError) -> JSONTape {
-        var result: Result<[JSONTape.Entry], JSONParseError> = .success([])
-        bytes.withUnsafeBufferPointer { buffer in
-            var reader = Reader(bytes: buffer, maxDepth: maxDepth)
-            do throws(JSONParseError) {
-                guard buffer.count <= maxBytes else { throw reader.error("document is larger than \(maxBytes) bytes") }
-                var entries: [JSONTape.Entry] = []
-                entries.reserveCapacity(max(16, buffer.count / 12))
-                reader.skipWhitespace()
-                try reader.tapeValue(depth: 0, into: &entries)
-                reader.skipWhitespace()
-                guard reader.index == buffer.count else { throw reader.error("unexpected data after the JSON value") }
-                result = .success(entries)
-            } catch {
-                result = .failure(error)
-            }
+        // The tape owns a copy of the document, and its entries are written straight into
+        // storage it then owns.
+        let document = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: bytes.count)
+        _ = document.initialize(from: bytes)
+        var builder = TapeBuilder(capacity: max(16, bytes.count / 12))
+        var reader = Reader(bytes: UnsafeBufferPointer(document), maxDepth: maxDepth)
+        do throws(JSONParseError) {
+            guard bytes.count <= maxBytes else { throw reader.error("document is larger than \(maxBytes) bytes") }
+            reader.skipWhitespace()
+            try reader.tapeValue(depth: 0, into: &builder)
+            reader.skipWhitespace()
+            guard reader.index == bytes.count else { throw reader.error("unexpected data after the JSON value") }
+        } catch {
+            document.deallocate()
+            builder.storage.deallocate()
+            throw error
         }
-        return JSONTape(bytes: bytes, entries: try result.get())
+        return JSONTape(bytes: document, entries: UnsafeMutableBufferPointer(rebasing: builder.storage[..<builder.count]))
     }
 
     /// Parses from raw bytes.
@@ -162,7 +163,7 @@ struct Reader {
     }
 
     /// Validates a value and records it, and everything in it, on the tape.
-    mutating func tapeValue(depth: Int, into entries: inout [JSONTape.Entry]) throws(JSONParseError) {
+    mutating func tapeValue(depth: Int, into entries: inout TapeBuilder) throws(JSONParseError) {
         guard index < bytes.count else { throw error("unexpected end of input") }
         switch bytes[index] {
         case UInt8(ascii: "{"):
@@ -264,7 +265,18 @@ struct Reader {
         let start = index
         index += 1
         var hasEscape = false
+        let base = UnsafeRawPointer(bytes.baseAddress!)
         while true {
+            // Eight bytes at a time to the next quote, backslash, control character or
+            // non-ASCII byte (most of a payload's text is plain ASCII).
+            if index &+ 8 <= bytes.count {
+                let special = Self.specialBytes(UInt64(littleEndian: base.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
+                if special == 0 {
+                    index &+= 8
+                    continue
+                }
+                index &+= special.trailingZeroBitCount >> 3
+            }
             guard index < bytes.count else { throw error("unterminated string", at: start) }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
@@ -284,6 +296,18 @@ struct Reader {
             guard let length = Self.utf8SequenceLength(bytes, at: index) else { throw error("invalid UTF-8 in a string", at: index) }
             index += length
         }
+    }
+
+    /// The high bit of each of the eight bytes of `word` (first byte lowest) that is a quote, a
+    /// backslash, a control character or not ASCII; bytes after the first such one may be
+    /// marked too (the classic zero-byte and less-than tests, borrows carrying upwards), so
+    /// only the lowest mark is exact.
+    @inline(__always) static func specialBytes(_ word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let quote = word ^ (ones &* 0x22)
+        let backslash = word ^ (ones &* 0x5C)
+        let found = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word) | word
+        return found & (ones &* 0x80)
     }
 
     /// The length of the well-formed UTF-8 sequence at `index` (RFC 3629 §4), or nil.

@@ -6,7 +6,7 @@ import Glibc
 /// tape): one entry per value and per member name, containers knowing where they end, so that
 /// a path skips what it does not read, and strings and numbers are decoded only when read.
 /// Built by `JSONParser.tape`, which validates the whole text as `parse` does.
-package final class JSONTape: Sendable {
+package final class JSONTape: @unchecked Sendable {
     /// What an entry is.
     package enum Kind: UInt8, Sendable {
         case null, `true`, `false`, number, string, array, object
@@ -35,12 +35,22 @@ package final class JSONTape: Sendable {
         }
     }
 
-    package let bytes: [UInt8]
-    package let entries: [Entry]
+    // Storage the tape owns and never changes (hence Sendable): read on every step of every
+    // path, without the reference counting and bounds checks of arrays.
+    /// The document.
+    package let bytes: UnsafeBufferPointer<UInt8>
+    /// The entries, in document order.
+    package let entries: UnsafeBufferPointer<Entry>
 
-    init(bytes: [UInt8], entries: [Entry]) {
-        self.bytes = bytes
-        self.entries = entries
+    /// Takes ownership of `bytes` and `entries` (allocated with `allocate(capacity:)`).
+    init(bytes: UnsafeMutableBufferPointer<UInt8>, entries: UnsafeMutableBufferPointer<Entry>) {
+        self.bytes = UnsafeBufferPointer(bytes)
+        self.entries = UnsafeBufferPointer(entries)
+    }
+
+    deinit {
+        bytes.deallocate()
+        entries.deallocate()
     }
 
     /// The document's value.
@@ -62,8 +72,7 @@ package struct JSONTapeNode: Sendable {
 
     /// The member named `name` (the last one when repeated, as `JSONValue` reads objects).
     package func member(_ name: String) -> JSONTapeNode? {
-        let entries = tape.entries
-        let entry = entries[index]
+        let entry = tape.entries[index]
         guard entry.kind == .object, entry.count > 0 else { return nil }
         var found: Int?
         var key = index + 1
@@ -85,9 +94,7 @@ package struct JSONTapeNode: Sendable {
         let length = Int(entry.end - entry.start)
         guard length == wanted.count else { return false }
         guard length > 0 else { return true }
-        return tape.bytes.withUnsafeBufferPointer { bytes in
-            memcmp(bytes.baseAddress! + Int(entry.start), wanted.baseAddress!, length) == 0
-        }
+        return memcmp(tape.bytes.baseAddress! + Int(entry.start), wanted.baseAddress!, length) == 0
     }
 
     /// The element at `position` (negative counts from the end).
@@ -138,22 +145,20 @@ package struct JSONTapeNode: Sendable {
     package var stringValue: String {
         let entry = tape.entries[index]
         guard entry.kind == .string else { return "" }
-        return tape.bytes.withUnsafeBufferPointer { bytes in
-            if !entry.hasEscapes {
-                // Validated as UTF-8 when the tape was made.
-                return String(decoding: UnsafeBufferPointer(rebasing: bytes[Int(entry.start)..<Int(entry.end)]), as: UTF8.self)
-            }
-            var reader = Reader(bytes: bytes, maxDepth: 1)
-            reader.index = Int(entry.start) - 1
-            return (try? reader.string()) ?? ""
+        if !entry.hasEscapes {
+            // Validated as UTF-8 when the tape was made.
+            return String(decoding: UnsafeBufferPointer(rebasing: tape.bytes[Int(entry.start)..<Int(entry.end)]), as: UTF8.self)
         }
+        var reader = Reader(bytes: tape.bytes, maxDepth: 1)
+        reader.index = Int(entry.start) - 1
+        return (try? reader.string()) ?? ""
     }
 
     /// A number's text exactly as written.
     package var numberText: String {
         let entry = tape.entries[index]
         guard entry.kind == .number else { return "" }
-        return tape.bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[Int(entry.start)..<Int(entry.end)]), as: UTF8.self) }
+        return String(decoding: UnsafeBufferPointer(rebasing: tape.bytes[Int(entry.start)..<Int(entry.end)]), as: UTF8.self)
     }
 
     /// Whether a string reads exactly `text` (without decoding when it has no escape).
@@ -193,16 +198,43 @@ package struct JSONTapeNode: Sendable {
         case .null: return true
         case .string:
             if entry.hasEscapes { return JSONValue.isBlank(stringValue) }
-            return tape.bytes.withUnsafeBufferPointer { bytes in
-                for offset in Int(entry.start)..<Int(entry.end) {
-                    let byte = bytes[offset]
-                    if byte >= 0x80 { return JSONValue.isBlank(stringValue) }
-                    if !(byte == 0x20 || (byte >= 0x09 && byte <= 0x0D)) { return false }
-                }
-                return true
+            for offset in Int(entry.start)..<Int(entry.end) {
+                let byte = tape.bytes[offset]
+                if byte >= 0x80 { return JSONValue.isBlank(stringValue) }
+                if !(byte == 0x20 || (byte >= 0x09 && byte <= 0x0D)) { return false }
             }
+            return true
         case .array, .object: return entry.count == 0
         case .true, .false, .number: return false
         }
+    }
+}
+
+/// The entries of a tape being parsed, in storage that grows by doubling and that the tape
+/// takes over when the document is complete.
+struct TapeBuilder {
+    private(set) var storage: UnsafeMutableBufferPointer<JSONTape.Entry>
+    private(set) var count = 0
+
+    init(capacity: Int) {
+        storage = .allocate(capacity: capacity)
+    }
+
+    @inline(__always) mutating func append(_ entry: JSONTape.Entry) {
+        if count == storage.count { grow() }
+        (storage.baseAddress! + count).initialize(to: entry)
+        count += 1
+    }
+
+    private mutating func grow() {
+        let larger = UnsafeMutableBufferPointer<JSONTape.Entry>.allocate(capacity: storage.count * 2)
+        _ = larger.moveInitialize(fromContentsOf: storage[..<count])
+        storage.deallocate()
+        storage = larger
+    }
+
+    subscript(index: Int) -> JSONTape.Entry {
+        get { storage[index] }
+        set { storage[index] = newValue }
     }
 }

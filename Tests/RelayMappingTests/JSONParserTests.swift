@@ -131,6 +131,27 @@ import Testing
         #expect(throws: expected) { _ = try JSONParser().tape(bytes) }
     }
 
+
+    /// Strings are scanned eight bytes at a time: a quote, an escape, a control character or a
+    /// non-ASCII byte is found at every offset of the window, and read as the tree reads it.
+    @Test func everySpecialByteIsFoundWhereverItFallsInAWord() throws {
+        for offset in 0..<20 {
+            let before = String(repeating: "a", count: offset)
+            let after = String(repeating: "b", count: 11)
+            for (inner, decoded) in [("\\n", "\n"), ("é", "é"), ("한", "한"), ("\\\"", "\""), ("\\u0041", "A")] {
+                let text = "[\"\(before)\(inner)\(after)\",1]"
+                #expect(try JSONParser().tape(Array(text.utf8)).root.element(0)?.stringValue == before + decoded + after, "\(text)")
+                #expect(try JSONParser().tape(Array(text.utf8)).root.value == JSONParser().parse(text))
+            }
+            let control = Array("[\"\(before)".utf8) + [0x01] + Array("\(after)\"]".utf8)
+            let expected = JSONParseError(message: "control character in a string (escape it)", line: 1, column: 3 + offset)
+            #expect(throws: expected) { _ = try JSONParser().tape(control) }
+            #expect(throws: expected) { _ = try JSONParser().parse(control) }
+            // A quote ends the string there: what follows is not JSON.
+            #expect(throws: JSONParseError.self) { _ = try JSONParser().tape(Array("[\"\(before)\"\(after)\"]".utf8)) }
+            #expect(try JSONParser().tape(Array("[\"\(before)\"]".utf8)).root.element(0)?.stringValue == before)
+        }
+    }
     @Test func invalidUTF8AndLimitsAreRefused() throws {
         #expect(throws: JSONParseError.self) { _ = try JSONParser().tape([123, 34, 97, 34, 58, 34, 0xED, 0xA0, 0x80, 34, 125]) }
         #expect(throws: JSONParseError.self) { _ = try JSONParser().tape(Array("{\"a\":\"\\uD800\"}".utf8)) }
