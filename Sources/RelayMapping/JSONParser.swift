@@ -126,23 +126,26 @@ struct Reader {
             index += 1
             skipWhitespace()
             members.append((key, try value(depth: depth)))
-            if try endOfMember(closing: UInt8(ascii: "}"), in: "an object") { return .object(members) }
+            if try endOfMember(closing: UInt8(ascii: "}")) { return .object(members) }
         }
     }
 
     /// After a member or element: true at the closing bracket, false after a comma.
-    mutating func endOfMember(closing: UInt8, in container: String) throws(JSONParseError) -> Bool {
+    @inline(__always) mutating func endOfMember(closing: UInt8) throws(JSONParseError) -> Bool {
         skipWhitespace()
-        guard index < bytes.count else { throw error("unexpected end of input") }
-        if bytes[index] == UInt8(ascii: ",") {
+        if index < bytes.count {
+            let byte = bytes[index]
             index += 1
-            return false
+            if byte == UInt8(ascii: ",") { return false }
+            if byte == closing { return true }
+            index -= 1
         }
-        guard bytes[index] == closing else {
-            throw error("expected ',' or '\(Character(Unicode.Scalar(closing)))' in \(container)")
-        }
-        index += 1
-        return true
+        throw endOfMemberError(closing: closing)
+    }
+
+    private func endOfMemberError(closing: UInt8) -> JSONParseError {
+        guard index < bytes.count else { return error("unexpected end of input") }
+        return error("expected ',' or '\(Character(Unicode.Scalar(closing)))' in \(closing == UInt8(ascii: "}") ? "an object" : "an array")")
     }
 
     /// An array's elements, in order.
@@ -158,7 +161,7 @@ struct Reader {
         while true {
             skipWhitespace()
             items.append(try value(depth: depth))
-            if try endOfMember(closing: UInt8(ascii: "]"), in: "an array") { return .array(items) }
+            if try endOfMember(closing: UInt8(ascii: "]")) { return .array(items) }
         }
     }
 
@@ -190,7 +193,7 @@ struct Reader {
                     skipWhitespace()
                     try tapeValue(depth: depth + 1, into: &entries)
                     count += 1
-                    if try endOfMember(closing: UInt8(ascii: "}"), in: "an object") { break }
+                    if try endOfMember(closing: UInt8(ascii: "}")) { break }
                 }
             }
             entries[container].end = Int32(entries.count)
@@ -209,7 +212,7 @@ struct Reader {
                     skipWhitespace()
                     try tapeValue(depth: depth + 1, into: &entries)
                     count += 1
-                    if try endOfMember(closing: UInt8(ascii: "]"), in: "an array") { break }
+                    if try endOfMember(closing: UInt8(ascii: "]")) { break }
                 }
             }
             entries[container].end = Int32(entries.count)

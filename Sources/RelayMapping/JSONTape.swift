@@ -72,19 +72,31 @@ package struct JSONTapeNode: Sendable {
 
     /// The member named `name` (the last one when repeated, as `JSONValue` reads objects).
     package func member(_ name: String) -> JSONTapeNode? {
-        let entry = tape.entries[index]
+        let entries = tape.entries
+        let entry = entries[index]
         guard entry.kind == .object, entry.count > 0 else { return nil }
-        var found: Int?
-        var key = index + 1
+        var found = -1
         var name = name
         name.withUTF8 { wanted in
+            let length = Int32(wanted.count)
+            let bytes = tape.bytes.baseAddress!
+            var key = index + 1
             for _ in 0..<Int(entry.count) {
+                let keyEntry = entries[key]
                 let value = key + 1
-                if keyEquals(key, wanted) { found = value }
-                key = tape.next(after: value)
+                // Lengths first: most members differ there, and no byte is read.
+                if keyEntry.hasEscapes {
+                    if JSONTapeNode(tape: tape, index: key).stringValue.utf8.elementsEqual(wanted) { found = value }
+                } else if keyEntry.end - keyEntry.start == length
+                    && (length == 0 || memcmp(bytes + Int(keyEntry.start), wanted.baseAddress!, Int(length)) == 0)
+                {
+                    found = value
+                }
+                let valueEntry = entries[value]
+                key = valueEntry.kind == .array || valueEntry.kind == .object ? Int(valueEntry.end) : value + 1
             }
         }
-        return found.map { JSONTapeNode(tape: tape, index: $0) }
+        return found < 0 ? nil : JSONTapeNode(tape: tape, index: found)
     }
 
     /// Whether the (string) entry at `index` reads `wanted`.

@@ -178,14 +178,14 @@ extension MappingRoute {
     static func call(_ rule: MappingRule, in document: JSONValue) -> Result<MappedCall, MappingFailure> {
         var fields: [(name: String, value: String)] = []
         fields.reserveCapacity(rule.fields.count)
-        for (name, spec) in rule.fields {
+        for (index, (name, spec)) in rule.fields.enumerated() {
             guard let value = spec.evaluate(in: document) else {
                 if spec.isRequired || UpstreamContract.requiredFields.contains(name) {
                     return .failure(MappingFailure(rule: rule.name, field: name, reason: spec.whyEmpty(in: document)))
                 }
                 continue
             }
-            if let problem = UpstreamContract.problem(field: name, value: value) {
+            if let problem = UpstreamContract.problem(rule.checks[index], value: value) {
                 return .failure(
                     MappingFailure(rule: rule.name, field: name, reason: "\(problem) (from \(spec.describedSource))"))
             }
@@ -222,23 +222,45 @@ package enum UpstreamContract {
     static let fieldSet = Set(fields)
     package static let requiredFields: Set<String> = ["uuid", "room_id"]
 
+    /// What the API checks in one field's value, decided once per field when a rule is compiled.
+    package enum Check: Sendable {
+        case none, birthday, birthType, scenarioNext, phone, userParameter, parameter
+
+        package init(field: String) {
+            switch field {
+            case "birthday": self = .birthday
+            case "birth_type": self = .birthType
+            case "scenario_next": self = .scenarioNext
+            case "phone": self = .phone
+            case "user_parameter": self = .userParameter
+            case _ where field.hasPrefix("parameter"): self = .parameter
+            default: self = .none
+            }
+        }
+    }
+
     /// Why a value breaks the contract, or nil when it is fine.
     package static func problem(field: String, value: String) -> String? {
-        switch field {
-        case "birthday":
-            return isRealDate(value) ? nil : "\"\(value)\" is not a real date in Y-m-d form"
-        case "birth_type":
-            return value == "0" || value == "1" ? nil : "\"\(value)\" must be 0 (solar) or 1 (lunar)"
-        case "scenario_next":
-            return value == "Y" || value == "N" ? nil : "\"\(value)\" must be Y or N"
-        case "phone":
-            return value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) ? nil : "must be digits only (use the phone_kr step)"
-        case "user_parameter":
-            return value.count <= 200 ? nil : "is \(value.count) characters; HappyTalk keeps at most 200 (use truncate)"
-        case _ where field.hasPrefix("parameter"):
-            return value.count <= 20 ? nil : "is \(value.count) characters; HappyTalk keeps at most 20 (use truncate)"
-        default:
+        problem(Check(field: field), value: value)
+    }
+
+    /// Why a value breaks the contract of a field that checks `check`, or nil when it is fine.
+    package static func problem(_ check: Check, value: String) -> String? {
+        switch check {
+        case .none:
             return nil
+        case .birthday:
+            return isRealDate(value) ? nil : "\"\(value)\" is not a real date in Y-m-d form"
+        case .birthType:
+            return value == "0" || value == "1" ? nil : "\"\(value)\" must be 0 (solar) or 1 (lunar)"
+        case .scenarioNext:
+            return value == "Y" || value == "N" ? nil : "\"\(value)\" must be Y or N"
+        case .phone:
+            return value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) ? nil : "must be digits only (use the phone_kr step)"
+        case .userParameter:
+            return value.count <= 200 ? nil : "is \(value.count) characters; HappyTalk keeps at most 200 (use truncate)"
+        case .parameter:
+            return value.count <= 20 ? nil : "is \(value.count) characters; HappyTalk keeps at most 20 (use truncate)"
         }
     }
 

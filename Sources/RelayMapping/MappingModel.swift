@@ -206,12 +206,27 @@ package struct MappingRule: Sendable {
     package var name: String
     package var condition: Condition?
     /// The fields of the call, in the order written.
-    package var fields: [(name: String, value: ValueSpec)]
+    package let fields: [(name: String, value: ValueSpec)]
+    /// What HappyTalk checks in each field, in the order of `fields`.
+    let checks: [UpstreamContract.Check]
     package var bind: BindSpec?
     /// Tried in order; each entry is one key (kind and value).
     package var resolve: [(kind: String, value: ValueSpec)]
     /// Fields that must come out, else the event is ignored with `reason` (`ignore_without`).
-    package var ignoreWithout: (fields: [String], reason: String)? = nil
+    package var ignoreWithout: (fields: [String], reason: String)?
+
+    package init(
+        name: String, condition: Condition?, fields: [(name: String, value: ValueSpec)], bind: BindSpec?,
+        resolve: [(kind: String, value: ValueSpec)], ignoreWithout: (fields: [String], reason: String)? = nil
+    ) {
+        self.name = name
+        self.condition = condition
+        self.fields = fields
+        checks = fields.map { UpstreamContract.Check(field: $0.name) }
+        self.bind = bind
+        self.resolve = resolve
+        self.ignoreWithout = ignoreWithout
+    }
     /// Every path the rule reads.
     var paths: [JSONPath] {
         (condition?.paths ?? []) + fields.flatMap(\.value.paths) + resolve.flatMap(\.value.paths)
