@@ -51,10 +51,19 @@ package enum DeliveryCommands {
         .help,
     ]
 
-    /// Where the options say the store is: the database when one is set, else the data directory.
+    /// Where the options say the store is: the database when one is set, else the data
+    /// directory. Both given as flags is a mistake, refused; a flag beats a variable (an image
+    /// sets `HAPPYRELAY_DATA_DIR` for every command, and `--data-dir` on the command line means
+    /// that folder even where `HAPPYRELAY_DATABASE_URL` is set).
     static func location(_ parsed: ParsedOptions) throws(SettingsError) -> StoreLocation {
-        if let url = try parsed.databaseURL() { return .postgres(url: url) }
-        return .sqlite(directory: parsed.value("--data-dir") ?? "data")
+        let directory = parsed.value("--data-dir")
+        guard let url = try parsed.databaseURL() else { return .sqlite(directory: directory ?? "data") }
+        let directoryIsFlag = parsed.origin("--data-dir") == "--data-dir"
+        if directoryIsFlag && parsed.origin("--database-url") == "--database-url" {
+            throw SettingsError("--data-dir and --database-url exclude each other", isUsageError: true)
+        }
+        if directoryIsFlag, let directory { return .sqlite(directory: directory) }
+        return .postgres(url: url)
     }
 
     /// The store's admin operations, or a message saying why it cannot be opened.

@@ -97,7 +97,7 @@ package enum ReplayChange: Sendable {
 
 /// Where a relay's store is, and how operators' tools open it: the one place that knows the
 /// engines (a server engine adds a case here).
-package enum StoreLocation: Sendable, CustomStringConvertible {
+package enum StoreLocation: Sendable, Equatable, CustomStringConvertible {
     /// The SQLite file of a data directory.
     case sqlite(directory: String)
     /// A PostgreSQL database that several relays share (a libpq connection URI).

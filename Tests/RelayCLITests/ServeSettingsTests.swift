@@ -1,3 +1,4 @@
+import RelayStore
 import RelayHTTP
 import RelayMapping
 import Testing
@@ -168,5 +169,26 @@ import Testing
                 == .object([("a", .string("1")), ("b", .string("한"))]))
         #expect(RequestBody.decode(Array("<x/>".utf8), contentType: "text/xml", acceptsForm: true) == .failure(.unsupportedMediaType("text/xml")))
         #expect(RequestBody.decode(Array("{".utf8), contentType: nil, acceptsForm: false) == .failure(.invalidJSON("unexpected end of input at line 1, column 2")))
+    }
+}
+
+/// Which store `deliveries` and `bindings` open when the options name both engines.
+@Suite struct StoreChoiceTests {
+    static let url = "postgres://relay:secret@db:5432/relay"
+
+    static func location(_ arguments: [String], _ environment: [String: String]) throws -> StoreLocation {
+        try DeliveryCommands.location(ParsedOptions(arguments, options: DeliveryCommands.retryOptions, environment: environment))
+    }
+
+    @Test func aFlagBeatsAVariableAndTwoFlagsAreRefused() throws {
+        // An image sets HAPPYRELAY_DATA_DIR for every command: the database URL still wins.
+        #expect(try Self.location([], ["HAPPYRELAY_DATA_DIR": "/var/lib/happyrelay", "HAPPYRELAY_DATABASE_URL": Self.url]) == .postgres(url: Self.url))
+        #expect(try Self.location(["--database-url", Self.url], ["HAPPYRELAY_DATA_DIR": "/var/lib/happyrelay"]) == .postgres(url: Self.url))
+        // --data-dir typed on the command line means that folder.
+        #expect(try Self.location(["--data-dir", "old"], ["HAPPYRELAY_DATABASE_URL": Self.url]) == .sqlite(directory: "old"))
+        #expect(try Self.location([], [:]) == .sqlite(directory: "data"))
+        #expect(throws: SettingsError("--data-dir and --database-url exclude each other", isUsageError: true)) {
+            try Self.location(["--data-dir", "old", "--database-url", Self.url], [:])
+        }
     }
 }
