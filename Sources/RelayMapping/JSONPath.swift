@@ -131,7 +131,9 @@ package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
             case .array(let items): output.append(contentsOf: items.filter { expression.holds(for: $0) })
             case .object(let members): output.append(contentsOf: members.map(\.value).filter { expression.holds(for: $0) })
             case .tape(let tapeNode):
-                for child in tapeNode.children where expression.holds(for: .tape(child)) { output.append(.tape(child)) }
+                tapeNode.forEachChild { child in
+                    if expression.holds(for: .tape(child)) { output.append(.tape(child)) }
+                }
             default: break
             }
         }

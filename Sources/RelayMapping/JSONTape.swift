@@ -121,6 +121,19 @@ package struct JSONTapeNode: Sendable {
         return JSONTapeNode(tape: tape, index: child)
     }
 
+    /// Calls `body` with an array's elements, or an object's member values, in order, without
+    /// collecting them.
+    @inline(__always) func forEachChild(_ body: (JSONTapeNode) -> Void) {
+        let entry = tape.entries[index]
+        guard entry.kind == .array || entry.kind == .object else { return }
+        var child = index + 1
+        for _ in 0..<Int(entry.count) {
+            if entry.kind == .object { child += 1 }
+            body(JSONTapeNode(tape: tape, index: child))
+            child = tape.next(after: child)
+        }
+    }
+
     /// An array's elements, or an object's member values, in order.
     package var children: [JSONTapeNode] {
         let entry = tape.entries[index]

@@ -135,7 +135,17 @@ enum Piped {
 
     /// The ASCII digits of a text.
     static func digits(_ text: String) -> String {
-        String(decoding: text.utf8.filter { $0 >= 48 && $0 <= 57 }, as: UTF8.self)
+        let utf8 = text.utf8
+        if utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) { return text }
+        // One buffer, written in place (no heap at all for up to 15 digits).
+        return String(unsafeUninitializedCapacity: utf8.count) { buffer in
+            var count = 0
+            for byte in utf8 where byte >= 48 && byte <= 57 {
+                buffer[count] = byte
+                count += 1
+            }
+            return count
+        }
     }
 
     /// ASCII letters (upper-cased) and digits only: what a carrier's tracking number or a

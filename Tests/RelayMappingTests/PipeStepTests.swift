@@ -11,6 +11,8 @@ import Testing
         #expect(step("\"nfkc\"", "\"１２３ＡＢＣ\"") == "123ABC")
         #expect(step("\"digits\"", "\"CJ 1234-5678-90\"") == "1234567890")
         #expect(step("\"digits\"", "820982911946154508") == "820982911946154508")
+        #expect(step("\"digits\"", "\"전화 +82 (10) 9876-5432-1111\"") == "8210987654321111")
+        #expect(step("\"digits\"", "\"no digits\"") == nil)
         #expect(step("{ \"replace\": { \"from\": \"-\", \"to\": \"\" } }", "\"12-34-5\"") == "12345")
         #expect(step("{ \"regex_replace\": { \"pattern\": \"^(\\\\d{3})-(\\\\d+)$\", \"to\": \"$2/$1\" } }", "\"010-1234\"") == "1234/010")
         #expect(step("{ \"prefix\": \"ORD-\" }", "1043") == "ORD-1043")
