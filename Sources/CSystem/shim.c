@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -75,3 +76,5 @@ int csystem_exit_with_parent(void) {
     if (getppid() != parent) _exit(137);
     return 0;
 }
+
+long csystem_random_bytes(void *buffer, unsigned long length) { return (long)getrandom(buffer, length, 0); }

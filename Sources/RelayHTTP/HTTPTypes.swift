@@ -1,3 +1,6 @@
+import CSystem
+import Synchronization
+
 /// An HTTP request method token (RFC 9110 §9); an open set, so a struct with static members.
 package struct HTTPMethod: Hashable, Sendable, CustomStringConvertible {
     /// The method token as sent, e.g. `GET`.
@@ -210,10 +213,33 @@ package enum RequestID {
 
     /// A random id of 16 hex digits.
     package static func make() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let value = generator.next() as UInt64
+        let value = pool.withLock { $0.next() }
         let hex = String(value, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// The kernel's random bytes, read 4 KB at a time: one system call per 512 ids, not one
+    /// per request.
+    private static let pool = Mutex(RandomPool())
+
+    private struct RandomPool: ~Copyable {
+        private var words = [UInt64](repeating: 0, count: 512)
+        private var position = 512
+
+        mutating func next() -> UInt64 {
+            if position == words.count {
+                var generator = SystemRandomNumberGenerator()
+                words.withUnsafeMutableBytes { buffer in
+                    if csystem_random_bytes(buffer.baseAddress, UInt(buffer.count)) != buffer.count {
+                        // Interrupted or short: word by word, as before.
+                        for index in 0..<buffer.count / 8 { buffer.storeBytes(of: generator.next() as UInt64, toByteOffset: index * 8, as: UInt64.self) }
+                    }
+                }
+                position = 0
+            }
+            defer { position += 1 }
+            return words[position]
+        }
     }
 
     /// The client's id when it is 1–128 characters of letters, digits and `-_.:/+=@`; nil
