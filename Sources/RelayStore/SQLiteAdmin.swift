@@ -136,8 +136,9 @@ package final class SQLiteAdmin: DeliveryAdministration {
     package func detail(id: String) throws(SQLiteError) -> DeliveryDetail? {
         let select = try database.prepare(
             """
-            SELECT id, state, route, credential, room_id, call, request, body, attempts, accepted_at, next_attempt_at, IFNULL(last_reason, '')
-            FROM deliveries WHERE id = ?
+            SELECT d.id, d.state, d.route, d.credential, d.room_id, d.call, p.request, p.body, d.attempts, d.accepted_at, d.next_attempt_at,
+                IFNULL(d.last_reason, '')
+            FROM deliveries d LEFT JOIN payloads p ON p.seq = d.seq WHERE d.id = ?
             """)
         try select.bind([.text(id)])
         guard try select.step() else { return nil }
@@ -248,7 +249,10 @@ package final class SQLiteAdmin: DeliveryAdministration {
     /// Dead deliveries (one, or all), with their requests.
     package func deadRequests(id: String?) throws(SQLiteError) -> [StoredRequest] {
         let select = try database.prepare(
-            "SELECT id, route, credential, request, body, call, room_id FROM deliveries WHERE state = 'dead' AND (?1 IS NULL OR id = ?1) ORDER BY seq")
+            """
+            SELECT d.id, d.route, d.credential, p.request, p.body, d.call, d.room_id FROM deliveries d LEFT JOIN payloads p ON p.seq = d.seq
+            WHERE d.state = 'dead' AND (?1 IS NULL OR d.id = ?1) ORDER BY d.seq
+            """)
         try select.bind([id.map(SQLiteValue.text) ?? .null])
         var rows: [StoredRequest] = []
         while try select.step() {
@@ -270,9 +274,10 @@ package final class SQLiteAdmin: DeliveryAdministration {
             let keepDead = try database.prepare("UPDATE deliveries SET last_reason = ? WHERE id = ?")
             let insert = try database.prepare(
                 """
-                INSERT INTO deliveries (id, route, credential, room_id, call, request, body, state, attempts, accepted_at, next_attempt_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)
+                INSERT INTO deliveries (id, route, credential, room_id, call, request, state, attempts, accepted_at, next_attempt_at)
+                VALUES (?, ?, ?, ?, ?, '', 'pending', 0, ?, ?)
                 """)
+            let insertPayload = try database.prepare("INSERT INTO payloads (seq, request, body) VALUES (?, ?, ?)")
             let seq = try database.prepare("SELECT seq FROM deliveries WHERE id = ?")
             let head = try database.prepare(
                 """
@@ -291,8 +296,11 @@ package final class SQLiteAdmin: DeliveryAdministration {
                             try requeue.run([.text(call.roomID), .blob(call.call), .integer(now), .integer(now), .text(id)])
                         } else {
                             try insert.run([
-                                .text(id), .text(request.route), .text(request.credential), .text(call.roomID), .blob(call.call),
-                                .text(request.request), request.body.map(SQLiteValue.blob) ?? .null, .integer(now), .integer(now),
+                                .text(id), .text(request.route), .text(request.credential), .text(call.roomID), .blob(call.call), .integer(now),
+                                .integer(now),
+                            ])
+                            try insertPayload.run([
+                                .integer(database.lastInsertedRowID), .text(request.request), request.body.map(SQLiteValue.blob) ?? .null,
                             ])
                         }
                         try seq.bind([.text(id)])

@@ -33,6 +33,8 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     private var isOverSize = false
 
     private let insertDelivery: SQLiteStatement
+    /// A delivery's request and body, beside its row (which outcomes rewrite).
+    private let insertPayload: SQLiteStatement
     private let insertRoom: SQLiteStatement
     private let updateState: SQLiteStatement
     private let updateRetry: SQLiteStatement
@@ -58,9 +60,10 @@ package final class SQLiteDeliveryStore: DeliveryStore {
         fileWatch = open(path, O_RDONLY | O_CLOEXEC)
         insertDelivery = try database.prepare(
             """
-            INSERT INTO deliveries (id, route, credential, room_id, call, request, body, state, attempts, accepted_at, next_attempt_at, last_reason)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
+            INSERT INTO deliveries (id, route, credential, room_id, call, request, state, attempts, accepted_at, next_attempt_at, last_reason)
+            VALUES (?, ?, ?, ?, ?, '', ?, 0, ?, ?, ?)
             """)
+        insertPayload = try database.prepare("INSERT INTO payloads (seq, request, body) VALUES (?, ?, ?)")
         insertRoom = try database.prepare("INSERT INTO rooms (credential, room_id, head_seq, due_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
         updateState = try database.prepare("UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, last_reason = ? WHERE id = ?")
         updateRetry = try database.prepare("UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_reason = ? WHERE id = ? AND state = 'pending'")
@@ -208,11 +211,12 @@ package final class SQLiteDeliveryStore: DeliveryStore {
                 let state = delivery.deadReason == nil ? DeliveryState.pending : .dead
                 try insertDelivery.run([
                     .text(delivery.id), .text(delivery.route), .text(delivery.room.credential), .text(delivery.room.roomID),
-                    .blob(delivery.call), .text(delivery.request), .blob(delivery.body), .text(state.rawValue), .integer(now), .integer(now),
-                    delivery.deadReason.map(SQLiteValue.text) ?? .null,
+                    .blob(delivery.call), .text(state.rawValue), .integer(now), .integer(now), delivery.deadReason.map(SQLiteValue.text) ?? .null,
                 ])
+                let seq = database.lastInsertedRowID
+                try insertPayload.run([.integer(seq), .text(delivery.request), .blob(delivery.body)])
                 if state == .pending {
-                    try insertRoom.run([.text(delivery.room.credential), .text(delivery.room.roomID), .integer(database.lastInsertedRowID), .integer(now)])
+                    try insertRoom.run([.text(delivery.room.credential), .text(delivery.room.roomID), .integer(seq), .integer(now)])
                 }
             }
             try database.execute("RELEASE webhook")

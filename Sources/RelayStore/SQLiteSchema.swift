@@ -10,7 +10,7 @@ package enum SQLiteSchema {
     /// The file inside the data directory.
     package static let fileName = "happyrelay.sqlite"
     /// The version this build writes; a newer file is refused.
-    package static let version = 6
+    package static let version = 7
 
     /// The database file in `directory`.
     package static func path(in directory: String) -> String {
@@ -156,6 +156,22 @@ package enum SQLiteSchema {
                 CREATE INDEX attempts_delivery ON attempts (delivery_id);
                 CREATE TABLE relay_state (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
                 PRAGMA user_version = 6;
+                COMMIT;
+                """)
+        }
+        if current < 7 {
+            // Version 7: a delivery's request and body in a table of their own, written once:
+            // recording an outcome rewrote the whole row, its 3 KB payload with it. A deleted
+            // delivery takes its payload along (the trigger), whoever deletes it.
+            try database.execute(
+                """
+                BEGIN;
+                CREATE TABLE payloads (seq INTEGER PRIMARY KEY, request TEXT NOT NULL, body BLOB);
+                INSERT INTO payloads (seq, request, body) SELECT seq, request, body FROM deliveries;
+                UPDATE deliveries SET request = '', body = NULL;
+                CREATE TRIGGER payload_goes_with_its_delivery AFTER DELETE ON deliveries
+                    BEGIN DELETE FROM payloads WHERE seq = old.seq; END;
+                PRAGMA user_version = 7;
                 COMMIT;
                 """)
         }

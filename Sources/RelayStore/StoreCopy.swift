@@ -41,8 +41,9 @@ package enum StoreCopy {
         do {
             let deliveries = try source.prepare(
                 """
-                SELECT id, route, credential, room_id, call, request, body, state, attempts, accepted_at, next_attempt_at, last_reason
-                FROM deliveries WHERE state IN ('pending', 'dead') ORDER BY seq
+                SELECT d.id, d.route, d.credential, d.room_id, d.call, p.request, p.body, d.state, d.attempts, d.accepted_at, d.next_attempt_at,
+                    d.last_reason
+                FROM deliveries d LEFT JOIN payloads p ON p.seq = d.seq WHERE d.state IN ('pending', 'dead') ORDER BY d.seq
                 """)
             let attempts = try source.prepare(
                 "SELECT attempt, at, outcome, reason, http_status, code, message FROM attempts WHERE delivery_id = ? ORDER BY rowid")

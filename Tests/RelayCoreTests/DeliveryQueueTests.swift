@@ -204,7 +204,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         defer { withExtendedLifetime(directory) {} }
         _ = try makeQueue(directory)
         let database = try SQLiteDatabase(path: directory.path + "/" + SQLiteSchema.fileName)
-        #expect(try database.integer("PRAGMA user_version") == 6)
+        #expect(try database.integer("PRAGMA user_version") == SQLiteSchema.version)
         #expect(try database.integer("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('dedupe_digests', 'bindings', 'meta', 'rooms')") == 4)
         #expect(try database.integer("SELECT COUNT(*) FROM sqlite_master WHERE name = 'deliveries'") == 1)
         // Opening again is a no-op migration.
@@ -230,12 +230,36 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
             PRAGMA user_version = 2;
             """)
         let queue = try makeQueue(directory)
-        #expect(try old.integer("PRAGMA user_version") == 6)
+        #expect(try old.integer("PRAGMA user_version") == SQLiteSchema.version)
         #expect(try queue.gauges() == QueueGauges(pending: 0, dead: 1, oldestPendingAge: 0, deadByRoute: [("/r", 1)]))
+        // Version 7 moved the request out of the delivery's row, into payloads.
+        #expect(try old.integer("SELECT COUNT(*) FROM payloads") == 1 && old.integer("SELECT length(request) FROM deliveries") == 0)
+        #expect(try SQLiteAdmin(directory: directory.path)?.detail(id: "d-1")?.request == "{}")
         // The version 2 key is found under its digest.
         let lookups = try SQLiteLookups(path: queue.databasePath, connections: 1)
         #expect(lookups.firstID(for: DedupeDigest(route: "/r", key: "evt-1")) == "first-1")
         #expect(lookups.firstID(for: DedupeDigest(route: "/other", key: "evt-1")) == nil)
+    }
+
+    /// A delivery's request and body live in `payloads`, written once (an outcome rewrites
+    /// only the small row): shown and replayed from there, and deleted with their delivery.
+    @Test func payloadsAreWrittenOnceAndGoWithTheirDelivery() async throws {
+        let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
+        let queue = try makeQueue(directory)
+        queue.start()
+        var kept = delivery("p-1", dead: "kept")
+        kept.request = #"{"headers":{"x-shopify-topic":"orders/create"},"query":{}}"#
+        kept.body = Array(#"{"order":1}"#.utf8)
+        #expect(await queue.write(WebhookWrite(deliveries: [kept])) == .success(.stored))
+        await queue.shutdown(drain: .seconds(1))
+        let database = try SQLiteDatabase(path: queue.databasePath)
+        #expect(try database.integer("SELECT COUNT(*) FROM deliveries WHERE body IS NULL AND request = ''") == 1)
+        let admin = try #require(try SQLiteAdmin(directory: directory.path))
+        #expect(try admin.detail(id: "p-1").map { ($0.request, $0.body) }.map { $0.0 == kept.request && $0.1 == kept.body } == true)
+        #expect(try admin.deadRequests(id: "p-1").map(\.body) == [kept.body])
+        #expect(try admin.delete(id: "p-1"))
+        #expect(try database.integer("SELECT COUNT(*) FROM payloads") == 0)
     }
 
     @Test func theDataDirectoryAndDatabaseAreReadableByTheOwnerOnly() throws {
