@@ -22,9 +22,12 @@ package final class PostgresDeliveryStore: DeliveryStore {
     private let configuration: Configuration
     private var lastCount = 0
 
+    /// The writer's session settings, whatever the server's defaults: a webhook is answered 202
+    /// only after its commit is durable, and the serving statements' plans use their indexes.
+    static let sessionSettings = ["SET synchronous_commit TO on"] + PostgresSchema.servingSettings
+
     package init(url: String, configuration: Configuration = Configuration()) throws(PostgresError) {
-        // A webhook is answered 202 only after its commit is durable, whatever the server's default.
-        connection = try PostgresConnection(url: url, settings: ["SET synchronous_commit TO on"] + PostgresSchema.servingSettings)
+        connection = try PostgresConnection(url: url, settings: Self.sessionSettings)
         try PostgresSchema.migrate(connection)
         self.configuration = configuration
     }

@@ -84,4 +84,24 @@ struct PostgresConnectionTests {
         try connection.reconnect()
         #expect(try connection.query("SELECT 2").integer(0, 0) == 2)
     }
+
+    /// The writer commits durably and plans with its indexes even on a server whose defaults
+    /// say otherwise, and again after a reconnect.
+    @Test func theWritersSessionSettingsHoldAgainstTheServersDefaultsAndAcrossAReconnect() async throws {
+        try await offPool {
+            let cluster = try PostgresCluster()
+            try PostgresConnection(url: cluster.url).execute("ALTER DATABASE postgres SET synchronous_commit TO off")
+            #expect(try PostgresConnection(url: cluster.url).query("SHOW synchronous_commit").text(0, 0) == "off")
+            let writer = try PostgresConnection(url: cluster.url, settings: PostgresDeliveryStore.sessionSettings)
+            func settings() throws -> [String?] {
+                [try writer.query("SHOW synchronous_commit").text(0, 0), try writer.query("SHOW enable_seqscan").text(0, 0)]
+            }
+            #expect(try settings() == ["on", "off"])
+            try cluster.kill()
+            try cluster.start()
+            _ = try? writer.query("SELECT 1")
+            try writer.reconnect()
+            #expect(try settings() == ["on", "off"])
+        }
+    }
 }
