@@ -152,39 +152,46 @@ struct PostgresDeliveryStoreTests {
     }
 
     /// A commit locks its rooms in one order, whatever order its webhooks came in: held up on
-    /// the first room, it holds none of the others (two replicas locking the same rooms in
-    /// different orders would deadlock; under load that race is too rare to catch).
+    /// the first room, it holds none of the others; held up on the last, it holds all the others
+    /// (two replicas locking the same rooms in different orders would deadlock; under load that
+    /// race is too rare to catch).
     @Test func aCommitLocksItsRoomsInOneOrder() async throws {
         try await offPool {
             let cluster = try PostgresCluster()
             let (store, _) = try Self.replicas(on: cluster, "one", "other")
-            let rooms = (1...8).map { "r-\($0)" }
+            let rooms = (1...12).map { "r-" + ($0 < 10 ? "0" : "") + "\($0)" }
             _ = try store.commit([WebhookWrite(deliveries: rooms.map { Self.delivery("first-\($0)", room: $0) })], outcomes: [], now: 1_000)
-            let blocker = try PostgresConnection(url: cluster.url)
-            try blocker.execute("BEGIN")
-            try blocker.query("SELECT 1 FROM rooms WHERE room_id = 'r-1' FOR UPDATE")
-            let committed = DispatchSemaphore(value: 0)
-            // Used by that thread alone until it signals.
-            nonisolated(unsafe) let writer = store
-            Thread {
-                _ = try? writer.commit([WebhookWrite(deliveries: rooms.reversed().map { Self.delivery("second-\($0)", room: $0) })], outcomes: [], now: 2_000)
-                committed.signal()
-            }.start()
             let probe = try PostgresConnection(url: cluster.url)
-            let deadline = Date().addingTimeInterval(10)
-            while try probe.query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").integer(0, 0) == 0 && Date() < deadline {
-                _ = committed.wait(timeout: .now() + .milliseconds(5))
-            }
-            for room in rooms.dropFirst() {
-                try probe.execute("BEGIN")
-                #expect(throws: Never.self, "\(room) was locked before r-1") {
-                    try probe.query("SELECT 1 FROM rooms WHERE room_id = $1 FOR UPDATE NOWAIT", [.text(room)])
+            for (round, held) in [rooms.first!, rooms.last!].enumerated() {
+                let blocker = try PostgresConnection(url: cluster.url)
+                try blocker.execute("BEGIN")
+                try blocker.query("SELECT 1 FROM rooms WHERE room_id = $1 FOR UPDATE", [.text(held)])
+                let committed = DispatchSemaphore(value: 0)
+                // Used by that thread alone until it signals.
+                nonisolated(unsafe) let writer = store
+                Thread {
+                    let webhooks = rooms.shuffled().map { WebhookWrite(deliveries: [Self.delivery("round-\(round)-\($0)", room: $0)]) }
+                    _ = try? writer.commit(webhooks, outcomes: [], now: 2_000)
+                    committed.signal()
+                }.start()
+                let deadline = Date().addingTimeInterval(10)
+                while try probe.query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").integer(0, 0) == 0 && Date() < deadline {
+                    _ = committed.wait(timeout: .now() + .milliseconds(5))
                 }
-                try probe.execute("ROLLBACK")
+                for room in rooms where room != held {
+                    try probe.execute("BEGIN")
+                    do {
+                        try probe.query("SELECT 1 FROM rooms WHERE room_id = $1 FOR UPDATE NOWAIT", [.text(room)])
+                        #expect(held == rooms.first, "\(room) was not locked before \(held), the last room")
+                    } catch {
+                        #expect(held == rooms.last, "\(room) was locked before \(held), the first room")
+                    }
+                    try probe.execute("ROLLBACK")
+                }
+                try blocker.execute("COMMIT")
+                #expect(committed.wait(timeout: .now() + 10) == .success)
             }
-            try blocker.execute("COMMIT")
-            #expect(committed.wait(timeout: .now() + 10) == .success)
-            #expect(try store.pendingCount() == 16)
+            #expect(try store.pendingCount() == 36)
         }
     }
 
