@@ -49,6 +49,9 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     private let currentBinding: SQLiteStatement
     private let insertBinding: SQLiteStatement
     private let insertAttempt: SQLiteStatement
+    // Each webhook's savepoint, prepared once (as statement text, SQLite parses it every time).
+    private let savepoint: SQLiteStatement
+    private let release: SQLiteStatement
 
     /// Opens (creating and migrating) the database in `directory`.
     package init(directory: String, configuration: Configuration = Configuration()) throws(SQLiteError) {
@@ -94,6 +97,8 @@ package final class SQLiteDeliveryStore: DeliveryStore {
             INSERT INTO attempts (delivery_id, attempt, at, outcome, reason, http_status, code, message)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             """)
+        savepoint = try database.prepare("SAVEPOINT webhook")
+        release = try database.prepare("RELEASE webhook")
         try rebuildRooms()
         dataVersion = (try? database.integer("PRAGMA data_version")) ?? 0
     }
@@ -181,7 +186,7 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     /// One webhook's writes in a savepoint: its dedupe key, its bindings, its deliveries.
     private func store(_ write: WebhookWrite, now: UnixMilliseconds) -> Result<StoreOutcome, StoreError> {
         do throws(SQLiteError) {
-            try database.execute("SAVEPOINT webhook")
+            try savepoint.run([])
         } catch {
             return .failure(Self.storeError(error))
         }
@@ -191,7 +196,7 @@ package final class SQLiteDeliveryStore: DeliveryStore {
                 if try seenKey.step() {
                     let first = seenKey.text(0) ?? ""
                     seenKey.reset()
-                    try database.execute("RELEASE webhook")
+                    try release.run([])
                     return .success(.duplicate(firstID: first))
                 }
                 seenKey.reset()
@@ -219,7 +224,7 @@ package final class SQLiteDeliveryStore: DeliveryStore {
                     try insertRoom.run([.text(delivery.room.credential), .text(delivery.room.roomID), .integer(seq), .integer(now)])
                 }
             }
-            try database.execute("RELEASE webhook")
+            try release.run([])
             return .success(.stored)
         } catch {
             try? database.execute("ROLLBACK TO webhook; RELEASE webhook")
