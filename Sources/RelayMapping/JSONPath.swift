@@ -96,11 +96,34 @@ package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
     /// Follows name and index segments; nil as soon as one is missing.
     static func walk(_ segments: ArraySlice<Segment>, from root: JSONValue) -> JSONValue? {
         var node = root
-        for segment in segments {
+        for (offset, segment) in zip(segments.indices, segments) {
+            // On a tape, the rest of the walk goes from index to index: no node (and no
+            // reference to the tape) is made for the steps between.
+            if case .tape(let start) = node {
+                return walk(segments[offset...], on: start.tape, from: start.index).map { .tape(JSONTapeNode(tape: start.tape, index: $0)) }
+            }
             guard let child = singular(segment, of: node) else { return nil }
             node = child
         }
         return node
+    }
+
+    /// Follows name and index segments over `tape` from the entry at `index`.
+    static func walk(_ segments: ArraySlice<Segment>, on tape: JSONTape, from index: Int) -> Int? {
+        var index = index
+        for segment in segments {
+            switch segment {
+            case .name(let name):
+                guard let next = tape.member(of: index, named: name) else { return nil }
+                index = next
+            case .index(let position):
+                guard let next = tape.element(of: index, at: position) else { return nil }
+                index = next
+            case .wildcard, .filter:
+                return nil
+            }
+        }
+        return index
     }
 
     static func singular(_ segment: Segment, of node: JSONValue) -> JSONValue? {

@@ -56,6 +56,56 @@ package final class JSONTape: @unchecked Sendable {
     /// The document's value.
     package var root: JSONTapeNode { JSONTapeNode(tape: self, index: 0) }
 
+    /// The index of the value of the member named `name` of the object at `object` (the last
+    /// one when repeated, as `JSONValue` reads objects), or nil.
+    func member(of object: Int, named name: String) -> Int? {
+        let entry = entries[object]
+        guard entry.kind == .object, entry.count > 0 else { return nil }
+        var found = -1
+        var name = name
+        name.withUTF8 { wanted in
+            let length = Int32(wanted.count)
+            var key = object + 1
+            for _ in 0..<Int(entry.count) {
+                let keyEntry = entries[key]
+                let value = key + 1
+                // Lengths first: most members differ there, and no byte is read.
+                if keyEntry.hasEscapes {
+                    if stringEquals(at: key, wanted) { found = value }
+                } else if keyEntry.end - keyEntry.start == length
+                    && (length == 0 || memcmp(bytes.baseAddress! + Int(keyEntry.start), wanted.baseAddress!, Int(length)) == 0)
+                {
+                    found = value
+                }
+                key = next(after: value)
+            }
+        }
+        return found < 0 ? nil : found
+    }
+
+    /// The index of the element at `position` (negative counts from the end) of the array at
+    /// `array`, or nil.
+    func element(of array: Int, at position: Int) -> Int? {
+        let entry = entries[array]
+        guard entry.kind == .array else { return nil }
+        let count = Int(entry.count)
+        let wanted = position < 0 ? count + position : position
+        guard wanted >= 0 && wanted < count else { return nil }
+        var child = array + 1
+        for _ in 0..<wanted { child = next(after: child) }
+        return child
+    }
+
+    /// Whether the string entry at `index` reads `wanted` (decoded only when it has escapes).
+    func stringEquals(at index: Int, _ wanted: UnsafeBufferPointer<UInt8>) -> Bool {
+        let entry = entries[index]
+        if entry.hasEscapes { return JSONTapeNode(tape: self, index: index).stringValue.utf8.elementsEqual(wanted) }
+        let length = Int(entry.end - entry.start)
+        guard length == wanted.count else { return false }
+        guard length > 0 else { return true }
+        return memcmp(bytes.baseAddress! + Int(entry.start), wanted.baseAddress!, length) == 0
+    }
+
     /// The index of the entry after the value at `index` (and everything in it).
     @inline(__always) func next(after index: Int) -> Int {
         let entry = entries[index]
@@ -72,53 +122,17 @@ package struct JSONTapeNode: Sendable {
 
     /// The member named `name` (the last one when repeated, as `JSONValue` reads objects).
     package func member(_ name: String) -> JSONTapeNode? {
-        let entries = tape.entries
-        let entry = entries[index]
-        guard entry.kind == .object, entry.count > 0 else { return nil }
-        var found = -1
-        var name = name
-        name.withUTF8 { wanted in
-            let length = Int32(wanted.count)
-            let bytes = tape.bytes.baseAddress!
-            var key = index + 1
-            for _ in 0..<Int(entry.count) {
-                let keyEntry = entries[key]
-                let value = key + 1
-                // Lengths first: most members differ there, and no byte is read.
-                if keyEntry.hasEscapes {
-                    if JSONTapeNode(tape: tape, index: key).stringValue.utf8.elementsEqual(wanted) { found = value }
-                } else if keyEntry.end - keyEntry.start == length
-                    && (length == 0 || memcmp(bytes + Int(keyEntry.start), wanted.baseAddress!, Int(length)) == 0)
-                {
-                    found = value
-                }
-                let valueEntry = entries[value]
-                key = valueEntry.kind == .array || valueEntry.kind == .object ? Int(valueEntry.end) : value + 1
-            }
-        }
-        return found < 0 ? nil : JSONTapeNode(tape: tape, index: found)
+        tape.member(of: index, named: name).map { JSONTapeNode(tape: tape, index: $0) }
     }
 
     /// Whether the (string) entry at `index` reads `wanted`.
     private func keyEquals(_ index: Int, _ wanted: UnsafeBufferPointer<UInt8>) -> Bool {
-        let entry = tape.entries[index]
-        if entry.hasEscapes { return JSONTapeNode(tape: tape, index: index).stringValue.utf8.elementsEqual(wanted) }
-        let length = Int(entry.end - entry.start)
-        guard length == wanted.count else { return false }
-        guard length > 0 else { return true }
-        return memcmp(tape.bytes.baseAddress! + Int(entry.start), wanted.baseAddress!, length) == 0
+        tape.stringEquals(at: index, wanted)
     }
 
     /// The element at `position` (negative counts from the end).
     package func element(_ position: Int) -> JSONTapeNode? {
-        let entry = tape.entries[index]
-        guard entry.kind == .array else { return nil }
-        let count = Int(entry.count)
-        let wanted = position < 0 ? count + position : position
-        guard wanted >= 0 && wanted < count else { return nil }
-        var child = index + 1
-        for _ in 0..<wanted { child = tape.next(after: child) }
-        return JSONTapeNode(tape: tape, index: child)
+        tape.element(of: index, at: position).map { JSONTapeNode(tape: tape, index: $0) }
     }
 
     /// Calls `body` with an array's elements, or an object's member values, in order, without
