@@ -65,11 +65,27 @@ package enum JSONSerializer {
         var text = text
         text.withUTF8 { bytes in
             var runStart = 0
-            for index in 0..<bytes.count {
+            var index = 0
+            // Eight bytes at a time to the next one that needs escaping (most text has none).
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            while index < bytes.count {
+                if index &+ 8 <= bytes.count {
+                    let word = UInt64(littleEndian: UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self))
+                    let quote = word ^ (ones &* 0x22)
+                    let backslash = word ^ (ones &* 0x5C)
+                    // Control characters, quotes and backslashes; non-ASCII bytes pass as they are.
+                    let marked = (((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)) & (ones &* 0x80)
+                    if marked == 0 {
+                        index &+= 8
+                        continue
+                    }
+                    index &+= marked.trailingZeroBitCount >> 3
+                }
                 let byte = bytes[index]
+                index += 1
                 guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-                output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
-                runStart = index + 1
+                output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index - 1]))
+                runStart = index
                 switch byte {
                 case UInt8(ascii: "\""): output.append(contentsOf: [92, 34])
                 case UInt8(ascii: "\\"): output.append(contentsOf: [92, 92])

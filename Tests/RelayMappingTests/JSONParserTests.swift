@@ -24,6 +24,21 @@ import Testing
         #expect(JSONSerializer.string(value) == text)
     }
 
+    /// The serializer looks eight bytes at a time for what needs escaping: every character
+    /// that does is escaped wherever it falls in a word, and nothing else is touched.
+    @Test func theSerializerEscapesWhereverTheCharacterFalls() throws {
+        for offset in 0..<20 {
+            let before = String(repeating: "a", count: offset)
+            for (inner, escaped) in [("\"", "\\\""), ("\\", "\\\\"), ("\n", "\\n"), ("\u{01}", "\\u0001"), ("\u{1F}", "\\u001f"), ("한", "한"), ("~", "~")] {
+                let text = before + inner + "bcdefghijk" + inner
+                var output: [UInt8] = []
+                JSONSerializer.writeString(text, to: &output)
+                #expect(String(decoding: output, as: UTF8.self) == "\"" + before + escaped + "bcdefghijk" + escaped + "\"", "\(offset) \(escaped)")
+                #expect(try parser.parse(output) == .string(text))
+            }
+        }
+    }
+
     struct BadCase: Sendable, CustomTestStringConvertible {
         let text: String
         let message: String
