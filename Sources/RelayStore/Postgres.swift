@@ -37,18 +37,20 @@ package enum PostgresValue: Sendable {
         case .integer(let value): (Array(String(value).utf8) + [0], false)
         case .bytes(let bytes): (bytes, true)
         case .null: (nil, false)
-        case .textArray(let texts): (Self.binaryArray(elementType: 25, texts.map { $0.map { Array($0.utf8) } }), true)
-        case .bytesArray(let values): (Self.binaryArray(elementType: 17, values), true)
+        case .textArray(let texts):
+            (Self.binaryArray(elementType: 25, texts) { text, out in out.append(contentsOf: text.utf8) }, true)
+        case .bytesArray(let values):
+            (Self.binaryArray(elementType: 17, values) { bytes, out in out.append(contentsOf: bytes) }, true)
         case .integerArray(let values):
-            (Self.binaryArray(elementType: 20, values.map { $0.map { withUnsafeBytes(of: Int64($0).bigEndian) { [UInt8]($0) } } }), true)
+            (Self.binaryArray(elementType: 20, values) { value, out in withUnsafeBytes(of: Int64(value).bigEndian) { out.append(contentsOf: $0) } }, true)
         }
     }
 
     /// PostgreSQL's binary array format (`array_recv`): dimensions, flags, the element type's
-    /// OID, then each element as a length (-1: NULL) and its bytes, integers big-endian.
-    static func binaryArray(elementType: UInt32, _ elements: [[UInt8]?]) -> [UInt8] {
+    /// OID, then each element as a length (-1: NULL) and its bytes (`write` appends them),
+    /// integers big-endian.
+    static func binaryArray<Element>(elementType: UInt32, _ elements: [Element?], write: (Element, inout [UInt8]) -> Void) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(20 + elements.reduce(0) { $0 + 4 + ($1?.count ?? 0) })
         func append(_ value: Int32) { withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) } }
         append(elements.isEmpty ? 0 : 1)
         append(elements.contains { $0 == nil } ? 1 : 0)
@@ -62,8 +64,11 @@ package enum PostgresValue: Sendable {
                 append(-1)
                 continue
             }
-            append(Int32(element.count))
-            out.append(contentsOf: element)
+            // The length is known once the element is written.
+            let lengthAt = out.count
+            append(0)
+            write(element, &out)
+            withUnsafeBytes(of: Int32(out.count - lengthAt - 4).bigEndian) { out.replaceSubrange(lengthAt..<lengthAt + 4, with: $0) }
         }
         return out
     }

@@ -157,6 +157,12 @@ package final class PostgresDeliveryStore: DeliveryStore {
              .integerArray(answers.map(\.status)), .integerArray(answers.map(\.code)), .textArray(answers.map(\.message))])
     }
 
+    /// The oldest pending delivery of room `k` (its next head), for a `LATERAL` join.
+    private static let oldestPending = """
+        SELECT seq, next_attempt_at FROM deliveries
+        WHERE state = 'pending' AND credential = k.credential AND room_id = k.room_id ORDER BY seq LIMIT 1
+        """
+
     /// Brings the touched rooms in line with what the transaction did, their rows locked first
     /// (a replica storing a delivery for one meanwhile waits, then sees that delivery; without
     /// the lock, a delivery stored while another replica emptied the room was left without a
@@ -176,9 +182,7 @@ package final class PostgresDeliveryStore: DeliveryStore {
             INSERT INTO rooms (credential, room_id, head_seq, due_at)
             SELECT k.credential, k.room_id, coalesce(d.seq, -1), coalesce(d.next_attempt_at, 0)
             FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(credential, room_id, n)
-            LEFT JOIN LATERAL (
-                SELECT seq, next_attempt_at FROM deliveries
-                WHERE state = 'pending' AND credential = k.credential AND room_id = k.room_id ORDER BY seq LIMIT 1) d ON true
+            LEFT JOIN LATERAL (\(Self.oldestPending)) d ON true
             ORDER BY k.n
             ON CONFLICT (credential, room_id) DO UPDATE SET head_seq = rooms.head_seq
             RETURNING credential, room_id, head_seq
@@ -202,9 +206,7 @@ package final class PostgresDeliveryStore: DeliveryStore {
                 """
                 WITH next AS (
                     SELECT k.credential, k.room_id, d.seq, d.next_attempt_at FROM unnest($1::text[], $2::text[]) AS k(credential, room_id)
-                    LEFT JOIN LATERAL (
-                        SELECT seq, next_attempt_at FROM deliveries
-                        WHERE state = 'pending' AND credential = k.credential AND room_id = k.room_id ORDER BY seq LIMIT 1) d ON true),
+                    LEFT JOIN LATERAL (\(Self.oldestPending)) d ON true),
                 headed AS (
                     UPDATE rooms r SET head_seq = n.seq, due_at = n.next_attempt_at, lease_owner = NULL, lease_until = NULL FROM next n
                     WHERE r.credential = n.credential AND r.room_id = n.room_id AND n.seq IS NOT NULL)
@@ -276,23 +278,22 @@ package final class PostgresDeliveryStore: DeliveryStore {
                 ON CONFLICT (key) DO UPDATE SET first_id = excluded.first_id, expires_at = excluded.expires_at
                 WHERE dedupe_digests.expires_at <= $4 RETURNING key
                 """, [.bytesArray(keyed.map(\.digest.bytes)), .textArray(keyed.map(\.firstID)), .integerArray(keyed.map(\.expiresAt)), .integer(now)])
-            var isNew = Set<[UInt8]>()
-            for row in 0..<stored.count { isNew.insert(stored.bytes(row, 0)) }
+            let isNew = Set((0..<stored.count).map { DedupeDigest(digest: stored.bytes($0, 0)) })
             // A live key stored before: which webhook had it first (rare: a provider's retry).
-            let taken = keyed.filter { !isNew.contains($0.digest.bytes) }
-            var firstIDs: [[UInt8]: String] = [:]
+            let taken = keyed.filter { !isNew.contains($0.digest) }
+            var firstIDs: [DedupeDigest: String] = [:]
             if !taken.isEmpty {
                 let rows = try connection.query(
                     "SELECT key, first_id FROM dedupe_digests WHERE key = ANY($1::bytea[])", [.bytesArray(taken.map(\.digest.bytes))])
-                for row in 0..<rows.count { firstIDs[rows.bytes(row, 0)] = rows.text(row, 1) ?? "" }
+                for row in 0..<rows.count { firstIDs[DedupeDigest(digest: rows.bytes(row, 0))] = rows.text(row, 1) ?? "" }
             }
             for (index, write) in run.enumerated() {
                 guard let dedupe = write.dedupe else { continue }
                 let first = firstWith[dedupe.digest]!
-                if isNew.contains(dedupe.digest.bytes) {
+                if isNew.contains(dedupe.digest) {
                     if first != index { results[index] = .success(.duplicate(firstID: run[first].dedupe!.firstID)) }
                 } else {
-                    results[index] = .success(.duplicate(firstID: firstIDs[dedupe.digest.bytes] ?? ""))
+                    results[index] = .success(.duplicate(firstID: firstIDs[dedupe.digest] ?? ""))
                 }
             }
         }
@@ -399,16 +400,15 @@ package final class PostgresDeliveryStore: DeliveryStore {
     package func claimDue(limit: Int, now: UnixMilliseconds, busy: Set<RoomKey>) throws(StoreError) -> [DueDelivery] {
         guard limit > 0 else { return [] }
         do throws(PostgresError) {
-            // The heads are read by `seq` alone, their state checked here: with `state = 'pending'`
-            // in the lookup the planner may walk the pending-by-room index, every pending row of
-            // the table, once per claimed room.
             // One round trip: the rooms claimed (lease written), a taken-over head counted as a
-            // redelivery, and the heads' rows. A claimed room is due again when its lease runs
-            // out, so that the rooms due now lead the due index: a claim reads the rooms it takes,
-            // not every room in flight before them. The lease is checked all the same: an
-            // operator's retry or replay may make a held room due now. Written so that every step is an index lookup per
-            // claimed room (= ANY of an array, LATERAL): as joins, the planner chose to scan every
-            // delivery ever kept, on every claim, and an idle relay burned half a core.
+            // redelivery, and the heads' rows. Every step is an index lookup per claimed room (=
+            // ANY of an array, LATERAL): as joins, the planner chose to scan every delivery ever
+            // kept, on every claim, and an idle relay burned half a core. The heads are read by
+            // `seq` alone and their state checked here: with `state = 'pending'` in the lookup
+            // the planner may walk the pending-by-room index, every pending row, once per room.
+            // A claimed room is due again when its lease runs out, so that the due index leads
+            // with rooms that can be taken, not every room in flight; the lease is checked all
+            // the same (an operator's retry or replay may make a held room due now).
             let claimed = try connection.query(
                 """
                 WITH picked AS (
@@ -432,7 +432,8 @@ package final class PostgresDeliveryStore: DeliveryStore {
                 let seq = claimed.integer(row, 0)
                 let room = RoomKey(credential: claimed.text(row, 2) ?? "", roomID: claimed.text(row, 3) ?? "")
                 guard let id = claimed.text(row, 4), claimed.text(row, 9) == DeliveryState.pending.rawValue else {
-                    // Its head was deleted by an operator: the room moves to its next delivery.
+                    // Its head was deleted by an operator, or is no longer pending: the room moves
+                    // to its next delivery.
                     try connection.execute("BEGIN")
                     var work = RoomWork()
                     work.finished = [seq]
