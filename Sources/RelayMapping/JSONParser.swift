@@ -273,7 +273,8 @@ struct Reader {
             // Eight bytes at a time to the next quote, backslash, control character or
             // non-ASCII byte (most of a payload's text is plain ASCII).
             if index &+ 8 <= bytes.count {
-                let special = Self.specialBytes(UInt64(littleEndian: base.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
+                let word = ByteWord(base + index)
+                let special = word.needingEscape | word.nonASCII
                 if special == 0 {
                     index &+= 8
                     continue
@@ -299,18 +300,6 @@ struct Reader {
             guard let length = Self.utf8SequenceLength(bytes, at: index) else { throw error("invalid UTF-8 in a string", at: index) }
             index += length
         }
-    }
-
-    /// The high bit of each of the eight bytes of `word` (first byte lowest) that is a quote, a
-    /// backslash, a control character or not ASCII; bytes after the first such one may be
-    /// marked too (the classic zero-byte and less-than tests, borrows carrying upwards), so
-    /// only the lowest mark is exact.
-    @inline(__always) static func specialBytes(_ word: UInt64) -> UInt64 {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let quote = word ^ (ones &* 0x22)
-        let backslash = word ^ (ones &* 0x5C)
-        let found = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word) | word
-        return found & (ones &* 0x80)
     }
 
     /// The length of the well-formed UTF-8 sequence at `index` (RFC 3629 §4), or nil.
@@ -470,4 +459,29 @@ struct Reader {
         }
         return value
     }
+}
+
+/// Eight bytes of text tested at once (the classic zero-byte and less-than tests over a
+/// 64-bit word): each test marks the high bit of the bytes that pass it, the first byte
+/// lowest. Bytes after the first marked one may be marked too (borrows carry upwards), so only
+/// the lowest mark is exact: `mark.trailingZeroBitCount >> 3` is the offset of the first.
+struct ByteWord {
+    private static let ones: UInt64 = 0x0101_0101_0101_0101
+    private static let highs: UInt64 = 0x8080_8080_8080_8080
+    let bits: UInt64
+
+    /// The eight bytes at `pointer` (read unaligned).
+    @inline(__always) init(_ pointer: UnsafeRawPointer) {
+        bits = UInt64(littleEndian: pointer.loadUnaligned(as: UInt64.self))
+    }
+
+    /// Quotes, backslashes and control characters: what a JSON string cannot hold as it is.
+    @inline(__always) var needingEscape: UInt64 {
+        let quote = bits ^ (Self.ones &* 0x22)
+        let backslash = bits ^ (Self.ones &* 0x5C)
+        return (((quote &- Self.ones) & ~quote) | ((backslash &- Self.ones) & ~backslash) | ((bits &- Self.ones &* 0x20) & ~bits)) & Self.highs
+    }
+
+    /// Bytes of multi-byte UTF-8 sequences.
+    @inline(__always) var nonASCII: UInt64 { bits & Self.highs }
 }

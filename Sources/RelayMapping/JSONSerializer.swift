@@ -66,15 +66,11 @@ package enum JSONSerializer {
         text.withUTF8 { bytes in
             var runStart = 0
             var index = 0
-            // Eight bytes at a time to the next one that needs escaping (most text has none).
-            let ones: UInt64 = 0x0101_0101_0101_0101
+            // Eight bytes at a time to the next one that needs escaping (most text has none;
+            // non-ASCII bytes go out as they are).
             while index < bytes.count {
                 if index &+ 8 <= bytes.count {
-                    let word = UInt64(littleEndian: UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self))
-                    let quote = word ^ (ones &* 0x22)
-                    let backslash = word ^ (ones &* 0x5C)
-                    // Control characters, quotes and backslashes; non-ASCII bytes pass as they are.
-                    let marked = (((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)) & (ones &* 0x80)
+                    let marked = ByteWord(bytes.baseAddress! + index).needingEscape
                     if marked == 0 {
                         index &+= 8
                         continue

@@ -125,11 +125,6 @@ package struct JSONTapeNode: Sendable {
         tape.member(of: index, named: name).map { JSONTapeNode(tape: tape, index: $0) }
     }
 
-    /// Whether the (string) entry at `index` reads `wanted`.
-    private func keyEquals(_ index: Int, _ wanted: UnsafeBufferPointer<UInt8>) -> Bool {
-        tape.stringEquals(at: index, wanted)
-    }
-
     /// The element at `position` (negative counts from the end).
     package func element(_ position: Int) -> JSONTapeNode? {
         tape.element(of: index, at: position).map { JSONTapeNode(tape: tape, index: $0) }
@@ -150,16 +145,9 @@ package struct JSONTapeNode: Sendable {
 
     /// An array's elements, or an object's member values, in order.
     package var children: [JSONTapeNode] {
-        let entry = tape.entries[index]
-        guard entry.kind == .array || entry.kind == .object else { return [] }
         var result: [JSONTapeNode] = []
-        result.reserveCapacity(Int(entry.count))
-        var child = index + 1
-        for _ in 0..<Int(entry.count) {
-            if entry.kind == .object { child += 1 }
-            result.append(JSONTapeNode(tape: tape, index: child))
-            child = tape.next(after: child)
-        }
+        result.reserveCapacity(count)
+        forEachChild { result.append($0) }
         return result
     }
 
@@ -205,7 +193,7 @@ package struct JSONTapeNode: Sendable {
         let entry = tape.entries[index]
         guard entry.kind == .string else { return false }
         var text = text
-        return text.withUTF8 { keyEquals(index, $0) }
+        return text.withUTF8 { tape.stringEquals(at: index, $0) }
     }
 
     /// The value one level deep: scalars decoded, containers' children left on the tape.

@@ -227,6 +227,7 @@ package struct MappingRule: Sendable {
         self.resolve = resolve
         self.ignoreWithout = ignoreWithout
     }
+
     /// Every path the rule reads.
     var paths: [JSONPath] {
         (condition?.paths ?? []) + fields.flatMap(\.value.paths) + resolve.flatMap(\.value.paths)

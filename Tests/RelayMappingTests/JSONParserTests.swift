@@ -158,6 +158,11 @@ import Testing
                 #expect(try JSONParser().tape(Array(text.utf8)).root.element(0)?.stringValue == before + decoded + after, "\(text)")
                 #expect(try JSONParser().tape(Array(text.utf8)).root.value == JSONParser().parse(text))
             }
+            // Bytes that are not UTF-8 are found as well, and named where they are.
+            let invalid = Array("[\"\(before)".utf8) + [0xC3, 0x28] + Array("\(after)\"]".utf8)
+            let notUTF8 = JSONParseError(message: "invalid UTF-8 in a string", line: 1, column: 3 + offset)
+            #expect(throws: notUTF8) { _ = try JSONParser().tape(invalid) }
+            #expect(throws: notUTF8) { _ = try JSONParser().parse(invalid) }
             let control = Array("[\"\(before)".utf8) + [0x01] + Array("\(after)\"]".utf8)
             let expected = JSONParseError(message: "control character in a string (escape it)", line: 1, column: 3 + offset)
             #expect(throws: expected) { _ = try JSONParser().tape(control) }
