@@ -274,8 +274,8 @@ package final class SQLiteAdmin: DeliveryAdministration {
             let keepDead = try database.prepare("UPDATE deliveries SET last_reason = ? WHERE id = ?")
             let insert = try database.prepare(
                 """
-                INSERT INTO deliveries (id, route, credential, room_id, call, request, state, attempts, accepted_at, next_attempt_at)
-                VALUES (?, ?, ?, ?, ?, '', 'pending', 0, ?, ?)
+                INSERT INTO deliveries (id, route, credential, room_id, call, state, attempts, accepted_at, next_attempt_at)
+                VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)
                 """)
             let insertPayload = try database.prepare("INSERT INTO payloads (seq, request, body) VALUES (?, ?, ?)")
             let seq = try database.prepare("SELECT seq FROM deliveries WHERE id = ?")

@@ -33,7 +33,7 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     private var isOverSize = false
 
     private let insertDelivery: SQLiteStatement
-    /// A delivery's request and body, beside its row (which outcomes rewrite).
+    /// A delivery's request and body, in a table of their own (outcomes rewrite the delivery's row).
     private let insertPayload: SQLiteStatement
     private let insertRoom: SQLiteStatement
     private let updateState: SQLiteStatement
@@ -63,8 +63,8 @@ package final class SQLiteDeliveryStore: DeliveryStore {
         fileWatch = open(path, O_RDONLY | O_CLOEXEC)
         insertDelivery = try database.prepare(
             """
-            INSERT INTO deliveries (id, route, credential, room_id, call, request, state, attempts, accepted_at, next_attempt_at, last_reason)
-            VALUES (?, ?, ?, ?, ?, '', ?, 0, ?, ?, ?)
+            INSERT INTO deliveries (id, route, credential, room_id, call, state, attempts, accepted_at, next_attempt_at, last_reason)
+            VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
             """)
         insertPayload = try database.prepare("INSERT INTO payloads (seq, request, body) VALUES (?, ?, ?)")
         insertRoom = try database.prepare("INSERT INTO rooms (credential, room_id, head_seq, due_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")

@@ -168,7 +168,8 @@ package enum SQLiteSchema {
                 BEGIN;
                 CREATE TABLE payloads (seq INTEGER PRIMARY KEY, request TEXT NOT NULL, body BLOB);
                 INSERT INTO payloads (seq, request, body) SELECT seq, request, body FROM deliveries;
-                UPDATE deliveries SET request = '', body = NULL;
+                ALTER TABLE deliveries DROP COLUMN request;
+                ALTER TABLE deliveries DROP COLUMN body;
                 CREATE TRIGGER payload_goes_with_its_delivery AFTER DELETE ON deliveries
                     BEGIN DELETE FROM payloads WHERE seq = old.seq; END;
                 PRAGMA user_version = 7;

@@ -75,7 +75,7 @@ import Testing
         // Another process writes a row without its room (an older version, or by hand).
         let other = try SQLiteDatabase(path: SQLiteSchema.path(in: folder.path))
         try other.execute(
-            "INSERT INTO deliveries (id, route, credential, room_id, call, request, state, attempts, accepted_at, next_attempt_at) VALUES ('y1', '/r', '', 'Y', '{}', '{}', 'pending', 0, 1, 1)")
+            "INSERT INTO deliveries (id, route, credential, room_id, call, state, attempts, accepted_at, next_attempt_at) VALUES ('y1', '/r', '', 'Y', '{}', 'pending', 0, 1, 1)")
         #expect(store.changedElsewhere())
         #expect(try store.claimDue(limit: 10, now: 2000, busy: []).map(\.id).sorted() == ["x2", "y1"])
         #expect(!store.changedElsewhere())
