@@ -157,6 +157,18 @@ package struct ParsedOptions: Sendable {
         return text
     }
 
+    /// Where `--data-dir` and `--database-url` put the relay's store, the same for every
+    /// command: the database when a URL is given (from the flag or `HAPPYRELAY_DATABASE_URL`),
+    /// so that operators' commands read the store the relays serve; both flags typed together
+    /// are refused. Nil when neither is given and there is no `defaultDirectory`.
+    package func storeLocation(defaultDirectory: String?) throws(SettingsError) -> StoreLocation? {
+        guard let url = try databaseURL() else { return (value("--data-dir") ?? defaultDirectory).map { .sqlite(directory: $0) } }
+        guard origin("--data-dir") != "--data-dir" || origin("--database-url") != "--database-url" else {
+            throw SettingsError("--data-dir and --database-url exclude each other", isUsageError: true)
+        }
+        return .postgres(url: url)
+    }
+
     /// A point in time: an RFC 3339 timestamp, or a duration before `now` (`2h`: two hours
     /// ago); nil when the flag is absent.
     package func time(_ flag: String, now: Int) throws(SettingsError) -> Int? {

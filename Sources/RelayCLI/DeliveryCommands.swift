@@ -51,19 +51,9 @@ package enum DeliveryCommands {
         .help,
     ]
 
-    /// Where the options say the store is: the database when one is set, else the data
-    /// directory. Both given as flags is a mistake, refused; a flag beats a variable (an image
-    /// sets `HAPPYRELAY_DATA_DIR` for every command, and `--data-dir` on the command line means
-    /// that folder even where `HAPPYRELAY_DATABASE_URL` is set).
+    /// Where the options say the store is (`ParsedOptions.storeLocation`; default `data`).
     static func location(_ parsed: ParsedOptions) throws(SettingsError) -> StoreLocation {
-        let directory = parsed.value("--data-dir")
-        guard let url = try parsed.databaseURL() else { return .sqlite(directory: directory ?? "data") }
-        let directoryIsFlag = parsed.origin("--data-dir") == "--data-dir"
-        if directoryIsFlag && parsed.origin("--database-url") == "--database-url" {
-            throw SettingsError("--data-dir and --database-url exclude each other", isUsageError: true)
-        }
-        if directoryIsFlag, let directory { return .sqlite(directory: directory) }
-        return .postgres(url: url)
+        try parsed.storeLocation(defaultDirectory: "data")!
     }
 
     /// The store's admin operations, or a message saying why it cannot be opened.
@@ -71,7 +61,7 @@ package enum DeliveryCommands {
         let location = try location(parsed)
         do {
             guard let admin = try location.openAdministration() else {
-                throw SettingsError("no delivery queue in \(parsed.value("--data-dir") ?? "data")")
+                throw SettingsError("no delivery queue in \(location)")
             }
             return admin
         } catch let error as SettingsError {

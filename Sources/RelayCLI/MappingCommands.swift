@@ -108,13 +108,11 @@ package enum MappingCommands {
             }
             bindings = SeededBindings(entries: entries)
         }
-        let database = try parsed.databaseURL()
-        if database != nil || parsed.value("--data-dir") != nil {
-            guard seeded.isEmpty else { throw SettingsError("--bind and \(database == nil ? "--data-dir" : "--database-url") exclude each other", isUsageError: true) }
-            guard database == nil || parsed.value("--data-dir") == nil else {
-                throw SettingsError("--data-dir and --database-url exclude each other", isUsageError: true)
+        if let location = try parsed.storeLocation(defaultDirectory: nil) {
+            guard seeded.isEmpty else {
+                let flag = if case .postgres = location { "--database-url" } else { "--data-dir" }
+                throw SettingsError("--bind and \(flag) exclude each other", isUsageError: true)
             }
-            let location = database.map { StoreLocation.postgres(url: $0) } ?? .sqlite(directory: parsed.value("--data-dir")!)
             do {
                 guard let lookups = try location.openLookups() else { return CommandResult(lines: ["no relay database in \(location)"], exitCode: 1) }
                 bindings = lookups

@@ -103,7 +103,7 @@ package struct ServeSettings: Sendable {
         settings.printConfig = parsed.isOn("--print-config")
         settings.upstreamCAFile = parsed.value("--upstream-ca-file")
         if let text = parsed.value("--data-dir") { settings.dataDirectory = text }
-        settings.databaseURL = try parsed.databaseURL()
+        if case .postgres(let url) = try parsed.storeLocation(defaultDirectory: settings.dataDirectory) { settings.databaseURL = url }
         settings.claimTimeout = try parsed.seconds("--claim-timeout", default: settings.claimTimeout)
         // A claim must outlive a send (10 s at most) or a live replica's room would be taken over.
         guard settings.claimTimeout > .seconds(10) else {
@@ -160,12 +160,12 @@ package struct ServeSettings: Sendable {
         return settings
     }
 
-    /// The HTTP server configuration these settings describe.
     /// Where the store is: the database when one is set, else the data directory.
     package var store: StoreLocation {
         databaseURL.map { .postgres(url: $0) } ?? .sqlite(directory: dataDirectory)
     }
 
+    /// The HTTP server configuration these settings describe.
     package var serverConfiguration: HTTPServer.Configuration {
         var clientAddress: (@Sendable (String, HTTPHeaders) -> String)?
         if let proxies = trustedProxies {

@@ -172,23 +172,37 @@ import Testing
     }
 }
 
-/// Which store `deliveries` and `bindings` open when the options name both engines.
+/// Which store a command opens when the options name both engines: one rule for `serve`,
+/// `deliveries`, `bindings` and `map`.
 @Suite struct StoreChoiceTests {
     static let url = "postgres://relay:secret@db:5432/relay"
+    static let refused = SettingsError("--data-dir and --database-url exclude each other", isUsageError: true)
 
     static func location(_ arguments: [String], _ environment: [String: String]) throws -> StoreLocation {
         try DeliveryCommands.location(ParsedOptions(arguments, options: DeliveryCommands.retryOptions, environment: environment))
     }
 
-    @Test func aFlagBeatsAVariableAndTwoFlagsAreRefused() throws {
+    @Test func theDatabaseWinsAndTwoFlagsAreRefused() throws {
         // An image sets HAPPYRELAY_DATA_DIR for every command: the database URL still wins.
         #expect(try Self.location([], ["HAPPYRELAY_DATA_DIR": "/var/lib/happyrelay", "HAPPYRELAY_DATABASE_URL": Self.url]) == .postgres(url: Self.url))
         #expect(try Self.location(["--database-url", Self.url], ["HAPPYRELAY_DATA_DIR": "/var/lib/happyrelay"]) == .postgres(url: Self.url))
-        // --data-dir typed on the command line means that folder.
-        #expect(try Self.location(["--data-dir", "old"], ["HAPPYRELAY_DATABASE_URL": Self.url]) == .sqlite(directory: "old"))
+        // The store the relays serve, whatever folder a unit file names.
+        #expect(try Self.location(["--data-dir", "old"], ["HAPPYRELAY_DATABASE_URL": Self.url]) == .postgres(url: Self.url))
+        #expect(try Self.location(["--data-dir", "old"], [:]) == .sqlite(directory: "old"))
         #expect(try Self.location([], [:]) == .sqlite(directory: "data"))
-        #expect(throws: SettingsError("--data-dir and --database-url exclude each other", isUsageError: true)) {
-            try Self.location(["--data-dir", "old", "--database-url", Self.url], [:])
-        }
+        #expect(throws: Self.refused) { try Self.location(["--data-dir", "old", "--database-url", Self.url], [:]) }
+    }
+
+    @Test func serveAndMapChooseAlike() throws {
+        let environment = ["HAPPYRELAY_DATA_DIR": "/var/lib/happyrelay", "HAPPYRELAY_DATABASE_URL": Self.url]
+        #expect(try ServeSettings.parse([], environment: environment).store == .postgres(url: Self.url))
+        #expect(try ServeSettings.parse(["--data-dir", "old"], environment: ["HAPPYRELAY_DATABASE_URL": Self.url]).store == .postgres(url: Self.url))
+        #expect(try ServeSettings.parse(["--data-dir", "old"], environment: [:]).store == .sqlite(directory: "old"))
+        #expect(throws: Self.refused) { try ServeSettings.parse(["--data-dir", "old", "--database-url", Self.url], environment: [:]) }
+        // `map` opens a store only when one is named, never both.
+        let map = { (arguments: [String]) throws in try ParsedOptions(arguments, options: MappingCommands.mapOptions).storeLocation(defaultDirectory: nil) }
+        #expect(try map([]) == nil)
+        #expect(try map(["--data-dir", "old"]) == .sqlite(directory: "old"))
+        #expect(throws: Self.refused) { try map(["--data-dir", "old", "--database-url", Self.url]) }
     }
 }
