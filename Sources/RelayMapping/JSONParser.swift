@@ -41,6 +41,8 @@ package struct JSONParser {
     /// Parses into a tape over `bytes`: the same grammar, checks and errors as `parse`, but
     /// nothing is built — strings and numbers are decoded when they are read.
     package func tape(_ bytes: [UInt8]) throws(JSONParseError) -> JSONTape {
+        // Refused before anything is copied or allocated for it.
+        guard bytes.count <= maxBytes else { throw JSONParseError(message: "document is larger than \(maxBytes) bytes", line: 1, column: 1) }
         // The tape owns a copy of the document, and its entries are written straight into
         // storage it then owns.
         let document = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: bytes.count)
@@ -48,7 +50,6 @@ package struct JSONParser {
         var builder = TapeBuilder(capacity: max(16, bytes.count / 12))
         var reader = Reader(bytes: UnsafeBufferPointer(document), maxDepth: maxDepth)
         do throws(JSONParseError) {
-            guard bytes.count <= maxBytes else { throw reader.error("document is larger than \(maxBytes) bytes") }
             reader.skipWhitespace()
             try reader.tapeValue(depth: 0, into: &builder)
             reader.skipWhitespace()

@@ -277,7 +277,7 @@ package final class SQLiteAdmin: DeliveryAdministration {
                 INSERT INTO deliveries (id, route, credential, room_id, call, state, attempts, accepted_at, next_attempt_at)
                 VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)
                 """)
-            let insertPayload = try database.prepare("INSERT INTO payloads (seq, request, body) VALUES (?, ?, ?)")
+            let insertPayload = try database.prepare(SQLiteSchema.insertPayload)
             let seq = try database.prepare("SELECT seq FROM deliveries WHERE id = ?")
             let head = try database.prepare(
                 """

@@ -66,7 +66,7 @@ package final class SQLiteDeliveryStore: DeliveryStore {
             INSERT INTO deliveries (id, route, credential, room_id, call, state, attempts, accepted_at, next_attempt_at, last_reason)
             VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
             """)
-        insertPayload = try database.prepare("INSERT INTO payloads (seq, request, body) VALUES (?, ?, ?)")
+        insertPayload = try database.prepare(SQLiteSchema.insertPayload)
         insertRoom = try database.prepare("INSERT INTO rooms (credential, room_id, head_seq, due_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
         updateState = try database.prepare("UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, last_reason = ? WHERE id = ?")
         updateRetry = try database.prepare("UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_reason = ? WHERE id = ? AND state = 'pending'")

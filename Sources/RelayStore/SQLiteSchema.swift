@@ -12,6 +12,9 @@ package enum SQLiteSchema {
     /// The version this build writes; a newer file is refused.
     package static let version = 7
 
+    /// Writes a delivery's request and body (`seq`, `request`, `body`), beside its row.
+    static let insertPayload = "INSERT INTO payloads (seq, request, body) VALUES (?, ?, ?)"
+
     /// The database file in `directory`.
     package static func path(in directory: String) -> String {
         (directory as NSString).appendingPathComponent(fileName)
