@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Why a JSON text could not be parsed, with the 1-based line and column of the problem.
 package struct JSONParseError: Error, Equatable, Sendable, CustomStringConvertible {
     package let message: String
@@ -101,7 +105,8 @@ struct Reader {
     @inline(__always) mutating func skipWhitespace() {
         while index < bytes.count {
             let byte = bytes[index]
-            guard byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 else { return }
+            // One comparison settles the usual case: a byte that is not whitespace.
+            guard byte <= 0x20, byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 else { return }
             index += 1
         }
     }
@@ -166,6 +171,27 @@ struct Reader {
         }
     }
 
+    /// A value inside a container: strings and numbers, most of a document, are recorded here
+    /// without a call of the recursive `tapeValue`.
+    @inline(__always) mutating func tapeMember(depth: Int, into entries: inout TapeBuilder) throws(JSONParseError) {
+        if index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") {
+                let start = index
+                let hasEscape = try skipString()
+                entries.append(JSONTape.Entry(kind: .string, start: Int32(start + 1), end: Int32(index - 1), hasEscapes: hasEscape))
+                return
+            }
+            if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                let start = index
+                try skipNumber()
+                entries.append(JSONTape.Entry(kind: .number, start: Int32(start), end: Int32(index)))
+                return
+            }
+        }
+        try tapeValue(depth: depth, into: &entries)
+    }
+
     /// Validates a value and records it, and everything in it, on the tape.
     mutating func tapeValue(depth: Int, into entries: inout TapeBuilder) throws(JSONParseError) {
         guard index < bytes.count else { throw error("unexpected end of input") }
@@ -192,7 +218,7 @@ struct Reader {
                     guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
                     index += 1
                     skipWhitespace()
-                    try tapeValue(depth: depth + 1, into: &entries)
+                    try tapeMember(depth: depth + 1, into: &entries)
                     count += 1
                     if try endOfMember(closing: UInt8(ascii: "}")) { break }
                 }
@@ -211,7 +237,7 @@ struct Reader {
             } else {
                 while true {
                     skipWhitespace()
-                    try tapeValue(depth: depth + 1, into: &entries)
+                    try tapeMember(depth: depth + 1, into: &entries)
                     count += 1
                     if try endOfMember(closing: UInt8(ascii: "]")) { break }
                 }
@@ -248,12 +274,12 @@ struct Reader {
             index += 1
             if index < bytes.count && isDigit(bytes[index]) { throw error("leading zero in a number") }
         } else {
-            while index < bytes.count && isDigit(bytes[index]) { index += 1 }
+            skipDigits()
         }
         if index < bytes.count && bytes[index] == UInt8(ascii: ".") {
             index += 1
             guard index < bytes.count, isDigit(bytes[index]) else { throw error("expected a digit after '.'") }
-            while index < bytes.count && isDigit(bytes[index]) { index += 1 }
+            skipDigits()
         }
         if index < bytes.count && (bytes[index] | 0x20) == UInt8(ascii: "e") {
             index += 1
@@ -261,6 +287,21 @@ struct Reader {
             guard index < bytes.count, isDigit(bytes[index]) else { throw error("expected a digit in the exponent") }
             while index < bytes.count && isDigit(bytes[index]) { index += 1 }
         }
+    }
+
+    /// Moves past a run of digits, eight bytes at a time while they last (ids are long).
+    @inline(__always) mutating func skipDigits() {
+        let base = UnsafeRawPointer(bytes.baseAddress!)
+        while index &+ 8 <= bytes.count {
+            let others = ByteWord(base + index).nonDigits
+            if others == 0 {
+                index &+= 8
+                continue
+            }
+            index &+= others.trailingZeroBitCount >> 3
+            return
+        }
+        while index < bytes.count && isDigit(bytes[index]) { index += 1 }
     }
 
     /// Validates a string (escapes, UTF-8, no control characters) and moves past it;
@@ -355,11 +396,14 @@ struct Reader {
 
     mutating func literal(_ word: StaticString) throws(JSONParseError) {
         let count = word.utf8CodeUnitCount
-        guard index + count <= bytes.count else { throw error("invalid literal") }
-        for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] {
+        if index + count <= bytes.count && memcmp(bytes.baseAddress! + index, word.utf8Start, count) == 0 {
+            index += count
+            return
+        }
+        for offset in 0..<min(count, bytes.count - index) where bytes[index + offset] != word.utf8Start[offset] {
             throw error("invalid literal", at: index + offset)
         }
-        index += count
+        throw error("invalid literal")
     }
 
     /// Reads a number and returns its text exactly as written.
@@ -481,6 +525,13 @@ struct ByteWord {
         let quote = bits ^ (Self.ones &* 0x22)
         let backslash = bits ^ (Self.ones &* 0x5C)
         return (((quote &- Self.ones) & ~quote) | ((backslash &- Self.ones) & ~backslash) | ((bits &- Self.ones &* 0x20) & ~bits)) & Self.highs
+    }
+
+    /// Bytes that are not ASCII digits: a byte is a digit when it reads 0...9 after the
+    /// offset, and adding 0x76 sets the high bit of 10...0x7F; higher bytes have it already.
+    @inline(__always) var nonDigits: UInt64 {
+        let offset = bits ^ (Self.ones &* 0x30)
+        return ((offset &+ Self.ones &* 0x76) | offset) & Self.highs
     }
 
     /// Bytes of multi-byte UTF-8 sequences.

@@ -68,14 +68,14 @@ package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
 
     /// Every node the path selects, in document order.
     package func select(in root: JSONValue) -> [JSONValue] {
-        if isSingular { return Self.walk(segments[...], from: root).map { [$0] } ?? [] }
+        if isSingular { return Self.first(segments[...], from: root).map { [$0] } ?? [] }
         return Self.select(segments, in: root)
     }
 
     static func select(_ segments: [Segment], in root: JSONValue) -> [JSONValue] {
         // Walk the leading names and indexes without building lists.
         let prefix = segments.firstIndex { if case .name = $0 { false } else if case .index = $0 { false } else { true } } ?? segments.count
-        guard let start = walk(segments[..<prefix], from: root) else { return [] }
+        guard let start = first(segments[..<prefix], from: root) else { return [] }
         if prefix == segments.count { return [start] }
         var nodes = [start]
         for segment in segments[prefix...] {
@@ -87,39 +87,64 @@ package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
         return nodes
     }
 
-    /// The first node selected, without building a list for singular paths.
+    /// The first node the path selects, in document order, found without collecting the
+    /// others (what a field reads unless a list step such as `join` follows).
     package func first(in root: JSONValue) -> JSONValue? {
-        guard isSingular else { return select(in: root).first }
-        return Self.walk(segments[...], from: root)
+        Self.first(segments[...], from: root)
     }
 
-    /// Follows name and index segments; nil as soon as one is missing.
-    static func walk(_ segments: ArraySlice<Segment>, from root: JSONValue) -> JSONValue? {
-        var node = root
-        for (offset, segment) in zip(segments.indices, segments) {
-            // On a tape, the rest of the walk goes from index to index: no node (and no
-            // reference to the tape) is made for the steps between.
+    /// The first node `segments` select from `node`, depth first (the order `select` lists them in).
+    static func first(_ segments: ArraySlice<Segment>, from node: JSONValue) -> JSONValue? {
+        var node = node
+        for offset in segments.indices {
+            let segment = segments[offset]
+            // On a tape, the rest goes from index to index: no node (and no reference to the
+            // tape) is made for the steps between.
             if case .tape(let start) = node {
-                return walk(segments[offset...], on: start.tape, from: start.index).map { .tape(JSONTapeNode(tape: start.tape, index: $0)) }
+                return first(segments[offset...], on: start.tape, from: start.index).map { .tape(JSONTapeNode(tape: start.tape, index: $0)) }
             }
-            guard let child = singular(segment, of: node) else { return nil }
-            node = child
+            switch segment {
+            case .name, .index:
+                guard let child = singular(segment, of: node) else { return nil }
+                node = child
+            case .wildcard, .filter:
+                var candidates: [JSONValue] = []
+                apply(segment, to: node, into: &candidates)
+                let rest = segments[(offset + 1)...]
+                for candidate in candidates {
+                    if let found = first(rest, from: candidate) { return found }
+                }
+                return nil
+            }
         }
         return node
     }
 
-    /// Follows name and index segments over `tape` from the entry at `index`.
-    static func walk(_ segments: ArraySlice<Segment>, on tape: JSONTape, from index: Int) -> Int? {
+    /// The index of the first entry `segments` select from the entry at `index` of `tape`.
+    static func first(_ segments: ArraySlice<Segment>, on tape: JSONTape, from index: Int) -> Int? {
         var index = index
-        for segment in segments {
-            switch segment {
+        for offset in segments.indices {
+            switch segments[offset] {
             case .name(let name):
                 guard let next = tape.member(of: index, named: name) else { return nil }
                 index = next
             case .index(let position):
                 guard let next = tape.element(of: index, at: position) else { return nil }
                 index = next
-            case .wildcard, .filter:
+            case let segment:
+                let entry = tape.entries[index]
+                guard entry.kind == .array || entry.kind == .object else { return nil }
+                let rest = segments[(offset + 1)...]
+                var child = index + 1
+                for _ in 0..<Int(entry.count) {
+                    if entry.kind == .object { child += 1 }
+                    if case .filter(let expression) = segment, !expression.holds(on: tape, at: child) {
+                        // Not selected.
+                    } else if let found = first(rest, on: tape, from: child) {
+                        return found
+                    }
+                    child = tape.next(after: child)
+                }
                 return nil
             }
         }
@@ -155,7 +180,7 @@ package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
             case .object(let members): output.append(contentsOf: members.map(\.value).filter { expression.holds(for: $0) })
             case .tape(let tapeNode):
                 tapeNode.forEachChild { child in
-                    if expression.holds(for: .tape(child)) { output.append(.tape(child)) }
+                    if expression.holds(on: child.tape, at: child.index) { output.append(.tape(child)) }
                 }
             default: break
             }
@@ -187,7 +212,7 @@ package indirect enum FilterExpression: Sendable, Equatable {
         case .and(let terms): return terms.allSatisfy { $0.holds(for: current) }
         case .not(let term): return !term.holds(for: current)
         case .exists(let segments):
-            return !JSONPath.select(segments, in: current).isEmpty
+            return JSONPath.first(segments[...], from: current) != nil
         case .compare(let left, let comparator, let right):
             let a = Self.resolve(left, current)
             let b = Self.resolve(right, current)
@@ -202,11 +227,32 @@ package indirect enum FilterExpression: Sendable, Equatable {
         }
     }
 
+    /// `holds(for:)` for the entry at `index` of `tape`: comparisons of a path with a string,
+    /// the usual filter (`@.name == 'happytalk_uuid'`), are decided on the tape's bytes.
+    func holds(on tape: JSONTape, at index: Int) -> Bool {
+        switch self {
+        case .or(let terms): return terms.contains { $0.holds(on: tape, at: index) }
+        case .and(let terms): return terms.allSatisfy { $0.holds(on: tape, at: index) }
+        case .not(let term): return !term.holds(on: tape, at: index)
+        case .exists(let segments): return JSONPath.first(segments[...], on: tape, from: index) != nil
+        case .compare(.path(let segments), let comparator, .literal(.string(let text))) where comparator == .equal || comparator == .notEqual,
+            .compare(.literal(.string(let text)), let comparator, .path(let segments)) where comparator == .equal || comparator == .notEqual:
+            var text = text
+            let equal =
+                JSONPath.first(segments[...], on: tape, from: index).map { found in
+                    tape.entries[found].kind == .string && text.withUTF8 { tape.stringEquals(at: found, $0) }
+                } ?? false
+            return comparator == .equal ? equal : !equal
+        case .compare:
+            return holds(for: .tape(JSONTapeNode(tape: tape, index: index)))
+        }
+    }
+
     private static func resolve(_ operand: Operand, _ current: JSONValue) -> JSONValue? {
         switch operand {
         case .literal(let value): return value
-        // Compared paths are singular (the parser checks), so a walk by name and index suffices.
-        case .path(let segments): return JSONPath.walk(segments[...], from: current)
+        // Compared paths are singular (the parser checks): at most one node.
+        case .path(let segments): return JSONPath.first(segments[...], from: current)
         }
     }
 

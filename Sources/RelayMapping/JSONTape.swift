@@ -227,7 +227,7 @@ package struct JSONTapeNode: Sendable {
             if entry.hasEscapes { return JSONValue.isBlank(stringValue) }
             for offset in Int(entry.start)..<Int(entry.end) {
                 let byte = tape.bytes[offset]
-                if byte >= 0x80 { return JSONValue.isBlank(stringValue) }
+                if byte >= 0x80 { return JSONValue.mayBeWhitespace(lead: byte) && JSONValue.isBlank(stringValue) }
                 if !(byte == 0x20 || (byte >= 0x09 && byte <= 0x0D)) { return false }
             }
             return true

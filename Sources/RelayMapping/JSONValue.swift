@@ -73,10 +73,20 @@ package enum JSONValue: Sendable, Equatable {
         }
     }
 
-    /// Whether text is empty or only (Unicode) whitespace; ASCII text is decided from its bytes.
+    /// Whether a non-ASCII UTF-8 lead byte can start a whitespace scalar: every one of them
+    /// (U+0085, U+00A0, U+1680, U+2000…U+205F, U+3000) starts with C2, E1, E2 or E3.
+    @inline(__always) static func mayBeWhitespace(lead byte: UInt8) -> Bool {
+        byte == 0xC2 || byte == 0xE1 || byte == 0xE2 || byte == 0xE3
+    }
+
+    /// Whether text is empty or only (Unicode) whitespace, decided from its bytes where they
+    /// settle it.
     static func isBlank(_ text: String) -> Bool {
         for byte in text.utf8 {
-            if byte >= 0x80 { return text.unicodeScalars.allSatisfy { $0.properties.isWhitespace } }
+            if byte >= 0x80 {
+                guard mayBeWhitespace(lead: byte) else { return false }
+                return text.unicodeScalars.allSatisfy { $0.properties.isWhitespace }
+            }
             if !(byte == 0x20 || (byte >= 0x09 && byte <= 0x0D)) { return false }
         }
         return true

@@ -258,9 +258,10 @@ package enum UpstreamContract {
         case .phone:
             return value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) ? nil : "must be digits only (use the phone_kr step)"
         case .userParameter:
-            return value.count <= 200 ? nil : "is \(value.count) characters; HappyTalk keeps at most 200 (use truncate)"
+            // At most one character per byte: most values are settled without counting.
+            return value.utf8.count <= 200 || value.count <= 200 ? nil : "is \(value.count) characters; HappyTalk keeps at most 200 (use truncate)"
         case .parameter:
-            return value.count <= 20 ? nil : "is \(value.count) characters; HappyTalk keeps at most 20 (use truncate)"
+            return value.utf8.count <= 20 || value.count <= 20 ? nil : "is \(value.count) characters; HappyTalk keeps at most 20 (use truncate)"
         }
     }
 

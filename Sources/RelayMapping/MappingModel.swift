@@ -48,6 +48,10 @@ package struct ValueSpec: Sendable {
         }
     }
 
+    /// Whether a step reads the whole node list of a path (`join`, `count`, …); otherwise only
+    /// the first node matters, and it is found without listing the others.
+    private var readsList: Bool { pipe.contains(where: \.takesList) }
+
     /// The constant this spec always produces, when it has no paths and no pipe.
     var constantValue: String? {
         if case .constant(let text) = source, pipe.isEmpty { return text }
@@ -59,7 +63,7 @@ package struct ValueSpec: Sendable {
     package func whyEmpty(in document: JSONValue) -> String {
         let raw: Piped
         switch source {
-        case .path(let path): raw = path.isSingular ? .value(path.first(in: document)) : .nodes(path.select(in: document))
+        case .path(let path): raw = readsList ? .nodes(path.select(in: document)) : .value(path.first(in: document))
         case .constant, .first, .template: return "\(describedSource) is empty"
         }
         guard let start = raw.scalar, !start.isEmpty else { return "\(describedSource) is empty" }
@@ -81,14 +85,15 @@ package struct ValueSpec: Sendable {
 
     /// Evaluates against a request document; nil when the result is empty.
     package func evaluate(in document: JSONValue) -> String? {
-        evaluateValue(in: document).flatMap { $0.isEmpty ? nil : $0.text }
+        // `evaluateValue` answers nil or a value that is not empty.
+        evaluateValue(in: document)?.text
     }
 
     func evaluateValue(in document: JSONValue) -> JSONValue? {
         let raw: Piped
         switch source {
         case .constant(let text): raw = .value(.string(text))
-        case .path(let path): raw = path.isSingular ? .value(path.first(in: document)) : .nodes(path.select(in: document))
+        case .path(let path): raw = readsList ? .nodes(path.select(in: document)) : .value(path.first(in: document))
         case .first(let specs):
             raw = .value(specs.lazy.compactMap { $0.evaluateValue(in: document) }.first { !$0.isEmpty })
         case .template(let parts):
@@ -110,7 +115,7 @@ package struct ValueSpec: Sendable {
         }
         let piped = pipe.isEmpty ? raw : raw.applying(pipe)
         if let value = piped.scalar, !value.isEmpty { return value }
-        return defaultValue.map(JSONValue.string)
+        return defaultValue.flatMap { JSONValue.isBlank($0) ? nil : .string($0) }
     }
 }
 
@@ -152,10 +157,11 @@ package indirect enum Condition: Sendable {
         case .any(let terms): return terms.contains { $0.holds(in: document) }
         case .not(let term): return !term.holds(in: document)
         case .test(let path, let pipe, let op):
-            let nodes = path.select(in: document)
-            let value: JSONValue? = pipe.isEmpty ? nodes.first : Piped.nodes(nodes).applying(pipe).scalar
+            let value: JSONValue? =
+                pipe.contains(where: \.takesList)
+                ? Piped.nodes(path.select(in: document)).applying(pipe).scalar : Piped.value(path.first(in: document)).applying(pipe).scalar
             switch op {
-            case .exists(let expected): return (pipe.isEmpty ? !nodes.isEmpty : value != nil) == expected
+            case .exists(let expected): return (value != nil) == expected
             case .empty(let expected): return (value?.isEmpty ?? true) == expected
             case .equals(let literal): return value == literal
             case .isIn(let literals): return value.map { literals.contains($0) } ?? false

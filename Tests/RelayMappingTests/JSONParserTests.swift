@@ -92,6 +92,22 @@ import Testing
         #expect(!JSONValue.number("0").isEmpty)
     }
 
+    /// Blankness is decided from lead bytes where they settle it: for every scalar of the
+    /// Basic Multilingual Plane (and the first of each higher plane), alone and between ASCII
+    /// spaces, the tree's and the tape's answer is Unicode's White_Space property.
+    @Test func blanknessAgreesWithUnicodeForEveryScalar() throws {
+        let scalars = (0x80...0xFFFF).compactMap(Unicode.Scalar.init) + (1...16).compactMap { Unicode.Scalar($0 << 16) }
+        for scalar in scalars {
+            let expected = scalar.properties.isWhitespace
+            for text in [String(scalar), " \(scalar)\u{3000}", "\u{00A0}\(scalar)"] {
+                #expect(JSONValue.string(text).isEmpty == expected, "U+\(String(scalar.value, radix: 16)) in \(text.debugDescription)")
+                let document = JSONSerializer.string(.string(text))
+                let tape = try JSONParser().tape(Array(document.utf8))
+                #expect(tape.root.isEmpty == expected, "U+\(String(scalar.value, radix: 16)) on the tape")
+            }
+        }
+    }
+
     @Test func numberComparison() {
         #expect(JSONNumber.compare("820982911946154508", "820982911946154509") == -1)
         #expect(JSONNumber.compare("99999999999999999999", "100000000000000000000") == -1)
@@ -172,6 +188,41 @@ import Testing
             #expect(try JSONParser().tape(Array("[\"\(before)\"]".utf8)).root.element(0)?.stringValue == before)
         }
     }
+    /// Digits are skipped eight at a time: a number of every length, at every offset of the
+    /// window, ends at whatever byte follows it, as the tree parser (byte by byte) reads it;
+    /// bytes next to the digits in the code table ('/', ':') and bytes above 0x80 end it too.
+    @Test func numbersEndWhereverTheirLastDigitFalls() throws {
+        for offset in 0..<9 {
+            let padding = String(repeating: " ", count: offset)
+            for length in 1...20 {
+                let digits = "1" + String(repeating: "7", count: length - 1)
+                for follower in ["]", ",2]", ".5]", "e3]", "E-3]", "/]", ":]", "0]", "é]", "x]", "]"] {
+                    let bytes = Array("[\(padding)\(digits)\(follower)".utf8)
+                    let tree = Result { try JSONParser().parse(bytes) }
+                    let tape = Result { try JSONParser().tape(bytes).root.value }
+                    switch (tree, tape) {
+                    case (.success(let a), .success(let b)): #expect(a == b, "\(String(decoding: bytes, as: UTF8.self))")
+                    case (.failure(let a), .failure(let b)): #expect("\(a)" == "\(b)", "\(String(decoding: bytes, as: UTF8.self))")
+                    default: Issue.record("tree \(tree) and tape \(tape) differ on \(String(decoding: bytes, as: UTF8.self))")
+                    }
+                }
+                #expect(try JSONParser().tape(Array("[\(padding)\(digits),1]".utf8)).root.element(0)?.numberText == digits)
+                #expect(try JSONParser().tape(Array("[\(padding)\(digits).25]".utf8)).root.element(0)?.numberText == digits + ".25")
+            }
+        }
+        // Every byte value right after the digits: only 0-9 continue the number.
+        for byte in UInt8(0)...UInt8(255) {
+            let bytes = Array("[12345678901".utf8) + [byte] + Array("]".utf8)
+            let isDigit = byte >= 0x30 && byte <= 0x39
+            let tape = try? JSONParser().tape(bytes)
+            if isDigit {
+                #expect(tape?.root.element(0)?.numberText == "12345678901" + String(UnicodeScalar(byte)))
+            } else if let tape {
+                #expect(tape.root.element(0)?.numberText == "12345678901", "byte \(byte)")
+            }
+        }
+    }
+
     @Test func invalidUTF8AndLimitsAreRefused() throws {
         #expect(throws: JSONParseError.self) { _ = try JSONParser().tape([123, 34, 97, 34, 58, 34, 0xED, 0xA0, 0x80, 34, 125]) }
         #expect(throws: JSONParseError.self) { _ = try JSONParser().tape(Array("{\"a\":\"\\uD800\"}".utf8)) }
