@@ -306,7 +306,7 @@ struct Reader {
 
     /// Validates a string (escapes, UTF-8, no control characters) and moves past it;
     /// returns whether it holds an escape.
-    mutating func skipString() throws(JSONParseError) -> Bool {
+    @inline(__always) mutating func skipString() throws(JSONParseError) -> Bool {
         let start = index
         index += 1
         var hasEscape = false
@@ -316,12 +316,19 @@ struct Reader {
             // non-ASCII byte (most of a payload's text is plain ASCII).
             if index &+ 8 <= bytes.count {
                 let word = ByteWord(base + index)
-                let special = word.needingEscape | word.nonASCII
+                let quotes = word.quotes
+                let special = quotes | word.needingEscapeOtherThanQuotes | word.nonASCII
                 if special == 0 {
                     index &+= 8
                     continue
                 }
                 index &+= special.trailingZeroBitCount >> 3
+                // The first special byte is a quote when the quote test marks it (that mark is
+                // exact: nothing below it borrows): the string ends without reading it again.
+                if quotes & special & (0 &- special) != 0 {
+                    index &+= 1
+                    return hasEscape
+                }
             }
             guard index < bytes.count else { throw error("unterminated string", at: start) }
             let byte = bytes[index]
@@ -518,6 +525,18 @@ struct ByteWord {
     /// The eight bytes at `pointer` (read unaligned).
     @inline(__always) init(_ pointer: UnsafeRawPointer) {
         bits = UInt64(littleEndian: pointer.loadUnaligned(as: UInt64.self))
+    }
+
+    /// Quotes.
+    @inline(__always) var quotes: UInt64 {
+        let quote = bits ^ (Self.ones &* 0x22)
+        return (quote &- Self.ones) & ~quote & Self.highs
+    }
+
+    /// Backslashes and control characters.
+    @inline(__always) var needingEscapeOtherThanQuotes: UInt64 {
+        let backslash = bits ^ (Self.ones &* 0x5C)
+        return (((backslash &- Self.ones) & ~backslash) | ((bits &- Self.ones &* 0x20) & ~bits)) & Self.highs
     }
 
     /// Quotes, backslashes and control characters: what a JSON string cannot hold as it is.

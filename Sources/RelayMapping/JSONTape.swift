@@ -73,7 +73,7 @@ package final class JSONTape: @unchecked Sendable {
                 if keyEntry.hasEscapes {
                     if stringEquals(at: key, wanted) { found = value }
                 } else if keyEntry.end - keyEntry.start == length
-                    && (length == 0 || memcmp(bytes.baseAddress! + Int(keyEntry.start), wanted.baseAddress!, Int(length)) == 0)
+                    && (length == 0 || Self.equal(bytes.baseAddress! + Int(keyEntry.start), wanted.baseAddress!, count: Int(length)))
                 {
                     found = value
                 }
@@ -103,7 +103,22 @@ package final class JSONTape: @unchecked Sendable {
         let length = Int(entry.end - entry.start)
         guard length == wanted.count else { return false }
         guard length > 0 else { return true }
-        return memcmp(bytes.baseAddress! + Int(entry.start), wanted.baseAddress!, length) == 0
+        return Self.equal(bytes.baseAddress! + Int(entry.start), wanted.baseAddress!, count: length)
+    }
+
+    /// Whether `count` bytes at `a` and `b` are equal: names are short, and a call of `memcmp`
+    /// costs more than comparing them here, eight bytes at a time.
+    @inline(__always) static func equal(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, count: Int) -> Bool {
+        var offset = 0
+        while offset &+ 8 <= count {
+            guard UnsafeRawPointer(a + offset).loadUnaligned(as: UInt64.self) == UnsafeRawPointer(b + offset).loadUnaligned(as: UInt64.self) else { return false }
+            offset &+= 8
+        }
+        while offset < count {
+            guard a[offset] == b[offset] else { return false }
+            offset &+= 1
+        }
+        return true
     }
 
     /// The index of the entry after the value at `index` (and everything in it).

@@ -188,6 +188,21 @@ import Testing
             #expect(try JSONParser().tape(Array("[\"\(before)\"]".utf8)).root.element(0)?.stringValue == before)
         }
     }
+    /// Member names are compared eight bytes at a time, then byte by byte: names that differ
+    /// only in their last byte, or only past the first word, are told apart.
+    @Test func memberNamesAreComparedToTheirLastByte() throws {
+        let names = ["a", "ab", "abcdefg", "abcdefgh", "abcdefgi", "abcdefghX", "abcdefghY", "abcdefghijklmnoP", "abcdefghijklmnoQ", "ABCDEFGH", "é", "e"]
+        var members: [(key: String, value: JSONValue)] = []
+        for (offset, name) in names.enumerated() { members.append((name, .number(String(offset)))) }
+        let tape = try JSONParser().tape(Array(JSONSerializer.string(.object(members)).utf8)).root
+        for (offset, name) in names.enumerated() {
+            #expect(tape.member(name)?.numberText == String(offset), "\(name)")
+        }
+        for missing in ["", "abcdef", "abcdefghZ", "abcdefghijklmnoR", "abcdefghijklmnoPQ", "b"] {
+            #expect(tape.member(missing)?.index == nil, "\(missing)")
+        }
+    }
+
     /// Digits are skipped eight at a time: a number of every length, at every offset of the
     /// window, ends at whatever byte follows it, as the tree parser (byte by byte) reads it;
     /// bytes next to the digits in the code table ('/', ':') and bytes above 0x80 end it too.
