@@ -213,12 +213,14 @@ struct Reader {
                     }
                     let keyStart = index
                     let hasEscape = try skipString()
+                    let key = entries.count
                     entries.append(JSONTape.Entry(kind: .string, start: Int32(keyStart + 1), end: Int32(index - 1), hasEscapes: hasEscape))
                     skipWhitespace()
                     guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
                     index += 1
                     skipWhitespace()
                     try tapeMember(depth: depth + 1, into: &entries)
+                    entries[key].count = Int32(entries.count)
                     count += 1
                     if try endOfMember(closing: UInt8(ascii: "}")) { break }
                 }

@@ -23,7 +23,8 @@ package final class JSONTape: @unchecked Sendable {
         /// Strings: the offset of the closing quote; numbers: just past the last digit;
         /// containers: the index of the first entry after everything inside.
         package var end: Int32
-        /// Containers: elements, or members.
+        /// Containers: elements, or members. Member names: the index of the next member's name
+        /// (the object's `end` after the last), so that a lookup steps from name to name.
         package var count: Int32
 
         init(kind: Kind, start: Int32, end: Int32 = 0, hasEscapes: Bool = false, count: Int32 = 0) {
@@ -77,7 +78,7 @@ package final class JSONTape: @unchecked Sendable {
                 {
                     found = value
                 }
-                key = next(after: value)
+                key = Int(keyEntry.count)
             }
         }
         return found < 0 ? nil : found
@@ -181,7 +182,10 @@ package struct JSONTapeNode: Sendable {
     }
 
     /// Containers: how many elements or members.
-    package var count: Int { Int(tape.entries[index].count) }
+    package var count: Int {
+        let entry = tape.entries[index]
+        return entry.kind == .array || entry.kind == .object ? Int(entry.count) : 0
+    }
 
     /// A string's text, decoded (escapes resolved); empty for other kinds.
     package var stringValue: String {
