@@ -1,7 +1,7 @@
 // Mapping benchmark: parse and map Shopify-style orders with a 10-field rule on one core,
 // and time the compilation of 100 mapping files.
 // usage: happyrelay-mapping-bench generate FILE COUNT   (writes COUNT orders, one JSON per line)
-//        happyrelay-mapping-bench map FILE              (prints payloads/s)
+//        happyrelay-mapping-bench map FILE [--passes N] (prints payloads/s)
 //        happyrelay-mapping-bench compile DIR           (writes 100 mapping files to DIR, prints the load time)
 import Foundation
 import RelayMapping
@@ -68,19 +68,23 @@ case "map":
         print(String(format: "parse only (%@): %.0f payloads/s", tree ? "tree" : "tape", Double(payloads.count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)))
         exit(0)
     }
+    // --passes N maps the whole file N times in one timing (a longer window, less noise).
+    let passes = arguments.firstIndex(of: "--passes").flatMap { Int(arguments[$0 + 1]) } ?? 1
     let start = ContinuousClock.now
-    for payload in payloads {
-        let body: JSONValue = tree ? try JSONParser().parse(payload) : .tape(try JSONParser().tape(payload).root)
-        let document = RequestDocument.make(
-            body: body, headers: [("x-shopify-topic", "orders/create")], query: [], route: "/bench", receivedAt: "2026-11-29T00:00:00Z",
-            requestID: "b")
-        guard case .calls(let calls, _) = route.apply(to: document) else { fatalError("order did not map") }
-        bytes += calls[0].body(token: "***").count
+    for _ in 0..<passes {
+        for payload in payloads {
+            let body: JSONValue = tree ? try JSONParser().parse(payload) : .tape(try JSONParser().tape(payload).root)
+            let document = RequestDocument.make(
+                body: body, headers: [("x-shopify-topic", "orders/create")], query: [], route: "/bench", receivedAt: "2026-11-29T00:00:00Z",
+                requestID: "b")
+            guard case .calls(let calls, _) = route.apply(to: document) else { fatalError("order did not map") }
+            bytes += calls[0].body(token: "***").count
+        }
     }
     let elapsed = ContinuousClock.now - start
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     let averageSize = payloads.reduce(0) { $0 + $1.count } / max(1, payloads.count)
-    print(String(format: "%.0f payloads/s (%d payloads of %d bytes on average, %.3f s, %d output bytes)", Double(payloads.count) / seconds, payloads.count, averageSize, seconds, bytes))
+    print(String(format: "%.0f payloads/s (%d payloads of %d bytes on average, %d passes, %.3f s, %d output bytes)", Double(payloads.count * passes) / seconds, payloads.count, averageSize, passes, seconds, bytes))
 case "compile":
     let directory = arguments[2]
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
