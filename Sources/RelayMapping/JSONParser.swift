@@ -51,7 +51,8 @@ package struct JSONParser {
         // storage it then owns.
         let document = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: bytes.count)
         _ = document.initialize(from: bytes)
-        var builder = TapeBuilder(capacity: max(16, bytes.count / 12))
+        // About one entry per ten bytes in real payloads; room for more so most never grow.
+        var builder = TapeBuilder(capacity: max(16, bytes.count / 7))
         var reader = Reader(bytes: UnsafeBufferPointer(document), maxDepth: maxDepth)
         do throws(JSONParseError) {
             reader.skipWhitespace()

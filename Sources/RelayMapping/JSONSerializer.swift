@@ -57,11 +57,44 @@ package enum JSONSerializer {
         output.append(UInt8(ascii: "}"))
     }
 
+    /// A flat object of string fields, in order, with `leading` first when given: the shape
+    /// of a `set_user_info` body and of a stored call. Written in one pass into storage sized
+    /// for the worst case (every byte escaped as `\u00XX`).
+    package static func flatObject(leading: (key: String, value: String)? = nil, _ fields: [(name: String, value: String)]) -> [UInt8] {
+        // Braces; per field two pairs of quotes, a colon and a comma; each byte escaped at most to six.
+        var capacity = 2 + fields.count * 6
+        if let leading { capacity += 6 * (leading.key.utf8.count + leading.value.utf8.count) + 6 }
+        for (name, value) in fields { capacity += 6 * (name.utf8.count + value.utf8.count) }
+        return [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
+            var cursor = buffer.baseAddress!
+            cursor.put(UInt8(ascii: "{"))
+            if let leading {
+                writeQuoted(leading.key, to: &cursor)
+                cursor.put(UInt8(ascii: ":"))
+                writeQuoted(leading.value, to: &cursor)
+            }
+            for (offset, field) in fields.enumerated() {
+                if offset > 0 || leading != nil { cursor.put(UInt8(ascii: ",")) }
+                writeQuoted(field.name, to: &cursor)
+                cursor.put(UInt8(ascii: ":"))
+                writeQuoted(field.value, to: &cursor)
+            }
+            cursor.put(UInt8(ascii: "}"))
+            initialized = cursor - buffer.baseAddress!
+            precondition(initialized <= capacity, "a flat object outgrew its worst case")
+        }
+    }
+
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// Appends a quoted, escaped string; runs that need no escaping are copied whole.
     package static func writeString(_ text: String, to output: inout [UInt8]) {
-        output.append(UInt8(ascii: "\""))
+        writeQuoted(text, to: &output)
+    }
+
+    /// Writes `text` quoted and escaped: at most six bytes a byte, and the quotes.
+    static func writeQuoted(_ text: String, to sink: inout some ByteSink) {
+        sink.put(UInt8(ascii: "\""))
         var text = text
         text.withUTF8 { bytes in
             var runStart = 0
@@ -80,20 +113,51 @@ package enum JSONSerializer {
                 let byte = bytes[index]
                 index += 1
                 guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-                output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index - 1]))
+                sink.put(UnsafeBufferPointer(rebasing: bytes[runStart..<index - 1]))
                 runStart = index
+                sink.put(92)
                 switch byte {
-                case UInt8(ascii: "\""): output.append(contentsOf: [92, 34])
-                case UInt8(ascii: "\\"): output.append(contentsOf: [92, 92])
-                case 0x0A: output.append(contentsOf: [92, UInt8(ascii: "n")])
-                case 0x0D: output.append(contentsOf: [92, UInt8(ascii: "r")])
-                case 0x09: output.append(contentsOf: [92, UInt8(ascii: "t")])
+                case 0x0A: sink.put(UInt8(ascii: "n"))
+                case 0x0D: sink.put(UInt8(ascii: "r"))
+                case 0x09: sink.put(UInt8(ascii: "t"))
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"): sink.put(byte)
                 default:
-                    output.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48, hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 15)]])
+                    sink.put(UInt8(ascii: "u"))
+                    sink.put(48)
+                    sink.put(48)
+                    sink.put(hexDigits[Int(byte >> 4)])
+                    sink.put(hexDigits[Int(byte & 15)])
                 }
             }
-            output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count]))
+            sink.put(UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count]))
         }
-        output.append(UInt8(ascii: "\""))
+        sink.put(UInt8(ascii: "\""))
+    }
+}
+
+/// Where the JSON writer puts bytes: an array it appends to, or storage it was sized for.
+protocol ByteSink {
+    mutating func put(_ byte: UInt8)
+    mutating func put(_ bytes: UnsafeBufferPointer<UInt8>)
+}
+
+extension [UInt8]: ByteSink {
+    @inline(__always) mutating func put(_ byte: UInt8) { append(byte) }
+    @inline(__always) mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) { append(contentsOf: bytes) }
+}
+
+/// Storage sized beforehand, written from a cursor that moves past what it writes.
+extension UnsafeMutablePointer<UInt8>: ByteSink {
+    /// Writes a byte and moves past it.
+    @inline(__always) mutating func put(_ byte: UInt8) {
+        pointee = byte
+        self += 1
+    }
+
+    /// Writes bytes and moves past them.
+    @inline(__always) mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        update(from: base, count: bytes.count)
+        self += bytes.count
     }
 }

@@ -51,6 +51,15 @@ package enum JSONValue: Sendable, Equatable {
         return nil
     }
 
+    /// Whether the value is `null` (read without building anything from a tape).
+    package var isNull: Bool {
+        switch self {
+        case .null: true
+        case .tape(let node): node.kind == .null
+        default: false
+        }
+    }
+
     /// The string of a `.string`, else nil.
     package var stringValue: String? {
         switch self {

@@ -358,25 +358,12 @@ package struct MappedCall: Sendable, Equatable {
 
     /// The call as a JSON object without the token: what the queue stores.
     package func storedForm() -> [UInt8] {
-        var output: [UInt8] = []
-        JSONSerializer.writeObject(fields.lazy.map { (key: $0.name, value: $0.value) }, to: &output)
-        return output
+        JSONSerializer.flatObject(fields)
     }
 
     /// The `set_user_info` body with `token` first (pass `"***"` to show it masked).
     package func body(token: String) -> [UInt8] {
-        var output: [UInt8] = []
-        output.reserveCapacity(32 + token.utf8.count + fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 6 })
-        output.append(contentsOf: #"{"token":"#.utf8)
-        JSONSerializer.writeString(token, to: &output)
-        for (name, value) in fields {
-            output.append(UInt8(ascii: ","))
-            JSONSerializer.writeString(name, to: &output)
-            output.append(UInt8(ascii: ":"))
-            JSONSerializer.writeString(value, to: &output)
-        }
-        output.append(UInt8(ascii: "}"))
-        return output
+        JSONSerializer.flatObject(leading: ("token", token), fields)
     }
 }
 

@@ -101,7 +101,7 @@ enum Piped {
         case .count: return .value(.number(String(list.count)))
         default: break
         }
-        guard let value = scalar, value != .null else { return .value(nil) }
+        guard let value = scalar, !value.isNull else { return .value(nil) }
         if case .date(let date) = step {
             return .value(date.apply(value).map(JSONValue.string))
         }

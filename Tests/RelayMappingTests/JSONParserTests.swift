@@ -39,6 +39,27 @@ import Testing
         }
     }
 
+    /// A call's body and stored form are written into storage sized for the worst case: every
+    /// field made only of control characters (six bytes each), quotes, backslashes, Korean
+    /// text or nothing reads back as it went in, token first, in the fields' order.
+    @Test func aCallsBodyHoldsWhateverItsFieldsHold() throws {
+        let controls = String(String.UnicodeScalarView((0..<0x20).map { Unicode.Scalar(UInt8($0)) }))
+        let values = [controls, String(repeating: "\u{01}", count: 40), "\"\\\"", "홍길동 \"님\"", "", "plain", String(repeating: "\\", count: 9)]
+        let call = MappedCall(rule: "r", fields: values.enumerated().map { (name: "parameter\($0.offset + 1)", value: $0.element) })
+        for (bytes, token) in [(call.body(token: "t\"k\u{00}"), Optional("t\"k\u{00}")), (call.storedForm(), nil)] {
+            guard case .object(let members) = try parser.parse(bytes) else {
+                Issue.record("not an object: \(String(decoding: bytes, as: UTF8.self))")
+                continue
+            }
+            let expected = (token.map { [(key: "token", value: JSONValue.string($0))] } ?? [])
+                + call.fields.map { (key: $0.name, value: JSONValue.string($0.value)) }
+            #expect(members.map(\.key) == expected.map(\.key))
+            #expect(members.map(\.value) == expected.map(\.value))
+            // The same text the general writer makes.
+            #expect(String(decoding: bytes, as: UTF8.self) == JSONSerializer.string(.object(expected)))
+        }
+    }
+
     struct BadCase: Sendable, CustomTestStringConvertible {
         let text: String
         let message: String

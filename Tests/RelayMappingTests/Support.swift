@@ -41,12 +41,21 @@ func field(
     sourceLocation: SourceLocation = #_sourceLocation
 ) -> String? {
     guard let route = compileRoute(routeText(set: set), sourceLocation: sourceLocation) else { return "<no route>" }
-    switch route.apply(to: document(body: body, headers: headers)) {
-    case .calls(let calls, _): return calls[0][name]
-    case .failed(let failure): return "FAIL \(failure)"
-    case .ignored(let reason): return "IGNORED \(reason)"
-    case .bound: return "BOUND"
+    func outcome(_ document: JSONValue) -> String? {
+        switch route.apply(to: document) {
+        case .calls(let calls, _): return calls[0][name]
+        case .failed(let failure): return "FAIL \(failure)"
+        case .ignored(let reason): return "IGNORED \(reason)"
+        case .bound: return "BOUND"
+        }
     }
+    // Bodies reach the engine as tapes; examples are read into value trees. Both must map alike.
+    let fromTree = outcome(document(body: body, headers: headers))
+    let tape = JSONValue.tape(try! JSONParser().tape(Array(body.utf8)).root)
+    let fromTape = outcome(
+        RequestDocument.make(body: tape, headers: headers, query: [], route: "/t", receivedAt: "2026-11-29T00:00:00.000Z", requestID: "req-1"))
+    #expect(fromTape == fromTree, "the tape maps \(body) otherwise", sourceLocation: sourceLocation)
+    return fromTree
 }
 
 /// Applies one step to one JSON value.

@@ -20,6 +20,20 @@ import Testing
         #expect(field("parameter1", set: "\"parameter1\": \"$.body.missing\"", body: "{}") == nil)
     }
 
+    /// `null` is missing to every scalar step: the field falls back to its default (the tape
+    /// says so from its entry, without building a value).
+    @Test func nullIsMissingToEveryStep() {
+        let steps = [
+            "\"trim\"", "\"lowercase\"", "\"uppercase\"", "\"nfkc\"", "\"digits\"", "\"phone_kr\"", "\"tracking\"", "\"order_number\"",
+            "{ \"date\": \"Y-m-d\" }", "{ \"lookup\": { \"a\": \"b\" } }", "{ \"truncate\": 5 }", "{ \"prefix\": \"p-\" }",
+            "{ \"suffix\": \"-s\" }", "{ \"replace\": { \"from\": \"x\", \"to\": \"y\" } }",
+        ]
+        for step in steps {
+            let set = "\"parameter1\": { \"path\": \"$.body.v\", \"pipe\": [\(step)], \"default\": \"none\" }"
+            #expect(field("parameter1", set: set, body: "{\"v\": null}") == "none", "\(step)")
+        }
+    }
+
     @Test func objectsBecomeCompactJSON() {
         #expect(field("parameter1", set: "\"parameter1\": \"$.body.v\"", body: "{\"v\": {\"a\": 1}}") == "{\"a\":1}")
     }
