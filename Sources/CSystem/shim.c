@@ -6,6 +6,8 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -78,3 +80,10 @@ int csystem_exit_with_parent(void) {
 }
 
 long csystem_random_bytes(void *buffer, unsigned long length) { return (long)getrandom(buffer, length, 0); }
+
+void csystem_name_thread(const char *name) {
+    char shortened[16];
+    strncpy(shortened, name, sizeof shortened - 1);
+    shortened[sizeof shortened - 1] = 0;
+    pthread_setname_np(pthread_self(), shortened);
+}

@@ -1,4 +1,5 @@
 import Foundation
+import RelayHTTP
 import Synchronization
 
 /// A few threads for work that may block (reads of the relay's database), so that it never
@@ -17,8 +18,12 @@ package final class BlockingWorkers: Sendable {
     package init(count: Int = 2, name: String = "happyrelay-lookup") {
         threadCount = max(1, count)
         for index in 0..<threadCount {
-            let thread = Thread { [self] in run() }
-            thread.name = "\(name)-\(index)"
+            let threadName = "\(name)-\(index)"
+            let thread = Thread { [self] in
+                nameCurrentThread(threadName)
+                run()
+            }
+            thread.name = threadName
             thread.start()
         }
     }

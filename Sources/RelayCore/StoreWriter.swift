@@ -121,7 +121,10 @@ package final class StoreWriter: Sendable {
 
     /// Starts the store thread.
     package func start() {
-        let thread = Thread { [self] in run() }
+        let thread = Thread { [self] in
+            nameCurrentThread("happyrelay-store")
+            run()
+        }
         thread.name = "happyrelay-store"
         thread.start()
     }

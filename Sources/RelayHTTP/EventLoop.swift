@@ -164,11 +164,13 @@ package final class EventLoopGroup: Sendable {
         var threads: [Thread] = []
         for (index, loop) in loops.enumerated() {
             let done = finished[index]
+            let threadName = "\(name)-\(index)"
             let thread = Thread {
+                nameCurrentThread(threadName)
                 loop.run()
                 done.signal()
             }
-            thread.name = "\(name)-\(index)"
+            thread.name = threadName
             thread.stackSize = 1 << 20
             thread.start()
             threads.append(thread)
@@ -193,4 +195,12 @@ package final class EventLoopGroup: Sendable {
 /// not the type system, makes that safe.
 struct LoopBound<Value>: @unchecked Sendable {
     let value: Value
+}
+
+/// Names the calling thread for the kernel, where `top -H`, `perf` and
+/// `/proc/PID/task/TID/comm` read it (Foundation's `Thread.name` stays inside the process).
+/// The kernel keeps 15 bytes: `happyrelay-` becomes `hr-` (`hr-loop-0`, `hr-store`).
+package func nameCurrentThread(_ name: String) {
+    let short = name.hasPrefix("happyrelay-") ? "hr-" + name.dropFirst("happyrelay-".count) : name
+    csystem_name_thread(short)
 }

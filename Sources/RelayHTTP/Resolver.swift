@@ -57,7 +57,10 @@ final class Resolver: Sendable {
             return
         }
         if startThread {
-            let thread = Thread { [self] in run() }
+            let thread = Thread { [self] in
+                nameCurrentThread("happyrelay-resolver")
+                run()
+            }
             thread.name = "happyrelay-resolver"
             thread.start()
         }

@@ -132,6 +132,30 @@ import Glibc
         }
     }
 
+    /// Each thread carries its name into the kernel, where `top -H`, `perf` and /proc read it:
+    /// one event loop per core, the store writer, the lookup workers of routes that resolve
+    /// bindings.
+    @Test func threadsAreNamedForTheKernel() async throws {
+        try await offPool {
+            let data = FileManager.default.temporaryDirectory.appendingPathComponent("names-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: data) }
+            // With a token (not a dry run), so that the store writer and the lookups run; nothing is sent.
+            let relay = try RelayProcess(
+                ["serve", "--listen", "127.0.0.1:0", "--mappings", MappingCommandTests.mappings, "--data-dir", data, "--upstream", "http://127.0.0.1:9"],
+                environment: [
+                    "HAPPYTALK_TOKEN": "t", "CHATBOT_RELAY_SECRET": "s", "SHOPIFY_WEBHOOK_SECRET": "s", "WOOCOMMERCE_WEBHOOK_SECRET": "s",
+                ])
+            _ = try relay.waitForPort()
+            let tasks = "/proc/\(relay.process.processIdentifier)/task"
+            let names = try FileManager.default.contentsOfDirectory(atPath: tasks).compactMap {
+                try? String(contentsOfFile: "\(tasks)/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .newlines)
+            }
+            let loops = (0..<ProcessInfo.processInfo.activeProcessorCount).map { "hr-loop-\($0)" }
+            #expect(Set(loops + ["hr-store", "hr-lookup-0", "hr-lookup-1"]).isSubset(of: Set(names)), "\(names.sorted())")
+            _ = try relay.stop()
+        }
+    }
+
     @Test func addressInUseIsOneLineAndExit1() async throws {
         try await offPool {
             let first = try RelayProcess(["serve", "--listen", "127.0.0.1:0"])

@@ -38,6 +38,10 @@ int csystem_accept(int fd, char *host, int host_capacity);
 /// Asks the kernel to kill this process when its parent dies (PR_SET_PDEATHSIG).
 int csystem_exit_with_parent(void);
 
+/// Names the calling thread for the kernel (`top -H`, `perf`, /proc/PID/task/TID/comm):
+/// the first 15 bytes of `name`.
+void csystem_name_thread(const char *name);
+
 /// Fills `buffer` with `length` bytes from the kernel's random generator (getrandom);
 /// returns the count written, or -1 with errno set.
 long csystem_random_bytes(void *buffer, unsigned long length);
