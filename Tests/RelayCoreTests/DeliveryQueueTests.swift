@@ -415,7 +415,9 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         // An observation window, not a synchronisation: how often the thread passes while idle.
         try await Task.sleep(for: .milliseconds(300))
         let idle = store.passes.load(ordering: .relaxed) - afterBurst
-        #expect(idle <= 3, "\(idle) passes in 300 ms at rest (\(afterBurst) during the burst of 2,000, \(writer.commits) commits)")
+        // A loaded machine delivers the last wake-ups late (7 were seen); one wake-up per job
+        // made about 1,900.
+        #expect(idle <= 20, "\(idle) passes in 300 ms at rest (\(afterBurst) during the burst of 2,000, \(writer.commits) commits)")
         await writer.shutdown(drain: .seconds(1))
     }
 
