@@ -154,14 +154,23 @@ import Testing
         let paths = [
             "$.id", "$.note_attributes[?@.name == 'happytalk_uuid'].value", "$.items[-1].sku", "$.items[0].n", "$.obj.*", "$['esc\"aped']",
             "$.big", "$.big.deep[2].x", "$.dup", "$.items[*].sku", "$.items[?@.n > 1].sku", "$.nothing", "$.items[5]", "$.blank", "$.e", "$.o",
+            // Filters decided on the tape's bytes: each comparison, either side, negated, combined.
+            "$.items[?@.sku != 'A'].n", "$.items[?'B' == @.sku].n", "$.items[?'B' != @.sku].n", "$.items[?!(@.sku == 'A')].n",
+            "$.items[?@.sku == 'A' || @.sku == 'B'].n", "$.items[?@.sku != 'A' && @.n == 2].sku", "$.note_attributes[?@.extra].name",
+            "$.note_attributes[?@.name != 'a'].value", "$.items[?@.missing != 'x'].sku", "$.items[?@.n == '1'].sku",
         ]
         for path in paths {
-            let fromTape = try JSONPath(path).select(in: tape)
-            let fromTree = try JSONPath(path).select(in: tree)
+            let compiled = try JSONPath(path)
+            let fromTape = compiled.select(in: tape)
+            let fromTree = compiled.select(in: tree)
             #expect(fromTape == fromTree, "\(path)")
             #expect(fromTape.map(\.text) == fromTree.map(\.text), "\(path)")
             #expect(fromTape.map(\.isEmpty) == fromTree.map(\.isEmpty), "\(path)")
+            // The first node, found alone, is the list's first.
+            #expect(compiled.first(in: tape) == fromTree.first, "\(path)")
+            #expect(compiled.first(in: tree) == fromTree.first, "\(path)")
         }
+        #expect(try JSONPath("$.items[?@.sku != 'A'].n").select(in: tape).map(\.text) == ["2"])
         #expect(tape.resolved == tree)
         #expect(JSONSerializer.string(tape) == JSONSerializer.string(tree))
         #expect(tape["dup"]?.text == "2")
@@ -233,7 +242,8 @@ import Testing
             for length in 1...20 {
                 let digits = "1" + String(repeating: "7", count: length - 1)
                 for follower in ["]", ",2]", ".5]", "e3]", "E-3]", "/]", ":]", "0]", "é]", "x]", "]"] {
-                    let bytes = Array("[\(padding)\(digits)\(follower)".utf8)
+                    // Trailing spaces keep every follower inside a word that is tested whole.
+                    let bytes = Array("[\(padding)\(digits)\(follower)        ".utf8)
                     let tree = Result { try JSONParser().parse(bytes) }
                     let tape = Result { try JSONParser().tape(bytes).root.value }
                     switch (tree, tape) {
@@ -242,13 +252,16 @@ import Testing
                     default: Issue.record("tree \(tree) and tape \(tape) differ on \(String(decoding: bytes, as: UTF8.self))")
                     }
                 }
-                #expect(try JSONParser().tape(Array("[\(padding)\(digits),1]".utf8)).root.element(0)?.numberText == digits)
-                #expect(try JSONParser().tape(Array("[\(padding)\(digits).25]".utf8)).root.element(0)?.numberText == digits + ".25")
+                #expect(try JSONParser().tape(Array("[\(padding)\(digits),1]        ".utf8)).root.element(0)?.numberText == digits)
+                #expect(try JSONParser().tape(Array("[\(padding)\(digits).25]        ".utf8)).root.element(0)?.numberText == digits + ".25")
+                // The tree reads numbers with the same scan: what it must refuse is said here.
+                #expect(throws: JSONParseError.self) { _ = try JSONParser().tape(Array("[\(padding)\(digits):]        ".utf8)) }
+                #expect(throws: JSONParseError.self) { _ = try JSONParser().tape(Array("[\(padding)\(digits)/]        ".utf8)) }
             }
         }
         // Every byte value right after the digits: only 0-9 continue the number.
         for byte in UInt8(0)...UInt8(255) {
-            let bytes = Array("[12345678901".utf8) + [byte] + Array("]".utf8)
+            let bytes = Array("[12345678901".utf8) + [byte] + Array("]        ".utf8)
             let isDigit = byte >= 0x30 && byte <= 0x39
             let tape = try? JSONParser().tape(bytes)
             if isDigit {
