@@ -147,12 +147,49 @@ import Glibc
                 ])
             _ = try relay.waitForPort()
             let tasks = "/proc/\(relay.process.processIdentifier)/task"
-            let names = try FileManager.default.contentsOfDirectory(atPath: tasks).compactMap {
-                try? String(contentsOfFile: "\(tasks)/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .newlines)
+            func names() -> Set<String> {
+                Set(
+                    ((try? FileManager.default.contentsOfDirectory(atPath: tasks)) ?? []).compactMap {
+                        try? String(contentsOfFile: "\(tasks)/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .newlines)
+                    })
             }
             let loops = (0..<ProcessInfo.processInfo.activeProcessorCount).map { "hr-loop-\($0)" }
-            #expect(Set(loops + ["hr-store", "hr-lookup-0", "hr-lookup-1"]).isSubset(of: Set(names)), "\(names.sorted())")
+            let expected = Set(loops + ["hr-store", "hr-lookup-0", "hr-lookup-1", "hr-parent"])
+            // A thread names itself as it starts, which may be just after the port is printed.
+            let deadline = Date().addingTimeInterval(5)
+            while !expected.isSubset(of: names()) && Date() < deadline { usleep(10_000) }
+            #expect(expected.isSubset(of: names()), "\(names().sorted())")
             _ = try relay.stop()
+        }
+    }
+
+    /// `HAPPYRELAY_EXIT_WITH_PARENT=1` (set on every relay and mock a test starts): when the
+    /// process that started it dies, however it dies, the relay ends too, so that a killed test
+    /// run leaves none behind.
+    @Test func aRelayEndsWithTheProcessThatStartedIt() async throws {
+        try await offPool {
+            // The shell starts the relay and prints its pid, then waits; the shell is then killed.
+            let shell = Process()
+            shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+            shell.arguments = ["-c", "\"$0\" mock-upstream --listen 127.0.0.1:0 >/dev/null 2>&1 & echo $!; wait", RelayProcess.executable.path]
+            shell.environment = ["HAPPYRELAY_EXIT_WITH_PARENT": "1", "PATH": "/usr/bin:/bin"]
+            let output = Pipe()
+            shell.standardOutput = output
+            try shell.run()
+            let line = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+            let relay = try #require(Int32(line.trimmingCharacters(in: .whitespacesAndNewlines)))
+            #expect(kill(relay, 0) == 0, "the relay runs")
+            kill(shell.processIdentifier, SIGKILL)
+            shell.waitUntilExit()
+            // Gone (or a zombie awaiting its new parent) within seconds.
+            let deadline = Date().addingTimeInterval(10)
+            func isRunning() -> Bool {
+                guard let stat = try? String(contentsOfFile: "/proc/\(relay)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+                return stat[stat.index(close, offsetBy: 2)] != "Z"
+            }
+            while isRunning() && Date() < deadline { usleep(20_000) }
+            #expect(!isRunning(), "the relay outlived the process that started it")
+            if isRunning() { kill(relay, SIGKILL) }
         }
     }
 

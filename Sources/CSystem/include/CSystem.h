@@ -35,7 +35,8 @@ void csystem_eventfd_drain(int fd);
 /// (at least 46 bytes) and returns the new descriptor, or -1 with errno set.
 int csystem_accept(int fd, char *host, int host_capacity);
 
-/// Asks the kernel to kill this process when its parent dies (PR_SET_PDEATHSIG).
+/// Ends this process when its parent process ends: PR_SET_PDEATHSIG, and a thread
+/// (`hr-parent`) waiting on a pidfd of the parent.
 int csystem_exit_with_parent(void);
 
 /// Names the calling thread for the kernel (`top -H`, `perf`, /proc/PID/task/TID/comm):
