@@ -19,6 +19,10 @@ package final class PostgresCluster: @unchecked Sendable {
 
     package let directory: String
     package let port: Int
+    /// The write end of the watchdog's pipe: held by this process only, so that the pipe ends
+    /// when the test process does, however it ends (see `startWatchdog`).
+    private var watchdogPipe: Int32 = -1
+    private var watchdog: pid_t = 0
     /// `postgres://relay:…@127.0.0.1:PORT/postgres`.
     package var url: String { "postgres://\(Self.user):\(Self.password)@127.0.0.1:\(port)/postgres" }
 
@@ -32,6 +36,8 @@ package final class PostgresCluster: @unchecked Sendable {
             try Self.run("/bin/chown", ["-R", "postgres:postgres", directory])
         }
         try Self.asOwner("\(binaries)/initdb", ["-D", directory + "/data", "-U", Self.user, "--pwfile", passwordFile, "-A", "scram-sha-256", "-E", "UTF8", "--no-sync"])
+        // Before the server starts, so that no moment leaves it untied to this process.
+        (watchdog, watchdogPipe) = Self.startWatchdog(directory: directory)
         // A port found free may be taken before the server binds it (other tests open
         // connections and listeners all the time): then another one is tried.
         var attempt = 0
@@ -54,6 +60,34 @@ package final class PostgresCluster: @unchecked Sendable {
         }
     }
 
+    /// `pg_ctl` leaves the server running on its own, tied to nothing: a test process that is
+    /// killed would leave it behind. A watchdog waits for end of file on a pipe whose only
+    /// writer is this process, then stops the server; it is told by the pipe, not by polling.
+    private static func startWatchdog(directory: String) -> (pid: pid_t, pipe: Int32) {
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { return (0, -1) }
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        let stop = "\(Self.binaries!)/pg_ctl -D '\(directory)/data' -m immediate stop"
+        let script = "cat >/dev/null; " + (geteuid() == 0 ? "exec /usr/sbin/runuser -u postgres -- \(stop)" : "exec \(stop)")
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, ends[0], 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let words: [String] = ["/bin/sh", "-c", script]
+        let argv = words.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, "/bin/sh", &actions, nil, argv, environ)
+        close(ends[0])
+        guard spawned == 0 else {
+            close(ends[1])
+            return (0, -1)
+        }
+        return (pid, ends[1])
+    }
+
     /// Stops the server at once (as a crash would), leaving the data.
     package func kill() throws {
         try Self.asOwner("\(Self.binaries!)/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "-w", "stop"])
@@ -69,6 +103,12 @@ package final class PostgresCluster: @unchecked Sendable {
 
     deinit {
         try? Self.asOwner("\(Self.binaries!)/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "-w", "stop"])
+        // The watchdog's turn: it finds the server stopped, and ends.
+        if watchdogPipe >= 0 { close(watchdogPipe) }
+        if watchdog > 0 {
+            var status: Int32 = 0
+            while waitpid(watchdog, &status, 0) < 0 && errno == EINTR {}
+        }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
