@@ -172,30 +172,26 @@ struct Reader {
         }
     }
 
-    /// A value inside a container: strings and numbers, most of a document, are recorded here
-    /// without a call of the recursive `tapeValue`.
-    @inline(__always) mutating func tapeMember(depth: Int, into entries: inout TapeBuilder) throws(JSONParseError) {
-        if index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\"") {
-                let start = index
-                let hasEscape = try skipString()
-                entries.append(JSONTape.Entry(kind: .string, start: Int32(start + 1), end: Int32(index - 1), hasEscapes: hasEscape))
-                return
-            }
-            if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
-                let start = index
-                try skipNumber()
-                entries.append(JSONTape.Entry(kind: .number, start: Int32(start), end: Int32(index)))
-                return
-            }
+    /// Validates a value and records it, and everything in it, on the tape. Strings and
+    /// numbers, most of a document, are recorded here, inlined where a container reads its
+    /// members; the rest goes to the recursive `tapeContainerOrLiteral`.
+    @inline(__always) mutating func tapeValue(depth: Int, into entries: inout TapeBuilder) throws(JSONParseError) {
+        guard index < bytes.count else { throw error("unexpected end of input") }
+        let start = index
+        switch bytes[index] {
+        case UInt8(ascii: "\""):
+            let hasEscape = try skipString()
+            entries.append(JSONTape.Entry(kind: .string, start: Int32(start + 1), end: Int32(index - 1), hasEscapes: hasEscape))
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            try skipNumber()
+            entries.append(JSONTape.Entry(kind: .number, start: Int32(start), end: Int32(index)))
+        default:
+            try tapeContainerOrLiteral(depth: depth, into: &entries)
         }
-        try tapeValue(depth: depth, into: &entries)
     }
 
-    /// Validates a value and records it, and everything in it, on the tape.
-    mutating func tapeValue(depth: Int, into entries: inout TapeBuilder) throws(JSONParseError) {
-        guard index < bytes.count else { throw error("unexpected end of input") }
+    /// Objects, arrays, `true`, `false` and `null` (anything else is refused), on the tape.
+    mutating func tapeContainerOrLiteral(depth: Int, into entries: inout TapeBuilder) throws(JSONParseError) {
         switch bytes[index] {
         case UInt8(ascii: "{"):
             guard depth + 1 <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
@@ -220,7 +216,7 @@ struct Reader {
                     guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
                     index += 1
                     skipWhitespace()
-                    try tapeMember(depth: depth + 1, into: &entries)
+                    try tapeValue(depth: depth + 1, into: &entries)
                     entries[key].count = Int32(entries.count)
                     count += 1
                     if try endOfMember(closing: UInt8(ascii: "}")) { break }
@@ -240,17 +236,13 @@ struct Reader {
             } else {
                 while true {
                     skipWhitespace()
-                    try tapeMember(depth: depth + 1, into: &entries)
+                    try tapeValue(depth: depth + 1, into: &entries)
                     count += 1
                     if try endOfMember(closing: UInt8(ascii: "]")) { break }
                 }
             }
             entries[container].end = Int32(entries.count)
             entries[container].count = count
-        case UInt8(ascii: "\""):
-            let start = index
-            let hasEscape = try skipString()
-            entries.append(JSONTape.Entry(kind: .string, start: Int32(start + 1), end: Int32(index - 1), hasEscapes: hasEscape))
         case UInt8(ascii: "t"):
             try literal("true")
             entries.append(JSONTape.Entry(kind: .true, start: Int32(index - 4)))
@@ -260,10 +252,6 @@ struct Reader {
         case UInt8(ascii: "n"):
             try literal("null")
             entries.append(JSONTape.Entry(kind: .null, start: Int32(index - 4)))
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            let start = index
-            try skipNumber()
-            entries.append(JSONTape.Entry(kind: .number, start: Int32(start), end: Int32(index)))
         default:
             throw error("unexpected character \(describe(bytes[index]))")
         }
