@@ -531,11 +531,7 @@ struct ByteWord {
     }
 
     /// Quotes, backslashes and control characters: what a JSON string cannot hold as it is.
-    @inline(__always) var needingEscape: UInt64 {
-        let quote = bits ^ (Self.ones &* 0x22)
-        let backslash = bits ^ (Self.ones &* 0x5C)
-        return (((quote &- Self.ones) & ~quote) | ((backslash &- Self.ones) & ~backslash) | ((bits &- Self.ones &* 0x20) & ~bits)) & Self.highs
-    }
+    @inline(__always) var needingEscape: UInt64 { quotes | needingEscapeOtherThanQuotes }
 
     /// Bytes that are not ASCII digits: a byte is a digit when it reads 0...9 after the
     /// offset, and adding 0x76 sets the high bit of 10...0x7F; higher bytes have it already.

@@ -47,13 +47,7 @@ package enum JSONSerializer {
     package static func writeObject(_ fields: some Sequence<(key: String, value: String)>, to output: inout [UInt8]) {
         output.append(UInt8(ascii: "{"))
         var first = true
-        for (key, value) in fields {
-            if !first { output.append(UInt8(ascii: ",")) }
-            first = false
-            writeString(key, to: &output)
-            output.append(UInt8(ascii: ":"))
-            writeString(value, to: &output)
-        }
+        for (key, value) in fields { writeMember(key, value, first: &first, to: &output) }
         output.append(UInt8(ascii: "}"))
     }
 
@@ -68,21 +62,22 @@ package enum JSONSerializer {
         return [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
             var cursor = buffer.baseAddress!
             cursor.put(UInt8(ascii: "{"))
-            if let leading {
-                writeQuoted(leading.key, to: &cursor)
-                cursor.put(UInt8(ascii: ":"))
-                writeQuoted(leading.value, to: &cursor)
-            }
-            for (offset, field) in fields.enumerated() {
-                if offset > 0 || leading != nil { cursor.put(UInt8(ascii: ",")) }
-                writeQuoted(field.name, to: &cursor)
-                cursor.put(UInt8(ascii: ":"))
-                writeQuoted(field.value, to: &cursor)
-            }
+            var first = true
+            if let leading { writeMember(leading.key, leading.value, first: &first, to: &cursor) }
+            for (name, value) in fields { writeMember(name, value, first: &first, to: &cursor) }
             cursor.put(UInt8(ascii: "}"))
             initialized = cursor - buffer.baseAddress!
             precondition(initialized <= capacity, "a flat object outgrew its worst case")
         }
+    }
+
+    /// `"key":"value"` of a flat object, after a comma unless it is the first.
+    @inline(__always) private static func writeMember(_ key: String, _ value: String, first: inout Bool, to sink: inout some ByteSink) {
+        if !first { sink.put(UInt8(ascii: ",")) }
+        first = false
+        writeQuoted(key, to: &sink)
+        sink.put(UInt8(ascii: ":"))
+        writeQuoted(value, to: &sink)
     }
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
