@@ -48,10 +48,6 @@ package struct ValueSpec: Sendable {
         }
     }
 
-    /// Whether a step reads the whole node list of a path (`join`, `count`, …); otherwise only
-    /// the first node matters, and it is found without listing the others.
-    private var readsList: Bool { pipe.contains(where: \.takesList) }
-
     /// The constant this spec always produces, when it has no paths and no pipe.
     var constantValue: String? {
         if case .constant(let text) = source, pipe.isEmpty { return text }
@@ -63,7 +59,7 @@ package struct ValueSpec: Sendable {
     package func whyEmpty(in document: JSONValue) -> String {
         let raw: Piped
         switch source {
-        case .path(let path): raw = readsList ? .nodes(path.select(in: document)) : .value(path.first(in: document))
+        case .path(let path): raw = Piped(path, in: document, for: pipe)
         case .constant, .first, .template: return "\(describedSource) is empty"
         }
         guard let start = raw.scalar, !start.isEmpty else { return "\(describedSource) is empty" }
@@ -89,13 +85,14 @@ package struct ValueSpec: Sendable {
         evaluateValue(in: document)?.text
     }
 
+    /// The spec's value, or nil when it comes out empty (a blank default included).
     func evaluateValue(in document: JSONValue) -> JSONValue? {
         let raw: Piped
         switch source {
         case .constant(let text): raw = .value(.string(text))
-        case .path(let path): raw = readsList ? .nodes(path.select(in: document)) : .value(path.first(in: document))
+        case .path(let path): raw = Piped(path, in: document, for: pipe)
         case .first(let specs):
-            raw = .value(specs.lazy.compactMap { $0.evaluateValue(in: document) }.first { !$0.isEmpty })
+            raw = .value(specs.lazy.compactMap { $0.evaluateValue(in: document) }.first)
         case .template(let parts):
             var text = ""
             var complete = true
@@ -157,9 +154,7 @@ package indirect enum Condition: Sendable {
         case .any(let terms): return terms.contains { $0.holds(in: document) }
         case .not(let term): return !term.holds(in: document)
         case .test(let path, let pipe, let op):
-            let value: JSONValue? =
-                pipe.contains(where: \.takesList)
-                ? Piped.nodes(path.select(in: document)).applying(pipe).scalar : Piped.value(path.first(in: document)).applying(pipe).scalar
+            let value = Piped(path, in: document, for: pipe).applying(pipe).scalar
             switch op {
             case .exists(let expected): return (value != nil) == expected
             case .empty(let expected): return (value?.isEmpty ?? true) == expected

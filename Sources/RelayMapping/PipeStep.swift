@@ -65,6 +65,12 @@ enum Piped {
     case nodes([JSONValue])
     case value(JSONValue?)
 
+    /// What `path` gives `steps`: its whole node list when a step reads the list (`join`,
+    /// `count`, …), otherwise its first node alone, found without listing the others.
+    @inline(__always) init(_ path: JSONPath, in document: JSONValue, for steps: [PipeStep]) {
+        self = steps.contains(where: \.takesList) ? .nodes(path.select(in: document)) : .value(path.first(in: document))
+    }
+
     /// The scalar view: the first node of a list.
     var scalar: JSONValue? {
         switch self {
