@@ -18,13 +18,7 @@ package final class BlockingWorkers: Sendable {
     package init(count: Int = 2, name: String = "happyrelay-lookup") {
         threadCount = max(1, count)
         for index in 0..<threadCount {
-            let threadName = "\(name)-\(index)"
-            let thread = Thread { [self] in
-                nameCurrentThread(threadName)
-                run()
-            }
-            thread.name = threadName
-            thread.start()
+            startThread(named: "\(name)-\(index)") { [self] in run() }
         }
     }
 

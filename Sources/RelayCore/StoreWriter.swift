@@ -121,12 +121,7 @@ package final class StoreWriter: Sendable {
 
     /// Starts the store thread.
     package func start() {
-        let thread = Thread { [self] in
-            nameCurrentThread("happyrelay-store")
-            run()
-        }
-        thread.name = "happyrelay-store"
-        thread.start()
+        startThread(named: "happyrelay-store") { [self] in run() }
     }
 
     /// Stops taking writes and starting sends, waits up to `drain` for sends in flight, records

@@ -150,7 +150,6 @@ package final class EventLoop: @unchecked Sendable {
 package final class EventLoopGroup: Sendable {
     /// The loops, one per thread.
     package let loops: [EventLoop]
-    private let threads: Mutex<[Thread]>
     private let finished: [DispatchSemaphore]
     private let nextIndex = Atomic<Int>(0)
 
@@ -161,21 +160,13 @@ package final class EventLoopGroup: Sendable {
         self.loops = loops
         let finished = loops.map { _ in DispatchSemaphore(value: 0) }
         self.finished = finished
-        var threads: [Thread] = []
         for (index, loop) in loops.enumerated() {
             let done = finished[index]
-            let threadName = "\(name)-\(index)"
-            let thread = Thread {
-                nameCurrentThread(threadName)
+            startThread(named: "\(name)-\(index)", stackSize: 1 << 20) {
                 loop.run()
                 done.signal()
             }
-            thread.name = threadName
-            thread.stackSize = 1 << 20
-            thread.start()
-            threads.append(thread)
         }
-        self.threads = Mutex(threads)
     }
 
     /// The next loop, round robin.
@@ -195,12 +186,4 @@ package final class EventLoopGroup: Sendable {
 /// not the type system, makes that safe.
 struct LoopBound<Value>: @unchecked Sendable {
     let value: Value
-}
-
-/// Names the calling thread for the kernel, where `top -H`, `perf` and
-/// `/proc/PID/task/TID/comm` read it (Foundation's `Thread.name` stays inside the process).
-/// The kernel keeps 15 bytes: `happyrelay-` becomes `hr-` (`hr-loop-0`, `hr-store`).
-package func nameCurrentThread(_ name: String) {
-    let short = name.hasPrefix("happyrelay-") ? "hr-" + name.dropFirst("happyrelay-".count) : name
-    csystem_name_thread(short)
 }

@@ -41,7 +41,7 @@ final class Resolver: Sendable {
         }
         let key = target.description
         let now = monotonicNanoseconds()
-        let (cached, startThread, stopped) = state.withLock { state -> ([SocketAddress]?, Bool, Bool) in
+        let (cached, isFirstLookup, stopped) = state.withLock { state -> ([SocketAddress]?, Bool, Bool) in
             if state.isStopped { return (nil, false, true) }
             if let entry = state.cache[key], entry.expires > now { return (entry.addresses, false, false) }
             state.queue.append((target, completion))
@@ -56,13 +56,8 @@ final class Resolver: Sendable {
             completion(.success(cached))
             return
         }
-        if startThread {
-            let thread = Thread { [self] in
-                nameCurrentThread("happyrelay-resolver")
-                run()
-            }
-            thread.name = "happyrelay-resolver"
-            thread.start()
+        if isFirstLookup {
+            startThread(named: "happyrelay-resolver") { [self] in run() }
         }
         wake.signal()
     }

@@ -1,4 +1,5 @@
 import CSystem
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -94,4 +95,20 @@ package enum ParentProcess {
     package static func exitWithIt() {
         _ = csystem_exit_with_parent()
     }
+}
+
+/// Starts a thread named `name`, in Foundation and for the kernel, where `top -H`, `perf` and
+/// `/proc/PID/task/TID/comm` read it (Foundation's `Thread.name` stays inside the process).
+/// The kernel keeps 15 bytes: `happyrelay-` becomes `hr-` (`hr-loop-0`, `hr-store`).
+@discardableResult
+package func startThread(named name: String, stackSize: Int? = nil, _ body: @escaping @Sendable () -> Void) -> Thread {
+    let kernelName = name.hasPrefix("happyrelay-") ? "hr-" + name.dropFirst("happyrelay-".count) : name
+    let thread = Thread {
+        csystem_name_thread(kernelName)
+        body()
+    }
+    thread.name = name
+    if let stackSize { thread.stackSize = stackSize }
+    thread.start()
+    return thread
 }
