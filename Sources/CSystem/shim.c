@@ -86,14 +86,18 @@ int csystem_exit_with_parent(void) {
     pid_t parent = getppid();
     // Adopted already: the parent is gone.
     if (parent == 1) _exit(137);
+    // The signal follows the thread that started this process, and alone it let a killed
+    // test run leave relays behind; it stays for kernels without pidfd_open (before 5.3).
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return -1;
     // The parent may have died before the call: then it is already gone.
     if (getppid() != parent) _exit(137);
-    // The signal follows the thread that started this process, and a killed test run was
-    // seen to leave relays behind with it: a pidfd follows the parent process itself, and
-    // turns readable when that process ends, however it ends.
+    // A pidfd follows the parent process itself: it turns readable when that process ends,
+    // however it ends.
     int fd = (int)syscall(SYS_pidfd_open, parent, 0);
-    if (fd < 0) return errno == ESRCH ? (_exit(137), 0) : 0;
+    if (fd < 0) {
+        if (errno == ESRCH) _exit(137);
+        return 0;
+    }
     pthread_attr_t attributes;
     pthread_t watcher;
     pthread_attr_init(&attributes);
