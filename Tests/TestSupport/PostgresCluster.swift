@@ -67,21 +67,9 @@ package final class PostgresCluster: @unchecked Sendable {
         var ends: [Int32] = [-1, -1]
         guard pipe(&ends) == 0 else { return (0, -1) }
         for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
-        let stop = "\(Self.binaries!)/pg_ctl -D '\(directory)/data' -m immediate stop"
-        let script = "cat >/dev/null; " + (geteuid() == 0 ? "exec /usr/sbin/runuser -u postgres -- \(stop)" : "exec \(stop)")
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, ends[0], 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let words: [String] = ["/bin/sh", "-c", script]
-        let argv = words.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, "/bin/sh", &actions, nil, argv, environ)
-        close(ends[0])
-        guard spawned == 0 else {
+        defer { close(ends[0]) }
+        let (program, arguments) = ownerCommand("\(binaries!)/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "stop"])
+        guard let pid = try? spawn("/bin/sh", ["-c", "cat >/dev/null; exec \"$@\"", "sh", program] + arguments, input: ends[0], output: "/dev/null") else {
             close(ends[1])
             return (0, -1)
         }
@@ -118,11 +106,13 @@ package final class PostgresCluster: @unchecked Sendable {
     }
 
     package static func asOwner(_ program: String, _ arguments: [String]) throws {
-        if geteuid() == 0 {
-            try run("/usr/sbin/runuser", ["-u", "postgres", "--", program] + arguments)
-        } else {
-            try run(program, arguments)
-        }
+        let (command, commandArguments) = ownerCommand(program, arguments)
+        try run(command, commandArguments)
+    }
+
+    /// `program` run as the cluster's owner: through `runuser` when the tests run as root.
+    static func ownerCommand(_ program: String, _ arguments: [String]) -> (String, [String]) {
+        geteuid() == 0 ? ("/usr/sbin/runuser", ["-u", "postgres", "--", program] + arguments) : (program, arguments)
     }
 
     /// Runs a program to its end with posix_spawn and waitpid, with no descriptor of the test
@@ -131,6 +121,19 @@ package final class PostgresCluster: @unchecked Sendable {
     package static func run(_ program: String, _ arguments: [String]) throws {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-pg-out-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let pid = try spawn(program, arguments, input: nil, output: outputPath)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        // WIFEXITED && WEXITSTATUS == 0
+        guard status & 0x7F == 0, (status >> 8) & 0xFF == 0 else {
+            let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+            throw Failure("\(program) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
+        }
+    }
+
+    /// Starts `program` with standard input from `input` (or /dev/null), both outputs to the
+    /// file `output`, and no other descriptor of the test process.
+    static func spawn(_ program: String, _ arguments: [String], input: Int32?, output: String) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -142,22 +145,21 @@ package final class PostgresCluster: @unchecked Sendable {
             throw Failure("this C library cannot close inherited descriptors in a spawned process (glibc 2.34 or later can)")
         }
         typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        // Actions run in order: standard input is taken before the rest is closed.
+        if let input {
+            posix_spawn_file_actions_adddup2(&actions, input, 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         _ = unsafeBitCast(closeFrom, to: CloseFrom.self)(&actions, 3)
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         let argv = ([program] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, program, &actions, nil, argv, environ)
         guard spawned == 0 else { throw Failure("cannot start \(program): \(String(cString: strerror(spawned)))") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        // WIFEXITED && WEXITSTATUS == 0
-        guard status & 0x7F == 0, (status >> 8) & 0xFF == 0 else {
-            let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-            throw Failure("\(program) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
-        }
+        return pid
     }
 
     package static func freePort() -> Int {
