@@ -32,7 +32,7 @@ func order(_ index: Int) -> String {
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 3 else {
-    FileHandle.standardError.write(Data("usage: happyrelay-mapping-bench generate FILE COUNT | map FILE | compile DIR\n".utf8))
+    FileHandle.standardError.write(Data("usage: happyrelay-mapping-bench generate FILE COUNT | map FILE [--passes N] [--tree] [--parse-only] | compile DIR\n".utf8))
     exit(2)
 }
 switch arguments[1] {
@@ -69,7 +69,11 @@ case "map":
         exit(0)
     }
     // --passes N maps the whole file N times in one timing (a longer window, less noise).
-    let passes = arguments.firstIndex(of: "--passes").flatMap { Int(arguments[$0 + 1]) } ?? 1
+    let passes = arguments.firstIndex(of: "--passes").map { arguments.indices.contains($0 + 1) ? Int(arguments[$0 + 1]) ?? 0 : 0 } ?? 1
+    guard passes > 0 else {
+        FileHandle.standardError.write(Data("--passes needs a count above 0\n".utf8))
+        exit(2)
+    }
     let start = ContinuousClock.now
     for _ in 0..<passes {
         for payload in payloads {
