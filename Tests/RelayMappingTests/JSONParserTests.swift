@@ -234,8 +234,9 @@ import Testing
     }
 
     /// Digits are skipped eight at a time: a number of every length, at every offset of the
-    /// window, ends at whatever byte follows it, as the tree parser (byte by byte) reads it;
-    /// bytes next to the digits in the code table ('/', ':') and bytes above 0x80 end it too.
+    /// window, ends at whatever byte follows it; bytes next to the digits in the code table
+    /// ('/', ':') and bytes above 0x80 end it too. The tree reads numbers with the same scan,
+    /// so agreeing with it is not enough: the expected texts and refusals are spelled out.
     @Test func numbersEndWhereverTheirLastDigitFalls() throws {
         for offset in 0..<9 {
             let padding = String(repeating: " ", count: offset)
