@@ -46,22 +46,19 @@ package struct JSONParser {
     /// nothing is built — strings and numbers are decoded when they are read.
     package func tape(_ bytes: [UInt8]) throws(JSONParseError) -> JSONTape {
         // Refused before anything is copied or allocated for it.
-        guard bytes.count <= maxBytes else { throw JSONParseError(message: "document is larger than \(maxBytes) bytes", line: 1, column: 1) }
+        // Tape entries hold offsets as 32-bit numbers.
+        let limit = min(maxBytes, Int(Int32.max))
+        guard bytes.count <= limit else { throw JSONParseError(message: "document is larger than \(limit) bytes", line: 1, column: 1) }
         // The tape owns a copy of the document, and its entries are written straight into
         // storage it then owns.
         let document = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: bytes.count)
         _ = document.initialize(from: bytes)
         // About one entry per ten bytes in real payloads; room for more so most never grow.
-        var builder = TapeBuilder(capacity: max(16, bytes.count / 7))
-        var reader = Reader(bytes: UnsafeBufferPointer(document), maxDepth: maxDepth)
+        let builder: TapeBuilder
         do throws(JSONParseError) {
-            reader.skipWhitespace()
-            try reader.tapeValue(depth: 0, into: &builder)
-            reader.skipWhitespace()
-            guard reader.index == bytes.count else { throw reader.error("unexpected data after the JSON value") }
+            builder = try Reader.tapeEntries(of: UnsafeBufferPointer(document), maxDepth: maxDepth, capacity: max(16, bytes.count / 7))
         } catch {
             document.deallocate()
-            builder.storage.deallocate()
             throw error
         }
         return JSONTape(bytes: document, entries: UnsafeMutableBufferPointer(rebasing: builder.storage[..<builder.count]))
@@ -172,89 +169,139 @@ struct Reader {
         }
     }
 
-    /// Validates a value and records it, and everything in it, on the tape. Strings and
-    /// numbers, most of a document, are recorded here, inlined where a container reads its
-    /// members; the rest goes to the recursive `tapeContainerOrLiteral`.
-    @inline(__always) mutating func tapeValue(depth: Int, into entries: inout TapeBuilder) throws(JSONParseError) {
-        guard index < bytes.count else { throw error("unexpected end of input") }
-        let start = index
-        switch bytes[index] {
-        case UInt8(ascii: "\""):
-            let hasEscape = try skipString()
-            entries.append(JSONTape.Entry(kind: .string, start: Int32(start + 1), end: Int32(index - 1), hasEscapes: hasEscape))
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            try skipNumber()
-            entries.append(JSONTape.Entry(kind: .number, start: Int32(start), end: Int32(index)))
-        default:
-            try tapeContainerOrLiteral(depth: depth, into: &entries)
+    /// Validates a whole document and records it on a tape: one loop over the text, the open
+    /// containers chained through the tape itself (no recursion, so the position, the entry
+    /// count and the current container stay in registers). Errors are those of `value`.
+    static func tapeEntries(of bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int, capacity: Int) throws(JSONParseError) -> TapeBuilder {
+        var reader = Reader(bytes: bytes, maxDepth: maxDepth)
+        var entries = TapeBuilder(capacity: capacity)
+        do throws(JSONParseError) {
+            try reader.record(into: &entries)
+        } catch {
+            entries.storage.deallocate()
+            throw error
+        }
+        return entries
+    }
+
+    @inline(__always) private mutating func record(into entries: inout TapeBuilder) throws(JSONParseError) {
+        // The open container's entry and its children so far. While a container is open its
+        // entry's `end` holds the enclosing container's index (-1 at the top) and the
+        // enclosing container's `count` its own children so far; both are set right at close.
+        var container = -1
+        var inObject = false
+        var children: Int32 = 0
+        var depth = 0
+        var expectingName = false
+        skipWhitespace()
+        document: while true {
+            if expectingName {
+                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
+                    throw error(index < bytes.count ? "expected a member name in quotes" : "unexpected end of input")
+                }
+                let nameStart = index
+                let hasEscape = try skipString()
+                entries.append(JSONTape.Entry(kind: .string, start: Int32(truncatingIfNeeded: nameStart &+ 1), end: Int32(truncatingIfNeeded: index &- 1), hasEscapes: hasEscape))
+                skipWhitespace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
+                index &+= 1
+                skipWhitespace()
+            }
+            guard index < bytes.count else { throw error("unexpected end of input") }
+            // The value just recorded, once it is complete.
+            var value = entries.count
+            let start = index
+            switch bytes[index] {
+            case UInt8(ascii: "\""):
+                let hasEscape = try skipString()
+                entries.append(JSONTape.Entry(kind: .string, start: Int32(truncatingIfNeeded: start &+ 1), end: Int32(truncatingIfNeeded: index &- 1), hasEscapes: hasEscape))
+            case UInt8(ascii: "1")...UInt8(ascii: "9"):
+                // Most numbers are whole: their digits are the number unless a fraction or an
+                // exponent follows, which the full check then reads from the start.
+                index &+= 1
+                skipDigits()
+                if index < bytes.count && (bytes[index] == UInt8(ascii: ".") || bytes[index] | 0x20 == UInt8(ascii: "e")) {
+                    index = start
+                    try skipNumber()
+                }
+                entries.append(JSONTape.Entry(kind: .number, start: Int32(truncatingIfNeeded: start), end: Int32(truncatingIfNeeded: index)))
+            case UInt8(ascii: "-"), UInt8(ascii: "0"):
+                try skipNumber()
+                entries.append(JSONTape.Entry(kind: .number, start: Int32(truncatingIfNeeded: start), end: Int32(truncatingIfNeeded: index)))
+            case let bracket where bracket == UInt8(ascii: "{") || bracket == UInt8(ascii: "["):
+                guard depth < maxDepth else { throw error("nesting deeper than \(maxDepth)") }
+                let isObject = bracket == UInt8(ascii: "{")
+                if container >= 0 { entries[container].count = children }
+                entries.append(JSONTape.Entry(kind: isObject ? .object : .array, start: Int32(truncatingIfNeeded: start), end: Int32(truncatingIfNeeded: container)))
+                container = value
+                inObject = isObject
+                children = 0
+                depth &+= 1
+                index &+= 1
+                skipWhitespace()
+                if index < bytes.count && bytes[index] == (isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) {
+                    index &+= 1
+                    value = closeContainer(&container, &inObject, &children, &depth, in: &entries)
+                } else {
+                    expectingName = isObject
+                    continue document
+                }
+            case UInt8(ascii: "t"):
+                try literal("true")
+                entries.append(JSONTape.Entry(kind: .true, start: Int32(truncatingIfNeeded: start)))
+            case UInt8(ascii: "f"):
+                try literal("false")
+                entries.append(JSONTape.Entry(kind: .false, start: Int32(truncatingIfNeeded: start)))
+            case UInt8(ascii: "n"):
+                try literal("null")
+                entries.append(JSONTape.Entry(kind: .null, start: Int32(truncatingIfNeeded: start)))
+            default:
+                throw error("unexpected character \(describe(bytes[index]))")
+            }
+            // `value` is complete: count it, link its member name, and close every container
+            // it completes.
+            while container >= 0 {
+                children &+= 1
+                // A member's name is the entry just before its value.
+                if inObject { entries[value &- 1].count = Int32(truncatingIfNeeded: entries.count) }
+                skipWhitespace()
+                if index < bytes.count {
+                    let byte = bytes[index]
+                    if byte == UInt8(ascii: ",") {
+                        index &+= 1
+                        skipWhitespace()
+                        expectingName = inObject
+                        continue document
+                    }
+                    if byte == (inObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) {
+                        index &+= 1
+                        value = closeContainer(&container, &inObject, &children, &depth, in: &entries)
+                        continue
+                    }
+                }
+                throw endOfMemberError(closing: inObject ? UInt8(ascii: "}") : UInt8(ascii: "]"))
+            }
+            skipWhitespace()
+            guard index == bytes.count else { throw error("unexpected data after the JSON value") }
+            return
         }
     }
 
-    /// Objects, arrays, `true`, `false` and `null` (anything else is refused), on the tape.
-    mutating func tapeContainerOrLiteral(depth: Int, into entries: inout TapeBuilder) throws(JSONParseError) {
-        switch bytes[index] {
-        case UInt8(ascii: "{"):
-            guard depth + 1 <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
-            let container = entries.count
-            entries.append(JSONTape.Entry(kind: .object, start: Int32(index)))
-            index += 1
-            skipWhitespace()
-            var count: Int32 = 0
-            if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
-                index += 1
-            } else {
-                while true {
-                    skipWhitespace()
-                    guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
-                        throw error(index < bytes.count ? "expected a member name in quotes" : "unexpected end of input")
-                    }
-                    let keyStart = index
-                    let hasEscape = try skipString()
-                    let key = entries.count
-                    entries.append(JSONTape.Entry(kind: .string, start: Int32(keyStart + 1), end: Int32(index - 1), hasEscapes: hasEscape))
-                    skipWhitespace()
-                    guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
-                    index += 1
-                    skipWhitespace()
-                    try tapeValue(depth: depth + 1, into: &entries)
-                    entries[key].count = Int32(entries.count)
-                    count += 1
-                    if try endOfMember(closing: UInt8(ascii: "}")) { break }
-                }
-            }
-            entries[container].end = Int32(entries.count)
-            entries[container].count = count
-        case UInt8(ascii: "["):
-            guard depth + 1 <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
-            let container = entries.count
-            entries.append(JSONTape.Entry(kind: .array, start: Int32(index)))
-            index += 1
-            skipWhitespace()
-            var count: Int32 = 0
-            if index < bytes.count && bytes[index] == UInt8(ascii: "]") {
-                index += 1
-            } else {
-                while true {
-                    skipWhitespace()
-                    try tapeValue(depth: depth + 1, into: &entries)
-                    count += 1
-                    if try endOfMember(closing: UInt8(ascii: "]")) { break }
-                }
-            }
-            entries[container].end = Int32(entries.count)
-            entries[container].count = count
-        case UInt8(ascii: "t"):
-            try literal("true")
-            entries.append(JSONTape.Entry(kind: .true, start: Int32(index - 4)))
-        case UInt8(ascii: "f"):
-            try literal("false")
-            entries.append(JSONTape.Entry(kind: .false, start: Int32(index - 5)))
-        case UInt8(ascii: "n"):
-            try literal("null")
-            entries.append(JSONTape.Entry(kind: .null, start: Int32(index - 4)))
-        default:
-            throw error("unexpected character \(describe(bytes[index]))")
+    /// Ends the open container: its entry gets its end and count, and the enclosing one is
+    /// open again. Returns the closed container's index.
+    @inline(__always) private func closeContainer(
+        _ container: inout Int, _ inObject: inout Bool, _ children: inout Int32, _ depth: inout Int, in entries: inout TapeBuilder
+    ) -> Int {
+        let closed = container
+        container = Int(entries[closed].end)
+        entries[closed].end = Int32(truncatingIfNeeded: entries.count)
+        entries[closed].count = children
+        depth &-= 1
+        if container >= 0 {
+            children = entries[container].count
+            inObject = entries[container].kind == .object
         }
+        return closed
     }
 
     /// Validates a number (RFC 8259 §6) and moves past it.
