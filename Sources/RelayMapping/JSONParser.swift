@@ -201,7 +201,13 @@ struct Reader {
                 }
                 let nameStart = index
                 let hasEscape = try skipString()
-                entries.append(JSONTape.Entry(kind: .string, start: Int32(truncatingIfNeeded: nameStart &+ 1), end: Int32(truncatingIfNeeded: index &- 1), hasEscapes: hasEscape))
+                // Names are chained from the object's last one back to its first.
+                let name = entries.count
+                entries.append(
+                    JSONTape.Entry(
+                        kind: .string, start: Int32(truncatingIfNeeded: nameStart &+ 1), end: Int32(truncatingIfNeeded: index &- 1), hasEscapes: hasEscape,
+                        count: entries[container].start))
+                entries[container].start = Int32(truncatingIfNeeded: name)
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
                 index &+= 1
@@ -232,7 +238,9 @@ struct Reader {
                 guard depth < maxDepth else { throw error("nesting deeper than \(maxDepth)") }
                 let isObject = bracket == UInt8(ascii: "{")
                 if container >= 0 { entries[container].count = children }
-                entries.append(JSONTape.Entry(kind: isObject ? .object : .array, start: Int32(truncatingIfNeeded: start), end: Int32(truncatingIfNeeded: container)))
+                // An object's `start` holds its last member's name, itself until it has one.
+                entries.append(
+                    JSONTape.Entry(kind: isObject ? .object : .array, start: Int32(truncatingIfNeeded: isObject ? value : start), end: Int32(truncatingIfNeeded: container)))
                 container = value
                 inObject = isObject
                 children = 0
@@ -258,12 +266,9 @@ struct Reader {
             default:
                 throw error("unexpected character \(describe(bytes[index]))")
             }
-            // `value` is complete: count it, link its member name, and close every container
-            // it completes.
+            // `value` is complete: count it, and close every container it completes.
             while container >= 0 {
                 children &+= 1
-                // A member's name is the entry just before its value.
-                if inObject { entries[value &- 1].count = Int32(truncatingIfNeeded: entries.count) }
                 skipWhitespace()
                 if index < bytes.count {
                     let byte = bytes[index]

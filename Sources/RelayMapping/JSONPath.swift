@@ -29,7 +29,11 @@ package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
         self.source = source
         segments = try parser.parseAbsolute()
         isSingular = Self.isSingular(segments)
+        if case .name("body")? = segments.first { bodySegments = segments[1...] } else { bodySegments = nil }
     }
+
+    /// For a path into the request's body (`$.body…`), the steps after `body`.
+    let bodySegments: ArraySlice<Segment>?
 
     package var description: String { source }
 
@@ -91,6 +95,13 @@ package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
     /// others (what a field reads unless a list step such as `join` follows).
     package func first(in root: JSONValue) -> JSONValue? {
         Self.first(segments[...], from: root)
+    }
+
+    /// The first node, with the request document's body tape found beforehand: a path into
+    /// the body starts on the tape.
+    func first(in document: JSONValue, body: JSONTapeNode?) -> JSONValue? {
+        guard let body, let bodySegments else { return first(in: document) }
+        return Self.first(bodySegments, on: body.tape, from: body.index).map { .tape(JSONTapeNode(tape: body.tape, index: $0)) }
     }
 
     /// The first node `segments` select from `node`, depth first (the order `select` lists them in).

@@ -17,14 +17,16 @@ package final class JSONTape: @unchecked Sendable {
         package var kind: Kind
         /// Strings: whether the text holds an escape (then it is decoded, else read as is).
         package var hasEscapes: Bool
-        /// Byte offset: a string's first byte after its quote; a number's first byte; a
-        /// container's bracket.
+        /// Strings and numbers: the offset of the first byte (after a string's quote).
+        /// Objects: the index of the last member's name (the object's own index when it has
+        /// none), where a lookup starts. Arrays: the offset of the bracket.
         package var start: Int32
         /// Strings: the offset of the closing quote; numbers: just past the last digit;
         /// containers: the index of the first entry after everything inside.
         package var end: Int32
-        /// Containers: elements, or members. Member names: the index of the next member's name
-        /// (the object's `end` after the last), so that a lookup steps from name to name.
+        /// Containers: elements, or members. Member names: the index of the member's name
+        /// before it (the object's own index for the first), so that a lookup steps from name
+        /// to name, last first.
         package var count: Int32
 
         init(kind: Kind, start: Int32, end: Int32 = 0, hasEscapes: Bool = false, count: Int32 = 0) {
@@ -61,27 +63,26 @@ package final class JSONTape: @unchecked Sendable {
     /// one when repeated, as `JSONValue` reads objects), or nil.
     func member(of object: Int, named name: String) -> Int? {
         let entry = entries[object]
-        guard entry.kind == .object, entry.count > 0 else { return nil }
-        var found = -1
+        guard entry.kind == .object else { return nil }
         var name = name
-        name.withUTF8 { wanted in
-            let length = Int32(wanted.count)
-            var key = object + 1
-            for _ in 0..<Int(entry.count) {
+        return name.withUTF8 { wanted in
+            let length = Int32(truncatingIfNeeded: wanted.count)
+            // From the last name back: the first that matches is the one read.
+            var key = Int(entry.start)
+            while key != object {
                 let keyEntry = entries[key]
-                let value = key + 1
                 // Lengths first: most members differ there, and no byte is read.
                 if keyEntry.hasEscapes {
-                    if stringEquals(at: key, wanted) { found = value }
-                } else if keyEntry.end - keyEntry.start == length
+                    if stringEquals(at: key, wanted) { return key &+ 1 }
+                } else if keyEntry.end &- keyEntry.start == length
                     && (length == 0 || Self.equal(bytes.baseAddress! + Int(keyEntry.start), wanted.baseAddress!, count: Int(length)))
                 {
-                    found = value
+                    return key &+ 1
                 }
                 key = Int(keyEntry.count)
             }
+            return nil
         }
-        return found < 0 ? nil : found
     }
 
     /// The index of the element at `position` (negative counts from the end) of the array at
@@ -198,6 +199,18 @@ package struct JSONTapeNode: Sendable {
         var reader = Reader(bytes: tape.bytes, maxDepth: 1)
         reader.index = Int(entry.start) - 1
         return (try? reader.string()) ?? ""
+    }
+
+    /// The value as field text, as `JSONValue.text` has it.
+    package var text: String {
+        switch kind {
+        case .string: stringValue
+        case .number: numberText
+        case .true: "true"
+        case .false: "false"
+        case .null: ""
+        case .array, .object: JSONSerializer.string(value)
+        }
     }
 
     /// A number's text exactly as written.

@@ -110,13 +110,7 @@ package enum JSONValue: Sendable, Equatable {
         case .number(let digits): digits
         case .string(let text): text
         case .array, .object: JSONSerializer.string(self)
-        case .tape(let node):
-            switch node.kind {
-            case .string: node.stringValue
-            case .number: node.numberText
-            case .array, .object: JSONSerializer.string(node.value)
-            default: node.shallow.text
-            }
+        case .tape(let node): node.text
         }
     }
 

@@ -319,7 +319,7 @@ struct MappingCompiler {
             }
             if let pipeValue = members["pipe"] {
                 let steps = pipe(pipeValue, at: JSONPointer.appending(pointer, "pipe"))
-                spec?.pipe = steps ?? []
+                spec?.setPipe(steps ?? [])
                 if steps == nil { spec = nil }
             }
             if let defaultValue = members["default"] {

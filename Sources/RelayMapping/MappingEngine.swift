@@ -88,6 +88,12 @@ package enum RequestDocument {
         ])
     }
 
+    /// The body's tape when the body was parsed into one (JSON bodies), else nil.
+    static func bodyTape(of document: JSONValue) -> JSONTapeNode? {
+        if case .tape(let node)? = document["body"] { return node }
+        return nil
+    }
+
     /// The document with `$.binding` added.
     static func adding(_ binding: Binding, to document: JSONValue) -> JSONValue {
         guard case .object(var members) = document else { return document }
@@ -178,8 +184,9 @@ extension MappingRoute {
     static func call(_ rule: MappingRule, in document: JSONValue) -> Result<MappedCall, MappingFailure> {
         var fields: [(name: String, value: String)] = []
         fields.reserveCapacity(rule.fields.count)
+        let body = RequestDocument.bodyTape(of: document)
         for (index, (name, spec)) in rule.fields.enumerated() {
-            guard let value = spec.evaluate(in: document) else {
+            guard let value = spec.evaluate(in: document, body: body) else {
                 if spec.isRequired || UpstreamContract.requiredFields.contains(name) {
                     return .failure(MappingFailure(rule: rule.name, field: name, reason: spec.whyEmpty(in: document)))
                 }

@@ -16,9 +16,21 @@ package struct ValueSpec: Sendable {
     }
 
     package var source: Source
-    package var pipe: [PipeStep] = []
+    /// The steps the value goes through, in order (set with `setPipe`).
+    package private(set) var pipe: [PipeStep] = []
+    /// Whether a step reads the whole node list (`join`, `count`, …).
+    private(set) var pipeReadsList = false
+    /// Whether every step turns text into text (no list step, no `date`).
+    private(set) var pipeReadsText = true
     package var defaultValue: String?
     package var isRequired = false
+
+    /// Sets the pipe, and decides once what evaluating it needs.
+    mutating func setPipe(_ steps: [PipeStep]) {
+        pipe = steps
+        pipeReadsList = steps.contains(where: \.takesList)
+        pipeReadsText = steps.allSatisfy(\.readsText)
+    }
 
     /// The paths the spec reads, for messages ("uuid: $.body.customer.id is empty").
     package var describedSource: String {
@@ -59,7 +71,7 @@ package struct ValueSpec: Sendable {
     package func whyEmpty(in document: JSONValue) -> String {
         let raw: Piped
         switch source {
-        case .path(let path): raw = Piped(path, in: document, for: pipe)
+        case .path(let path): raw = Piped(path, in: document, readsList: pipeReadsList)
         case .constant, .first, .template: return "\(describedSource) is empty"
         }
         guard let start = raw.scalar, !start.isEmpty else { return "\(describedSource) is empty" }
@@ -81,18 +93,71 @@ package struct ValueSpec: Sendable {
 
     /// Evaluates against a request document; nil when the result is empty.
     package func evaluate(in document: JSONValue) -> String? {
-        // `evaluateValue` answers nil or a value that is not empty.
-        evaluateValue(in: document)?.text
+        evaluate(in: document, body: RequestDocument.bodyTape(of: document))
     }
 
+    /// Evaluates with the document's body tape found beforehand (once for all the fields of a
+    /// rule). Paths into the body and templates of them, through text steps (what most fields
+    /// are), go from tape index to tape index and make one string: no value is built for the
+    /// nodes they pass.
+    func evaluate(in document: JSONValue, body: JSONTapeNode?) -> String? {
+        guard let body, pipeReadsText else {
+            // `evaluateValue` answers nil or a value that is not empty.
+            return evaluateValue(in: document, body: body)?.text
+        }
+        var text: String
+        switch source {
+        case .path(let path):
+            guard let segments = path.bodySegments else { return evaluateValue(in: document, body: body)?.text }
+            guard let index = JSONPath.first(segments, on: body.tape, from: body.index) else { return nonBlankDefault }
+            let node = JSONTapeNode(tape: body.tape, index: index)
+            if pipe.isEmpty { return node.isEmpty ? nonBlankDefault : node.text }
+            // Steps see every value but `null`, blank text included (as `Piped.applying` does).
+            guard node.kind != .null else { return nonBlankDefault }
+            text = node.text
+        case .template(let parts):
+            text = ""
+            for part in parts {
+                switch part {
+                case .text(let literal): text += literal
+                case .path(let path):
+                    guard let value = Self.nonEmptyText(path, in: document, body: body) else { return nonBlankDefault }
+                    text += value
+                }
+            }
+        case .constant, .first:
+            return evaluateValue(in: document, body: body)?.text
+        }
+        for step in pipe {
+            guard let next = Piped.applyingText(step, to: text) else { return nonBlankDefault }
+            text = next
+        }
+        return JSONValue.isBlank(text) ? nonBlankDefault : text
+    }
+
+    /// The text of the first node of `path` unless it is empty, read from the body's tape when
+    /// the path is into the body.
+    private static func nonEmptyText(_ path: JSONPath, in document: JSONValue, body: JSONTapeNode?) -> String? {
+        if let body, let segments = path.bodySegments {
+            guard let index = JSONPath.first(segments, on: body.tape, from: body.index) else { return nil }
+            let node = JSONTapeNode(tape: body.tape, index: index)
+            return node.isEmpty ? nil : node.text
+        }
+        guard let value = path.first(in: document), !value.isEmpty else { return nil }
+        return value.text
+    }
+
+    /// The default, unless it is blank.
+    private var nonBlankDefault: String? { defaultValue.flatMap { JSONValue.isBlank($0) ? nil : $0 } }
+
     /// The spec's value, or nil when it comes out empty (a blank default included).
-    func evaluateValue(in document: JSONValue) -> JSONValue? {
+    func evaluateValue(in document: JSONValue, body: JSONTapeNode? = nil) -> JSONValue? {
         let raw: Piped
         switch source {
         case .constant(let text): raw = .value(.string(text))
-        case .path(let path): raw = Piped(path, in: document, for: pipe)
+        case .path(let path): raw = Piped(path, in: document, body: body, readsList: pipeReadsList)
         case .first(let specs):
-            raw = .value(specs.lazy.compactMap { $0.evaluateValue(in: document) }.first)
+            raw = .value(specs.lazy.compactMap { $0.evaluateValue(in: document, body: body) }.first)
         case .template(let parts):
             var text = ""
             var complete = true
@@ -100,11 +165,11 @@ package struct ValueSpec: Sendable {
                 switch part {
                 case .text(let literal): text += literal
                 case .path(let path):
-                    guard let value = path.first(in: document), !value.isEmpty else {
+                    guard let value = Self.nonEmptyText(path, in: document, body: body) else {
                         complete = false
                         break
                     }
-                    text += value.text
+                    text += value
                 }
                 if !complete { break }
             }
@@ -112,7 +177,7 @@ package struct ValueSpec: Sendable {
         }
         let piped = pipe.isEmpty ? raw : raw.applying(pipe)
         if let value = piped.scalar, !value.isEmpty { return value }
-        return defaultValue.flatMap { JSONValue.isBlank($0) ? nil : .string($0) }
+        return nonBlankDefault.map(JSONValue.string)
     }
 }
 
@@ -154,7 +219,7 @@ package indirect enum Condition: Sendable {
         case .any(let terms): return terms.contains { $0.holds(in: document) }
         case .not(let term): return !term.holds(in: document)
         case .test(let path, let pipe, let op):
-            let value = Piped(path, in: document, for: pipe).applying(pipe).scalar
+            let value = Piped(path, in: document, readsList: pipe.contains(where: \.takesList)).applying(pipe).scalar
             switch op {
             case .exists(let expected): return (value != nil) == expected
             case .empty(let expected): return (value?.isEmpty ?? true) == expected

@@ -57,6 +57,14 @@ package enum PipeStep: Sendable, Equatable {
         default: false
         }
     }
+
+    /// Whether the step reads its value as text and gives text (`date` reads numbers as epochs).
+    var readsText: Bool {
+        switch self {
+        case .join, .first, .last, .count, .date: false
+        default: true
+        }
+    }
 }
 
 /// A value flowing through a pipe: a node list (from a path, before any scalar step) or
@@ -65,10 +73,10 @@ enum Piped {
     case nodes([JSONValue])
     case value(JSONValue?)
 
-    /// What `path` gives `steps`: its whole node list when a step reads the list (`join`,
+    /// What `path` gives a pipe: its whole node list when a step reads the list (`join`,
     /// `count`, …), otherwise its first node alone, found without listing the others.
-    @inline(__always) init(_ path: JSONPath, in document: JSONValue, for steps: [PipeStep]) {
-        self = steps.contains(where: \.takesList) ? .nodes(path.select(in: document)) : .value(path.first(in: document))
+    @inline(__always) init(_ path: JSONPath, in document: JSONValue, body: JSONTapeNode? = nil, readsList: Bool) {
+        self = readsList ? .nodes(path.select(in: document)) : .value(path.first(in: document, body: body))
     }
 
     /// The scalar view: the first node of a list.
@@ -111,7 +119,11 @@ enum Piped {
         if case .date(let date) = step {
             return .value(date.apply(value).map(JSONValue.string))
         }
-        let text = value.text
+        return .value(Self.applyingText(step, to: value.text).map(JSONValue.string))
+    }
+
+    /// A step that reads text (`PipeStep.readsText`) applied to `text`; nil when it gives nothing.
+    static func applyingText(_ step: PipeStep, to text: String) -> String? {
         let result: String?
         switch step {
         case .trim: result = text.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -136,7 +148,7 @@ enum Piped {
         case .suffix(let suffix): result = text.isEmpty ? text : text + suffix
         case .date, .join, .first, .last, .count: result = text
         }
-        return .value(result.map(JSONValue.string))
+        return result
     }
 
     /// The ASCII digits of a text.

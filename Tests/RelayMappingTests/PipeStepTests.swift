@@ -46,6 +46,34 @@ import Testing
         #expect(field("parameter1", set: "\"parameter1\": { \"path\": \"$.body.v\", \"pipe\": [{ \"prefix\": \"ORD-\" }] }", body: "{\"v\": \"\"}") == nil)
     }
 
+    /// A path into a tape body through text steps skips the value tree: every kind of node,
+    /// blank and missing values, steps that give nothing and defaults come out as they do from
+    /// the tree (`field` maps both and records any difference).
+    @Test func textStepsReadEveryKindOfNodeFromTheTape() {
+        let body = #"{"s": "a-1", "blank": " \u3000", "n": -12.5e1, "t": true, "f": false, "z": null, "o": {"k": [1, "x"]}, "e": []}"#
+        func mapped(_ path: String, _ pipe: String, default fallback: String? = nil) -> String? {
+            let defaultMember = fallback.map { ", \"default\": \"\($0)\"" } ?? ""
+            return field("parameter1", set: "\"parameter1\": { \"path\": \"$.body.\(path)\", \"pipe\": [\(pipe)]\(defaultMember) }", body: body)
+        }
+        #expect(mapped("s", "") == "a-1")
+        #expect(mapped("s", "\"digits\"") == "1")
+        #expect(mapped("n", "\"trim\"") == "-12.5e1")
+        #expect(mapped("t", "\"uppercase\"") == "TRUE")
+        #expect(mapped("f", "") == "false")
+        #expect(mapped("o", "\"trim\"") == #"{"k":[1,"x"]}"#)
+        // Blank text goes through the steps (a prefix makes it a value); `null` does not.
+        #expect(mapped("blank", "") == nil)
+        #expect(mapped("blank", "{ \"suffix\": \"!\" }") == " \u{3000}!")
+        #expect(mapped("blank", "\"trim\"", default: "d") == "d")
+        #expect(mapped("z", "{ \"lookup\": { \"table\": { \"\": \"x\" }, \"default\": \"y\" } }") == nil)
+        #expect(mapped("z", "\"trim\"", default: "d") == "d")
+        #expect(mapped("e", "", default: "d") == "d")
+        #expect(mapped("missing", "\"trim\"", default: "d") == "d")
+        #expect(mapped("missing", "\"trim\"", default: " ") == nil)
+        // A step that gives nothing ends the pipe; a later step does not bring a value back.
+        #expect(mapped("s", "{ \"lookup\": { \"x\": \"y\" } }, { \"prefix\": \"p\" }", default: "d") == "d")
+    }
+
     @Test func truncateNeverSplitsACharacter() {
         #expect(step("{ \"truncate\": 3 }", "\"가나다라마\"") == "가나다")
         #expect(step("{ \"truncate\": 2 }", "\"👍🏽👨‍👩‍👧x\"") == "👍🏽👨‍👩‍👧")
