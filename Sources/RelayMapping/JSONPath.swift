@@ -216,6 +216,9 @@ package indirect enum FilterExpression: Sendable, Equatable {
     case not(FilterExpression)
     case exists([JSONPath.Segment])
     case compare(Operand, Comparator, Operand)
+    /// `@.path == 'text'` or `!=` (either way round): the usual filter
+    /// (`@.name == 'happytalk_uuid'`), compiled with the text's bytes to compare a tape's with.
+    case stringEquality(path: [JSONPath.Segment], text: String, utf8: [UInt8], negated: Bool)
 
     func holds(for current: JSONValue) -> Bool {
         switch self {
@@ -224,6 +227,8 @@ package indirect enum FilterExpression: Sendable, Equatable {
         case .not(let term): return !term.holds(for: current)
         case .exists(let segments):
             return JSONPath.first(segments[...], from: current) != nil
+        case .stringEquality(let segments, let text, _, let negated):
+            return Self.equal(JSONPath.first(segments[...], from: current), .string(text)) != negated
         case .compare(let left, let comparator, let right):
             let a = Self.resolve(left, current)
             let b = Self.resolve(right, current)
@@ -246,14 +251,12 @@ package indirect enum FilterExpression: Sendable, Equatable {
         case .and(let terms): return terms.allSatisfy { $0.holds(on: tape, at: index) }
         case .not(let term): return !term.holds(on: tape, at: index)
         case .exists(let segments): return JSONPath.first(segments[...], on: tape, from: index) != nil
-        case .compare(.path(let segments), let comparator, .literal(.string(let text))) where comparator == .equal || comparator == .notEqual,
-            .compare(.literal(.string(let text)), let comparator, .path(let segments)) where comparator == .equal || comparator == .notEqual:
-            var text = text
+        case .stringEquality(let segments, _, let utf8, let negated):
             let equal =
                 JSONPath.first(segments[...], on: tape, from: index).map { found in
-                    tape.entries[found].kind == .string && text.withUTF8 { tape.stringEquals(at: found, $0) }
+                    tape.entries[found].kind == .string && utf8.withUnsafeBufferPointer { tape.stringEquals(at: found, $0) }
                 } ?? false
-            return comparator == .equal ? equal : !equal
+            return equal != negated
         case .compare:
             return holds(for: .tape(JSONTapeNode(tape: tape, index: index)))
         }
@@ -502,7 +505,14 @@ private struct PathParser {
                 throw error("a compared path must select a single value (names and indexes only)", at: position)
             }
         }
-        return .compare(left, comparator, right)
+        switch (left, comparator, right) {
+        case (.path(let segments), .equal, .literal(.string(let text))), (.literal(.string(let text)), .equal, .path(let segments)):
+            return .stringEquality(path: segments, text: text, utf8: Array(text.utf8), negated: false)
+        case (.path(let segments), .notEqual, .literal(.string(let text))), (.literal(.string(let text)), .notEqual, .path(let segments)):
+            return .stringEquality(path: segments, text: text, utf8: Array(text.utf8), negated: true)
+        default:
+            return .compare(left, comparator, right)
+        }
     }
 
     mutating func parseComparator() -> FilterExpression.Comparator? {
