@@ -29,11 +29,14 @@ package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
         self.source = source
         segments = try parser.parseAbsolute()
         isSingular = Self.isSingular(segments)
-        if case .name("body")? = segments.first { bodySegments = segments[1...] } else { bodySegments = nil }
+        if case .name("body")? = segments.first { readsBody = true } else { readsBody = false }
     }
 
-    /// For a path into the request's body (`$.body…`), the steps after `body`.
-    let bodySegments: ArraySlice<Segment>?
+    /// Whether the path goes into the request's body (`$.body…`).
+    let readsBody: Bool
+
+    /// For a path into the request's body, the steps after `body`.
+    var bodySegments: ArraySlice<Segment>? { readsBody ? segments[1...] : nil }
 
     package var description: String { source }
 
