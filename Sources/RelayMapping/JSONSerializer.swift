@@ -54,17 +54,17 @@ package enum JSONSerializer {
     /// A flat object of string fields, in order, with `leading` first when given: the shape
     /// of a `set_user_info` body and of a stored call. Written in one pass into storage sized
     /// for the worst case (every byte escaped as `\u00XX`).
-    package static func flatObject(leading: (key: String, value: String)? = nil, _ fields: [(name: String, value: String)]) -> [UInt8] {
+    package static func flatObject(leading: CallField? = nil, _ fields: [CallField]) -> [UInt8] {
         // Braces; per field two pairs of quotes, a colon and a comma; each byte escaped at most to six.
         var capacity = 2 + fields.count * 6
-        if let leading { capacity += 6 * (leading.key.utf8.count + leading.value.utf8.count) + 6 }
-        for (name, value) in fields { capacity += 6 * (name.utf8.count + value.utf8.count) }
+        if let leading { capacity += 6 * (leading.name.utf8.count + leading.value.utf8.count) + 6 }
+        for field in fields { capacity += 6 * (field.name.utf8.count + field.value.utf8.count) }
         return [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
             var cursor = buffer.baseAddress!
             cursor.put(UInt8(ascii: "{"))
             var first = true
-            if let leading { writeMember(leading.key, leading.value, first: &first, to: &cursor) }
-            for (name, value) in fields { writeMember(name, value, first: &first, to: &cursor) }
+            if let leading { writeMember(leading.name, leading.value, first: &first, to: &cursor) }
+            for field in fields { writeMember(field.name, field.value, first: &first, to: &cursor) }
             cursor.put(UInt8(ascii: "}"))
             initialized = cursor - buffer.baseAddress!
             precondition(initialized <= capacity, "a flat object outgrew its worst case")

@@ -182,7 +182,7 @@ extension MappingRoute {
     }
 
     static func call(_ rule: MappingRule, in document: JSONValue) -> Result<MappedCall, MappingFailure> {
-        var fields: [(name: String, value: String)] = []
+        var fields: [CallField] = []
         fields.reserveCapacity(rule.fields.count)
         let body = RequestDocument.bodyTape(of: document)
         for (index, (name, spec)) in rule.fields.enumerated() {
@@ -196,7 +196,7 @@ extension MappingRoute {
                 return .failure(
                     MappingFailure(rule: rule.name, field: name, reason: "\(problem) (from \(spec.describedSource))"))
             }
-            fields.append((name, value))
+            fields.append(CallField(name: name, value: value))
         }
         return .success(MappedCall(rule: rule.name, fields: fields))
     }

@@ -399,17 +399,25 @@ package struct MappingRoute: Sendable {
 
 }
 
+/// One field of a call: a `set_user_info` field name and its value.
+package struct CallField: Sendable, Equatable {
+    package var name: String
+    package var value: String
+
+    package init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
 /// A call produced by a rule, without the token.
 package struct MappedCall: Sendable, Equatable {
     package var rule: String
-    /// Field name and value, in the order the rule wrote them.
-    package var fields: [(name: String, value: String)]
+    /// The fields, in the order the rule wrote them. (A struct, not a tuple: arrays of tuples
+    /// are destroyed element by element through the runtime's generic tuple code.)
+    package var fields: [CallField]
 
-    package static func == (lhs: MappedCall, rhs: MappedCall) -> Bool {
-        lhs.rule == rhs.rule && lhs.fields.elementsEqual(rhs.fields) { $0 == $1 }
-    }
-
-    package init(rule: String, fields: [(name: String, value: String)]) {
+    package init(rule: String, fields: [CallField]) {
         self.rule = rule
         self.fields = fields
     }
@@ -423,7 +431,7 @@ package struct MappedCall: Sendable, Equatable {
 
     /// The `set_user_info` body with `token` first (pass `"***"` to show it masked).
     package func body(token: String) -> [UInt8] {
-        JSONSerializer.flatObject(leading: ("token", token), fields)
+        JSONSerializer.flatObject(leading: CallField(name: "token", value: token), fields)
     }
 }
 

@@ -45,7 +45,7 @@ import Testing
     @Test func aCallsBodyHoldsWhateverItsFieldsHold() throws {
         let controls = String(String.UnicodeScalarView((0..<0x20).map { Unicode.Scalar(UInt8($0)) }))
         let values = [controls, String(repeating: "\u{01}", count: 40), "\"\\\"", "홍길동 \"님\"", "", "plain", String(repeating: "\\", count: 9)]
-        let call = MappedCall(rule: "r", fields: values.enumerated().map { (name: "parameter\($0.offset + 1)", value: $0.element) })
+        let call = MappedCall(rule: "r", fields: values.enumerated().map { CallField(name: "parameter\($0.offset + 1)", value: $0.element) })
         for (bytes, token) in [(call.body(token: "t\"k\u{00}"), Optional("t\"k\u{00}")), (call.storedForm(), nil)] {
             guard case .object(let members) = try parser.parse(bytes) else {
                 Issue.record("not an object: \(String(decoding: bytes, as: UTF8.self))")
