@@ -170,8 +170,9 @@ struct Reader {
     }
 
     /// Validates a whole document and records it on a tape: one loop over the text, the open
-    /// containers chained through the tape itself (no recursion, so the position, the entry
-    /// count and the current container stay in registers). Errors are those of `value`.
+    /// containers chained through the tape itself (no recursion: the position and the open
+    /// container are local variables, not state passed from call to call through memory).
+    /// Errors are those of `value`.
     static func tapeEntries(of bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int, capacity: Int) throws(JSONParseError) -> TapeBuilder {
         var reader = Reader(bytes: bytes, maxDepth: maxDepth)
         var entries = TapeBuilder(capacity: capacity)
