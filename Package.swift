@@ -10,7 +10,8 @@ let package = Package(
         .target(name: "CSystem"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
-        .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // libpq's header only: the library is opened when a PostgreSQL store is first used.
+        .systemLibrary(name: "CPostgres", providers: [.apt(["libpq-dev"])]),
         .target(name: "CTLS", dependencies: ["COpenSSL"]),
         .target(name: "RelayHTTP", dependencies: ["CSystem"]),
         .target(name: "RelayMapping"),

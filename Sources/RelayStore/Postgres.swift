@@ -113,6 +113,7 @@ package struct PostgresRows: Sendable {
 /// One blocking libpq connection, used by one thread at a time (the store's own threads,
 /// never an event loop).
 package final class PostgresConnection {
+    private let pq: LibPQ
     private var handle: OpaquePointer?
     private let url: String
     /// Statements prepared on this connection, by their text (gone with the connection).
@@ -128,33 +129,34 @@ package final class PostgresConnection {
     /// Connects with a libpq connection URI (`postgres://user:password@host:port/db?sslmode=…`);
     /// `settings` are run on the new session, and again after each reconnect.
     package init(url: String, settings: [String] = []) throws(PostgresError) {
+        pq = try LibPQ.shared.get()
         self.url = url
         sessionSettings = settings
-        handle = PQconnectdb(PostgresURL.withDefaults(url))
-        guard let handle, PQstatus(handle) == CONNECTION_OK else {
-            let message = handle.map { Self.message(PQerrorMessage($0)) } ?? "out of memory"
-            PQfinish(handle)
+        handle = pq.connectdb(PostgresURL.withDefaults(url))
+        guard let handle, pq.status(handle) == CONNECTION_OK else {
+            let message = handle.map { Self.message(pq.errorMessage($0)) } ?? "out of memory"
+            pq.finish(handle)
             self.handle = nil
             throw PostgresError("cannot connect to \(PostgresURL.redacted(url)): \(message)", isConnectionLost: true)
         }
         // libpq prints the server's notices (a ROLLBACK with no transaction, say) to standard
         // error by default, outside the relay's log format: they say nothing an operator needs.
-        PQsetNoticeProcessor(handle, { _, _ in }, nil)
+        _ = pq.setNoticeProcessor(handle, { _, _ in }, nil)
         for setting in settings { try execute(setting) }
     }
 
-    deinit { PQfinish(handle) }
+    deinit { pq.finish(handle) }
 
     /// Whether the connection still works as far as libpq knows.
-    package var isOpen: Bool { handle.map { PQstatus($0) == CONNECTION_OK } ?? false }
+    package var isOpen: Bool { handle.map { pq.status($0) == CONNECTION_OK } ?? false }
 
     /// Connects again after the server went away.
     package func reconnect() throws(PostgresError) {
         guard let handle else { throw PostgresError("no connection", isConnectionLost: true) }
         prepared.removeAll()
-        PQreset(handle)
-        guard PQstatus(handle) == CONNECTION_OK else {
-            throw PostgresError("cannot reconnect to \(PostgresURL.redacted(url)): \(Self.message(PQerrorMessage(handle)))", isConnectionLost: true)
+        pq.reset(handle)
+        guard pq.status(handle) == CONNECTION_OK else {
+            throw PostgresError("cannot reconnect to \(PostgresURL.redacted(url)): \(Self.message(pq.errorMessage(handle)))", isConnectionLost: true)
         }
         for setting in sessionSettings { try execute(setting) }
     }
@@ -163,8 +165,8 @@ package final class PostgresConnection {
     package func execute(_ sql: String) throws(PostgresError) {
         guard let handle else { throw PostgresError("no connection", isConnectionLost: true) }
         statementsRun += 1
-        let result = PQexec(handle, sql)
-        defer { PQclear(result) }
+        let result = pq.exec(handle, sql)
+        defer { pq.clear(result) }
         try check(result)
     }
 
@@ -185,24 +187,24 @@ package final class PostgresConnection {
         let statement = try prepare(sql, parameterCount: parameters.count, on: handle)
         statementsRun += 1
         let result: OpaquePointer? = withPointers(buffers) { pointers in
-            if let statement { return PQexecPrepared(handle, statement, Int32(parameters.count), pointers, lengths, formats, 0) }
-            return PQexecParams(handle, sql, Int32(parameters.count), nil, pointers, lengths, formats, 0)
+            if let statement { return pq.execPrepared(handle, statement, Int32(parameters.count), pointers, lengths, formats, 0) }
+            return pq.execParams(handle, sql, Int32(parameters.count), nil, pointers, lengths, formats, 0)
         }
-        defer { PQclear(result) }
+        defer { pq.clear(result) }
         try check(result)
         var rows: [[String?]] = []
-        let rowCount = PQntuples(result)
-        let columnCount = PQnfields(result)
+        let rowCount = pq.ntuples(result)
+        let columnCount = pq.nfields(result)
         rows.reserveCapacity(Int(rowCount))
         for row in 0..<rowCount {
             var values: [String?] = []
             values.reserveCapacity(Int(columnCount))
             for column in 0..<columnCount {
-                if PQgetisnull(result, row, column) == 1 {
+                if pq.getisnull(result, row, column) == 1 {
                     values.append(nil)
                 } else {
-                    let length = Int(PQgetlength(result, row, column))
-                    let pointer = PQgetvalue(result, row, column)!
+                    let length = Int(pq.getlength(result, row, column))
+                    let pointer = pq.getvalue(result, row, column)!
                     values.append(pointer.withMemoryRebound(to: UInt8.self, capacity: length) {
                         String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
                     })
@@ -219,21 +221,21 @@ package final class PostgresConnection {
         if let name = prepared[sql] { return name }
         guard prepared.count < Self.maxPrepared else { return nil }
         let name = "happyrelay_\(prepared.count)"
-        let result = PQprepare(handle, name, sql, Int32(parameterCount), nil)
-        defer { PQclear(result) }
+        let result = pq.prepare(handle, name, sql, Int32(parameterCount), nil)
+        defer { pq.clear(result) }
         try check(result)
         prepared[sql] = name
         return name
     }
 
     private func check(_ result: OpaquePointer?) throws(PostgresError) {
-        let status = result.map { PQresultStatus($0) } ?? PGRES_FATAL_ERROR
+        let status = result.map { pq.resultStatus($0) } ?? PGRES_FATAL_ERROR
         guard status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK else { return }
-        let message = result.map { Self.message(PQresultErrorMessage($0)) } ?? handle.map { Self.message(PQerrorMessage($0)) } ?? "no connection"
-        let state = result.flatMap { PQresultErrorField($0, Int32(UInt8(ascii: "C"))) }.map { String(cString: $0) }
+        let message = result.map { Self.message(pq.resultErrorMessage($0)) } ?? handle.map { Self.message(pq.errorMessage($0)) } ?? "no connection"
+        let state = result.flatMap { pq.resultErrorField($0, Int32(UInt8(ascii: "C"))) }.map { String(cString: $0) }
         // Class 08 (connection exception) and 57P01–57P03 (the server shutting down or starting)
         // mean another connection, later, may work.
-        let lost = (handle.map { PQstatus($0) != CONNECTION_OK } ?? true) || state.map { $0.hasPrefix("08") || $0.hasPrefix("57P0") } ?? false
+        let lost = (handle.map { pq.status($0) != CONNECTION_OK } ?? true) || state.map { $0.hasPrefix("08") || $0.hasPrefix("57P0") } ?? false
         throw PostgresError(message.isEmpty ? "the statement failed" : message, sqlState: state, isConnectionLost: lost)
     }
 

@@ -193,6 +193,23 @@ import Glibc
         }
     }
 
+    /// libpq (and Kerberos, LDAP, GnuTLS behind it) is opened only for a PostgreSQL store: a
+    /// relay on SQLite does not map it.
+    @Test func aRelayOnSQLiteDoesNotLoadLibpq() async throws {
+        try await offPool {
+            let data = FileManager.default.temporaryDirectory.appendingPathComponent("nolibpq-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: data) }
+            let relay = try RelayProcess(["serve", "--listen", "127.0.0.1:0", "--mappings", MappingCommandTests.mappings, "--data-dir", data])
+            _ = try relay.waitForPort()
+            // Read to the end: /proc files report no size, and a sized read stops at the first page.
+            let file = try #require(FileHandle(forReadingAtPath: "/proc/\(relay.process.processIdentifier)/maps"))
+            let maps = String(decoding: try file.readToEnd() ?? Data(), as: UTF8.self)
+            #expect(maps.contains("libsqlite3"), "the maps are read from the relay")
+            #expect(!maps.contains("libpq"))
+            _ = try relay.stop()
+        }
+    }
+
     @Test func addressInUseIsOneLineAndExit1() async throws {
         try await offPool {
             let first = try RelayProcess(["serve", "--listen", "127.0.0.1:0"])

@@ -4,6 +4,20 @@ import Testing
 
 @testable import RelayStore
 
+/// libpq is opened when a PostgreSQL store is first used, not linked: a machine without it
+/// gets one clear error, naming what to install, and only when it asks for PostgreSQL.
+@Test func aMissingLibpqIsOneErrorNamingWhatToInstall() {
+    #expect(throws: (any Error).self) { _ = try LibPQ(library: "libpq-that-is-not-here.so.5") }
+    do {
+        _ = try LibPQ(library: "libpq-that-is-not-here.so.5")
+    } catch {
+        #expect(error.description.hasPrefix("PostgreSQL needs libpq, which cannot be loaded ("), "\(error)")
+        #expect(error.description.hasSuffix("install it (apt-get install libpq5)"), "\(error)")
+    }
+    // A library without libpq's functions is refused by name.
+    #expect(throws: (any Error).self) { _ = try LibPQ(library: "libc.so.6") }
+}
+
 @Suite(.enabled(if: PostgresCluster.binaries != nil, "PostgreSQL is installed by deploy/install-build-deps --tests"))
 struct PostgresConnectionTests {
     @Test func queriesBindTextNumbersBytesAndNull() async throws {
