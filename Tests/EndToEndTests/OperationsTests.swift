@@ -160,6 +160,11 @@ import Testing
             let inFlight = try RawConnection(port: relay.relayPort, timeout: 10)
             let body = RelayHarness.body
             try inFlight.send("POST /sync HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            // In flight for sure before the reload: the relay has routed it and opened its
+            // connection to the mock (which answers 700 ms later). Sent bytes alone were not
+            // enough on a loaded machine: the reload could land before the relay read them.
+            let routed = Date().addingTimeInterval(10)
+            while try !relay.get("/metrics").text.contains("happyrelay_upstream_connections_opened_total 1"), Date() < routed { usleep(5_000) }
             try FileManager.default.removeItem(at: folder.appendingPathComponent("sync.json"))
             try Self.async.write(to: folder.appendingPathComponent("async.json"), atomically: false, encoding: .utf8)
             kill(relay.relay.process.processIdentifier, SIGHUP)

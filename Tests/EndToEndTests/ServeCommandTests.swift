@@ -212,9 +212,13 @@ import Glibc
 
     @Test func addressInUseIsOneLineAndExit1() async throws {
         try await offPool {
-            let first = try RelayProcess(["serve", "--listen", "127.0.0.1:0"])
+            // Each relay its own data folder: with the default one they shared a SQLite file with
+            // each other and with any other test using it, and the second could wait on its lock.
+            let data = FileManager.default.temporaryDirectory.appendingPathComponent("inuse-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: data) }
+            let first = try RelayProcess(["serve", "--listen", "127.0.0.1:0", "--data-dir", data + "/first"])
             let port = try first.waitForPort()
-            let second = try RelayProcess.run(["serve", "--listen", "127.0.0.1:\(port)"])
+            let second = try RelayProcess.run(["serve", "--listen", "127.0.0.1:\(port)", "--data-dir", data + "/second"])
             #expect(second.status == 1)
             #expect(second.output.contains("Address already in use"))
             #expect(second.output.split(separator: "\n").count == 1)

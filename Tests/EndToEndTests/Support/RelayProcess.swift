@@ -26,6 +26,8 @@ final class RelayProcess: @unchecked Sendable {
     }
 
     let process = Process()
+    /// The data folder a `serve` got because its test named none (removed with the process).
+    private var ownDataFolder: String?
     private let output = Mutex<String>("")
     private let changed = DispatchSemaphore(value: 0)
     private let outputDone = DispatchSemaphore(value: 0)
@@ -43,6 +45,15 @@ final class RelayProcess: @unchecked Sendable {
         }
         var env = environment
         env["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        // A `serve` that names no store gets a folder of its own, not the default `data/` of
+        // the working directory: relays of tests running at once would share one SQLite file.
+        if arguments.first == "serve", workingDirectory == nil, !arguments.contains("--data-dir"), !arguments.contains("--database-url"),
+            env["HAPPYRELAY_DATA_DIR"] == nil, env["HAPPYRELAY_DATABASE_URL"] == nil
+        {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("relay-data-\(UUID().uuidString)").path
+            env["HAPPYRELAY_DATA_DIR"] = folder
+            ownDataFolder = folder
+        }
         // A test run that crashes leaves no relay or mock behind.
         env["HAPPYRELAY_EXIT_WITH_PARENT"] = env["HAPPYRELAY_EXIT_WITH_PARENT"] ?? "1"
         process.environment = env
@@ -67,6 +78,7 @@ final class RelayProcess: @unchecked Sendable {
 
     deinit {
         if process.isRunning { process.terminate() }
+        if let ownDataFolder { try? FileManager.default.removeItem(atPath: ownDataFolder) }
     }
 
     /// Everything the process wrote so far (stdout and stderr together).
