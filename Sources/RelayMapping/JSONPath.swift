@@ -35,9 +35,6 @@ package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
     /// Whether the path goes into the request's body (`$.body…`).
     let readsBody: Bool
 
-    /// For a path into the request's body, the steps after `body`.
-    var bodySegments: ArraySlice<Segment>? { readsBody ? segments[1...] : nil }
-
     package var description: String { source }
 
     /// True when the path selects at most one node (names and indexes only).
@@ -103,8 +100,14 @@ package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
     /// The first node, with the request document's body tape found beforehand: a path into
     /// the body starts on the tape.
     func first(in document: JSONValue, body: JSONTapeNode?) -> JSONValue? {
-        guard let body, let bodySegments else { return first(in: document) }
-        return Self.first(bodySegments, on: body.tape, from: body.index).map { .tape(JSONTapeNode(tape: body.tape, index: $0)) }
+        guard let body, readsBody else { return first(in: document) }
+        return firstNode(inBody: body).map(JSONValue.tape)
+    }
+
+    /// For a path into the body (`readsBody`), its first node on the body's tape: from index to
+    /// index, without a value made for the steps between.
+    func firstNode(inBody body: JSONTapeNode) -> JSONTapeNode? {
+        Self.first(segments[1...], on: body.tape, from: body.index).map { JSONTapeNode(tape: body.tape, index: $0) }
     }
 
     /// The first node `segments` select from `node`, depth first (the order `select` lists them in).
@@ -220,8 +223,8 @@ package indirect enum FilterExpression: Sendable, Equatable {
     case exists([JSONPath.Segment])
     case compare(Operand, Comparator, Operand)
     /// `@.path == 'text'` or `!=` (either way round): the usual filter
-    /// (`@.name == 'happytalk_uuid'`), compiled with the text's bytes to compare a tape's with.
-    case stringEquality(path: [JSONPath.Segment], text: String, utf8: [UInt8], negated: Bool)
+    /// (`@.name == 'happytalk_uuid'`), decided on a tape's bytes.
+    case stringEquality(path: [JSONPath.Segment], text: String, negated: Bool)
 
     func holds(for current: JSONValue) -> Bool {
         switch self {
@@ -230,7 +233,7 @@ package indirect enum FilterExpression: Sendable, Equatable {
         case .not(let term): return !term.holds(for: current)
         case .exists(let segments):
             return JSONPath.first(segments[...], from: current) != nil
-        case .stringEquality(let segments, let text, _, let negated):
+        case .stringEquality(let segments, let text, let negated):
             return Self.equal(JSONPath.first(segments[...], from: current), .string(text)) != negated
         case .compare(let left, let comparator, let right):
             let a = Self.resolve(left, current)
@@ -254,10 +257,10 @@ package indirect enum FilterExpression: Sendable, Equatable {
         case .and(let terms): return terms.allSatisfy { $0.holds(on: tape, at: index) }
         case .not(let term): return !term.holds(on: tape, at: index)
         case .exists(let segments): return JSONPath.first(segments[...], on: tape, from: index) != nil
-        case .stringEquality(let segments, _, let utf8, let negated):
+        case .stringEquality(let segments, var text, let negated):
             let equal =
                 JSONPath.first(segments[...], on: tape, from: index).map { found in
-                    tape.entries[found].kind == .string && utf8.withUnsafeBufferPointer { tape.stringEquals(at: found, $0) }
+                    tape.entries[found].kind == .string && text.withUTF8 { tape.stringEquals(at: found, $0) }
                 } ?? false
             return equal != negated
         case .compare:
@@ -510,9 +513,9 @@ private struct PathParser {
         }
         switch (left, comparator, right) {
         case (.path(let segments), .equal, .literal(.string(let text))), (.literal(.string(let text)), .equal, .path(let segments)):
-            return .stringEquality(path: segments, text: text, utf8: Array(text.utf8), negated: false)
+            return .stringEquality(path: segments, text: text, negated: false)
         case (.path(let segments), .notEqual, .literal(.string(let text))), (.literal(.string(let text)), .notEqual, .path(let segments)):
-            return .stringEquality(path: segments, text: text, utf8: Array(text.utf8), negated: true)
+            return .stringEquality(path: segments, text: text, negated: true)
         default:
             return .compare(left, comparator, right)
         }

@@ -101,31 +101,20 @@ package struct ValueSpec: Sendable {
     /// are), go from tape index to tape index and make one string: no value is built for the
     /// nodes they pass.
     func evaluate(in document: JSONValue, body: JSONTapeNode?) -> String? {
-        guard let body, pipeReadsText else {
-            // `evaluateValue` answers nil or a value that is not empty.
-            return evaluateValue(in: document, body: body)?.text
-        }
+        // `evaluateValue` answers nil or a value that is not empty.
+        guard let body, pipeReadsText else { return evaluateValue(in: document, body: body)?.text }
         var text: String
         switch source {
-        case .path(let path):
-            guard let segments = path.bodySegments else { return evaluateValue(in: document, body: body)?.text }
-            guard let index = JSONPath.first(segments, on: body.tape, from: body.index) else { return nonBlankDefault }
-            let node = JSONTapeNode(tape: body.tape, index: index)
+        case .path(let path) where path.readsBody:
+            guard let node = path.firstNode(inBody: body) else { return nonBlankDefault }
             if pipe.isEmpty { return node.isEmpty ? nonBlankDefault : node.text }
             // Steps see every value but `null`, blank text included (as `Piped.applying` does).
             guard node.kind != .null else { return nonBlankDefault }
             text = node.text
         case .template(let parts):
-            text = ""
-            for part in parts {
-                switch part {
-                case .text(let literal): text += literal
-                case .path(let path):
-                    guard let value = Self.nonEmptyText(path, in: document, body: body) else { return nonBlankDefault }
-                    text += value
-                }
-            }
-        case .constant, .first:
+            guard let written = Self.templateText(parts, in: document, body: body) else { return nonBlankDefault }
+            text = written
+        case .path, .constant, .first:
             return evaluateValue(in: document, body: body)?.text
         }
         for step in pipe {
@@ -135,13 +124,26 @@ package struct ValueSpec: Sendable {
         return JSONValue.isBlank(text) ? nonBlankDefault : text
     }
 
+    /// A template's text, or nil when one of its paths is empty.
+    private static func templateText(_ parts: [TemplatePart], in document: JSONValue, body: JSONTapeNode?) -> String? {
+        var text = ""
+        for part in parts {
+            switch part {
+            case .text(let literal): text += literal
+            case .path(let path):
+                guard let value = nonEmptyText(path, in: document, body: body) else { return nil }
+                text += value
+            }
+        }
+        return text
+    }
+
     /// The text of the first node of `path` unless it is empty, read from the body's tape when
     /// the path is into the body.
     private static func nonEmptyText(_ path: JSONPath, in document: JSONValue, body: JSONTapeNode?) -> String? {
-        if let body, let segments = path.bodySegments {
-            guard let index = JSONPath.first(segments, on: body.tape, from: body.index) else { return nil }
-            let node = JSONTapeNode(tape: body.tape, index: index)
-            return node.isEmpty ? nil : node.text
+        if let body, path.readsBody {
+            guard let node = path.firstNode(inBody: body), !node.isEmpty else { return nil }
+            return node.text
         }
         guard let value = path.first(in: document), !value.isEmpty else { return nil }
         return value.text
@@ -159,21 +161,7 @@ package struct ValueSpec: Sendable {
         case .first(let specs):
             raw = .value(specs.lazy.compactMap { $0.evaluateValue(in: document, body: body) }.first)
         case .template(let parts):
-            var text = ""
-            var complete = true
-            for part in parts {
-                switch part {
-                case .text(let literal): text += literal
-                case .path(let path):
-                    guard let value = Self.nonEmptyText(path, in: document, body: body) else {
-                        complete = false
-                        break
-                    }
-                    text += value
-                }
-                if !complete { break }
-            }
-            raw = .value(complete ? .string(text) : nil)
+            raw = .value(Self.templateText(parts, in: document, body: body).map(JSONValue.string))
         }
         let piped = pipe.isEmpty ? raw : raw.applying(pipe)
         if let value = piped.scalar, !value.isEmpty { return value }
