@@ -29,7 +29,7 @@ extension CommandLineOption {
     /// `--database-url URL`, shared by the commands that open the relay's database.
     package static let databaseURL = CommandLineOption(
         "--database-url", environment: "HAPPYRELAY_DATABASE_URL", value: "URL",
-        help: "a PostgreSQL database several relays share (postgres://user:password@host:port/db); wins over --data-dir; unset: SQLite in --data-dir")
+        help: "a PostgreSQL database several relays share (postgres://user:password@host:port/db; needs libpq, libpq5 on Debian); wins over --data-dir; unset: SQLite in --data-dir")
     /// `--help`.
     package static let help = CommandLineOption("--help", help: "show this help")
 }

@@ -7,15 +7,12 @@ import Testing
 /// libpq is opened when a PostgreSQL store is first used, not linked: a machine without it
 /// gets one clear error, naming what to install, and only when it asks for PostgreSQL.
 @Test func aMissingLibpqIsOneErrorNamingWhatToInstall() {
-    #expect(throws: (any Error).self) { _ = try LibPQ(library: "libpq-that-is-not-here.so.5") }
-    do {
-        _ = try LibPQ(library: "libpq-that-is-not-here.so.5")
-    } catch {
-        #expect(error.description.hasPrefix("PostgreSQL needs libpq, which cannot be loaded ("), "\(error)")
-        #expect(error.description.hasSuffix("install it (apt-get install libpq5)"), "\(error)")
-    }
-    // A library without libpq's functions is refused by name.
-    #expect(throws: (any Error).self) { _ = try LibPQ(library: "libc.so.6") }
+    let missing = #expect(throws: PostgresError.self) { _ = try LibPQ(library: "libpq-that-is-not-here.so.5") }
+    #expect(missing?.description.hasPrefix("PostgreSQL needs libpq, which cannot be loaded (libpq-that-is-not-here.so.5") == true, "\(String(describing: missing))")
+    #expect(missing?.description.hasSuffix("install it (apt-get install libpq5)") == true, "\(String(describing: missing))")
+    // A library without libpq's functions is refused, naming the first one it lacks.
+    let other = #expect(throws: PostgresError.self) { _ = try LibPQ(library: "libc.so.6") }
+    #expect(other?.description == "libc.so.6 has no PQconnectdb")
 }
 
 @Suite(.enabled(if: PostgresCluster.binaries != nil, "PostgreSQL is installed by deploy/install-build-deps --tests"))
