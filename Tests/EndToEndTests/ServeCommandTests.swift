@@ -49,6 +49,8 @@ import Glibc
             #expect(help.status == 0)
             #expect(help.output.contains("--listen HOST:PORT"))
             #expect(help.output.contains("HAPPYRELAY_IDLE_TIMEOUT"))
+            // What PostgreSQL needs on the machine, said where the flag is.
+            #expect(help.output.contains("needs libpq, libpq5 on Debian"))
             let top = try RelayProcess.run(["--help"])
             #expect(top.status == 0)
             #expect(top.output.contains("serve"))
@@ -137,11 +139,9 @@ import Glibc
     /// bindings.
     @Test func threadsAreNamedForTheKernel() async throws {
         try await offPool {
-            let data = FileManager.default.temporaryDirectory.appendingPathComponent("names-\(UUID().uuidString)").path
-            defer { try? FileManager.default.removeItem(atPath: data) }
             // With a token (not a dry run), so that the store writer and the lookups run; nothing is sent.
             let relay = try RelayProcess(
-                ["serve", "--listen", "127.0.0.1:0", "--mappings", MappingCommandTests.mappings, "--data-dir", data, "--upstream", "http://127.0.0.1:9"],
+                ["serve", "--listen", "127.0.0.1:0", "--mappings", MappingCommandTests.mappings, "--upstream", "http://127.0.0.1:9"],
                 environment: [
                     "HAPPYTALK_TOKEN": "t", "CHATBOT_RELAY_SECRET": "s", "SHOPIFY_WEBHOOK_SECRET": "s", "WOOCOMMERCE_WEBHOOK_SECRET": "s",
                 ])
@@ -197,9 +197,12 @@ import Glibc
     /// relay on SQLite does not map it.
     @Test func aRelayOnSQLiteDoesNotLoadLibpq() async throws {
         try await offPool {
-            let data = FileManager.default.temporaryDirectory.appendingPathComponent("nolibpq-\(UUID().uuidString)").path
-            defer { try? FileManager.default.removeItem(atPath: data) }
-            let relay = try RelayProcess(["serve", "--listen", "127.0.0.1:0", "--mappings", MappingCommandTests.mappings, "--data-dir", data])
+            // With a token (not a dry run), so that the relay opens its SQLite store; nothing is sent.
+            let relay = try RelayProcess(
+                ["serve", "--listen", "127.0.0.1:0", "--mappings", MappingCommandTests.mappings, "--upstream", "http://127.0.0.1:9"],
+                environment: [
+                    "HAPPYTALK_TOKEN": "t", "CHATBOT_RELAY_SECRET": "s", "SHOPIFY_WEBHOOK_SECRET": "s", "WOOCOMMERCE_WEBHOOK_SECRET": "s",
+                ])
             _ = try relay.waitForPort()
             // Read to the end: /proc files report no size, and a sized read stops at the first page.
             let file = try #require(FileHandle(forReadingAtPath: "/proc/\(relay.process.processIdentifier)/maps"))
@@ -212,13 +215,11 @@ import Glibc
 
     @Test func addressInUseIsOneLineAndExit1() async throws {
         try await offPool {
-            // Each relay its own data folder: with the default one they shared a SQLite file with
-            // each other and with any other test using it, and the second could wait on its lock.
-            let data = FileManager.default.temporaryDirectory.appendingPathComponent("inuse-\(UUID().uuidString)").path
-            defer { try? FileManager.default.removeItem(atPath: data) }
-            let first = try RelayProcess(["serve", "--listen", "127.0.0.1:0", "--data-dir", data + "/first"])
+            // Each gets a data folder of its own from `RelayProcess`: no lock of the first's
+            // database holds the second before it tries the port.
+            let first = try RelayProcess(["serve", "--listen", "127.0.0.1:0"])
             let port = try first.waitForPort()
-            let second = try RelayProcess.run(["serve", "--listen", "127.0.0.1:\(port)", "--data-dir", data + "/second"])
+            let second = try RelayProcess.run(["serve", "--listen", "127.0.0.1:\(port)"])
             #expect(second.status == 1)
             #expect(second.output.contains("Address already in use"))
             #expect(second.output.split(separator: "\n").count == 1)

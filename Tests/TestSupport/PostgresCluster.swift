@@ -68,7 +68,7 @@ package final class PostgresCluster: @unchecked Sendable {
         guard pipe(&ends) == 0 else { return (0, -1) }
         for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         defer { close(ends[0]) }
-        let (program, arguments) = ownerCommand("\(binaries!)/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "stop"])
+        let (program, arguments) = ownerCommand("\(binaries!)/pg_ctl", stopArguments(directory))
         guard let pid = try? spawn("/bin/sh", ["-c", "cat >/dev/null; exec \"$@\"", "sh", program] + arguments, input: ends[0], output: "/dev/null") else {
             close(ends[1])
             return (0, -1)
@@ -76,9 +76,12 @@ package final class PostgresCluster: @unchecked Sendable {
         return (pid, ends[1])
     }
 
+    /// `pg_ctl`'s arguments that stop the server at once (as a crash would) and wait for it.
+    private static func stopArguments(_ directory: String) -> [String] { ["-D", directory + "/data", "-m", "immediate", "-w", "stop"] }
+
     /// Stops the server at once (as a crash would), leaving the data.
     package func kill() throws {
-        try Self.asOwner("\(Self.binaries!)/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "-w", "stop"])
+        try Self.asOwner("\(Self.binaries!)/pg_ctl", Self.stopArguments(directory))
     }
 
     /// Starts it again on the same port.
@@ -90,12 +93,13 @@ package final class PostgresCluster: @unchecked Sendable {
     }
 
     deinit {
-        try? Self.asOwner("\(Self.binaries!)/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "-w", "stop"])
-        // The watchdog's turn: it finds the server stopped, and ends.
-        if watchdogPipe >= 0 { close(watchdogPipe) }
         if watchdog > 0 {
+            // The end of its pipe is the watchdog's cue: it stops the server, then ends.
+            close(watchdogPipe)
             var status: Int32 = 0
             while waitpid(watchdog, &status, 0) < 0 && errno == EINTR {}
+        } else {
+            try? Self.asOwner("\(Self.binaries!)/pg_ctl", Self.stopArguments(directory))
         }
         try? FileManager.default.removeItem(atPath: directory)
     }
