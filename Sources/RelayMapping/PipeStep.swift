@@ -146,6 +146,8 @@ enum Piped {
         case .regexReplace(let regex, let template): result = regex.replacing(in: text, with: template)
         case .prefix(let prefix): result = text.isEmpty ? text : prefix + text
         case .suffix(let suffix): result = text.isEmpty ? text : text + suffix
+        // Not text steps: `applying` takes them before it comes here, and a field's pipe comes
+        // here only when all its steps read text.
         case .date, .join, .first, .last, .count: result = text
         }
         return result
