@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RelayCore
 import RelayCrypto
 import RelayHTTP
@@ -200,7 +200,7 @@ package enum AdminRoutes {
         do {
             filter = try DeliveryCommands.filter(ParsedOptions(arguments, options: DeliveryCommands.listOptions), now: now)
         } catch {
-            return HTTPErrorBody.response(.badRequest, message: error.message.replacingOccurrences(of: "--", with: ""))
+            return HTTPErrorBody.response(.badRequest, message: error.message.replacing("--", with: ""))
         }
         let page = try store.list(filter)
         let rows = page.rows.map { DeliveryCommands.line($0, json: true) }

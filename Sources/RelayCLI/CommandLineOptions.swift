@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RelayCore
 import RelayMapping
 import RelayStore
@@ -174,14 +174,7 @@ package struct ParsedOptions: Sendable {
     package func time(_ flag: String, now: Int) throws(SettingsError) -> Int? {
         guard let text = value(flag) else { return nil }
         if let ago = Self.duration(text) { return now - Int(ago.components.seconds * 1000 + ago.components.attoseconds / 1_000_000_000_000_000) }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        var date = formatter.date(from: text)
-        if date == nil {
-            formatter.formatOptions = [.withInternetDateTime]
-            date = formatter.date(from: text)
-        }
-        guard let date else {
+        guard let date = (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text)) ?? (try? Date.ISO8601FormatStyle().parse(text)) else {
             throw SettingsError("\(source(flag)): \"\(text)\" is not an RFC 3339 time (2026-12-01T09:00:00Z) or a duration ago (2h, 7d)")
         }
         return Int((date.timeIntervalSince1970 * 1000).rounded())

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import RelayCore
 import RelayHTTP
 
@@ -97,7 +98,10 @@ package enum Commands {
     }
 
     /// Runs the command in `arguments` (without the program name); returns the exit code.
-    package static func run(_ arguments: [String], environment: [String: String], standardInput: @Sendable () -> [UInt8]) async -> Int32 {
+    package static func run(
+        _ arguments: [String], environment: [String: String],
+        standardInput: @Sendable () -> [UInt8] = { FileBytes.read(fileDescriptor: STDIN_FILENO) ?? [] }
+    ) async -> Int32 {
         var arguments = arguments
         if environment["HAPPYRELAY_EXIT_WITH_PARENT"] == "1" { ParentProcess.exitWithIt() }
         guard !arguments.isEmpty else {

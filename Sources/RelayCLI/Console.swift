@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RelayCore
 import RelayCrypto
 import RelayHTTP
@@ -123,6 +123,11 @@ enum ConsoleData {
 
     static func string(_ text: String) -> JSONValue { .string(text) }
     static func number(_ value: Int) -> JSONValue { .number(String(value)) }
+    /// A non-negative number with one decimal: 12.25 → `12.3`.
+    static func tenths(_ value: Double) -> String {
+        let tenths = Int((max(0, value) * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10)"
+    }
 
     /// `GET /admin/overview`: webhooks per route and outcome, sends by outcome and code, the
     /// queue, and webhooks per interval per route.
@@ -133,7 +138,7 @@ enum ConsoleData {
                 "queue",
                 .object([
                     ("pending", number(queue.pending)), ("dead", number(queue.dead)),
-                    ("oldest_pending_age_seconds", .number(String(format: "%.1f", queue.oldestPendingAge))),
+                    ("oldest_pending_age_seconds", .number(Self.tenths(queue.oldestPendingAge))),
                 ])
             ))
         } else {
@@ -166,7 +171,7 @@ enum ConsoleData {
                 .array(
                     routes.map { route in
                         .object([
-                            ("route", string(route.path)), ("file", string((route.file as NSString).lastPathComponent)),
+                            ("route", string(route.path)), ("file", string(FilePath.lastComponent(of: route.file))),
                             ("delivery", string(route.delivery == .sync ? "sync" : "async")), ("scheme", string(route.verify.scheme.rawValue)),
                         ])
                     })

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RelayCrypto
 import RelayHTTP
 import Synchronization
@@ -90,7 +90,7 @@ package final class ConsoleSessions: Sendable {
     static func cookie(in request: HTTPRequest) -> String? {
         for field in request.headers.fields where field.name == "cookie" {
             for part in field.value.split(separator: ";") {
-                let pair = part.trimmingCharacters(in: .whitespaces)
+                let pair = part.trimmingWhitespace()
                 if pair.hasPrefix(cookieName + "=") { return String(pair.dropFirst(cookieName.count + 1)) }
             }
         }

@@ -1,5 +1,6 @@
-import Foundation
+import FoundationEssentials
 import RelayCore
+import RelayHTTP
 import RelayMapping
 import RelayStore
 
@@ -89,12 +90,10 @@ package enum MappingCommands {
         if payload == "-" {
             bytes = standardInput()
         } else {
-            // FileHandle rather than FileManager, so that pipes and process substitutions work too.
-            guard let handle = FileHandle(forReadingAtPath: payload) else {
+            guard let read = FileBytes.read(path: payload) else {
                 return CommandResult(lines: ["cannot read \(payload)"], exitCode: 1)
             }
-            bytes = Array(handle.readDataToEndOfFile())
-            try? handle.close()
+            bytes = read
         }
         var bindings: any BindingLookup = NoBindings()
         let seeded = parsed.all("--bind")
@@ -165,7 +164,7 @@ package enum MappingCommands {
     /// `Name: value` as a header field (the name lower-cased), or nil.
     static func headerField(_ line: some StringProtocol) -> (name: String, value: String)? {
         guard let colon = line.firstIndex(of: ":"), colon > line.startIndex else { return nil }
-        return (line[..<colon].trimmingCharacters(in: .whitespaces).lowercased(), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        return (line[..<colon].trimmingWhitespace().lowercased(), line[line.index(after: colon)...].trimmingWhitespace())
     }
 
     /// `{headers, query, body}` as example files hold a request, or nil for a plain payload.

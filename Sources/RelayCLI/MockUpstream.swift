@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import RelayCore
 import RelayHTTP
 import RelayMapping
@@ -30,21 +31,19 @@ package final class MockUpstream: Sendable {
     }
 
     package let configuration: Configuration
-    private let record: Mutex<FileHandle?>
+    /// The `--record` file, open for appending.
+    private let record: Int32?
     private let accepted = Atomic<Int>(0)
 
     package init(configuration: Configuration) throws(SettingsError) {
         self.configuration = configuration
-        var handle: FileHandle?
         if let path = configuration.recordPath {
-            if !FileManager.default.fileExists(atPath: path) {
-                guard FileManager.default.createFile(atPath: path, contents: nil) else { throw SettingsError("--record: cannot create \(path)") }
-            }
-            guard let opened = FileHandle(forWritingAtPath: path) else { throw SettingsError("--record: cannot open \(path)") }
-            opened.seekToEndOfFile()
-            handle = opened
+            let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            guard descriptor >= 0 else { throw SettingsError("--record: cannot open \(path)") }
+            record = descriptor
+        } else {
+            record = nil
         }
-        record = Mutex(handle)
     }
 
     /// Calls accepted so far.
@@ -91,9 +90,8 @@ package final class MockUpstream: Sendable {
         guard let room = fields["room_id"], !room.isEmpty, configuration.rooms.isEmpty || configuration.rooms.contains(room) else {
             return Self.fail(-503, "room")
         }
-        record.withLock { handle in
-            handle?.write(Data(request.body + [UInt8(ascii: "\n")]))
-        }
+        // One write per line: with O_APPEND, lines written at once on several loops do not mix.
+        if let record { FileBytes.write(request.body + [UInt8(ascii: "\n")], to: record) }
         accepted.wrappingAdd(1, ordering: .relaxed)
         return .json(.ok, "{\"result\":\"success\"}")
     }

@@ -1,4 +1,5 @@
-import Foundation
+import Dispatch
+import FoundationEssentials
 import RelayCore
 import RelayHTTP
 import RelayMapping
@@ -235,7 +236,7 @@ package enum ServeCommand {
     }
 
     static func failed(_ message: String, code: Int32) -> Int32 {
-        FileHandle.standardError.write(Data((message + "\n").utf8))
+        FileBytes.write(Array((message + "\n").utf8), to: STDERR_FILENO)
         return code
     }
 }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import RelayMapping
 import RelayCore
 import RelayHTTP
 import RelayStore
@@ -129,7 +130,7 @@ package struct ServeSettings: Sendable {
             do {
                 settings.trustedProxies = try TrustedProxies(parsing: text)
             } catch {
-                throw SettingsError(error.message.replacingOccurrences(of: "--trusted-proxies", with: parsed.source("--trusted-proxies")))
+                throw SettingsError(error.message.replacing("--trusted-proxies", with: parsed.source("--trusted-proxies")))
             }
         }
         settings.retryMaxDelay = try parsed.seconds("--retry-max-delay", default: settings.retryMaxDelay)
@@ -183,11 +184,10 @@ extension ServeSettings {
     /// Fails unless the mappings folder can be listed (checked before any file is read, so the
     /// message names the setting).
     package func checkMappingsFolder() throws(SettingsError) {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: mappings, isDirectory: &isDirectory) else {
+        guard let isDirectory = FilePath.isDirectory(mappings) else {
             throw SettingsError("\(origins["--mappings"] ?? "--mappings"): the folder \(mappings) does not exist")
         }
-        guard isDirectory.boolValue, (try? FileManager.default.contentsOfDirectory(atPath: mappings)) != nil else {
+        guard isDirectory, (try? FileManager.default.contentsOfDirectory(atPath: mappings)) != nil else {
             throw SettingsError("\(origins["--mappings"] ?? "--mappings"): \(mappings) is not a readable folder")
         }
     }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RelayCrypto
 import RelayMapping
 
@@ -40,9 +40,9 @@ package struct Credentials: Sendable, CustomStringConvertible {
             let token: String
             if isFile {
                 guard let text = readFile(value) else { throw SettingsError("\(variable): cannot read \(value)") }
-                token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                token = text.trimmingWhitespace()
             } else {
-                token = value.trimmingCharacters(in: .whitespacesAndNewlines)
+                token = value.trimmingWhitespace()
             }
             guard !token.isEmpty else { throw SettingsError("\(variable) is empty") }
             if tokens[name] != nil {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RelayHTTP
 import RelayMapping
 import RelayStore
@@ -150,7 +150,7 @@ package final class HappyTalkUpstream: Sendable {
     /// A `Retry-After` of delay-seconds (RFC 9110 §10.2.3: 1*DIGIT), clamped to a day; nil
     /// for anything else (an HTTP-date is left to the policy's own backoff).
     static func retryAfter(_ value: String) -> Duration? {
-        let digits = value.trimmingCharacters(in: .whitespaces)
+        let digits = value.trimmingWhitespace()
         guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
         // Many digits cannot be a delay anyone means: clamp before converting, never overflow.
         guard digits.utf8.count <= 6, let seconds = Int(digits) else { return maxRetryAfter }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import RelayMapping
 
 #if canImport(Glibc)
 import Glibc
@@ -45,7 +46,7 @@ package struct ProcessMetrics: Sendable, Equatable {
     private static func bootTime() -> Double? {
         guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix("btime ") {
-            return Double(line.dropFirst(6).trimmingCharacters(in: .whitespaces))
+            return Double(line.dropFirst(6).trimmingWhitespace())
         }
         return nil
     }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RelayMapping
 
 /// Turning a request body into the document's `$.body`.
@@ -21,7 +21,7 @@ package enum RequestBody {
     /// paths read only what they need from it.
     package static func decode(_ bytes: [UInt8], contentType: String?, acceptsForm: Bool) -> Result<JSONValue, Problem> {
         let mediaType = contentType.map { $0.split(separator: ";").first.map(String.init) ?? "" }?
-            .trimmingCharacters(in: .whitespaces).lowercased()
+            .trimmingWhitespace().lowercased()
         switch mediaType {
         case nil, "application/json", "text/json":
             break

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RelayHTTP
 import RelayMapping
 
@@ -11,7 +11,7 @@ package struct TrustedProxies: Sendable {
     package init(parsing text: String) throws(SettingsError) {
         var ranges: [IPRange] = []
         for item in text.split(separator: ",") {
-            let trimmed = item.trimmingCharacters(in: .whitespaces)
+            let trimmed = item.trimmingWhitespace()
             if trimmed.isEmpty { continue }
             guard let range = IPRange(trimmed) else {
                 throw SettingsError("--trusted-proxies: \"\(trimmed)\" is not an IP address or CIDR block (10.0.0.0/8, ::1)")
@@ -30,7 +30,7 @@ package struct TrustedProxies: Sendable {
     package func clientAddress(peer: String, headers: HTTPHeaders) -> String {
         guard isTrusted(peer) else { return peer }
         var chain = headers.fields.filter { $0.name == "x-forwarded-for" }.flatMap { $0.value.split(separator: ",") }.map {
-            $0.trimmingCharacters(in: .whitespaces)
+            $0.trimmingWhitespace()
         }
         if chain.isEmpty {
             chain = headers.fields.filter { $0.name == "forwarded" }.flatMap { $0.value.split(separator: ",") }.compactMap(Self.forwardedFor)
@@ -49,8 +49,8 @@ package struct TrustedProxies: Sendable {
     static func forwardedFor(_ element: Substring) -> String? {
         for parameter in element.split(separator: ";") {
             let pair = parameter.split(separator: "=", maxSplits: 1)
-            guard pair.count == 2, pair[0].trimmingCharacters(in: .whitespaces).lowercased() == "for" else { continue }
-            var value = pair[1].trimmingCharacters(in: .whitespaces)
+            guard pair.count == 2, pair[0].trimmingWhitespace().lowercased() == "for" else { continue }
+            var value = pair[1].trimmingWhitespace()
             if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { value = String(value.dropFirst().dropLast()) }
             if value.hasPrefix("["), let close = value.firstIndex(of: "]") { return String(value[value.index(after: value.startIndex)..<close]) }
             if value.filter({ $0 == ":" }).count == 1, let colon = value.firstIndex(of: ":") { return String(value[..<colon]) }

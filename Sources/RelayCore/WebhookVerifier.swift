@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RelayCrypto
 import RelayMapping
 
@@ -133,7 +133,7 @@ package struct WebhookVerifier: Sendable {
         var timestampText: Substring?
         var signatures: [[UInt8]] = []
         for part in header.split(separator: ",") {
-            let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingWhitespace() }
             guard pair.count == 2 else { continue }
             if pair[0] == "t" { timestampText = Substring(pair[1]) }
             if pair[0] == "v1", let bytes = ByteEncoding.decodeHex(pair[1]) { signatures.append(bytes) }

@@ -1,5 +1,5 @@
 import CSystem
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
 import Glibc
@@ -97,18 +97,73 @@ package enum ParentProcess {
     }
 }
 
-/// Starts a thread named `name`, in Foundation and for the kernel, where `top -H`, `perf` and
-/// `/proc/PID/task/TID/comm` read it (Foundation's `Thread.name` stays inside the process).
-/// The kernel keeps 15 bytes: `happyrelay-` becomes `hr-` (`hr-loop-0`, `hr-store`).
-@discardableResult
-package func startThread(named name: String, stackSize: Int? = nil, _ body: @escaping @Sendable () -> Void) -> Thread {
+/// Starts a detached thread named `name` for the kernel, where `top -H`, `perf` and
+/// `/proc/PID/task/TID/comm` read it. The kernel keeps 15 bytes: `happyrelay-` becomes `hr-`
+/// (`hr-loop-0`, `hr-store`).
+package func startThread(named name: String, stackSize: Int? = nil, _ body: @escaping @Sendable () -> Void) {
     let kernelName = name.hasPrefix("happyrelay-") ? "hr-" + name.dropFirst("happyrelay-".count) : name
-    let thread = Thread {
+    let start = ThreadStart {
         csystem_name_thread(kernelName)
         body()
     }
-    thread.name = name
-    if let stackSize { thread.stackSize = stackSize }
-    thread.start()
-    return thread
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    defer { pthread_attr_destroy(&attributes) }
+    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+    if let stackSize { pthread_attr_setstacksize(&attributes, stackSize) }
+    var thread = pthread_t()
+    let result = pthread_create(&thread, &attributes, { context in
+        Unmanaged<ThreadStart>.fromOpaque(context!).takeRetainedValue().body()
+        return nil
+    }, Unmanaged.passRetained(start).toOpaque())
+    // Without a thread the relay cannot serve: failing here is failing at start.
+    precondition(result == 0, "cannot start thread \(name): error \(result)")
+}
+
+/// The body a new thread runs, passed through `pthread_create`'s context pointer.
+private final class ThreadStart: Sendable {
+    let body: @Sendable () -> Void
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+}
+
+/// Whole files and streams read and written through file descriptors, so that pipes, process
+/// substitutions and the standard streams work as files do.
+package enum FileBytes {
+    /// Every byte `fileDescriptor` gives until its end; nil when reading fails.
+    package static func read(fileDescriptor: Int32) -> [UInt8]? {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fileDescriptor, $0.baseAddress, $0.count) }
+            if count == 0 { return bytes }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            bytes += chunk[0..<count]
+        }
+    }
+
+    /// The file at `path`, read to its end; nil when it cannot be opened or read.
+    package static func read(path: String) -> [UInt8]? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        return read(fileDescriptor: descriptor)
+    }
+
+    /// Writes all of `bytes`; false when the descriptor refuses them.
+    @discardableResult
+    package static func write(_ bytes: [UInt8], to fileDescriptor: Int32) -> Bool {
+        var written = 0
+        while written < bytes.count {
+            let count = bytes.withUnsafeBytes { Glibc.write(fileDescriptor, $0.baseAddress! + written, $0.count - written) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            written += count
+        }
+        return true
+    }
 }

@@ -1,14 +1,12 @@
-import Foundation
-
 /// The `date` pipe step: parses the date and date-time forms docs/mapping.md lists and formats
 /// them with HappyTalk's `Y m d H i s` tokens.
 package struct DateStep: Sendable, Equatable {
     /// The output pattern, e.g. `Y-m-d`.
     package let format: String
     /// The zone that date-times with an offset are converted to (default Asia/Seoul).
-    package let zone: TimeZone
+    package let zone: TimeZoneRules
 
-    package init(format: String, zone: TimeZone) {
+    package init(format: String, zone: TimeZoneRules) {
         self.format = format
         self.zone = zone
     }
@@ -39,7 +37,7 @@ package struct DateStep: Sendable, Equatable {
             if abs(number) < 1e14 { return local(epochSeconds: Int((number / 1000).rounded(.down))) }
             return nil
         case .string(let raw):
-            let text = raw.trimmingCharacters(in: .whitespaces)
+            let text = raw.trimmingWhitespace()
             let bytes = Array(text.utf8)
             guard !bytes.isEmpty, bytes.allSatisfy({ $0 < 0x80 }) else { return nil }
             if bytes.count == 10 && bytes.allSatisfy(Self.isDigit) {
@@ -138,7 +136,7 @@ package struct DateStep: Sendable, Equatable {
 
     /// The civil fields of an instant in this step's zone.
     func local(epochSeconds: Int) -> Fields {
-        let offset = zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(epochSeconds)))
+        let offset = zone.offset(atEpochSeconds: epochSeconds)
         return Self.fields(epochSeconds: epochSeconds + offset)
     }
 

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A mistake in a path, with the 1-based column where it was found.
 package struct JSONPathError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -62,7 +62,7 @@ package struct JSONPath: Sendable, Equatable, CustomStringConvertible {
         var text = "$"
         for segment in segments {
             switch segment {
-            case .name(let name): text += "['" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "']"
+            case .name(let name): text += "['" + name.replacing("\\", with: "\\\\").replacing("'", with: "\\'") + "']"
             case .index(let index): text += "[\(index)]"
             case .wildcard, .filter: break
             }

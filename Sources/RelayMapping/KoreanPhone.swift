@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Korean phone numbers in HappyTalk's digits-only form (`01012345678`).
 package enum KoreanPhone {
@@ -6,7 +6,7 @@ package enum KoreanPhone {
     /// `(010) 1234 5678`, full-width digits, `+82 (0)10…`) to its domestic digits, or nil
     /// when the value is not a Korean number. Never invents a number.
     package static func normalize(_ text: String) -> String? {
-        let folded = text.precomposedStringWithCompatibilityMapping
+        let folded = NFKC.normalize(text)
         var digits = ""
         var sawPlus = false
         let scalars = Array(folded.unicodeScalars)

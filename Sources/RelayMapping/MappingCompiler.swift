@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Loads mapping files and compiles them, collecting every problem in every file.
 package enum MappingLoader {
@@ -24,17 +24,16 @@ package enum MappingLoader {
         var loaded = Loaded()
         var seen: [String: String] = [:]
         for path in paths {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            guard let isDirectory = FilePath.isDirectory(path) else {
                 loaded.diagnostics.append(MappingDiagnostic(file: path, pointer: "", message: "no such file or folder"))
                 continue
             }
             let files: [String]
-            if isDirectory.boolValue {
+            if isDirectory {
                 do {
                     files = try FileManager.default.contentsOfDirectory(atPath: path)
                         .filter { $0.hasSuffix(".json") && $0 != "schema.json" }.sorted()
-                        .map { (path as NSString).appendingPathComponent($0) }
+                        .map { FilePath.join(path, $0) }
                 } catch {
                     loaded.diagnostics.append(MappingDiagnostic(file: path, pointer: "", message: "cannot read the mappings folder"))
                     continue
@@ -55,14 +54,14 @@ package enum MappingLoader {
                     continue
                 }
                 if let reason = notAMapping(root) {
-                    if isDirectory.boolValue {
+                    if isDirectory {
                         loaded.skipped.append("\(file): skipped: \(reason)")
                     } else {
                         loaded.diagnostics.append(MappingDiagnostic(file: file, pointer: "/route", message: reason))
                     }
                     continue
                 }
-                switch compile(file: file, root: root, baseDirectory: (file as NSString).deletingLastPathComponent) {
+                switch compile(file: file, root: root, baseDirectory: FilePath.directory(of: file)) {
                 case .success(let route):
                     if let first = seen[route.path] {
                         loaded.diagnostics.append(
@@ -95,7 +94,7 @@ package enum MappingLoader {
         guard let data = FileManager.default.contents(atPath: path) else {
             return .failure(MappingDiagnostics([MappingDiagnostic(file: path, pointer: "", message: "cannot read the file")]))
         }
-        return compile(file: path, bytes: Array(data), baseDirectory: (path as NSString).deletingLastPathComponent)
+        return compile(file: path, bytes: Array(data), baseDirectory: FilePath.directory(of: path))
     }
 
     /// Compiles a mapping file's bytes; `baseDirectory` resolves example request files.
@@ -340,13 +339,13 @@ struct MappingCompiler {
         var parts: [ValueSpec.TemplatePart] = []
         var rest = Substring(text)
         var ok = true
-        while let open = rest.range(of: "{{") {
+        while let open = rest.firstRange(of: "{{") {
             if open.lowerBound > rest.startIndex { parts.append(.text(String(rest[..<open.lowerBound]))) }
-            guard let close = rest[open.upperBound...].range(of: "}}") else {
+            guard let close = rest[open.upperBound...].firstRange(of: "}}") else {
                 report(pointer, "unclosed \"{{\" in the template")
                 return nil
             }
-            let inner = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
+            let inner = rest[open.upperBound..<close.lowerBound].trimmingWhitespace()
             if !Self.looksLikePath(inner) {
                 report(pointer, "a placeholder holds a path starting with \"$.\" (got \"{{ \(inner) }}\")")
                 ok = false
@@ -428,7 +427,12 @@ struct MappingCompiler {
                     let to = fields["to"].flatMap({ string($0, at: JSONPointer.appending(argumentPointer, "to"), what: "\"to\"") })
                 else { return nil }
                 guard let regex = regex(pattern, at: JSONPointer.appending(argumentPointer, "pattern")) else { return nil }
-                return .regexReplace(regex, template: to)
+                switch regex.template(to) {
+                case .success(let template): return .regexReplace(regex, template: template)
+                case .failure(let error):
+                    report(JSONPointer.appending(argumentPointer, "to"), error.message)
+                    return nil
+                }
             case "prefix", "suffix", "join":
                 guard let text = string(argument, at: argumentPointer, what: "\"\(name)\"") else { return nil }
                 return name == "prefix" ? .prefix(text) : name == "suffix" ? .suffix(text) : .join(text)
@@ -454,7 +458,7 @@ struct MappingCompiler {
         do {
             return try CompiledRegex(pattern)
         } catch {
-            report(pointer, "invalid regular expression \"\(pattern)\"")
+            report(pointer, "invalid regular expression \"\(pattern)\": \(error)")
             return nil
         }
     }
@@ -483,7 +487,7 @@ struct MappingCompiler {
             report(pointer, problem)
             return nil
         }
-        guard let zone = TimeZone(identifier: zoneName) else {
+        guard let zone = TimeZoneRules(identifier: zoneName) else {
             report(pointer, "unknown time zone \"\(zoneName)\" (use an IANA name such as \"Asia/Seoul\" or \"UTC\")")
             return nil
         }
@@ -1074,7 +1078,7 @@ struct MappingCompiler {
         var requestValue = value
         var requestPointer = pointer
         if case .string(let relative) = value {
-            let path = relative.hasPrefix("/") ? relative : ((baseDirectory ?? ".") as NSString).appendingPathComponent(relative)
+            let path = relative.hasPrefix("/") ? relative : FilePath.join(baseDirectory ?? ".", relative)
             guard let data = FileManager.default.contents(atPath: path) else {
                 report(pointer, "cannot read the example request file \(relative)")
                 return nil

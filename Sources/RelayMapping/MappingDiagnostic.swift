@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// One problem in a mapping file: `FILE: JSON-POINTER: message`.
 package struct MappingDiagnostic: Sendable, Equatable, CustomStringConvertible {
@@ -28,7 +28,7 @@ package struct MappingDiagnostics: Error, Sendable, CustomStringConvertible {
 /// RFC 6901 pointer building.
 enum JSONPointer {
     static func appending(_ pointer: String, _ token: String) -> String {
-        pointer + "/" + token.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+        pointer + "/" + token.replacing("~", with: "~0").replacing("/", with: "~1")
     }
 
     static func appending(_ pointer: String, _ index: Int) -> String { pointer + "/\(index)" }

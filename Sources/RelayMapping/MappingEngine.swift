@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A binding found by `resolve` (docs/mapping.md, "Bindings").
 package struct Binding: Sendable, Equatable {
@@ -211,7 +211,7 @@ package enum BindingKey {
         switch kind {
         case "order_number": text = Piped.lettersAndDigits(value)
         case "phone": text = KoreanPhone.normalize(value) ?? Piped.digits(value)
-        default: text = value.trimmingCharacters(in: .whitespacesAndNewlines)
+        default: text = value.trimmingWhitespace()
         }
         return text.isEmpty ? nil : text
     }

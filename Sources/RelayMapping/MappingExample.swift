@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// An example inside a mapping file: a request and what the route must make of it.
 package struct MappingExample: Sendable {

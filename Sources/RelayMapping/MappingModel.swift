@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The right-hand side of a `set` field (docs/mapping.md, "Value specs"), compiled.
 package struct ValueSpec: Sendable {
@@ -236,7 +236,7 @@ package indirect enum Condition: Sendable {
         switch value?.resolved {
         case .number(let text)?: return JSONNumber.compare(text, bound)
         case .string(let text)?:
-            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            let trimmed = text.trimmingWhitespace()
             guard case .number(let digits)? = try? JSONParser().parse(trimmed) else { return nil }
             return JSONNumber.compare(digits, bound)
         default: return nil

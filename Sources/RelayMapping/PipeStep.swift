@@ -1,32 +1,3 @@
-import Foundation
-
-/// A compiled regular expression; immutable once built, so safe to share.
-package struct CompiledRegex: @unchecked Sendable, Equatable {
-    package let pattern: String
-    let expression: NSRegularExpression
-
-    /// Compiles `pattern`; throws the engine's message when it is invalid.
-    package init(_ pattern: String) throws {
-        self.pattern = pattern
-        expression = try NSRegularExpression(pattern: pattern)
-    }
-
-    package static func == (lhs: CompiledRegex, rhs: CompiledRegex) -> Bool { lhs.pattern == rhs.pattern }
-
-    /// Whether the pattern matches the whole text.
-    package func matchesWhole(_ text: String) -> Bool {
-        let range = NSRange(text.startIndex..., in: text)
-        guard let match = expression.firstMatch(in: text, options: [.anchored], range: range) else { return false }
-        return match.range == range
-    }
-
-    /// Replaces every match with `template` (`$1` refers to a group).
-    package func replacing(in text: String, with template: String) -> String {
-        expression.stringByReplacingMatches(
-            in: text, options: [], range: NSRange(text.startIndex..., in: text), withTemplate: template)
-    }
-}
-
 /// One compiled pipe step (docs/mapping.md, "Pipe steps").
 package enum PipeStep: Sendable, Equatable {
     case trim, lowercase, uppercase, nfkc, digits, phoneKR
@@ -38,7 +9,7 @@ package enum PipeStep: Sendable, Equatable {
     case lookup(table: [String: String], defaultValue: String?, ignoreCase: Bool)
     case truncate(Int)
     case replace(from: String, to: String)
-    case regexReplace(CompiledRegex, template: String)
+    case regexReplace(CompiledRegex, template: CompiledRegex.Template)
     case prefix(String)
     case suffix(String)
     case join(String)
@@ -126,23 +97,23 @@ enum Piped {
     static func applyingText(_ step: PipeStep, to text: String) -> String? {
         let result: String?
         switch step {
-        case .trim: result = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        case .trim: result = text.trimmingWhitespace()
         case .lowercase: result = text.lowercased()
         case .uppercase: result = text.uppercased()
-        case .nfkc: result = text.precomposedStringWithCompatibilityMapping
+        case .nfkc: result = NFKC.normalize(text)
         case .digits: result = Self.digits(text)
         case .phoneKR: result = KoreanPhone.normalize(text)
         case .tracking, .orderNumber: result = Self.lettersAndDigits(text)
         case .lookup(let table, let defaultValue, let ignoreCase):
             if let hit = table[text] {
                 result = hit
-            } else if ignoreCase, let hit = table.first(where: { $0.key.caseInsensitiveCompare(text) == .orderedSame })?.value {
+            } else if ignoreCase, case let lowered = text.lowercased(), let hit = table.first(where: { $0.key.lowercased() == lowered })?.value {
                 result = hit
             } else {
                 result = defaultValue
             }
         case .truncate(let limit): result = String(text.prefix(limit))
-        case .replace(let from, let to): result = from.isEmpty ? text : text.replacingOccurrences(of: from, with: to)
+        case .replace(let from, let to): result = from.isEmpty ? text : text.replacing(from, with: to)
         case .regexReplace(let regex, let template): result = regex.replacing(in: text, with: template)
         case .prefix(let prefix): result = text.isEmpty ? text : prefix + text
         case .suffix(let suffix): result = text.isEmpty ? text : text + suffix

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RelayMapping
 
 /// A storage engine for the delivery queue, the dedupe keys and the bindings (SQLite here;

@@ -1,5 +1,6 @@
 import CPostgres
-import Foundation
+import FoundationEssentials
+import RelayMapping
 
 /// A PostgreSQL failure: libpq's message (never the password: libpq does not echo it) and,
 /// for a failed statement, its SQLSTATE.
@@ -257,7 +258,7 @@ package final class PostgresConnection {
         guard let pointer else { return "" }
         // libpq's messages run over several lines ("…\n\tIs the server running…"): one line
         // each, for logs and the CLI.
-        return String(cString: pointer).split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        return String(cString: pointer).split(whereSeparator: \.isNewline).map { $0.trimmingWhitespace() }
             .filter { !$0.isEmpty }.joined(separator: " ")
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RelayMapping
 
 /// The delivery store in a PostgreSQL database that several relays share. The same model as

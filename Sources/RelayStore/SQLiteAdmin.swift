@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RelayMapping
 
 /// One delivery as an operator sees it in a list.

@@ -1,7 +1,8 @@
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
 import Glibc
+import RelayMapping
 #endif
 
 /// The SQLite database of a data directory: where it is, how it is created (private to its
@@ -17,7 +18,7 @@ package enum SQLiteSchema {
 
     /// The database file in `directory`.
     package static func path(in directory: String) -> String {
-        (directory as NSString).appendingPathComponent(fileName)
+        FilePath.join(directory, fileName)
     }
 
     /// Creates the data directory (0700) and the database file (0600) when missing: they hold
@@ -25,15 +26,15 @@ package enum SQLiteSchema {
     /// shared-memory files the database file's mode; files an earlier version created with the
     /// default mode are tightened too.
     package static func prepareFile(in directory: String) throws(SQLiteError) -> String {
-        var isDirectory: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+        let isDirectory = FilePath.isDirectory(directory)
+        if isDirectory == nil {
             do {
                 try FileManager.default.createDirectory(
                     atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             } catch {
                 throw SQLiteError(code: -1, description: "cannot create \(directory)")
             }
-        } else if !isDirectory.boolValue {
+        } else if isDirectory == false {
             throw SQLiteError(code: -1, description: "\(directory) is not a directory")
         }
         let path = path(in: directory)

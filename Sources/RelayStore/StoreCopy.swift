@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Moving a relay from SQLite to PostgreSQL: what a data directory holds that the relays still
 /// need — pending and dead deliveries with their attempts, unexpired dedupe keys and bindings —

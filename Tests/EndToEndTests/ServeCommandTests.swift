@@ -194,8 +194,10 @@ import Glibc
     }
 
     /// libpq (and Kerberos, LDAP, GnuTLS behind it) is opened only for a PostgreSQL store: a
-    /// relay on SQLite does not map it.
-    @Test func aRelayOnSQLiteDoesNotLoadLibpq() async throws {
+    /// relay on SQLite does not map it. Nor does any relay map Foundation and its ICU (about
+    /// 10 MB): the shipped mappings use `nfkc`, `regex_replace` and `date`, which are the
+    /// relay's own.
+    @Test func aRelayOnSQLiteLoadsNeitherLibpqNorFoundation() async throws {
         try await offPool {
             // With a token (not a dry run), so that the relay opens its SQLite store; nothing is sent.
             let relay = try RelayProcess(
@@ -209,6 +211,10 @@ import Glibc
             let maps = String(decoding: try file.readToEnd() ?? Data(), as: UTF8.self)
             #expect(maps.contains("libsqlite3"), "the maps are read from the relay")
             #expect(!maps.contains("libpq"))
+            #expect(maps.contains("libFoundationEssentials.so"))
+            for library in ["libFoundation.so", "libFoundationInternationalization.so", "lib_FoundationICU.so"] {
+                #expect(!maps.contains(library), "\(library) is mapped")
+            }
             _ = try relay.stop()
         }
     }

@@ -1,0 +1,123 @@
+/// A regular expression compiled at load by Swift's regex engine, matching Unicode scalars
+/// (not grapheme clusters, so `.` matches one scalar and a combining mark stands alone).
+/// Immutable once built, so safe to share between loops.
+package struct CompiledRegex: @unchecked Sendable, Equatable {
+    package let pattern: String
+    private let regex: Regex<AnyRegexOutput>
+    /// The capture groups: their count and their names (`(?<name>…)`).
+    private let groupCount: Int
+    private let groupNames: [String: Int]
+
+    /// Compiles `pattern`; throws the engine's message when it is invalid.
+    package init(_ pattern: String) throws {
+        self.pattern = pattern
+        regex = try Regex(pattern).matchingSemantics(.unicodeScalar)
+        // The engine tells a pattern's groups only through a match: the pattern with an empty
+        // alternative matches the empty text and reports every group (unset).
+        let groups = try "".wholeMatch(of: Regex("(?:" + pattern + ")|"))?.output
+        groupCount = (groups?.count ?? 1) - 1
+        var names: [String: Int] = [:]
+        if let groups {
+            for (index, group) in groups.enumerated() where index > 0 {
+                if let name = group.name { names[name] = index }
+            }
+        }
+        groupNames = names
+    }
+
+    package static func == (lhs: CompiledRegex, rhs: CompiledRegex) -> Bool { lhs.pattern == rhs.pattern }
+
+    /// Whether the pattern matches the whole text.
+    package func matchesWhole(_ text: String) -> Bool {
+        text.wholeMatch(of: regex) != nil
+    }
+
+    /// Replaces every match with `template`.
+    package func replacing(in text: String, with template: Template) -> String {
+        var result = ""
+        var copied = text.startIndex
+        for match in text.matches(of: regex) {
+            result += text[copied..<match.range.lowerBound]
+            for part in template.parts {
+                switch part {
+                case .text(let literal): result += literal
+                case .group(let index): result += match.output[index].substring ?? ""
+                }
+            }
+            copied = match.range.upperBound
+        }
+        result += text[copied...]
+        return result
+    }
+
+    /// A replacement compiled against its pattern's groups: `$0` is the match, `$1`… a group
+    /// (the longest number the pattern has groups for), `${name}` a named group, `\` takes
+    /// the next character as it is, and a `$` before anything else is a `$`.
+    package struct Template: Sendable, Equatable {
+        enum Part: Equatable {
+            case text(String)
+            case group(Int)
+        }
+        let parts: [Part]
+    }
+
+    /// `text` as a replacement for this pattern, or why it cannot be one.
+    package func template(_ text: String) -> Result<Template, TemplateError> {
+        var parts: [Template.Part] = []
+        var literal = ""
+        let scalars = Array(text.unicodeScalars)
+        var index = 0
+        func flush() {
+            if !literal.isEmpty { parts.append(.text(literal)) }
+            literal = ""
+        }
+        while index < scalars.count {
+            let scalar = scalars[index]
+            if scalar == "\\", index + 1 < scalars.count {
+                literal.unicodeScalars.append(scalars[index + 1])
+                index += 2
+                continue
+            }
+            guard scalar == "$", index + 1 < scalars.count else {
+                literal.unicodeScalars.append(scalar)
+                index += 1
+                continue
+            }
+            let next = scalars[index + 1]
+            if next.isASCII, let digit = Int(String(next)) {
+                guard digit <= groupCount else {
+                    return .failure(TemplateError("\"$\(digit)\" refers to group \(digit), but the pattern has \(groupCount) group\(groupCount == 1 ? "" : "s")"))
+                }
+                var number = digit
+                index += 2
+                while index < scalars.count, let more = Int(String(scalars[index])), scalars[index].isASCII, number * 10 + more <= groupCount {
+                    number = number * 10 + more
+                    index += 1
+                }
+                flush()
+                parts.append(.group(number))
+                continue
+            }
+            if next == "{", let close = scalars[(index + 2)...].firstIndex(of: "}") {
+                let name = String(String.UnicodeScalarView(scalars[(index + 2)..<close]))
+                guard let group = groupNames[name] else {
+                    return .failure(TemplateError("\"${\(name)}\" refers to a group the pattern does not name"))
+                }
+                flush()
+                parts.append(.group(group))
+                index = close + 1
+                continue
+            }
+            literal.unicodeScalars.append(scalar)
+            index += 1
+        }
+        flush()
+        return .success(Template(parts: parts))
+    }
+
+    /// Why a replacement does not fit its pattern.
+    package struct TemplateError: Error, Equatable {
+        package let message: String
+        init(_ message: String) { self.message = message }
+    }
+}

@@ -1,0 +1,215 @@
+import Foundation
+import Testing
+
+@testable import RelayMapping
+
+/// The relay's own NFKC, time zones and regular expressions, which replaced Foundation's when
+/// the relay stopped loading Foundation (and ICU). NFKC is compared with Python's
+/// `unicodedata`, which its tables are generated from: Foundation's own normalization is not
+/// a reference (it leaves `가` + `ᆨ` apart, does not reorder marks that a compatibility
+/// decomposition brings, and composes U+10041 with U+0301 as if it were `A`).
+@Suite struct NFKCTests {
+    /// Python's NFKC of each text, through one `python3` process.
+    private func python(_ texts: [String]) throws -> (version: String, results: [[Unicode.Scalar]]) {
+        let script = """
+            import sys, unicodedata
+            lines = [unicodedata.unidata_version]
+            for line in sys.stdin:
+                text = "".join(chr(int(h, 16)) for h in line.split())
+                lines.append(" ".join("%X" % ord(c) for c in unicodedata.normalize("NFKC", text)))
+            sys.stdout.write("\\n".join(lines) + "\\n")
+            """
+        let input = FileManager.default.temporaryDirectory.appendingPathComponent("nfkc-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: input) }
+        let lines = texts.map { $0.unicodeScalars.map { String($0.value, radix: 16) }.joined(separator: " ") }
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: input)
+        let process = Process()
+        // Debian's Python (deploy/install-build-deps installs it for the tests).
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", script]
+        process.standardInput = try FileHandle(forReadingFrom: input)
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let answer = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        guard process.terminationStatus == 0, answer.count == texts.count + 2 else { throw PythonFailed() }
+        let results = answer[1...texts.count].map { line in line.split(separator: " ").map { Unicode.Scalar(UInt32($0, radix: 16)!)! } }
+        return (String(answer[0]), results)
+    }
+
+    private struct PythonFailed: Error {}
+
+    private func differences(_ texts: [String]) throws -> [String] {
+        let (version, expected) = try python(texts)
+        #expect(version == NFKC.unicodeVersion, "the tables are Unicode \(NFKC.unicodeVersion), python3's \(version)")
+        return zip(texts, expected).compactMap { text, expected in
+            Array(NFKC.normalize(text).unicodeScalars) == expected
+                ? nil : text.unicodeScalars.map { String($0.value, radix: 16) }.joined(separator: " ")
+        }
+    }
+
+    @Test func nfkcAgreesWithPythonForEveryScalar() throws {
+        var texts: [String] = []
+        for value in UInt32(0)...0x10FFFF {
+            // Planes 4 to 13 hold nothing; 15 and 16 are private use.
+            guard value < 0x40000 || (0xE0000..<0xF0000).contains(value), let scalar = Unicode.Scalar(value) else { continue }
+            // Alone, after a letter it may compose with, and before a mark that may join it.
+            texts += [String(scalar), "A" + String(scalar), String(scalar) + "\u{301}"]
+        }
+        let different = try differences(texts)
+        #expect(different.count == 0, "\(different.count) differ, e.g. \(different.prefix(10))")
+    }
+
+    @Test func nfkcAgreesWithPythonOnMixedText() throws {
+        // Marks in every order, jamo that compose into syllables, compatibility forms among them.
+        let pool: [Unicode.Scalar] = [
+            "a", "e", "o", "A", "\u{300}", "\u{301}", "\u{302}", "\u{308}", "\u{323}", "\u{327}", "\u{328}", "\u{345}", "\u{3B1}",
+            "\u{1100}", "\u{1161}", "\u{11A8}", "\u{11A7}", "\u{AC00}", "\u{AC01}", "\u{FF21}", "\u{FF11}", "\u{2460}", "\u{FB01}",
+            "\u{1E0A}", "\u{1E63}", "\u{0F73}", "\u{0F71}", "\u{0F72}", "\u{05B8}", "\u{05B7}", "\u{0915}", "\u{093C}", "\u{3099}",
+            "\u{304B}", "\u{FF76}", "\u{FF9E}", "\u{1D15E}", "\u{2126}", "\u{212B}", " ", "\u{3000}", "\u{11099}", "\u{110BA}",
+        ]
+        var generator = SystemRandomNumberGenerator()
+        var texts: [String] = []
+        for _ in 0..<100_000 {
+            var text = String.UnicodeScalarView()
+            for _ in 0..<Int.random(in: 1...6, using: &generator) { text.append(pool.randomElement(using: &generator)!) }
+            texts.append(String(text))
+        }
+        let different = try differences(texts)
+        #expect(different.count == 0, "\(different.count) differ, e.g. \(different.prefix(10))")
+    }
+
+    @Test func nfkcFoldsWhatShopsSend() {
+        #expect(NFKC.normalize("１２３－４５ＡＢ") == "123-45AB")
+        #expect(NFKC.normalize("주문 ①번") == "주문 1번")
+        #expect(Array(NFKC.normalize("\u{1112}\u{1161}\u{11AB}").unicodeScalars) == ["\u{D55C}"])
+        #expect(Array(NFKC.normalize("\u{AC00}\u{11A8}").unicodeScalars) == ["\u{AC01}"])
+        #expect(NFKC.normalize("plain ascii") == "plain ascii")
+        #expect(NFKC.normalize("") == "")
+    }
+}
+
+@Suite struct TimeZoneRulesTests {
+    /// Zones with daylight saving in both hemispheres, half and quarter hours, and a fixed one.
+    static let zones = [
+        "Asia/Seoul", "UTC", "America/New_York", "America/Los_Angeles", "Europe/London", "Europe/Berlin", "Australia/Sydney",
+        "Australia/Adelaide", "Asia/Kolkata", "Asia/Kathmandu", "America/St_Johns", "Pacific/Auckland", "Pacific/Chatham",
+        "America/Santiago", "Asia/Tokyo", "Asia/Tehran",
+    ]
+
+    @Test(arguments: zones) func offsetsAgreeWithFoundation(_ name: String) throws {
+        let ours = try #require(TimeZoneRules(identifier: name))
+        let theirs = try #require(TimeZone(identifier: name))
+        var differences: [String] = []
+        // Every 6 hours and 7 minutes from 1990 to 2060: around every change, past the
+        // transitions a file lists and into the rule after them.
+        var instant = 631_152_000
+        while instant < 2_871_763_200 {
+            let expected = theirs.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(instant)))
+            let actual = ours.offset(atEpochSeconds: instant)
+            if expected != actual { differences.append("\(instant): \(actual) ≠ \(expected)") }
+            instant += 6 * 3600 + 7 * 60
+        }
+        #expect(differences.count == 0, "\(differences.count) differ, e.g. \(differences.prefix(5))")
+    }
+
+    @Test func unknownAndUnsafeNamesAreRefused() {
+        #expect(TimeZoneRules(identifier: "Asia/Nowhere") == nil)
+        #expect(TimeZoneRules(identifier: "../../etc/passwd") == nil)
+        #expect(TimeZoneRules(identifier: "/etc/localtime") == nil)
+        #expect(TimeZoneRules(identifier: "") == nil)
+        // A file that is not a zone.
+        #expect(TimeZoneRules(identifier: "zone.tab") == nil)
+    }
+
+    @Test func theDefaultZoneAndUTCWorkWithoutTheDatabase() throws {
+        let seoul = try #require(TimeZoneRules(identifier: "Asia/Seoul", directory: "/nonexistent"))
+        #expect(seoul.offset(atEpochSeconds: 1_796_115_600) == 9 * 3600)
+        #expect(TimeZoneRules(identifier: "UTC", directory: "/nonexistent")?.offset(atEpochSeconds: 0) == 0)
+        #expect(TimeZoneRules(identifier: "Europe/Paris", directory: "/nonexistent") == nil)
+    }
+
+    @Test func posixRulesReadEveryForm() throws {
+        let newYork = try #require(PosixRule("EST5EDT,M3.2.0,M11.1.0"))
+        // 2026-03-08 06:59:59Z is 01:59:59 EST; a second later it is 03:00 EDT.
+        #expect(newYork.offset(atEpochSeconds: 1_772_953_199) == -5 * 3600)
+        #expect(newYork.offset(atEpochSeconds: 1_772_953_200) == -4 * 3600)
+        let seoul = try #require(PosixRule("KST-9"))
+        #expect(seoul.offset(atEpochSeconds: 0) == 9 * 3600)
+        let newfoundland = try #require(PosixRule("<-0330>3:30<-0230>,M3.2.0,M11.1.0"))
+        #expect(newfoundland.offset(atEpochSeconds: 1_767_225_600) == -(3 * 3600 + 1800))
+        // Southern hemisphere: daylight time spans the new year.
+        let sydney = try #require(PosixRule("AEST-10AEDT,M10.1.0,M4.1.0/3"))
+        #expect(sydney.offset(atEpochSeconds: 1_767_225_600) == 11 * 3600)
+        #expect(sydney.offset(atEpochSeconds: 1_782_864_000) == 10 * 3600)
+        // Day-of-year forms, and times past midnight.
+        let julian = try #require(PosixRule("XST-1XDT,J60/1,J300/25"))
+        #expect(julian.offset(atEpochSeconds: 1_782_864_000) == 2 * 3600)
+        #expect(PosixRule("<+0545>-5:45")?.offset(atEpochSeconds: 0) == 5 * 3600 + 45 * 60)
+        for malformed in ["", "K", "KST", "KST-9KDT,M13.1.0,M11.1.0", "EST5EDT,M3.2.0", "EST5EDT,M3.6.0,M11.1.0", "<KST-9"] {
+            #expect(PosixRule(malformed) == nil, "\(malformed)")
+        }
+    }
+}
+
+@Suite struct CompiledRegexTests {
+    private func replaced(_ pattern: String, _ template: String, _ text: String) throws -> String {
+        let regex = try CompiledRegex(pattern)
+        return regex.replacing(in: text, with: try regex.template(template).get())
+    }
+
+    @Test func templatesReferToGroupsByNumberAndName() throws {
+        #expect(try replaced("^(\\d{3})-(\\d+)$", "$2/$1", "010-1234") == "1234/010")
+        #expect(try replaced("(?<area>\\d+)-(\\d+)", "${area}:$0", "02-123") == "02:02-123")
+        #expect(try replaced("\\d", "[$0]", "a1b2") == "a[1]b[2]")
+        // The longest number the pattern has groups for: with one group, $12 is $1 then "2".
+        #expect(try replaced("(a)", "$12", "a") == "a2")
+        #expect(try replaced("(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)(k)(l)", "$12", "abcdefghijkl") == "l")
+        // Escapes, and a $ before anything but a digit or a brace.
+        #expect(try replaced("a", "\\$1 $ \\\\", "a") == "$1 $ \\")
+        #expect(try replaced("x", "y", "") == "")
+        #expect(try replaced("(x)?y", "[$1]", "y") == "[]")
+    }
+
+    @Test func templatesOutsideThePatternAreRefused() throws {
+        let regex = try CompiledRegex("(a)")
+        #expect(throws: CompiledRegex.TemplateError.self) { try regex.template("$2").get() }
+        #expect(throws: CompiledRegex.TemplateError.self) { try regex.template("${name}").get() }
+    }
+
+    @Test func matchingIsByScalarAndWhole() throws {
+        // `.` is one scalar: in a decomposed é the mark stands alone (by grapheme, "e" would
+        // not match the é and "." would take all of it).
+        #expect(try CompiledRegex("e.x").matchesWhole("e\u{301}x") == true)
+        #expect(try CompiledRegex("e.x").matchesWhole("e\u{301}\u{301}x") == false)
+        #expect(try CompiledRegex("..").matchesWhole("e\u{301}") == true)
+        #expect(try CompiledRegex("[0-9]{3}").matchesWhole("123") == true)
+        #expect(try CompiledRegex("[0-9]{3}").matchesWhole("1234") == false)
+        #expect(try CompiledRegex("(?i)abc").matchesWhole("ABC") == true)
+        #expect(try CompiledRegex("\\p{Hangul}+").matchesWhole("주문") == true)
+    }
+}
+
+@Suite struct TextAndPathTests {
+    @Test func whiteSpaceIsTrimmedAtBothEndsOnly() {
+        #expect("\u{3000} a b\u{00A0} \t\n".trimmingWhitespace() == "a b")
+        #expect(" \r\n ".trimmingWhitespace() == "")
+        #expect("x".trimmingWhitespace() == "x")
+        #expect("a\u{2003}b"[...].trimmingWhitespace() == "a\u{2003}b")
+    }
+
+    @Test func pathsSplitAndJoinAsFoundationDid() {
+        for path in ["a/b.json", "/b.json", "b.json", "a/b/", "/", "", "a//b", "./x.json"] {
+            #expect(FilePath.directory(of: path) == (path as NSString).deletingLastPathComponent, "\(path)")
+            #expect(FilePath.lastComponent(of: path) == (path as NSString).lastPathComponent, "\(path)")
+        }
+        for (directory, name) in [("a", "b"), ("a/", "b"), ("", "b"), ("/", "b")] {
+            #expect(FilePath.join(directory, name) == (directory as NSString).appendingPathComponent(name))
+        }
+        #expect(FilePath.isDirectory("/tmp") == true)
+        #expect(FilePath.isDirectory("/etc/hostname") == false)
+        #expect(FilePath.isDirectory("/nonexistent") == nil)
+    }
+}
