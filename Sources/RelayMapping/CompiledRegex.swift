@@ -7,6 +7,9 @@ package struct CompiledRegex: @unchecked Sendable, Equatable {
     /// The capture groups: their count and their names (`(?<name>…)`).
     private let groupCount: Int
     private let groupNames: [String: Int]
+    /// An ASCII byte every match starts with (`\.\d+$` starts with `.`): a text without it
+    /// has no match, and the engine is not run on it.
+    private let firstByte: UInt8?
 
     /// Compiles `pattern`; throws the engine's message when it is invalid.
     package init(_ pattern: String) throws {
@@ -23,17 +26,47 @@ package struct CompiledRegex: @unchecked Sendable, Equatable {
             }
         }
         groupNames = names
+        firstByte = Self.firstByte(of: pattern)
+    }
+
+    /// The byte a pattern's matches all start with: its first atom is one ASCII character
+    /// written literally or escaped (after an optional `^`), not made optional by a
+    /// quantifier, and nothing in the pattern alternates or sets flags (`(?i)` would let
+    /// `a` match `A`).
+    static func firstByte(of pattern: String) -> UInt8? {
+        var bytes = Array(pattern.utf8)[...]
+        guard !bytes.contains(UInt8(ascii: "|")), !pattern.contains("(?") else { return nil }
+        if bytes.first == UInt8(ascii: "^") { bytes = bytes.dropFirst() }
+        guard let first = bytes.first, first < 0x80 else { return nil }
+        let literal: UInt8
+        if first == UInt8(ascii: "\\") {
+            // An escaped punctuation character is itself; an escaped letter or digit is a class.
+            guard bytes.count >= 2, case let escaped = bytes[bytes.startIndex + 1], escaped < 0x80,
+                !(escaped >= 0x30 && escaped <= 0x39), !(escaped | 0x20 >= 0x61 && escaped | 0x20 <= 0x7A)
+            else { return nil }
+            literal = escaped
+            bytes = bytes.dropFirst(2)
+        } else {
+            guard first >= 0x30 && first <= 0x39 || first | 0x20 >= 0x61 && first | 0x20 <= 0x7A || "#-_~:/@%&=,'\"<>!`".utf8.contains(first)
+            else { return nil }
+            literal = first
+            bytes = bytes.dropFirst()
+        }
+        if let next = bytes.first, "?*{".utf8.contains(next) { return nil }
+        return literal
     }
 
     package static func == (lhs: CompiledRegex, rhs: CompiledRegex) -> Bool { lhs.pattern == rhs.pattern }
 
     /// Whether the pattern matches the whole text.
     package func matchesWhole(_ text: String) -> Bool {
-        text.wholeMatch(of: regex) != nil
+        if let firstByte, text.utf8.first != firstByte { return false }
+        return text.wholeMatch(of: regex) != nil
     }
 
     /// Replaces every match with `template`.
     package func replacing(in text: String, with template: Template) -> String {
+        if let firstByte, !text.utf8.contains(firstByte) { return text }
         var result = ""
         var copied = text.startIndex
         for match in text.matches(of: regex) {

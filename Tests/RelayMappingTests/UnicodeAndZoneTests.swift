@@ -179,6 +179,23 @@ import Testing
         #expect(throws: CompiledRegex.TemplateError.self) { try regex.template("${name}").get() }
     }
 
+    @Test func theEngineIsSkippedOnlyWhenEveryMatchStartsWithOneByte() throws {
+        let cases: [(String, Character?)] = [
+            ("\\.\\d+$", "."), ("^#\\d+", "#"), ("a+b", "a"), ("-x", "-"), ("\\/", "/"),
+            // A class, an optional or repeated-from-zero first atom, alternation, flags, groups.
+            ("\\d+", nil), ("a?b", nil), ("a*b", nil), ("a{0,2}b", nil), ("a|b", nil), ("(?i)a", nil), ("(a)", nil),
+            ("[.]", nil), (".", nil), ("$", nil), ("\\x41", nil), ("\\p{L}", nil), ("한", nil), ("", nil),
+        ]
+        for (pattern, expected) in cases {
+            #expect(CompiledRegex.firstByte(of: pattern) == expected.map { $0.asciiValue! }, "\(pattern)")
+        }
+        // With and without the byte, the answers are the engine's.
+        #expect(try replaced("\\.\\d+$", "", "#1043.1") == "#1043")
+        #expect(try replaced("\\.\\d+$", "", "#1043") == "#1043")
+        #expect(try CompiledRegex("#\\d+").matchesWhole("#12") == true)
+        #expect(try CompiledRegex("#\\d+").matchesWhole("x#12") == false)
+    }
+
     @Test func matchingIsByScalarAndWhole() throws {
         // `.` is one scalar: in a decomposed é the mark stands alone (by grapheme, "e" would
         // not match the é and "." would take all of it).
