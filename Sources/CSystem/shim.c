@@ -70,6 +70,7 @@ int csystem_accept(int fd, char *host, int host_capacity) {
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <malloc.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -115,4 +116,8 @@ void csystem_name_thread(const char *name) {
     strncpy(shortened, name, sizeof shortened - 1);
     shortened[sizeof shortened - 1] = 0;
     pthread_setname_np(pthread_self(), shortened);
+}
+
+int csystem_keep_freed_memory(int bytes) {
+    return mallopt(M_TRIM_THRESHOLD, bytes) == 1 && mallopt(M_MMAP_THRESHOLD, bytes) == 1;
 }

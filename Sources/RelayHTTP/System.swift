@@ -167,3 +167,15 @@ package enum FileBytes {
         return true
     }
 }
+
+/// glibc's allocator, set for a long-running server.
+package enum Allocator {
+    /// Keeps up to `bytes` of freed memory in each heap instead of handing it back at once, and
+    /// serves allocations below `bytes` from the heaps. By default glibc trims a thread's heap
+    /// whenever its free top passes 128 KB, and the store thread's batches crossed that on
+    /// nearly every commit; each trim (`madvise`), like each `munmap` of a large allocation,
+    /// makes the kernel interrupt the other cores to flush their TLBs.
+    package static func keepFreedMemory(upTo bytes: Int32) {
+        _ = csystem_keep_freed_memory(bytes)
+    }
+}

@@ -43,6 +43,10 @@ int csystem_exit_with_parent(void);
 /// the first 15 bytes of `name`.
 void csystem_name_thread(const char *name);
 
+/// Sets glibc's trim and mmap thresholds (mallopt's M_TRIM_THRESHOLD and M_MMAP_THRESHOLD)
+/// to `bytes`; returns 1 when both were set.
+int csystem_keep_freed_memory(int bytes);
+
 /// Fills `buffer` with `length` bytes from the kernel's random generator (getrandom);
 /// returns the count written, or -1 with errno set.
 long csystem_random_bytes(void *buffer, unsigned long length);
