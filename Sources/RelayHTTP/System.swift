@@ -175,7 +175,9 @@ package enum Allocator {
     /// whenever its free top passes 128 KB, and the store thread's batches crossed that on
     /// nearly every commit; each trim (`madvise`), like each `munmap` of a large allocation,
     /// makes the kernel interrupt the other cores to flush their TLBs.
-    package static func keepFreedMemory(upTo bytes: Int32) {
-        _ = csystem_keep_freed_memory(bytes)
+    /// Returns false when glibc refused a setting.
+    @discardableResult
+    package static func keepFreedMemory(upTo bytes: Int32) -> Bool {
+        csystem_keep_freed_memory(bytes) == 1
     }
 }

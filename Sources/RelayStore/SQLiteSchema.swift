@@ -11,7 +11,7 @@ package enum SQLiteSchema {
     /// The file inside the data directory.
     package static let fileName = "happyrelay.sqlite"
     /// The version this build writes; a newer file is refused.
-    package static let version = 7
+    package static let version = 8
 
     /// Writes a delivery's request and body (`seq`, `request`, `body`), beside its row.
     static let insertPayload = "INSERT INTO payloads (seq, request, body) VALUES (?, ?, ?)"
@@ -177,6 +177,19 @@ package enum SQLiteSchema {
                 CREATE TRIGGER payload_goes_with_its_delivery AFTER DELETE ON deliveries
                     BEGIN DELETE FROM payloads WHERE seq = old.seq; END;
                 PRAGMA user_version = 7;
+                COMMIT;
+                """)
+        }
+        if current < 8 {
+            // Version 8: the rooms' index holds pending deliveries only (PostgreSQL's has from
+            // the start). With delivered rows in it, each webhook wrote two more of its pages,
+            // scattered over the whole history: one when accepted, one when delivered.
+            try database.execute(
+                """
+                BEGIN;
+                DROP INDEX IF EXISTS deliveries_room;
+                CREATE INDEX deliveries_room ON deliveries (credential, room_id, seq) WHERE state = 'pending';
+                PRAGMA user_version = 8;
                 COMMIT;
                 """)
         }

@@ -9,15 +9,14 @@ import Testing
         (pointer - MemoryLayout<Int>.size).load(as: Int.self) & 2 != 0
     }
 
-    @Test func theThresholdDecidesWhatComesFromTheHeaps() throws {
-        // glibc's own threshold starts at 128 KB and moves up to what this process freed last
-        // (up to 32 MB): whatever it is now, the one set here decides both ways.
-        Allocator.keepFreedMemory(upTo: 1 << 20)
-        let below = try #require(malloc(768 << 10))
-        defer { free(below) }
-        #expect(!isMapped(below), "768 KB got an mmap of its own")
-        let above = try #require(malloc(2 << 20))
-        defer { free(above) }
-        #expect(isMapped(above), "2 MB came from a heap")
+    @Test func allocationsBelowTheThresholdComeFromTheHeaps() throws {
+        #expect(Allocator.keepFreedMemory(upTo: 4 << 20))
+        // glibc's own threshold starts at 128 KB (it rises with what the process frees, so in
+        // a fresh process 2 MB would get an mmap of its own, and its free a TLB shootdown).
+        // Above the threshold a heap may still serve it when it has room: only this side is
+        // certain in a test process that other tests share.
+        let block = try #require(malloc(2 << 20))
+        defer { free(block) }
+        #expect(!isMapped(block), "2 MB got an mmap of its own")
     }
 }

@@ -68,6 +68,22 @@ import Testing
         #expect(!steps.contains { $0.contains("SCAN d") || $0.contains("TEMP B-TREE") }, "\(steps)")
     }
 
+    @Test func aRoomsNextHeadIsReadFromPendingRowsOnly() throws {
+        let folder = Folder()
+        _ = try store(folder)
+        let database = try SQLiteDatabase(path: SQLiteSchema.path(in: folder.path))
+        let plan = try database.prepare(
+            "EXPLAIN QUERY PLAN SELECT seq, next_attempt_at FROM deliveries WHERE state = 'pending' AND credential = ? AND room_id = ? ORDER BY seq LIMIT 1")
+        var steps: [String] = []
+        while try plan.step() { steps.append(plan.text(3) ?? "") }
+        #expect(steps.contains { $0.contains("USING INDEX deliveries_room (credential=? AND room_id=?)") }, "\(steps)")
+        #expect(!steps.contains { $0.contains("TEMP B-TREE") }, "\(steps)")
+        // Delivered and dead rows are not in it: the index is partial.
+        let definition = try database.prepare("SELECT sql FROM sqlite_master WHERE name = 'deliveries_room'")
+        _ = try definition.step()
+        #expect(definition.text(0)?.hasSuffix("WHERE state = 'pending'") == true, "\(definition.text(0) ?? "")")
+    }
+
     @Test func headsAreRebuiltFromRowsWrittenElsewhere() throws {
         let folder = Folder()
         let store = try store(folder)
