@@ -230,3 +230,31 @@ import Testing
         #expect(FilePath.isDirectory("/nonexistent") == nil)
     }
 }
+
+@Suite struct EveryZoneTests {
+    /// Every zone ICU knows is in the system's database and has the same offsets, 1975 to
+    /// 2021 (later years may differ where the two databases' versions do: a country that
+    /// changes its rules reaches them at different times).
+    @Test func everyZoneFoundationKnowsIsReadAndAgrees() throws {
+        var unreadable: [String] = []
+        var differing: [String: Int] = [:]
+        for name in TimeZone.knownTimeZoneIdentifiers {
+            guard let theirs = TimeZone(identifier: name) else { continue }
+            guard let ours = TimeZoneRules(identifier: name) else {
+                unreadable.append(name)
+                continue
+            }
+            // Every 10 days and 7 hours.
+            var instant = 157_766_400
+            while instant < 1_609_459_200 {
+                if theirs.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(instant))) != ours.offset(atEpochSeconds: instant) {
+                    differing[name, default: 0] += 1
+                }
+                instant += 10 * 86400 + 7 * 3600
+            }
+        }
+        #expect(TimeZone.knownTimeZoneIdentifiers.count > 400)
+        #expect(unreadable.isEmpty, "\(unreadable)")
+        #expect(differing.isEmpty, "\(differing)")
+    }
+}
