@@ -196,6 +196,31 @@ import Testing
         #expect(try CompiledRegex("#\\d+").matchesWhole("x#12") == false)
     }
 
+    @Test func theByteItSkipsOnIsOneNoMatchLacks() throws {
+        // Random patterns and texts: wherever the engine is skipped, it would have found nothing.
+        let atoms = ["a", "b", "\\.", "-", "#", "\\d", "[ab]", ".", "x", "^", "$", "(a)", "é"]
+        let quantifiers = ["", "", "+", "?", "*", "{2}", "{0,1}"]
+        let alphabet = Array("ab.-#1x2 é\u{301}")
+        var generator = SystemRandomNumberGenerator()
+        var skipped = 0
+        for _ in 0..<2_000 {
+            var pattern = ""
+            for _ in 0..<Int.random(in: 1...4, using: &generator) {
+                pattern += atoms.randomElement(using: &generator)! + quantifiers.randomElement(using: &generator)!
+            }
+            guard let byte = CompiledRegex.firstByte(of: pattern), let regex = try? Regex(pattern).matchingSemantics(.unicodeScalar) else { continue }
+            for _ in 0..<20 {
+                let text = String((0..<Int.random(in: 0...6, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })
+                if !text.utf8.contains(byte) {
+                    skipped += 1
+                    #expect(text.firstMatch(of: regex) == nil, "\(pattern) on \(text)")
+                }
+                if text.utf8.first != byte { #expect(text.wholeMatch(of: regex) == nil, "\(pattern) on \(text)") }
+            }
+        }
+        #expect(skipped > 1_000)
+    }
+
     @Test func matchingIsByScalarAndWhole() throws {
         // `.` is one scalar: in a decomposed é the mark stands alone (by grapheme, "e" would
         // not match the é and "." would take all of it).
