@@ -10,7 +10,8 @@ int ctls_require_tls12(SSL_CTX *ctx) { return (int)SSL_CTX_set_min_proto_version
 int ctls_set_server_name(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
 
 void ctls_set_nonblocking_modes(SSL_CTX *ctx) {
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    // Idle connections (most of a pool, most of the time) give their 16 KB record buffers back.
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
 }
 
 static const EVP_MD *digest_for(int algorithm) {

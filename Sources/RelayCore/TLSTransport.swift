@@ -17,7 +17,7 @@ package struct TLSError: Error, CustomStringConvertible {
 /// There is no switch to skip verification.
 package final class TLSClientFactory: TransportFactory, @unchecked Sendable {
     // An SSL_CTX is safe to share between threads once configured.
-    private let context: OpaquePointer
+    let context: OpaquePointer
 
     /// A factory trusting the system store, and `caFile` too when given.
     package init(caFile: String? = nil) throws(TLSError) {

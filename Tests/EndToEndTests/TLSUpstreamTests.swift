@@ -1,3 +1,4 @@
+import COpenSSL
 import Foundation
 import RelayHTTP
 import TestSupport
@@ -8,6 +9,13 @@ import Testing
 /// The outbound client over OpenSSL: verified, host-checked, and never sending to an
 /// upstream it cannot trust.
 @Suite struct TLSUpstreamTests {
+    @Test func idleClientConnectionsGiveTheirBuffersBack() throws {
+        let factory = try TLSClientFactory()
+        let modes = SSL_CTX_ctrl(factory.context, SSL_CTRL_MODE, 0, nil)
+        #expect(modes & Int(SSL_MODE_RELEASE_BUFFERS) != 0)
+        #expect(modes & Int(SSL_MODE_ENABLE_PARTIAL_WRITE) != 0)
+    }
+
     func request(_ port: Int, host: String = "localhost") -> HTTPClientRequest {
         HTTPClientRequest(
             endpoint: HTTPEndpoint(isTLS: true, host: host, port: port), target: HappyTalkUpstream.path,

@@ -11,7 +11,8 @@
 int ctls_require_tls12(SSL_CTX *ctx);
 /// SSL_set_tlsext_host_name: Server Name Indication.
 int ctls_set_server_name(SSL *ssl, const char *name);
-/// SSL_CTX_set_mode with partial writes and a moving write buffer, as non-blocking I/O needs.
+/// SSL_CTX_set_mode with partial writes and a moving write buffer, as non-blocking I/O needs,
+/// and record buffers released while a connection is idle.
 void ctls_set_nonblocking_modes(SSL_CTX *ctx);
 
 /// Hash algorithms by their digest size in bits: 1 (SHA-1), 256, 512.
