@@ -4,7 +4,14 @@ extension StringProtocol {
     /// The text without the white space (Unicode's `White_Space`: spaces, tabs, line breaks)
     /// at either end.
     package func trimmingWhitespace() -> String {
+        // Nearly every text (a header value, a setting) starts and ends with ASCII that is not
+        // white space: no scalar's properties need reading then (the webhook path trims its
+        // Content-Type).
         let scalars = unicodeScalars
+        if let first = scalars.first, let last = scalars.last, first.isASCII, last.isASCII {
+            func isSpace(_ scalar: Unicode.Scalar) -> Bool { scalar == " " || (scalar.value >= 0x09 && scalar.value <= 0x0D) }
+            if !isSpace(first) && !isSpace(last) { return String(self) }
+        }
         guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
         let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })!
         var trimmed = String.UnicodeScalarView()

@@ -240,6 +240,15 @@ import Testing
         #expect(" \r\n ".trimmingWhitespace() == "")
         #expect("x".trimmingWhitespace() == "x")
         #expect("a\u{2003}b"[...].trimmingWhitespace() == "a\u{2003}b")
+        #expect("application/json".trimmingWhitespace() == "application/json")
+        #expect("\u{0B}x\u{0C}".trimmingWhitespace() == "x")
+        #expect("x\u{85}".trimmingWhitespace() == "x")
+        // Every ASCII byte at either end: trimmed exactly when Unicode calls it white space.
+        for byte in UInt8(0)..<0x80 {
+            let scalar = Unicode.Scalar(byte)
+            let expected = scalar.properties.isWhitespace ? "x" : "\(scalar)x\(scalar)"
+            #expect("\(scalar)x\(scalar)".trimmingWhitespace() == expected, "\(byte)")
+        }
     }
 
     @Test func pathsSplitAndJoinAsFoundationDid() {
