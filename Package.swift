@@ -25,7 +25,7 @@ let package = Package(
         .executableTarget(
             name: "happyrelay-mapping-bench", dependencies: ["RelayMapping"], path: "Benchmarks/MappingBench"),
         .testTarget(name: "RelayHTTPTests", dependencies: ["RelayHTTP"]),
-        .testTarget(name: "RelayMappingTests", dependencies: ["RelayMapping"], exclude: ["Fixtures", "Generators"]),
+        .testTarget(name: "RelayMappingTests", dependencies: ["RelayMapping", "TestSupport"], exclude: ["Fixtures", "Generators"]),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayStore", "RelayCrypto", "RelayCLI", "TestSupport"]),
         // What several test targets share: throwaway PostgreSQL clusters, blocking work off the pool.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
