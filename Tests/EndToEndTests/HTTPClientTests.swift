@@ -12,7 +12,10 @@ import Glibc
 
     @Test func keepAliveConnectionsAreReused() async throws {
         let server = try makeServer()
-        let client = try HTTPClient()
+        // An idle timeout longer than any test run: in a loaded full suite this task may
+        // resume more than the default 30 s after a response, and the connection would then
+        // rightly be retired.
+        let client = try HTTPClient(configuration: .init(idleTimeout: .seconds(600)))
         for index in 0..<5 {
             let response = try await client.execute(
                 HTTPClientRequest(endpoint: endpoint(server.port), target: "/echo", body: Array("n\(index)".utf8)))

@@ -21,12 +21,13 @@ import Testing
     @Test func theClientTriesEveryAddressUntilOneAnswers() async throws {
         var router = Router()
         router.add(.get, "/x", .immediate { _ in .json(.ok, "{}") })
-        // A header timeout longer than any test run: under a loaded full suite this task may
-        // resume many seconds after the connection opened, and a server that had closed the
-        // silent connection by then (10 s by default) would fail the check below for nothing.
+        // Header and idle timeouts longer than any test run: under a loaded full suite this
+        // task may resume many seconds after the connection opened, and a server that had
+        // closed the silent connection by then (10 s by default), or a client that had retired
+        // it as idle (30 s), would fail the check below for nothing.
         let server = try HTTPServer(
             configuration: .init(address: HostAndPort(host: "127.0.0.1", port: 0), headerTimeout: .seconds(600), loopCount: 1), router: router)
-        let client = try HTTPClient()
+        let client = try HTTPClient(configuration: .init(idleTimeout: .seconds(600)))
         let endpoint = HTTPEndpoint(isTLS: false, host: "relay.test", port: server.port)
         // Nothing listens on 127.0.0.2: the first address is refused, the second answers.
         let addresses = [
