@@ -1,6 +1,8 @@
 /// A regular expression compiled at load by Swift's regex engine, matching Unicode scalars
 /// (not grapheme clusters, so `.` matches one scalar and a combining mark stands alone).
-/// Immutable once built, so safe to share between loops.
+/// Unchecked `Sendable`: `Regex<AnyRegexOutput>` is not marked so (its output type holds
+/// values of any type), but a regex is immutable, and the program it lowers to on first use
+/// (stored atomically by the engine) is lowered here, at load, before any loop shares it.
 package struct CompiledRegex: @unchecked Sendable, Equatable {
     package let pattern: String
     private let regex: Regex<AnyRegexOutput>
@@ -15,6 +17,7 @@ package struct CompiledRegex: @unchecked Sendable, Equatable {
     package init(_ pattern: String) throws {
         self.pattern = pattern
         regex = try Regex(pattern).matchingSemantics(.unicodeScalar)
+        _ = "".firstMatch(of: regex)
         // The engine tells a pattern's groups only through a match: the pattern with an empty
         // alternative matches the empty text and reports every group (unset).
         let groups = try "".wholeMatch(of: Regex("(?:" + pattern + ")|"))?.output
