@@ -234,6 +234,25 @@ import Testing
         #expect(skipped > 1_000)
     }
 
+    /// One compiled regex serves every loop at once (run under `--sanitize=thread` too).
+    @Test func oneRegexIsSharedByManyThreads() async throws {
+        let regex = try CompiledRegex("^(\\d{3})-(\\d+)$")
+        let template = try regex.template("$2/$1").get()
+        let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    try await offPool {
+                        (0..<500).allSatisfy { index in
+                            regex.replacing(in: "010-\(index)", with: template) == "\(index)/010" && regex.matchesWhole("123-4")
+                        }
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results == [true, true, true, true])
+    }
+
     @Test func matchingIsByScalarAndWhole() throws {
         // `.` is one scalar: in a decomposed é the mark stands alone (by grapheme, "e" would
         // not match the é and "." would take all of it).
