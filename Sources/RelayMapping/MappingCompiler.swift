@@ -694,10 +694,13 @@ struct MappingCompiler {
         var listValue = value
         var reason: String?
         if case .object = value {
-            guard let members = members(value, at: pointer, allowed: ["fields", "reason"], required: ["fields"], what: "\"ignore_without\"") else {
+            // Without "fields", `members` has reported it: nothing more to read.
+            guard let members = members(value, at: pointer, allowed: ["fields", "reason"], required: ["fields"], what: "\"ignore_without\""),
+                let list = members["fields"]
+            else {
                 return nil
             }
-            listValue = members["fields"]!
+            listValue = list
             if let text = members["reason"] {
                 reason = string(text, at: JSONPointer.appending(pointer, "reason"), what: "\"reason\"")
             }

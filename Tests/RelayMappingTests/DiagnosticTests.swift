@@ -70,6 +70,9 @@ import Testing
                 expected: #"shop.json: /rules/0/set/parameter1: parameter1: "this status is not one we know about" is 36 characters; HappyTalk keeps at most 20 (use truncate)"#),
         Mistake(name: "value default longer than the field keeps", file: routeText(set: "\"parameter1\": { \"path\": \"$.body.s\", \"default\": \"no status was sent with it\" }"),
                 expected: #"shop.json: /rules/0/set/parameter1: parameter1: "no status was sent with it" is 26 characters; HappyTalk keeps at most 20 (use truncate)"#),
+        // Found by the mapping fuzzer: the object form without "fields" crashed the compiler.
+        Mistake(name: "ignore_without without its fields", file: routeText(set: "\"parameter1\": \"x\"", ruleExtra: #""ignore_without": { "field[": ["uuid"], "reason": "r" },"#),
+                expected: #"shop.json: /rules/0/ignore_without/field[: unknown key "field[" in "ignore_without" (did you mean "fields"?)"#),
         Mistake(name: "ignore_without names a field the rule does not set", file: routeText(set: "\"parameter1\": \"x\"", ruleExtra: #""ignore_without": ["uid"],"#),
                 expected: #"shop.json: /rules/0/ignore_without/0: "uid" is not set by this rule (did you mean "uuid"?)"#),
         Mistake(name: "example expecting a misspelt field", file: routeText(set: "\"parameter1\": \"x\"", extra: #""examples": [ { "request": { "body": {} }, "expect": { "call": { "paramter1": "x" } } } ],"#),
