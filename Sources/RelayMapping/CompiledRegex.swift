@@ -2,8 +2,10 @@
 /// (not grapheme clusters, so `.` matches one scalar and a combining mark stands alone).
 /// Unchecked `Sendable`: `Regex<AnyRegexOutput>` is not marked so (its output type holds
 /// values of any type), but a regex is immutable, and the program it lowers to on first use
-/// (stored atomically by the engine) is lowered here, at load, before any loop shares it.
-package struct CompiledRegex: @unchecked Sendable, Equatable {
+/// (stored atomically by the engine) is lowered here, at load, before any loop shares it. A
+/// class, so that a pipe step holds one reference (a larger payload made every switch over
+/// `PipeStep` ask the runtime which case it holds).
+package final class CompiledRegex: @unchecked Sendable, Equatable {
     package let pattern: String
     private let regex: Regex<AnyRegexOutput>
     /// The capture groups: their count and their names (`(?<name>…)`).

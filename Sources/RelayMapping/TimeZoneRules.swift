@@ -2,8 +2,9 @@ import FoundationEssentials
 
 /// A time zone's offsets from UTC, read from the system's zone database (`/usr/share/zoneinfo`,
 /// or `$TZDIR`, in the TZif format of RFC 8536): its transitions, then the POSIX rule its
-/// file ends with for the years after them.
-package struct TimeZoneRules: Sendable, Equatable {
+/// file ends with for the years after them. A class, so that a `date` step holds one
+/// reference.
+package final class TimeZoneRules: Sendable, Equatable {
     /// The IANA name, e.g. `Asia/Seoul`.
     package let identifier: String
     private let transitions: [Int]
