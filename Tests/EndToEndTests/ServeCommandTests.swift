@@ -195,7 +195,7 @@ import Glibc
 
     /// libpq (and Kerberos, LDAP, GnuTLS behind it) is opened only for a PostgreSQL store: a
     /// relay on SQLite does not map it. Nor does any relay map Foundation and its ICU (about
-    /// 10 MB): the shipped mappings use `nfkc`, `regex_replace` and `date`, which are the
+    /// 9 MB): the shipped mappings use `nfkc`, `regex_replace` and `date`, which are the
     /// relay's own.
     @Test func aRelayOnSQLiteLoadsNeitherLibpqNorFoundation() async throws {
         try await offPool {
