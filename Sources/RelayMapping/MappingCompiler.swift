@@ -536,13 +536,24 @@ struct MappingCompiler {
             report(tablePointer, "the lookup table must be an object")
             return nil
         }
+        // With ignore_case the keys are kept lower-cased: a lookup lower-cases its value once
+        // instead of every key.
         var table: [String: String] = [:]
         for (key, value) in entries {
+            let text: String
             switch value {
-            case .string(let text): table[key] = text
-            case .number(let digits): table[key] = digits
-            default: report(JSONPointer.appending(tablePointer, key), "lookup values are text")
+            case .string(let string): text = string
+            case .number(let digits): text = digits
+            default:
+                report(JSONPointer.appending(tablePointer, key), "lookup values are text")
+                continue
             }
+            let entryKey = ignoreCase ? key.lowercased() : key
+            if ignoreCase, table[entryKey] != nil {
+                report(JSONPointer.appending(tablePointer, key), "with \"ignore_case\", \"\(key)\" is the same key as another in the table")
+                continue
+            }
+            table[entryKey] = text
         }
         return .lookup(table: table, defaultValue: defaultValue, ignoreCase: ignoreCase)
     }

@@ -6,6 +6,7 @@ package enum PipeStep: Sendable, Equatable {
     /// An order number as one canonical text (`#1043` → `1043`, `20241105-0001234` → `202411050001234`).
     case orderNumber
     case date(DateStep)
+    /// With `ignoreCase`, the table's keys are lower-cased.
     case lookup(table: [String: String], defaultValue: String?, ignoreCase: Bool)
     case truncate(Int)
     case replace(from: String, to: String)
@@ -105,13 +106,8 @@ enum Piped {
         case .phoneKR: result = KoreanPhone.normalize(text)
         case .tracking, .orderNumber: result = Self.lettersAndDigits(text)
         case .lookup(let table, let defaultValue, let ignoreCase):
-            if let hit = table[text] {
-                result = hit
-            } else if ignoreCase, case let lowered = text.lowercased(), let hit = table.first(where: { $0.key.lowercased() == lowered })?.value {
-                result = hit
-            } else {
-                result = defaultValue
-            }
+            // An ignore_case table's keys are lower-case (MappingCompiler.lookupStep).
+            result = table[text] ?? (ignoreCase ? table[text.lowercased()] : nil) ?? defaultValue
         case .truncate(let limit): result = String(text.prefix(limit))
         case .replace(let from, let to): result = from.isEmpty ? text : text.replacing(from, with: to)
         case .regexReplace(let regex, let template): result = regex.replacing(in: text, with: template)

@@ -70,6 +70,8 @@ import Testing
                 expected: #"shop.json: /rules/0/set/parameter1: parameter1: "this status is not one we know about" is 36 characters; HappyTalk keeps at most 20 (use truncate)"#),
         Mistake(name: "value default longer than the field keeps", file: routeText(set: "\"parameter1\": { \"path\": \"$.body.s\", \"default\": \"no status was sent with it\" }"),
                 expected: #"shop.json: /rules/0/set/parameter1: parameter1: "no status was sent with it" is 26 characters; HappyTalk keeps at most 20 (use truncate)"#),
+        Mistake(name: "ignore_case keys that differ only in case", file: routeText(set: #""parameter1": { "path": "$.body.x", "pipe": [{ "lookup": { "table": { "M": "male", "m": "man" }, "ignore_case": true } }] }"#),
+                expected: #"shop.json: /rules/0/set/parameter1/pipe/0/lookup/table/m: with "ignore_case", "m" is the same key as another in the table"#),
         // Found by the mapping fuzzer: the object form without "fields" crashed the compiler.
         Mistake(name: "ignore_without without its fields", file: routeText(set: "\"parameter1\": \"x\"", ruleExtra: #""ignore_without": { "field[": ["uuid"], "reason": "r" },"#),
                 expected: #"shop.json: /rules/0/ignore_without/field[: unknown key "field[" in "ignore_without" (did you mean "fields"?)"#),

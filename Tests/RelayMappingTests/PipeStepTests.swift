@@ -85,6 +85,8 @@ import Testing
         #expect(step("{ \"lookup\": { \"M\": \"male\" } }", "\"X\"") == nil)
         #expect(step("{ \"lookup\": { \"table\": { \"M\": \"male\" }, \"default\": \"other\" } }", "\"X\"") == "other")
         #expect(step("{ \"lookup\": { \"table\": { \"M\": \"male\" }, \"ignore_case\": true } }", "\"m\"") == "male")
+        #expect(step("{ \"lookup\": { \"table\": { \"dhl\": \"DHL\", \"Ups\": \"UPS\" }, \"ignore_case\": true } }", "\"UPS\"") == "UPS")
+        #expect(step("{ \"lookup\": { \"table\": { \"dhl\": \"DHL\" }, \"ignore_case\": true } }", "\"DhL\"") == "DHL")
         #expect(step("{ \"lookup\": { \"table\": { \"M\": \"male\" } } }", "\"m\"") == nil)
         #expect(step("{ \"lookup\": { \"true\": \"Y\" } }", "true") == "Y")
     }
