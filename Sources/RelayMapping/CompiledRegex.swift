@@ -8,9 +8,6 @@
 package final class CompiledRegex: @unchecked Sendable, Equatable {
     package let pattern: String
     private let regex: Regex<AnyRegexOutput>
-    /// The capture groups: their count and their names (`(?<name>…)`).
-    private let groupCount: Int
-    private let groupNames: [String: Int]
     /// An ASCII byte every match starts with (`\.\d+$` starts with `.`): a text without it
     /// has no match, and the engine is not run on it.
     private let firstByte: UInt8?
@@ -20,18 +17,19 @@ package final class CompiledRegex: @unchecked Sendable, Equatable {
         self.pattern = pattern
         regex = try Regex(pattern).matchingSemantics(.unicodeScalar)
         _ = "".firstMatch(of: regex)
-        // The engine tells a pattern's groups only through a match: the pattern with an empty
-        // alternative matches the empty text and reports every group (unset).
-        let groups = try "".wholeMatch(of: Regex("(?:" + pattern + ")|"))?.output
-        groupCount = (groups?.count ?? 1) - 1
-        var names: [String: Int] = [:]
-        if let groups {
-            for (index, group) in groups.enumerated() where index > 0 {
-                if let name = group.name { names[name] = index }
-            }
-        }
-        groupNames = names
         firstByte = Self.firstByte(of: pattern)
+    }
+
+    /// The pattern's capture groups: their count and the index of each name (`(?<name>…)`).
+    /// The engine tells them only through a match: the pattern with an empty alternative
+    /// matches the empty text and reports every group (unset).
+    private func groups() -> (count: Int, names: [String: Int]) {
+        guard let output = try? "".wholeMatch(of: Regex("(?:" + pattern + ")|"))?.output else { return (0, [:]) }
+        var names: [String: Int] = [:]
+        for (index, group) in output.enumerated() where index > 0 {
+            if let name = group.name { names[name] = index }
+        }
+        return (output.count - 1, names)
     }
 
     /// The byte a pattern's matches all start with: its first atom is one ASCII character
@@ -101,6 +99,7 @@ package final class CompiledRegex: @unchecked Sendable, Equatable {
 
     /// `text` as a replacement for this pattern, or why it cannot be one.
     package func template(_ text: String) -> Result<Template, TemplateError> {
+        let (groupCount, groupNames) = groups()
         var parts: [Template.Part] = []
         var literal = ""
         let scalars = Array(text.unicodeScalars)
