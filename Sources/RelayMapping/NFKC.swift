@@ -115,33 +115,34 @@ package enum NFKC {
         }
 
         private init() {
+            func scalars(_ text: Substring) -> [Unicode.Scalar] {
+                text.split(separator: " ").map { Unicode.Scalar(UInt32($0, radix: 16)!)! }
+            }
             var decompositions: [UInt32: Range<Int>] = [:]
             var decomposed: [Unicode.Scalar] = []
-            for (scalar, parts) in Self.entries(NFKC.decompositionData) {
-                decompositions[scalar.value] = decomposed.count..<decomposed.count + parts.count
+            for (scalar, value) in Self.entries(NFKC.decompositionData) {
+                let parts = scalars(value)
+                decompositions[scalar] = decomposed.count..<decomposed.count + parts.count
                 decomposed += parts
             }
             var compositions: [UInt64: Unicode.Scalar] = [:]
-            for (scalar, pair) in Self.entries(NFKC.compositionData) where pair.count == 2 {
-                compositions[UInt64(pair[0].value) << 32 | UInt64(pair[1].value)] = scalar
+            for (scalar, value) in Self.entries(NFKC.compositionData) {
+                let pair = scalars(value)
+                compositions[UInt64(pair[0].value) << 32 | UInt64(pair[1].value)] = Unicode.Scalar(scalar)!
             }
             var combiningClasses: [UInt32: UInt8] = [:]
-            for entry in NFKC.combiningClassData.split(whereSeparator: { $0 == "," || $0 == "\n" }) {
-                let sides = entry.split(separator: ":")
-                combiningClasses[UInt32(sides[0], radix: 16)!] = UInt8(sides[1])!
-            }
+            for (scalar, value) in Self.entries(NFKC.combiningClassData) { combiningClasses[scalar] = UInt8(value)! }
             self.combiningClasses = combiningClasses
             self.decompositions = decompositions
             self.decomposed = decomposed
             self.compositions = compositions
         }
 
-        /// `A0:20,A8:20 308,…` as scalars and what they map to.
-        private static func entries(_ data: String) -> [(Unicode.Scalar, [Unicode.Scalar])] {
-            func scalar<S: StringProtocol>(_ text: S) -> Unicode.Scalar { Unicode.Scalar(UInt32(text, radix: 16)!)! }
-            return data.split(whereSeparator: { $0 == "," || $0 == "\n" }).map { entry in
-                let sides = entry.split(separator: ":")
-                return (scalar(sides[0]), sides[1].split(separator: " ").map(scalar))
+        /// `A0:20,A8:20 308,…`: each entry's scalar (hexadecimal) and the text after its colon.
+        private static func entries(_ data: String) -> [(UInt32, Substring)] {
+            data.split(whereSeparator: { $0 == "," || $0 == "\n" }).map { entry in
+                let colon = entry.firstIndex(of: ":")!
+                return (UInt32(entry[..<colon], radix: 16)!, entry[entry.index(after: colon)...])
             }
         }
     }

@@ -30,8 +30,7 @@ package enum FilePath {
 
     /// The folder part of `path`: `a/b.json` → `a`, `/b.json` → `/`, `b.json` → empty.
     package static func directory(of path: String) -> String {
-        var trimmed = Substring(path)
-        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        let trimmed = withoutTrailingSlashes(path)
         guard let slash = trimmed.lastIndex(of: "/") else { return "" }
         var folder = trimmed[..<slash]
         while folder.hasSuffix("/") { folder = folder.dropLast() }
@@ -40,10 +39,16 @@ package enum FilePath {
 
     /// The last part of `path`: `a/b.json` → `b.json`.
     package static func lastComponent(of path: String) -> String {
-        var trimmed = Substring(path)
-        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        let trimmed = withoutTrailingSlashes(path)
         guard trimmed != "/", let slash = trimmed.lastIndex(of: "/") else { return String(trimmed) }
         return String(trimmed[trimmed.index(after: slash)...])
+    }
+
+    /// `path` without the slashes that end it, but a lone `/`.
+    private static func withoutTrailingSlashes(_ path: String) -> Substring {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        return trimmed
     }
 
     /// Whether `path` names a folder (following links); nil when nothing is there.

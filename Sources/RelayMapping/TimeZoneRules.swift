@@ -64,8 +64,14 @@ package final class TimeZoneRules: Sendable, Equatable {
                 return Int(Int64(bitPattern: value << shift) >> Int64(shift))
             }
         }
+        /// A header's counts (RFC 8536, 3.1), and the length of the data block after it.
+        struct Header {
+            let version: UInt8
+            let isUT, isStd, leaps, times, types, chars: Int
+            func blockLength(timeWidth: Int) -> Int { times * (timeWidth + 1) + types * 6 + chars + leaps * (timeWidth + 4) + isStd + isUT }
+        }
         var reader = Reader(bytes: bytes)
-        func header() -> (version: UInt8, counts: [Int])? {
+        func readHeader() -> Header? {
             guard reader.index + 44 <= bytes.count, bytes[reader.index..<(reader.index + 4)].elementsEqual("TZif".utf8) else { return nil }
             let version = bytes[reader.index + 4]
             reader.index += 20
@@ -74,37 +80,36 @@ package final class TimeZoneRules: Sendable, Equatable {
                 guard let count = reader.integer(4), count >= 0 else { return nil }
                 counts.append(count)
             }
-            return (version, counts)
+            return Header(version: version, isUT: counts[0], isStd: counts[1], leaps: counts[2], times: counts[3], types: counts[4], chars: counts[5])
         }
-        guard var (version, counts) = header() else { return nil }
+        guard var header = readHeader() else { return nil }
         var timeWidth = 4
-        if version >= UInt8(ascii: "2") {
+        if header.version >= UInt8(ascii: "2") {
             // Skip the 32-bit block: version 2 files repeat it with 64-bit times.
-            let (isUT, isStd, leaps, times, types, chars) = (counts[0], counts[1], counts[2], counts[3], counts[4], counts[5])
-            reader.index += times * 5 + types * 6 + chars + leaps * 8 + isStd + isUT
-            guard let second = header() else { return nil }
-            (version, counts) = second
+            reader.index += header.blockLength(timeWidth: 4)
+            guard let second = readHeader() else { return nil }
+            header = second
             timeWidth = 8
         }
-        let (isUT, isStd, leaps, timeCount, typeCount, chars) = (counts[0], counts[1], counts[2], counts[3], counts[4], counts[5])
-        guard typeCount > 0 else { return nil }
+        guard header.types > 0 else { return nil }
+        let blockStart = reader.index
         var transitions: [Int] = []
-        for _ in 0..<timeCount {
+        for _ in 0..<header.times {
             guard let time = reader.integer(timeWidth) else { return nil }
             transitions.append(time)
         }
         var typeIndexes: [Int] = []
-        for _ in 0..<timeCount {
-            guard let type = reader.integer(1).map({ $0 & 0xFF }), type < typeCount else { return nil }
+        for _ in 0..<header.times {
+            guard let type = reader.integer(1).map({ $0 & 0xFF }), type < header.types else { return nil }
             typeIndexes.append(type)
         }
         var typeOffsets: [Int] = []
-        for _ in 0..<typeCount {
+        for _ in 0..<header.types {
             guard let offset = reader.integer(4) else { return nil }
             typeOffsets.append(offset)
             reader.index += 2
         }
-        reader.index += chars + leaps * (timeWidth + 4) + isStd + isUT
+        reader.index = blockStart + header.blockLength(timeWidth: timeWidth)
         var rule: PosixRule?
         if timeWidth == 8, reader.index < bytes.count, bytes[reader.index] == 0x0A,
             let end = bytes[(reader.index + 1)...].firstIndex(of: 0x0A), end > reader.index + 1
@@ -149,6 +154,12 @@ struct PosixRule: Sendable {
             scalars = scalars.dropFirst(letters.count)
             return true
         }
+        /// The digits that follow, as a number; nil when none do.
+        func number() -> Int? {
+            let digits = scalars.prefix(while: { $0.isASCII && $0.isNumber })
+            scalars = scalars.dropFirst(digits.count)
+            return Int(digits)
+        }
         // `[+-]hh[:mm[:ss]]`, in seconds.
         func time() -> Int? {
             var sign = 1
@@ -162,20 +173,13 @@ struct PosixRule: Sendable {
                     guard scalars.first == ":" else { break }
                     scalars = scalars.dropFirst()
                 }
-                let digits = scalars.prefix(while: { $0.isASCII && $0.isNumber })
-                guard !digits.isEmpty, let value = Int(digits) else { return nil }
-                scalars = scalars.dropFirst(digits.count)
+                guard let value = number() else { return nil }
                 total += value * unit
             }
             return sign * total
         }
         func change() -> Change? {
             var day: Change.Day
-            func number() -> Int? {
-                let digits = scalars.prefix(while: { $0.isASCII && $0.isNumber })
-                scalars = scalars.dropFirst(digits.count)
-                return Int(digits)
-            }
             switch scalars.first {
             case "J":
                 scalars = scalars.dropFirst()
