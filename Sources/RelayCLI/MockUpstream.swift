@@ -31,18 +31,24 @@ package final class MockUpstream: Sendable {
     }
 
     package let configuration: Configuration
-    /// The `--record` file, open for appending.
-    private let record: Int32?
+    /// The `--record` file, open for appending; one line written at a time, whichever loop
+    /// writes it (a FIFO would otherwise mix lines longer than its atomic size).
+    private let record: Mutex<Int32?>
     private let accepted = Atomic<Int>(0)
 
     package init(configuration: Configuration) throws(SettingsError) {
         self.configuration = configuration
+        var descriptor: Int32?
         if let path = configuration.recordPath {
-            let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-            guard descriptor >= 0 else { throw SettingsError("--record: cannot open \(path)") }
-            record = descriptor
-        } else {
-            record = nil
+            descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            guard descriptor! >= 0 else { throw SettingsError("--record: cannot open \(path)") }
+        }
+        record = Mutex(descriptor)
+    }
+
+    deinit {
+        record.withLock { descriptor in
+            if let descriptor { close(descriptor) }
         }
     }
 
@@ -90,8 +96,9 @@ package final class MockUpstream: Sendable {
         guard let room = fields["room_id"], !room.isEmpty, configuration.rooms.isEmpty || configuration.rooms.contains(room) else {
             return Self.fail(-503, "room")
         }
-        // One write per line: with O_APPEND, lines written at once on several loops do not mix.
-        if let record { FileBytes.write(request.body + [UInt8(ascii: "\n")], to: record) }
+        record.withLock { descriptor in
+            if let descriptor { FileBytes.write(request.body + [UInt8(ascii: "\n")], to: descriptor) }
+        }
         accepted.wrappingAdd(1, ordering: .relaxed)
         return .json(.ok, "{\"result\":\"success\"}")
     }
