@@ -488,7 +488,7 @@ struct MappingCompiler {
             return nil
         }
         guard let zone = TimeZoneRules(identifier: zoneName) else {
-            report(pointer, "unknown time zone \"\(zoneName)\" (use an IANA name such as \"Asia/Seoul\" or \"UTC\")")
+            report(pointer, TimeZoneRules.unknownZoneMessage(zoneName))
             return nil
         }
         return .date(DateStep(format: format, zone: zone))

@@ -21,7 +21,7 @@ package final class TimeZoneRules: Sendable, Equatable {
     /// Asia/Seoul (the default, `+09:00` since 1988) are known without the database.
     package init?(identifier: String, directory: String? = nil) {
         self.identifier = identifier
-        let folder = directory ?? ProcessInfo.processInfo.environment["TZDIR"] ?? "/usr/share/zoneinfo"
+        let folder = directory ?? Self.databaseFolder
         // Names are paths in the database: nothing may climb out of it.
         let valid = !identifier.isEmpty && !identifier.hasPrefix("/") && !identifier.split(separator: "/").contains("..")
         if valid, let data = FileManager.default.contents(atPath: FilePath.join(folder, identifier)),
@@ -33,6 +33,19 @@ package final class TimeZoneRules: Sendable, Equatable {
         let fixed: [String: Int] = ["UTC": 0, "Etc/UTC": 0, "GMT": 0, "Etc/GMT": 0, "Asia/Seoul": 9 * 3600]
         guard let offset = fixed[identifier] else { return nil }
         (transitions, offsets, initialOffset, rule) = ([], [], offset, nil)
+    }
+
+    /// The zone database: `$TZDIR`, or Debian's `tzdata` folder.
+    static var databaseFolder: String { ProcessInfo.processInfo.environment["TZDIR"] ?? "/usr/share/zoneinfo" }
+
+    /// Why there is no zone named `identifier`: the database lacks it, or this machine has no
+    /// database at all (where only the zones known without it work).
+    package static func unknownZoneMessage(_ identifier: String, directory: String? = nil) -> String {
+        let folder = directory ?? databaseFolder
+        guard FilePath.isDirectory(folder) == true else {
+            return "unknown time zone \"\(identifier)\": this machine has no zone database at \(folder) (install tzdata, or set TZDIR); without it only \"Asia/Seoul\" and \"UTC\" are known"
+        }
+        return "unknown time zone \"\(identifier)\" (use an IANA name such as \"Asia/Seoul\" or \"UTC\")"
     }
 
     /// Seconds to add to UTC to get the zone's local time at `epochSeconds`.

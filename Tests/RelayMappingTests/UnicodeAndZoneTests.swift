@@ -142,6 +142,11 @@ import Testing
         #expect(seoul.offset(atEpochSeconds: 1_796_115_600) == 9 * 3600)
         #expect(TimeZoneRules(identifier: "UTC", directory: "/nonexistent")?.offset(atEpochSeconds: 0) == 0)
         #expect(TimeZoneRules(identifier: "Europe/Paris", directory: "/nonexistent") == nil)
+        // The load error then says what is missing, not that the zone is unknown to the world.
+        #expect(
+            TimeZoneRules.unknownZoneMessage("Europe/Paris", directory: "/nonexistent")
+                == #"unknown time zone "Europe/Paris": this machine has no zone database at /nonexistent (install tzdata, or set TZDIR); without it only "Asia/Seoul" and "UTC" are known"#)
+        #expect(TimeZoneRules.unknownZoneMessage("Asia/Seul", directory: "/usr/share/zoneinfo").hasSuffix(#"(use an IANA name such as "Asia/Seoul" or "UTC")"#))
     }
 
     @Test func posixRulesReadEveryForm() throws {
