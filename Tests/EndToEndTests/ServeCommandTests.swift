@@ -134,18 +134,25 @@ import Glibc
         }
     }
 
+    /// A relay on the shipped mappings with a token and their secrets (not a dry run: its store
+    /// is open), its port open; nothing is sent.
+    static func relayWithAToken() throws -> RelayProcess {
+        let relay = try RelayProcess(
+            ["serve", "--listen", "127.0.0.1:0", "--mappings", MappingCommandTests.mappings, "--upstream", "http://127.0.0.1:9"],
+            environment: [
+                "HAPPYTALK_TOKEN": "t", "CHATBOT_RELAY_SECRET": "s", "SHOPIFY_WEBHOOK_SECRET": "s", "WOOCOMMERCE_WEBHOOK_SECRET": "s",
+            ])
+        _ = try relay.waitForPort()
+        return relay
+    }
+
     /// Each thread carries its name into the kernel, where `top -H`, `perf` and /proc read it:
     /// one event loop per core, the store writer, the lookup workers of routes that resolve
     /// bindings.
     @Test func threadsAreNamedForTheKernel() async throws {
         try await offPool {
-            // With a token (not a dry run), so that the store writer and the lookups run; nothing is sent.
-            let relay = try RelayProcess(
-                ["serve", "--listen", "127.0.0.1:0", "--mappings", MappingCommandTests.mappings, "--upstream", "http://127.0.0.1:9"],
-                environment: [
-                    "HAPPYTALK_TOKEN": "t", "CHATBOT_RELAY_SECRET": "s", "SHOPIFY_WEBHOOK_SECRET": "s", "WOOCOMMERCE_WEBHOOK_SECRET": "s",
-                ])
-            _ = try relay.waitForPort()
+            // Not a dry run, so that the store writer and the lookups run.
+            let relay = try Self.relayWithAToken()
             let tasks = "/proc/\(relay.process.processIdentifier)/task"
             func names() -> Set<String> {
                 Set(
@@ -199,13 +206,8 @@ import Glibc
     /// relay's own.
     @Test func aRelayOnSQLiteLoadsNeitherLibpqNorFoundation() async throws {
         try await offPool {
-            // With a token (not a dry run), so that the relay opens its SQLite store; nothing is sent.
-            let relay = try RelayProcess(
-                ["serve", "--listen", "127.0.0.1:0", "--mappings", MappingCommandTests.mappings, "--upstream", "http://127.0.0.1:9"],
-                environment: [
-                    "HAPPYTALK_TOKEN": "t", "CHATBOT_RELAY_SECRET": "s", "SHOPIFY_WEBHOOK_SECRET": "s", "WOOCOMMERCE_WEBHOOK_SECRET": "s",
-                ])
-            _ = try relay.waitForPort()
+            // Not a dry run, so that the relay opens its SQLite store.
+            let relay = try Self.relayWithAToken()
             // Read to the end: /proc files report no size, and a sized read stops at the first page.
             let file = try #require(FileHandle(forReadingAtPath: "/proc/\(relay.process.processIdentifier)/maps"))
             let maps = String(decoding: try file.readToEnd() ?? Data(), as: UTF8.self)
