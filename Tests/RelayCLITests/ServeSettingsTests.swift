@@ -206,3 +206,19 @@ import Testing
         #expect(throws: Self.refused) { try map(["--data-dir", "old", "--database-url", Self.url]) }
     }
 }
+
+@Suite struct TimeOptionTests {
+    private func since(_ text: String) throws -> Int? {
+        try ParsedOptions(["--since", text], options: DeliveryCommands.listOptions).time("--since", now: 1_796_115_600_000)
+    }
+
+    @Test func timesAreRFC3339WithOrWithoutFractionsOrDurationsAgo() throws {
+        #expect(try since("2026-12-01T09:00:00Z") == 1_796_115_600_000)
+        #expect(try since("2026-12-01T18:00:00.250+09:00") == 1_796_115_600_250)
+        // Pasted with spaces around, as ISO8601DateFormatter took it.
+        #expect(try since(" 2026-12-01T09:00:00Z\n") == 1_796_115_600_000)
+        #expect(try since("2h") == 1_796_115_600_000 - 7_200_000)
+        #expect(throws: SettingsError.self) { try since("2026-12-01") }
+        #expect(throws: SettingsError.self) { try since("yesterday") }
+    }
+}
