@@ -390,7 +390,12 @@ struct MappingCompiler {
     mutating func step(_ value: JSONValue, at pointer: String) -> PipeStep? {
         switch value {
         case .string(let name):
-            if let step = Self.simpleSteps[name] { return step }
+            if let step = Self.simpleSteps[name] {
+                // NFKC's tables take ~13 ms to build: at load, not on the loop of the first
+                // webhook with a full-width character.
+                if step == .nfkc || step == .phoneKR { NFKC.prepare() }
+                return step
+            }
             if PipeStep.names.contains(name) {
                 report(pointer, "step \"\(name)\" needs an argument: { \"\(name)\": … }")
             } else {

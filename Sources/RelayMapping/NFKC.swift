@@ -2,6 +2,11 @@
 /// full-width digits and letters become ASCII, `①` becomes `1`, Hangul stays composed. The
 /// tables (NFKCData.swift) are generated from the Unicode Character Database.
 package enum NFKC {
+    /// Builds the tables now (they are otherwise built on first use).
+    package static func prepare() {
+        _ = Tables.shared
+    }
+
     /// `text` in NFKC.
     package static func normalize(_ text: String) -> String {
         if text.utf8.allSatisfy({ $0 < 0x80 }) { return text }
