@@ -69,7 +69,7 @@ package final class PostgresCluster: @unchecked Sendable {
         for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         defer { close(ends[0]) }
         let (program, arguments) = ownerCommand("\(binaries!)/pg_ctl", stopArguments(directory))
-        guard let pid = try? spawn("/bin/sh", ["-c", "cat >/dev/null; exec \"$@\"", "sh", program] + arguments, input: ends[0], output: "/dev/null") else {
+        guard let pid = try? ChildProcess.spawn("/bin/sh", ["-c", "cat >/dev/null; exec \"$@\"", "sh", program] + arguments, input: ends[0], output: .file("/dev/null")) else {
             close(ends[1])
             return (0, -1)
         }
@@ -125,7 +125,7 @@ package final class PostgresCluster: @unchecked Sendable {
     package static func run(_ program: String, _ arguments: [String]) throws {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-pg-out-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let pid = try spawn(program, arguments, input: nil, output: outputPath)
+        let pid = try ChildProcess.spawn(program, arguments, input: nil, output: .file(outputPath))
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         // WIFEXITED && WEXITSTATUS == 0
@@ -133,37 +133,6 @@ package final class PostgresCluster: @unchecked Sendable {
             let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
             throw Failure("\(program) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
         }
-    }
-
-    /// Starts `program` with standard input from `input` (or /dev/null), both outputs to the
-    /// file `output`, and no other descriptor of the test process.
-    static func spawn(_ program: String, _ arguments: [String], input: Int32?, output: String) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        // Nothing of the test process but the three standard streams reaches the server that
-        // pg_ctl leaves running: an inherited descriptor (Foundation's socket that tells it a
-        // child exited, a test's connection) would stay open as long as the server does.
-        // (glibc 2.34+; Glibc's Swift module does not declare it.)
-        guard let closeFrom = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else {
-            throw Failure("this C library cannot close inherited descriptors in a spawned process (glibc 2.34 or later can)")
-        }
-        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-        // Actions run in order: standard input is taken before the rest is closed.
-        if let input {
-            posix_spawn_file_actions_adddup2(&actions, input, 0)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        }
-        _ = unsafeBitCast(closeFrom, to: CloseFrom.self)(&actions, 3)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = ([program] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, program, &actions, nil, argv, environ)
-        guard spawned == 0 else { throw Failure("cannot start \(program): \(String(cString: strerror(spawned)))") }
-        return pid
     }
 
     package static func freePort() -> Int {

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -25,9 +26,9 @@ final class RelayProcess: @unchecked Sendable {
         return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug/happyrelay")
     }
 
-    let process = Process()
+    let process: ChildProcess
     /// The data folder a `serve` got because its test named none (removed with the process).
-    private var ownDataFolder: String?
+    private let ownDataFolder: String?
     private let output = Mutex<String>("")
     private let changed = DispatchSemaphore(value: 0)
     private let outputDone = DispatchSemaphore(value: 0)
@@ -35,14 +36,6 @@ final class RelayProcess: @unchecked Sendable {
     /// Starts `happyrelay ARGUMENTS` with exactly `environment` (plus PATH); `launcher` (a
     /// command and its arguments, such as `prlimit --nofile=64:64`) runs it when given.
     init(_ arguments: [String], environment: [String: String] = [:], launcher: [String] = [], workingDirectory: String? = nil) throws {
-        if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
-        if let command = launcher.first {
-            process.executableURL = URL(fileURLWithPath: command)
-            process.arguments = Array(launcher.dropFirst()) + [Self.executable.path] + arguments
-        } else {
-            process.executableURL = Self.executable
-            process.arguments = arguments
-        }
         var env = environment
         env["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         // A `serve` that names no store gets a folder of its own, not the default `data/` of
@@ -53,31 +46,42 @@ final class RelayProcess: @unchecked Sendable {
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("relay-data-\(UUID().uuidString)").path
             env["HAPPYRELAY_DATA_DIR"] = folder
             ownDataFolder = folder
+        } else {
+            ownDataFolder = nil
         }
         // A test run that crashes leaves no relay or mock behind.
         env["HAPPYRELAY_EXIT_WITH_PARENT"] = env["HAPPYRELAY_EXIT_WITH_PARENT"] ?? "1"
-        process.environment = env
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let handle = pipe.fileHandleForReading
-        let thread = Thread { [self] in
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { throw Failure(description: "no pipe: \(String(cString: strerror(errno)))") }
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        let command = launcher.isEmpty ? [Self.executable.path] + arguments : launcher + [Self.executable.path] + arguments
+        do {
+            process = try ChildProcess(
+                command[0], Array(command.dropFirst()), environment: env, workingDirectory: workingDirectory, output: .descriptor(ends[1]))
+        } catch {
+            close(ends[0])
+            close(ends[1])
+            throw error
+        }
+        close(ends[1])
+        let reading = ends[0]
+        Thread { [self] in
+            var chunk = [UInt8](repeating: 0, count: 65536)
             while true {
-                let data = handle.availableData
-                if data.isEmpty { break }
-                output.withLock { $0 += String(decoding: data, as: UTF8.self) }
+                let count = chunk.withUnsafeMutableBytes { read(reading, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+                output.withLock { $0 += String(decoding: chunk[0..<count], as: UTF8.self) }
                 changed.signal()
             }
+            close(reading)
             outputDone.signal()
             changed.signal()
-        }
-        thread.start()
+        }.start()
     }
 
     deinit {
-        if process.isRunning { process.terminate() }
+        process.terminate()
         if let ownDataFolder { try? FileManager.default.removeItem(atPath: ownDataFolder) }
     }
 
@@ -91,10 +95,10 @@ final class RelayProcess: @unchecked Sendable {
         while true {
             let current = log
             if current.contains(text) { return current }
-            if !process.isRunning && outputDone.wait(timeout: .now()) == .success {
+            if let status = process.terminationStatus, outputDone.wait(timeout: .now()) == .success {
                 outputDone.signal()
                 if log.contains(text) { return log }
-                throw Failure(description: "exited (\(process.terminationStatus)) without \"\(text)\"; output:\n\(log)")
+                throw Failure(description: "exited (\(status)) without \"\(text)\"; output:\n\(log)")
             }
             if Date() > deadline { throw Failure(description: "timed out waiting for \"\(text)\"; output:\n\(current)") }
             _ = changed.wait(timeout: .now() + 0.5)
@@ -128,14 +132,12 @@ final class RelayProcess: @unchecked Sendable {
     }
 
     func waitForExit(timeout: Double = 20) throws -> Int32 {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning {
-            if Date() > deadline { throw Failure(description: "did not exit; output:\n\(log)") }
-            _ = changed.wait(timeout: .now() + 0.05)
+        guard let status = process.waitForExit(timeout: timeout) else {
+            throw Failure(description: "did not exit within \(timeout) s (\(process.kernelState)); output:\n\(log)")
         }
         _ = outputDone.wait(timeout: .now() + 5)
         outputDone.signal()
-        return process.terminationStatus
+        return status
     }
 
     /// CPU seconds (user and system) the process has used so far.
