@@ -20,8 +20,8 @@ package enum RequestBody {
     /// it, a form; anything else is refused. A JSON body is validated whole and kept on a tape:
     /// paths read only what they need from it.
     package static func decode(_ bytes: [UInt8], contentType: String?, acceptsForm: Bool) -> Result<JSONValue, Problem> {
-        let mediaType = contentType.map { $0.split(separator: ";").first.map(String.init) ?? "" }?
-            .trimmingWhitespace().lowercased()
+        // The common header exactly as senders write it, without the general path's copies.
+        let mediaType = contentType == "application/json" ? contentType : contentType.map(Self.mediaType(of:))
         switch mediaType {
         case nil, "application/json", "text/json":
             break
@@ -37,5 +37,11 @@ package enum RequestBody {
         } catch {
             return .failure(.invalidJSON(error.description))
         }
+    }
+
+    /// The media type of a Content-Type value: before any `;`, trimmed, lower-cased.
+    static func mediaType(of contentType: String) -> String {
+        let end = contentType.utf8.firstIndex(of: UInt8(ascii: ";")) ?? contentType.endIndex
+        return contentType[..<end].trimmingWhitespace().lowercased()
     }
 }

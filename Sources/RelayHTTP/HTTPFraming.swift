@@ -123,12 +123,21 @@ func parseHeaderLine(_ line: UnsafeBufferPointer<UInt8>, into headers: inout HTT
     headers.add(lowercasedName: name, value: value)
 }
 
-/// Text without leading and trailing optional whitespace (SP, HTAB).
-func trimmedOWS(_ text: Substring) -> Substring {
-    var result = text
-    while let first = result.first, first == " " || first == "\t" { result.removeFirst() }
-    while let last = result.last, last == " " || last == "\t" { result.removeLast() }
-    return result
+/// Calls `body` with each comma-separated element of a list field's value (RFC 9110 §5.6.1),
+/// without the optional whitespace (SP, HTAB) around it, empty elements included. By byte,
+/// with no copy: a Content-Length or Connection value is read on every message.
+func forEachListElement<Failure: Error>(of value: String, _ body: (Substring.UTF8View) throws(Failure) -> Void) throws(Failure) {
+    let bytes = value.utf8
+    var start = bytes.startIndex
+    while true {
+        let end = bytes[start...].firstIndex(of: UInt8(ascii: ",")) ?? bytes.endIndex
+        var element = Substring(value).utf8[start..<end]
+        while let first = element.first, first == ASCII.space || first == ASCII.tab { element = element.dropFirst() }
+        while let last = element.last, last == ASCII.space || last == ASCII.tab { element = element.dropLast() }
+        try body(element)
+        guard end < bytes.endIndex else { return }
+        start = bytes.index(after: end)
+    }
 }
 
 /// The fields that decide framing and connection handling, gathered in one pass over the
@@ -153,11 +162,15 @@ struct FramingFields {
         }
     }
 
-    /// The comma-separated elements of a list value, trimmed and lower-cased.
+    /// The comma-separated elements of a list value, trimmed and lower-cased (they are tokens:
+    /// ASCII case is all there is), empty ones left out.
     static func appendElements(of value: String, to elements: inout [String]) {
-        for element in value.split(separator: ",") {
-            let trimmed = trimmedOWS(element)
-            if !trimmed.isEmpty { elements.append(trimmed.lowercased()) }
+        forEachListElement(of: value) { element in
+            if element.isEmpty { return }
+            elements.append(String(unsafeUninitializedCapacity: element.count) { buffer in
+                for (index, byte) in element.enumerated() { buffer[index] = ASCII.lowercased(byte) }
+                return element.count
+            })
         }
     }
 
@@ -192,13 +205,13 @@ func bodyFraming(_ fields: FramingFields, version: HTTPVersion, isRequest: Bool)
     guard !lengths.isEmpty else { return isRequest ? .none : .untilClose }
     var length: Int?
     for value in lengths {
-        for element in value.split(separator: ",", omittingEmptySubsequences: false) {
-            let trimmed = trimmedOWS(element)
-            guard !trimmed.isEmpty, trimmed.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
+        try forEachListElement(of: value) { element throws(HTTPParseError) in
+            guard !element.isEmpty, element.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
                 throw .malformed("invalid Content-Length")
             }
             // More than 18 digits cannot be a body anyone accepts; avoid overflow.
-            guard trimmed.utf8.count <= 18, let parsed = Int(trimmed) else { throw .payloadTooLarge }
+            guard element.count <= 18 else { throw .payloadTooLarge }
+            let parsed = element.reduce(0) { $0 * 10 + Int($1 - 48) }
             if let length, length != parsed { throw .malformed("conflicting Content-Length values") }
             length = parsed
         }

@@ -135,16 +135,21 @@ struct HTTPResponseParser {
         var lineEnd = 0
         while lineEnd < head.count && head[lineEnd] != ASCII.lf { lineEnd += 1 }
         lineEnd -= 1
-        // status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4)
-        let line = String(decoding: UnsafeBufferPointer(rebasing: head[0..<lineEnd]), as: UTF8.self)
-        let parts = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count >= 2, parts[1].utf8.count == 3, let status = Int(parts[1]) else {
+        // status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4), read
+        // by byte: "HTTP/1.x", a space, three digits, then a space or the end of the line.
+        let line = UnsafeBufferPointer(rebasing: head[0..<max(lineEnd, 0)])
+        guard let versionEnd = line.firstIndex(of: ASCII.space) else { throw .malformed("invalid status line") }
+        let digits = line.index(after: versionEnd)..<min(versionEnd + 4, line.count)
+        guard digits.count == 3, line[digits].allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            digits.upperBound == line.count || line[digits.upperBound] == ASCII.space
+        else {
             throw .malformed("invalid status line")
         }
+        let status = line[digits].reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
         let version: HTTPVersion
-        switch parts[0] {
-        case "HTTP/1.1": version = .http1_1
-        case "HTTP/1.0": version = .http1_0
+        switch versionEnd == 8 && line[0..<7].elementsEqual("HTTP/1.".utf8) ? line[7] : nil {
+        case UInt8(ascii: "1"): version = .http1_1
+        case UInt8(ascii: "0"): version = .http1_0
         default: throw .malformed("unsupported HTTP version in response")
         }
         let headers = try parseHeaderBlock(head, from: lineEnd + 2, maxCount: 1024)

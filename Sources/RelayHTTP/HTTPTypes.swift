@@ -150,13 +150,14 @@ package struct HTTPRequestHead: Sendable, Equatable {
 
     /// The target's path, without the query.
     package var path: Substring {
-        if let mark = target.firstIndex(of: "?") { return target[..<mark] }
+        // By byte: a search by Character would run the grapheme breaker over the target.
+        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) { return target[..<mark] }
         return target[...]
     }
 
     /// The target's query (after `?`), or an empty string.
     package var query: Substring {
-        if let mark = target.firstIndex(of: "?") { return target[target.index(after: mark)...] }
+        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) { return target[target.utf8.index(after: mark)...] }
         return ""
     }
 }

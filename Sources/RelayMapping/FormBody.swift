@@ -3,6 +3,7 @@ package enum FormBody {
     /// The name/value pairs, percent-decoded, `+` as space; invalid UTF-8 is repaired.
     package static func pairs(_ bytes: some Collection<UInt8>) -> [(name: String, value: String)] {
         var result: [(name: String, value: String)] = []
+        if bytes.isEmpty { return result }
         for part in bytes.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
             let equals = part.firstIndex(of: UInt8(ascii: "="))
             let name = decode(equals.map { part[..<$0] } ?? part[...])

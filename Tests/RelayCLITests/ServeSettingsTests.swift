@@ -170,6 +170,17 @@ import Testing
         #expect(RequestBody.decode(Array("<x/>".utf8), contentType: "text/xml", acceptsForm: true) == .failure(.unsupportedMediaType("text/xml")))
         #expect(RequestBody.decode(Array("{".utf8), contentType: nil, acceptsForm: false) == .failure(.invalidJSON("unexpected end of input at line 1, column 2")))
     }
+
+    /// The media type is what comes before any `;`, trimmed and compared without case.
+    @Test func mediaTypesAreTrimmedAndCaseless() {
+        for type in ["Application/JSON", " application/json ;charset=utf-8", "APPLICATION/JSON;", "\tapplication/json", "Text/Json"] {
+            #expect((try? RequestBody.decode(Array("[]".utf8), contentType: type, acceptsForm: false).get()) == .array([]), "\(type)")
+        }
+        #expect(RequestBody.mediaType(of: " Text/XML ; charset=utf-8") == "text/xml")
+        #expect(RequestBody.mediaType(of: ";charset=utf-8") == "")
+        #expect(RequestBody.decode(Array("[]".utf8), contentType: "", acceptsForm: false) == .failure(.unsupportedMediaType("")))
+        #expect(RequestBody.decode(Array("[]".utf8), contentType: "application/jsonx", acceptsForm: false) == .failure(.unsupportedMediaType("application/jsonx")))
+    }
 }
 
 /// Which store a command opens when the options name both engines: one rule for `serve`,

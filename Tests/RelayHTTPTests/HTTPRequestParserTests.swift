@@ -262,3 +262,46 @@ func rejectsMalformedRequestsSplitAtEveryOffset(_ testCase: InvalidCase) {
     #expect(parser.error == .malformed("bare LF where CRLF is required"))
     #expect(throws: HTTPParseError.self) { _ = try parser.feed(bytes("x")) }
 }
+
+/// The path is the target up to the first `?`, the query what follows it, whatever the
+/// characters around them (found by byte, not by Character).
+@Test func pathAndQuerySplitAtTheFirstQuestionMark() {
+    let cases: [(target: String, path: String, query: String)] = [
+        ("/hooks/orders", "/hooks/orders", ""), ("/hooks?a=1&b=2", "/hooks", "a=1&b=2"), ("/a?b?c", "/a", "b?c"),
+        ("/주문?상점=한\u{301}", "/주문", "상점=한\u{301}"), ("/e\u{301}?", "/e\u{301}", ""), ("?x", "", "x"),
+    ]
+    for (target, path, query) in cases {
+        let head = HTTPRequestHead(method: .post, target: target)
+        #expect(head.path == path[...] && head.query == query[...], "\(target)")
+    }
+}
+
+/// List fields (RFC 9110 §5.6.1) are split at commas and trimmed of SP and HTAB by byte;
+/// Content-Length lists must agree and hold no empty element; tokens compare without case.
+@Test func listFieldsSplitTrimAndFoldCase() throws {
+    func elements(_ value: String) -> [String] {
+        var found: [String] = []
+        forEachListElement(of: value) { found.append(String(decoding: $0, as: UTF8.self)) }
+        return found
+    }
+    #expect(elements("a") == ["a"])
+    #expect(elements(" a ,\tb\t, ,c,") == ["a", "b", "", "c", ""])
+    #expect(elements("") == [""])
+    #expect(elements("한, é ") == ["한", "é"])
+    var headers = HTTPHeaders()
+    headers.add(lowercasedName: "connection", value: "Upgrade, \tKeep-Alive ,,CLOSE")
+    headers.add(lowercasedName: "transfer-encoding", value: "Chunked")
+    let fields = FramingFields(headers)
+    #expect(fields.connectionOptions == ["upgrade", "keep-alive", "close"])
+    #expect(fields.transferCodings == ["chunked"])
+    for (value, framing) in [("2, 2", BodyFraming.length(2)), ("\t7 ", .length(7)), ("007", .length(7)), ("0", .length(0))] {
+        var lengths = HTTPHeaders()
+        lengths.add(lowercasedName: "content-length", value: value)
+        #expect(try bodyFraming(FramingFields(lengths), version: .http1_1, isRequest: true) == framing, "\(value)")
+    }
+    for value in ["3,", ",3", "3 4", "0x10", "+3", "", "1, 2"] {
+        var lengths = HTTPHeaders()
+        lengths.add(lowercasedName: "content-length", value: value)
+        #expect(throws: HTTPParseError.self, "\(value)") { try bodyFraming(FramingFields(lengths), version: .http1_1, isRequest: true) }
+    }
+}

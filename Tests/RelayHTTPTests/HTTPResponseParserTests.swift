@@ -75,6 +75,25 @@ func parsesResponsesSplitAtEveryOffset(_ testCase: ResponseCase) throws {
     #expect(throws: HTTPParseError.self) { _ = try parseResponse([bytes("SSH-2.0-OpenSSH\r\n\r\n")]) }
 }
 
+/// The status line is read by byte: "HTTP/1.x", a space, three digits, then a space (and any
+/// reason) or the end of the line.
+@Test func statusLinesAreReadExactly() throws {
+    for (line, status) in [("HTTP/1.1 200 OK", 200), ("HTTP/1.1 204", 204), ("HTTP/1.0 503 Service Unavailable", 503), ("HTTP/1.1 299 ", 299)] {
+        let response = try #require(try parseResponse([bytes(line + "\r\nContent-Length: 0\r\n\r\n")]), "\(line)")
+        #expect(response.status == status, "\(line)")
+    }
+    for line in ["HTTP/1.1 20 OK", "HTTP/1.1 +12 OK", "HTTP/1.1 -12", "HTTP/1.1 2000 OK", "HTTP/1.1 200x", "HTTP/1.1  200 OK", "HTTP/1.1", "HTTP/1.1 "] {
+        #expect(throws: HTTPParseError.malformed("invalid status line"), "\(line)") {
+            _ = try parseResponse([bytes(line + "\r\nContent-Length: 0\r\n\r\n")])
+        }
+    }
+    for line in ["HTTP/2 200 OK", "HTTP/1.2 200 OK", "HTTP/1.10 200 OK", "http/1.1 200 OK"] {
+        #expect(throws: HTTPParseError.malformed("unsupported HTTP version in response"), "\(line)") {
+            _ = try parseResponse([bytes(line + "\r\nContent-Length: 0\r\n\r\n")])
+        }
+    }
+}
+
 @Test func endpointParsing() throws {
     let (secure, base) = try #require(HTTPEndpoint.parse(url: "https://customer.happytalk.io"))
     #expect(secure == HTTPEndpoint(isTLS: true, host: "customer.happytalk.io", port: 443))
