@@ -61,6 +61,27 @@ package final class SQLiteDatabase {
     /// The rowid of the last row inserted on this connection.
     package var lastInsertedRowID: Int { Int(sqlite3_last_insert_rowid(handle)) }
 
+    /// After each commit on this connection, SQLite calls `hook` on the committing thread with
+    /// `context` and the write-ahead log's size in pages; nil removes it (`sqlite3_wal_hook`).
+    package func setWALHook(
+        _ hook: (@convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<CChar>?, Int32) -> Int32)?,
+        context: UnsafeMutableRawPointer?
+    ) {
+        sqlite3_wal_hook(handle, hook, context)
+    }
+
+    /// Copies what it can of the write-ahead log into the database file without waiting for
+    /// readers or writers (`SQLITE_CHECKPOINT_PASSIVE`); returns the log's size in pages and
+    /// how many of them are now in the database file.
+    @discardableResult
+    package func checkpointPassively() throws(SQLiteError) -> (logPages: Int, checkpointedPages: Int) {
+        var log: Int32 = 0
+        var checkpointed: Int32 = 0
+        let status = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, &log, &checkpointed)
+        guard status == SQLITE_OK else { throw error(status) }
+        return (Int(log), Int(checkpointed))
+    }
+
     /// The first column of the first row of a query, as an integer.
     package func integer(_ sql: String) throws(SQLiteError) -> Int {
         let statement = try prepare(sql)

@@ -20,6 +20,9 @@ package final class SQLiteDeliveryStore: DeliveryStore {
         package var commitFault: (@Sendable () -> SQLiteError?)?
         /// Test seam: called right before and right after the COMMIT of webhooks' writes.
         package var aroundCommit: (@Sendable (_ committed: Bool) -> Void)?
+        /// The write-ahead log's size in pages past which it is checkpointed, off the writer's
+        /// thread (SQLite's own default is the same 1,000 pages, about 4 MB).
+        package var checkpointPages = 1000
 
         package init() {}
     }
@@ -27,6 +30,7 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     package let path: String
     private let configuration: Configuration
     private let database: SQLiteDatabase
+    private let checkpointer: SQLiteCheckpointer
     /// Held open to notice the file being deleted while the relay runs (`st_nlink` drops to 0).
     private let fileWatch: Int32
     private var dataVersion = 0
@@ -59,6 +63,7 @@ package final class SQLiteDeliveryStore: DeliveryStore {
         let database = try SQLiteDatabase(path: path)
         try SQLiteSchema.migrate(database)
         self.database = database
+        checkpointer = try SQLiteCheckpointer(path: path, writer: database, pages: configuration.checkpointPages)
         self.configuration = configuration
         fileWatch = open(path, O_RDONLY | O_CLOEXEC)
         insertDelivery = try database.prepare(
@@ -104,8 +109,13 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     }
 
     deinit {
+        // Before the writer closes: the last connection to close checkpoints the whole log.
+        checkpointer.stop()
         if fileWatch >= 0 { close(fileWatch) }
     }
+
+    /// Checkpoints that have run off the writer's thread (for tests).
+    package var completedCheckpoints: Int { checkpointer.completedCheckpoints }
 
     // MARK: Writes
 

@@ -52,6 +52,65 @@ import Testing
         #expect(try store.pendingCount() == 1)
     }
 
+    /// Pages of write-ahead log in the data folder's database (its file size over the page size).
+    func logPages(_ folder: Folder) -> Int {
+        let size = (try? FileManager.default.attributesOfItem(atPath: SQLiteSchema.path(in: folder.path) + "-wal")[.size] as? Int) ?? 0
+        return size / 4096
+    }
+
+    /// Webhooks of about 8 KB each (two pages and more), committed one write at a time.
+    func commitLargeWebhooks(_ store: SQLiteDeliveryStore, count: Int, from first: Int) throws {
+        for index in first..<first + count {
+            var large = delivery("w\(index)", room: "r\(index % 7)")
+            large.body = Array(repeating: UInt8(ascii: "x"), count: 8192)
+            #expect(try store.commit([WebhookWrite(deliveries: [large])], outcomes: [], now: 1000) == [.success(.stored)])
+        }
+    }
+
+    /// The writer's commits never checkpoint (SQLite's own would at 1,000 pages): the log grows
+    /// past that until the checkpointer's limit, and nothing has been checkpointed.
+    @Test func theWriterNeverCheckpointsItself() throws {
+        let folder = Folder()
+        var configuration = SQLiteDeliveryStore.Configuration()
+        configuration.checkpointPages = 100_000
+        let store = try SQLiteDeliveryStore(directory: folder.path, configuration: configuration)
+        try commitLargeWebhooks(store, count: 500, from: 0)
+        #expect(logPages(folder) > 1200, "\(logPages(folder)) pages of log")
+        #expect(store.completedCheckpoints == 0)
+    }
+
+    /// Past its limit the log is checkpointed off the writer's thread, and starts over: it
+    /// stays near the limit however much is written.
+    @Test func theLogIsCheckpointedOffTheWritersThreadAndStartsOver() throws {
+        let folder = Folder()
+        var configuration = SQLiteDeliveryStore.Configuration()
+        configuration.checkpointPages = 50
+        let store = try SQLiteDeliveryStore(directory: folder.path, configuration: configuration)
+        for round in 0..<20 {
+            let before = store.completedCheckpoints
+            try commitLargeWebhooks(store, count: 30, from: round * 30)
+            // The checkpoint runs on its own queue: wait (bounded) for it to end.
+            let deadline = Date().addingTimeInterval(10)
+            while store.completedCheckpoints == before && Date() < deadline { usleep(1000) }
+            #expect(store.completedCheckpoints > before, "round \(round)")
+        }
+        // 600 webhooks wrote some 5,000 pages; without checkpoints the log would hold them all.
+        #expect(logPages(folder) < 400, "\(logPages(folder)) pages of log")
+        #expect(try store.pendingCount() == 600)
+    }
+
+    /// Writes that never pause (a background checkpoint never finds the writer between
+    /// writes): the writer finishes the log at `finishingFactor` times the limit, so it stays bounded.
+    @Test func theLogStaysBoundedUnderWritesThatNeverPause() throws {
+        let folder = Folder()
+        var configuration = SQLiteDeliveryStore.Configuration()
+        configuration.checkpointPages = 50
+        let store = try SQLiteDeliveryStore(directory: folder.path, configuration: configuration)
+        try commitLargeWebhooks(store, count: 600, from: 0)
+        #expect(logPages(folder) < 50 * SQLiteCheckpointer.finishingFactor + 60, "\(logPages(folder)) pages of log")
+        #expect(store.completedCheckpoints > 0)
+    }
+
     @Test func dispatchReadsTheRoomsIndexNotTheBacklog() throws {
         let folder = Folder()
         _ = try store(folder)
