@@ -6,8 +6,8 @@ import Synchronization
 /// SQLite's automatic checkpoint runs inside the commit that takes the write-ahead log past
 /// 1,000 pages: it copies those pages into the database file and syncs it, milliseconds during
 /// which the writer commits nothing and every webhook waiting for its 202 waits too (an async
-/// load's p99 went from about 7 to 12 ms with it, BENCHMARKS.md). The writer's automatic
-/// checkpoint is off here; after each of its commits the log's size is passed on, and past
+/// load's p99 went from about 7 to 12 ms with it, BENCHMARKS.md). Here the writer's WAL hook,
+/// which replaces that checkpoint, passes on the log's size after each commit, and past
 /// `pages` a passive checkpoint runs on this checkpointer's queue, which neither waits for nor
 /// blocks the writer. The next write after a complete checkpoint starts the log over; under a
 /// load that never pauses, the writer finishes the remainder itself at `finishingFactor` times
@@ -30,7 +30,7 @@ final class SQLiteCheckpointer: @unchecked Sendable {
         try connection.execute("PRAGMA synchronous=FULL")
         self.writer = writer
         self.pages = pages
-        try writer.execute("PRAGMA wal_autocheckpoint=0")
+        // The hook takes the place of SQLite's automatic checkpoint (which is a WAL hook too).
         writer.setWALHook(
             { context, _, _, logPages in
                 Unmanaged<SQLiteCheckpointer>.fromOpaque(context!).takeUnretainedValue().committed(logPages: Int(logPages))
