@@ -140,8 +140,10 @@ package final class Relay: Sendable {
 
     // MARK: The executor
 
-    /// One webhook on its way: what its answer, its effects and its log line need.
-    struct Exchange: Sendable {
+    /// One webhook on its way: what its answer, its effects and its log line need. A class:
+    /// each completion that captures it retains one object, where a struct of the route, the
+    /// request and the rest was copied field by field into every closure.
+    final class Exchange: Sendable {
         let route: ServedRoute
         let request: HTTPRequest
         let requestID: String
@@ -149,6 +151,18 @@ package final class Relay: Sendable {
         let logID: String
         let loop: EventLoop
         let finish: @Sendable (WebhookResult, String) -> Void
+
+        init(
+            route: ServedRoute, request: HTTPRequest, requestID: String, logID: String, loop: EventLoop,
+            finish: @escaping @Sendable (WebhookResult, String) -> Void
+        ) {
+            self.route = route
+            self.request = request
+            self.requestID = requestID
+            self.logID = logID
+            self.loop = loop
+            self.finish = finish
+        }
     }
 
     func handle(_ request: HTTPRequest, route served: ServedRoute, responder: HTTPResponder) {

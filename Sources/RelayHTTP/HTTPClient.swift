@@ -425,54 +425,63 @@ final class LoopPool {
         self.maxPerEndpoint = maxPerEndpoint
     }
 
+    /// What `acquire` or `release` does once the endpoint's state is changed.
+    private enum Next {
+        case run(HTTPClient.Exchange, on: ClientConnection)
+        case open(HTTPClient.Exchange)
+        case nothing
+    }
+
+    /// Changes an endpoint's state in place: a copy of it (`var entry = endpoints[…]`, then
+    /// storing it back) copied the idle list on every acquire and release. What it decides is
+    /// done after, outside the access: running an exchange may call back into the pool.
+    private func update(_ endpoint: HTTPEndpoint, _ body: (inout EndpointState) -> Next, client: HTTPClient) {
+        switch body(&endpoints[endpoint, default: EndpointState()]) {
+        case .run(let exchange, let connection): client.run(exchange, on: connection, isReused: true, pool: self)
+        case .open(let exchange): client.open(exchange, pool: self)
+        case .nothing: break
+        }
+    }
+
     /// Runs the exchange on an idle connection, opens one when under the cap, or queues it.
     func acquire(_ exchange: HTTPClient.Exchange, client: HTTPClient) {
         if isShutDown {
             exchange.completion(.failure(.shutDown))
             return
         }
-        var entry = endpoints[exchange.endpoint, default: EndpointState()]
-        while let connection = entry.idle.popLast() {
-            if connection.isReusable {
-                endpoints[exchange.endpoint] = entry
-                client.run(exchange, on: connection, isReused: true, pool: self)
-                return
+        update(exchange.endpoint, { [maxPerEndpoint] entry in
+            while let connection = entry.idle.popLast() {
+                if connection.isReusable { return .run(exchange, on: connection) }
+                entry.open -= 1
+                connection.discard()
             }
-            entry.open -= 1
-            connection.discard()
-        }
-        if entry.open < maxPerEndpoint {
-            entry.open += 1
-            endpoints[exchange.endpoint] = entry
-            client.open(exchange, pool: self)
-            return
-        }
-        entry.waiters.append(exchange)
-        endpoints[exchange.endpoint] = entry
+            if entry.open < maxPerEndpoint {
+                entry.open += 1
+                return .open(exchange)
+            }
+            entry.waiters.append(exchange)
+            return .nothing
+        }, client: client)
     }
 
     /// Takes a connection back after an exchange (nil: it is closed and its slot freed), and
     /// hands it, or its slot, to the next waiter.
     func release(_ endpoint: HTTPEndpoint, connection: ClientConnection?, client: HTTPClient) {
-        var entry = endpoints[endpoint, default: EndpointState()]
-        if !entry.waiters.isEmpty {
-            let next = entry.waiters.removeFirst()
-            endpoints[endpoint] = entry
-            if let connection {
-                client.run(next, on: connection, isReused: true, pool: self)
-            } else {
-                // The waiter inherits the freed slot.
-                client.open(next, pool: self)
+        let isShutDown = isShutDown
+        update(endpoint, { entry in
+            if !entry.waiters.isEmpty {
+                let next = entry.waiters.removeFirst()
+                // Without a connection the waiter inherits the freed slot.
+                return connection.map { .run(next, on: $0) } ?? .open(next)
             }
-            return
-        }
-        if let connection, !isShutDown {
-            entry.idle.append(connection)
-        } else {
-            entry.open -= 1
-            connection?.discard()
-        }
-        endpoints[endpoint] = entry
+            if let connection, !isShutDown {
+                entry.idle.append(connection)
+            } else {
+                entry.open -= 1
+                connection?.discard()
+            }
+            return .nothing
+        }, client: client)
     }
 
     func shutdown() {
