@@ -20,6 +20,7 @@ final class SQLiteCheckpointer: @unchecked Sendable {
     private let queue = DispatchQueue(label: "happyrelay.sqlite-checkpoint")
     private let isScheduled = Atomic<Bool>(false)
     private let completed = Atomic<Int>(0)
+    private let lastBackground = Mutex<(logPages: Int, checkpointedPages: Int)?>(nil)
     /// How many times `pages` the log may grow while background checkpoints run beside the writer.
     static let finishingFactor = 2
 
@@ -28,6 +29,9 @@ final class SQLiteCheckpointer: @unchecked Sendable {
         connection = try SQLiteDatabase(path: path)
         // A checkpoint syncs the database file before the log may start over (as the writer's did).
         try connection.execute("PRAGMA synchronous=FULL")
+        // A connection learns that the database is in WAL mode when it first reads it; until
+        // then a checkpoint on it reports success and copies nothing.
+        try connection.execute("SELECT 1 FROM sqlite_master LIMIT 1")
         self.writer = writer
         self.pages = pages
         // The hook takes the place of SQLite's automatic checkpoint (which is a WAL hook too).
@@ -40,6 +44,9 @@ final class SQLiteCheckpointer: @unchecked Sendable {
 
     /// Passive checkpoints that have run to their end (for tests).
     var completedCheckpoints: Int { completed.load(ordering: .acquiring) }
+
+    /// What the last checkpoint on the checkpointer's own connection reported (for tests).
+    var lastBackgroundCheckpoint: (logPages: Int, checkpointedPages: Int)? { lastBackground.withLock { $0 } }
 
     /// Called on the writer's thread after each commit.
     private func committed(logPages: Int) {
@@ -56,7 +63,7 @@ final class SQLiteCheckpointer: @unchecked Sendable {
         guard isScheduled.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
         queue.async { [self] in
             // A failure (the database busy, say) is left to the next commit past the limit.
-            _ = try? connection.checkpointPassively()
+            if let result = try? connection.checkpointPassively() { lastBackground.withLock { $0 = result } }
             completed.add(1, ordering: .releasing)
             isScheduled.store(false, ordering: .releasing)
         }

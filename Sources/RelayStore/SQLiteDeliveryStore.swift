@@ -114,8 +114,11 @@ package final class SQLiteDeliveryStore: DeliveryStore {
         if fileWatch >= 0 { close(fileWatch) }
     }
 
-    /// Checkpoints that have run off the writer's thread (for tests).
+    /// Checkpoints that have run (for tests).
     package var completedCheckpoints: Int { checkpointer.completedCheckpoints }
+
+    /// What the last checkpoint off the writer's thread reported (for tests).
+    package var lastBackgroundCheckpoint: (logPages: Int, checkpointedPages: Int)? { checkpointer.lastBackgroundCheckpoint }
 
     // MARK: Writes
 

@@ -79,6 +79,26 @@ import Testing
         #expect(store.completedCheckpoints == 0)
     }
 
+    /// Past its limit, and below the size at which the writer would finish it, the log is
+    /// checkpointed whole off the writer's thread (its own connection in WAL mode, not a
+    /// checkpoint that reports success and copies nothing).
+    @Test func aCheckpointOffTheWritersThreadCopiesTheLog() throws {
+        let folder = Folder()
+        var configuration = SQLiteDeliveryStore.Configuration()
+        configuration.checkpointPages = 60
+        let store = try SQLiteDeliveryStore(directory: folder.path, configuration: configuration)
+        var written = 0
+        while logPages(folder) < 60 {
+            try commitLargeWebhooks(store, count: 1, from: written)
+            written += 1
+        }
+        #expect(logPages(folder) < 60 * SQLiteCheckpointer.finishingFactor)
+        let deadline = Date().addingTimeInterval(10)
+        while store.lastBackgroundCheckpoint == nil && Date() < deadline { usleep(1000) }
+        let result = try #require(store.lastBackgroundCheckpoint)
+        #expect(result.logPages >= 60 && result.checkpointedPages == result.logPages, "\(result)")
+    }
+
     /// Past its limit the log is checkpointed off the writer's thread, and starts over: it
     /// stays near the limit however much is written.
     @Test func theLogIsCheckpointedOffTheWritersThreadAndStartsOver() throws {
