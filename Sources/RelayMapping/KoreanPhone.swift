@@ -7,68 +7,84 @@ package enum KoreanPhone {
     /// when the value is not a Korean number. Never invents a number.
     package static func normalize(_ text: String) -> String? {
         let folded = NFKC.normalize(text)
-        var digits = ""
+        // The number is gathered and checked as ASCII bytes: String's `count`, `hasPrefix` and
+        // appends go by Character, and this runs on every webhook whose mapping has phone_kr.
+        var digits: [UInt8] = []
+        digits.reserveCapacity(16)
         var sawPlus = false
-        let scalars = Array(folded.unicodeScalars)
-        var index = 0
-        while index < scalars.count {
+        let scalars = folded.unicodeScalars
+        var index = scalars.startIndex
+        while index < scalars.endIndex {
             let scalar = scalars[index]
             switch scalar {
             case "0"..."9":
-                digits.unicodeScalars.append(scalar)
+                digits.append(UInt8(scalar.value))
             case "+":
                 guard digits.isEmpty, !sawPlus else { return nil }
                 sawPlus = true
             case "(":
                 // "+82 (0)10 …": an optional trunk zero written in parentheses after the country code.
-                if index + 2 < scalars.count, scalars[index + 1] == "0", scalars[index + 2] == ")", digits == "82" {
-                    index += 3
-                    continue
+                if digits.elementsEqual("82".utf8) {
+                    let zero = scalars.index(after: index)
+                    if zero < scalars.endIndex, scalars[zero] == "0" {
+                        let close = scalars.index(after: zero)
+                        if close < scalars.endIndex, scalars[close] == ")" {
+                            index = scalars.index(after: close)
+                            continue
+                        }
+                    }
                 }
             case " ", "-", ".", ")", "/", "\u{00A0}", "\u{3000}", "\t":
                 break
             default:
                 return nil
             }
-            index += 1
+            index = scalars.index(after: index)
         }
-        var national: String
+        let international = digits.starts(with: "0082".utf8)
+        let national: ArraySlice<UInt8>
         if sawPlus {
-            guard digits.hasPrefix("82") else { return nil }
-            national = String(digits.dropFirst(2))
-        } else if digits.hasPrefix("0082") {
-            national = String(digits.dropFirst(4))
-        } else if digits.hasPrefix("82") && !digits.hasPrefix("0") && (digits.count == 11 || digits.count == 12) {
-            national = String(digits.dropFirst(2))
+            guard digits.starts(with: "82".utf8) else { return nil }
+            national = digits.dropFirst(2)
+        } else if international {
+            national = digits.dropFirst(4)
+        } else if digits.starts(with: "82".utf8) && (digits.count == 11 || digits.count == 12) {
+            national = digits.dropFirst(2)
         } else {
-            national = digits
+            national = digits[...]
         }
-        if national.hasPrefix("0") {
-            // Already domestic, or "+82 010…" written with its trunk zero.
-        } else if sawPlus || digits.hasPrefix("0082") || national.count != digits.count {
-            national = "0" + national
+        var number: [UInt8] = []
+        number.reserveCapacity(national.count + 1)
+        // Already domestic, or "+82 010…" written with its trunk zero: no zero is added.
+        if national.first != UInt8(ascii: "0") && (sawPlus || international || national.count != digits.count) {
+            number.append(UInt8(ascii: "0"))
         }
-        return isValidDomestic(national) ? national : nil
+        number += national
+        return isValidDomestic(number) ? String(decoding: number, as: UTF8.self) : nil
     }
 
     /// Whether digits form a plausible Korean number: mobile `01X`, Seoul `02`, area codes
     /// `031`–`064`, `070` internet phones, `050X`, `080` toll-free, or an 8-digit `1XXX` line.
-    static func isValidDomestic(_ number: String) -> Bool {
+    static func isValidDomestic(_ number: [UInt8]) -> Bool {
         let count = number.count
-        let bytes = Array(number.utf8)
-        guard bytes.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return false }
-        if bytes.first == UInt8(ascii: "1") {
-            // 15XX, 16XX, 18XX representative numbers: 8 digits.
-            return count == 8 && [UInt8(ascii: "5"), UInt8(ascii: "6"), UInt8(ascii: "8")].contains(bytes[1])
+        guard number.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return false }
+        func starts(_ prefix: StaticString) -> Bool {
+            number.starts(with: UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount))
         }
-        guard bytes.first == UInt8(ascii: "0"), count >= 9 else { return false }
-        if number.hasPrefix("010") { return count == 11 }
-        if ["011", "016", "017", "018", "019"].contains(where: number.hasPrefix) { return count == 10 || count == 11 }
-        if number.hasPrefix("02") { return count == 9 || count == 10 }
-        if number.hasPrefix("070") || number.hasPrefix("080") { return count == 10 || count == 11 }
-        if number.hasPrefix("050") { return count == 11 || count == 12 }
-        let areaCodes = ["031", "032", "033", "041", "042", "043", "044", "051", "052", "053", "054", "055", "061", "062", "063", "064"]
-        if areaCodes.contains(where: number.hasPrefix) { return count == 10 || count == 11 }
-        return false
+        if number.first == UInt8(ascii: "1") {
+            // 15XX, 16XX, 18XX representative numbers: 8 digits.
+            return count == 8 && (number[1] == UInt8(ascii: "5") || number[1] == UInt8(ascii: "6") || number[1] == UInt8(ascii: "8"))
+        }
+        guard number.first == UInt8(ascii: "0"), count >= 9 else { return false }
+        if starts("010") { return count == 11 }
+        if starts("011") || starts("016") || starts("017") || starts("018") || starts("019") { return count == 10 || count == 11 }
+        if starts("02") { return count == 9 || count == 10 }
+        if starts("070") || starts("080") { return count == 10 || count == 11 }
+        if starts("050") { return count == 11 || count == 12 }
+        let isArea =
+            starts("031") || starts("032") || starts("033") || starts("041") || starts("042") || starts("043") || starts("044")
+            || starts("051") || starts("052") || starts("053") || starts("054") || starts("055") || starts("061") || starts("062")
+            || starts("063") || starts("064")
+        return isArea && (count == 10 || count == 11)
     }
 }
