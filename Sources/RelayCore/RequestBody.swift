@@ -20,8 +20,7 @@ package enum RequestBody {
     /// it, a form; anything else is refused. A JSON body is validated whole and kept on a tape:
     /// paths read only what they need from it.
     package static func decode(_ bytes: [UInt8], contentType: String?, acceptsForm: Bool) -> Result<JSONValue, Problem> {
-        // The common header exactly as senders write it, without the general path's copies.
-        let mediaType = contentType == "application/json" ? contentType : contentType.map(Self.mediaType(of:))
+        let mediaType = contentType.map(Self.mediaType(of:))
         switch mediaType {
         case nil, "application/json", "text/json":
             break
@@ -41,6 +40,11 @@ package enum RequestBody {
 
     /// The media type of a Content-Type value: before any `;`, trimmed, lower-cased.
     static func mediaType(of contentType: String) -> String {
+        // As most senders write it (`application/json`: printable, lower-case, no parameters),
+        // the value is its own media type, and is not copied twice to find that out.
+        if contentType.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ";") && !($0 >= 0x41 && $0 <= 0x5A) }) {
+            return contentType
+        }
         let end = contentType.utf8.firstIndex(of: UInt8(ascii: ";")) ?? contentType.endIndex
         return contentType[..<end].trimmingWhitespace().lowercased()
     }
