@@ -53,10 +53,11 @@ package final class ChildProcess: Sendable {
         status.withLock { $0 }.map { Self.exitStatus($0) }
     }
 
-    /// Waits up to `timeout` seconds for the end; returns the status as `terminationStatus`.
-    package func waitForExit(timeout: Double) -> Int32? {
+    /// Waits up to `timeout` seconds (nil: as long as it takes) for the end; returns the status
+    /// as `terminationStatus`, nil when the time ran out.
+    package func waitForExit(timeout: Double? = nil) -> Int32? {
         if let status = terminationStatus { return status }
-        guard ended.wait(timeout: .now() + timeout) == .success else { return nil }
+        guard ended.wait(timeout: timeout.map { .now() + $0 } ?? .distantFuture) == .success else { return nil }
         ended.signal()
         return terminationStatus
     }
@@ -85,8 +86,8 @@ package final class ChildProcess: Sendable {
         status & 0x7F != 0 ? status & 0x7F : (status >> 8) & 0xFF
     }
 
-    /// Starts `program` and returns its pid, leaving the waiting to the caller.
-    package static func spawn(
+    /// Starts `program` and returns its pid.
+    private static func spawn(
         _ program: String, _ arguments: [String], environment: [String: String]? = nil, workingDirectory: String? = nil,
         input: Int32?, output: Output
     ) throws -> pid_t {

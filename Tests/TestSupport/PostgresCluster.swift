@@ -22,7 +22,7 @@ package final class PostgresCluster: @unchecked Sendable {
     /// The write end of the watchdog's pipe: held by this process only, so that the pipe ends
     /// when the test process does, however it ends (see `startWatchdog`).
     private var watchdogPipe: Int32 = -1
-    private var watchdog: pid_t = 0
+    private var watchdog: ChildProcess?
     /// `postgres://relay:…@127.0.0.1:PORT/postgres`.
     package var url: String { "postgres://\(Self.user):\(Self.password)@127.0.0.1:\(port)/postgres" }
 
@@ -63,17 +63,17 @@ package final class PostgresCluster: @unchecked Sendable {
     /// `pg_ctl` leaves the server running on its own, tied to nothing: a test process that is
     /// killed would leave it behind. A watchdog waits for end of file on a pipe whose only
     /// writer is this process, then stops the server; it is told by the pipe, not by polling.
-    private static func startWatchdog(directory: String) -> (pid: pid_t, pipe: Int32) {
+    private static func startWatchdog(directory: String) -> (process: ChildProcess?, pipe: Int32) {
         var ends: [Int32] = [-1, -1]
-        guard pipe(&ends) == 0 else { return (0, -1) }
+        guard pipe(&ends) == 0 else { return (nil, -1) }
         for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         defer { close(ends[0]) }
         let (program, arguments) = ownerCommand("\(binaries!)/pg_ctl", stopArguments(directory))
-        guard let pid = try? ChildProcess.spawn("/bin/sh", ["-c", "cat >/dev/null; exec \"$@\"", "sh", program] + arguments, input: ends[0], output: .file("/dev/null")) else {
+        guard let watchdog = try? ChildProcess("/bin/sh", ["-c", "cat >/dev/null; exec \"$@\"", "sh", program] + arguments, input: ends[0], output: .file("/dev/null")) else {
             close(ends[1])
-            return (0, -1)
+            return (nil, -1)
         }
-        return (pid, ends[1])
+        return (watchdog, ends[1])
     }
 
     /// `pg_ctl`'s arguments that stop the server at once (as a crash would) and wait for it.
@@ -93,11 +93,10 @@ package final class PostgresCluster: @unchecked Sendable {
     }
 
     deinit {
-        if watchdog > 0 {
+        if let watchdog {
             // The end of its pipe is the watchdog's cue: it stops the server, then ends.
             close(watchdogPipe)
-            var status: Int32 = 0
-            while waitpid(watchdog, &status, 0) < 0 && errno == EINTR {}
+            _ = watchdog.waitForExit()
         } else {
             try? Self.asOwner("\(Self.binaries!)/pg_ctl", Self.stopArguments(directory))
         }
@@ -119,17 +118,14 @@ package final class PostgresCluster: @unchecked Sendable {
         geteuid() == 0 ? ("/usr/sbin/runuser", ["-u", "postgres", "--", program] + arguments) : (program, arguments)
     }
 
-    /// Runs a program to its end with posix_spawn and waitpid, with no descriptor of the test
-    /// process but the standard streams: Foundation's `Process` notices a child's exit when a
-    /// socket the child inherited closes, and the server `pg_ctl` starts would keep it open.
+    /// Runs a program to its end as a `ChildProcess` (no descriptor of the test process but the
+    /// standard streams): Foundation's `Process` notices a child's exit when a socket the child
+    /// inherited closes, and the server `pg_ctl` starts would keep it open.
     package static func run(_ program: String, _ arguments: [String]) throws {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-pg-out-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let pid = try ChildProcess.spawn(program, arguments, input: nil, output: .file(outputPath))
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        // WIFEXITED && WEXITSTATUS == 0
-        guard status & 0x7F == 0, (status >> 8) & 0xFF == 0 else {
+        let status = try ChildProcess(program, arguments, output: .file(outputPath)).waitForExit() ?? -1
+        guard status == 0 else {
             let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
             throw Failure("\(program) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
         }
