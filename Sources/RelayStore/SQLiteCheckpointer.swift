@@ -19,7 +19,6 @@ final class SQLiteCheckpointer: @unchecked Sendable {
     private let pages: Int
     private let queue = DispatchQueue(label: "happyrelay.sqlite-checkpoint")
     private let isScheduled = Atomic<Bool>(false)
-    private let completed = Atomic<Int>(0)
     private let lastBackground = Mutex<(logPages: Int, checkpointedPages: Int)?>(nil)
     /// How many times `pages` the log may grow while background checkpoints run beside the writer.
     static let finishingFactor = 2
@@ -42,9 +41,6 @@ final class SQLiteCheckpointer: @unchecked Sendable {
             }, context: Unmanaged.passUnretained(self).toOpaque())
     }
 
-    /// Passive checkpoints that have run to their end (for tests).
-    var completedCheckpoints: Int { completed.load(ordering: .acquiring) }
-
     /// What the last checkpoint on the checkpointer's own connection reported (for tests).
     var lastBackgroundCheckpoint: (logPages: Int, checkpointedPages: Int)? { lastBackground.withLock { $0 } }
 
@@ -57,14 +53,12 @@ final class SQLiteCheckpointer: @unchecked Sendable {
             // waits for one in progress and finishes the job itself: only what that one left.
             queue.sync {}
             _ = try? writer.checkpointPassively()
-            completed.add(1, ordering: .releasing)
             return
         }
         guard isScheduled.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
         queue.async { [self] in
             // A failure (the database busy, say) is left to the next commit past the limit.
             if let result = try? connection.checkpointPassively() { lastBackground.withLock { $0 = result } }
-            completed.add(1, ordering: .releasing)
             isScheduled.store(false, ordering: .releasing)
         }
     }

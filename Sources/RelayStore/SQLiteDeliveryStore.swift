@@ -114,9 +114,6 @@ package final class SQLiteDeliveryStore: DeliveryStore {
         if fileWatch >= 0 { close(fileWatch) }
     }
 
-    /// Checkpoints that have run (for tests).
-    package var completedCheckpoints: Int { checkpointer.completedCheckpoints }
-
     /// What the last checkpoint off the writer's thread reported (for tests).
     package var lastBackgroundCheckpoint: (logPages: Int, checkpointedPages: Int)? { checkpointer.lastBackgroundCheckpoint }
 
