@@ -26,6 +26,8 @@ enum ASCII {
         byte == tab || (byte >= 0x20 && byte != 0x7F)
     }
 
+    @inline(__always) static func isDigit(_ byte: UInt8) -> Bool { byte >= 48 && byte <= 57 }
+
     @inline(__always) static func lowercased(_ byte: UInt8) -> UInt8 {
         byte >= 65 && byte <= 90 ? byte | 0x20 : byte
     }
@@ -206,7 +208,7 @@ func bodyFraming(_ fields: FramingFields, version: HTTPVersion, isRequest: Bool)
     var length: Int?
     for value in lengths {
         try forEachListElement(of: value) { element throws(HTTPParseError) in
-            guard !element.isEmpty, element.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
+            guard !element.isEmpty, element.allSatisfy(ASCII.isDigit) else {
                 throw .malformed("invalid Content-Length")
             }
             // More than 18 digits cannot be a body anyone accepts; avoid overflow.

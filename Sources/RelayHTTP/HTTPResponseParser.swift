@@ -140,7 +140,7 @@ struct HTTPResponseParser {
         let line = UnsafeBufferPointer(rebasing: head[0..<max(lineEnd, 0)])
         guard let versionEnd = line.firstIndex(of: ASCII.space) else { throw .malformed("invalid status line") }
         let digits = line.index(after: versionEnd)..<min(versionEnd + 4, line.count)
-        guard digits.count == 3, line[digits].allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+        guard digits.count == 3, line[digits].allSatisfy(ASCII.isDigit),
             digits.upperBound == line.count || line[digits.upperBound] == ASCII.space
         else {
             throw .malformed("invalid status line")
