@@ -24,6 +24,8 @@ let package = Package(
             name: "happyrelay-http-bench", dependencies: ["RelayHTTP"], path: "Benchmarks/HTTPBenchServer"),
         .executableTarget(
             name: "happyrelay-mapping-bench", dependencies: ["RelayMapping"], path: "Benchmarks/MappingBench"),
+        .executableTarget(
+            name: "happyrelay-crypto-bench", dependencies: ["RelayCrypto"], path: "Benchmarks/CryptoBench"),
         .testTarget(name: "RelayHTTPTests", dependencies: ["RelayHTTP"]),
         .testTarget(name: "RelayMappingTests", dependencies: ["RelayMapping", "TestSupport"], exclude: ["Fixtures", "Generators"]),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayStore", "RelayCrypto", "RelayCLI", "TestSupport"]),

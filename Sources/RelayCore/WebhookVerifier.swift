@@ -18,10 +18,26 @@ package struct WebhookVerifier: Sendable {
     package let spec: VerifySpec
     /// The secrets' bytes, in rotation order; empty for `none` or when unverified (dry run).
     private let secrets: [[UInt8]]
+    /// The secrets prepared as HMAC keys, in the same order, for the schemes that sign.
+    private let macKeys: [HMACKey]
 
     package init(spec: VerifySpec, secrets: [[UInt8]]) {
         self.spec = spec
         self.secrets = secrets
+        switch spec.scheme {
+        case .shopify, .woocommerce, .github, .stripe, .standardWebhooks:
+            macKeys = secrets.map { HMACKey(SHA256.self, key: $0) }
+        case .hmac:
+            macKeys = secrets.map { secret in
+                switch spec.algorithm {
+                case .sha256: HMACKey(SHA256.self, key: secret)
+                case .sha1: HMACKey(SHA1.self, key: secret)
+                case .sha512: HMACKey(SHA512.self, key: secret)
+                }
+            }
+        case .none, .bearer, .header, .query:
+            macKeys = []
+        }
     }
 
     /// Verifies a request. `headers` are lower-cased names; `now` is unix seconds.
@@ -64,7 +80,7 @@ package struct WebhookVerifier: Sendable {
             case .base64, .base64url: given = ByteEncoding.decodeBase64(encoded)
             }
             guard let given else { return .rejected("\(name) is not \(spec.encoding.rawValue)") }
-            return signatureVerdict(body, given: [given], algorithm: spec.algorithm)
+            return signatureVerdict(body, given: [given])
         case .bearer:
             guard let authorization = header("authorization"), authorization.lowercased().hasPrefix("bearer ") else {
                 return .rejected("missing Authorization: Bearer header")
@@ -82,10 +98,13 @@ package struct WebhookVerifier: Sendable {
         }
     }
 
-    private func anySecret(_ matches: ([UInt8]) -> Bool) -> Bool {
-        // Every secret is tried (no early exit), so timing does not tell which one matched.
+    private func anySecret(_ matches: ([UInt8]) -> Bool) -> Bool { Self.any(of: secrets, matches) }
+
+    /// Whether any item matches; every item is tried (no early exit), so timing does not tell
+    /// which secret matched.
+    private static func any<Item>(of items: [Item], _ matches: (Item) -> Bool) -> Bool {
         var matched = false
-        for secret in secrets where matches(secret) { matched = true }
+        for item in items where matches(item) { matched = true }
         return matched
     }
 
@@ -96,20 +115,12 @@ package struct WebhookVerifier: Sendable {
     }
 
     /// Verified when any secret's HMAC of `message` equals one of the `given` signatures.
-    private func signatureVerdict(_ message: [UInt8], given: [[UInt8]], algorithm: VerifySpec.Algorithm = .sha256) -> Verdict {
-        let matched = anySecret { secret in
-            let expected = Self.mac(algorithm, key: secret, message: message)
+    private func signatureVerdict(_ message: [UInt8], given: [[UInt8]]) -> Verdict {
+        let matched = Self.any(of: macKeys) { key in
+            let expected = key.authenticationCode(message)
             return given.contains { constantTimeEquals($0, expected) }
         }
         return matched ? .verified : .rejected("signature does not match")
-    }
-
-    static func mac(_ algorithm: VerifySpec.Algorithm, key: [UInt8], message: [UInt8]) -> [UInt8] {
-        switch algorithm {
-        case .sha256: HMAC.authenticationCode(SHA256.self, key: key, message: message)
-        case .sha1: HMAC.authenticationCode(SHA1.self, key: key, message: message)
-        case .sha512: HMAC.authenticationCode(SHA512.self, key: key, message: message)
-        }
     }
 
     private var toleranceSeconds: Int { Int(spec.tolerance.components.seconds) }

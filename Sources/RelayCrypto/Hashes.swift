@@ -25,22 +25,39 @@ package enum SHA256: HashFunction { package static let algorithm: Int32 = 256 }
 /// SHA-512 (FIPS 180-4).
 package enum SHA512: HashFunction { package static let algorithm: Int32 = 512 }
 
-/// HMAC (RFC 2104) from libcrypto.
-package enum HMAC {
-    /// HMAC(key, message) with hash `H`.
-    package static func authenticationCode<H: HashFunction>(_ hash: H.Type, key: [UInt8], message: UnsafeRawBufferPointer) -> [UInt8] {
-        var mac = [UInt8](repeating: 0, count: 64)
-        let length = key.withUnsafeBytes { key in
-            mac.withUnsafeMutableBufferPointer {
-                ctls_hmac(H.algorithm, key.baseAddress, key.count, message.baseAddress, message.count, $0.baseAddress)
-            }
-        }
-        return Array(mac.prefix(Int(length)))
+/// An HMAC (RFC 2104) key prepared once, for the MACs of many messages: each MAC then hashes
+/// only its message (3 KB: 2.7 µs, against 4.6 µs for libcrypto's one-shot `HMAC()`, which
+/// prepares the key every time). Safe to use from several threads at once.
+package final class HMACKey: Sendable {
+    // Read-only after init; libcrypto copies from it per message.
+    private nonisolated(unsafe) let prepared: OpaquePointer?
+
+    /// Prepares `key` for HMAC with hash `H`.
+    package init<H: HashFunction>(_ hash: H.Type, key: [UInt8]) {
+        prepared = key.withUnsafeBytes { ctls_hmac_key_new(H.algorithm, $0.baseAddress, $0.count) }
     }
 
-    /// HMAC over a byte array.
+    deinit { ctls_hmac_key_free(prepared) }
+
+    /// HMAC(key, message); empty if libcrypto failed, which matches no signature.
+    package func authenticationCode(_ message: UnsafeRawBufferPointer) -> [UInt8] {
+        guard let prepared else { return [] }
+        return [UInt8](unsafeUninitializedCapacity: 64) { buffer, count in
+            count = Int(ctls_hmac_keyed(prepared, message.baseAddress, message.count, buffer.baseAddress))
+        }
+    }
+
+    /// HMAC(key, message) over a byte array.
+    package func authenticationCode(_ message: [UInt8]) -> [UInt8] {
+        message.withUnsafeBytes { authenticationCode($0) }
+    }
+}
+
+/// One-shot HMAC, for a key used once (a key used for many messages: `HMACKey`).
+package enum HMAC {
+    /// HMAC(key, message) with hash `H`.
     package static func authenticationCode<H: HashFunction>(_ hash: H.Type, key: [UInt8], message: [UInt8]) -> [UInt8] {
-        message.withUnsafeBytes { authenticationCode(hash, key: key, message: $0) }
+        HMACKey(hash, key: key).authenticationCode(message)
     }
 }
 

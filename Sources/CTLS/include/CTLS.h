@@ -16,9 +16,15 @@ int ctls_set_server_name(SSL *ssl, const char *name);
 void ctls_set_nonblocking_modes(SSL_CTX *ctx);
 
 /// Hash algorithms by their digest size in bits: 1 (SHA-1), 256, 512.
-/// HMAC of `data` under `key`; writes the MAC to `out` (64 bytes of room) and returns its
-/// length, or 0 for an unknown algorithm or a failure.
-int ctls_hmac(int algorithm, const void *key, size_t key_length, const void *data, size_t length, unsigned char *out);
+/// An HMAC key prepared once: its inner and outer pads already hashed.
+typedef struct ctls_hmac_key ctls_hmac_key;
+/// Prepares `key` for HMAC with `algorithm`; NULL for an unknown algorithm or a failure.
+ctls_hmac_key *ctls_hmac_key_new(int algorithm, const void *key, size_t key_length);
+/// Frees what ctls_hmac_key_new returned (NULL is allowed).
+void ctls_hmac_key_free(ctls_hmac_key *prepared);
+/// HMAC of `data` under a prepared key; writes the MAC to `out` (64 bytes of room) and returns
+/// its length, or 0 on a failure. Safe to call from several threads with the same key.
+int ctls_hmac_keyed(const ctls_hmac_key *prepared, const void *data, size_t length, unsigned char *out);
 /// The digest of `data`; writes it to `out` (64 bytes of room) and returns its length, or 0.
 int ctls_digest(int algorithm, const void *data, size_t length, unsigned char *out);
 
