@@ -45,19 +45,32 @@ package final class MetricHistogram: Sendable {
 }
 
 /// Counts told apart by label values known only at run time (a HappyTalk code, a field name).
-/// Bumped under a lock: for the paths that are not per request, or are failures.
+/// A series is found under a lock; a per-request path resolves its series once (`series`) and
+/// bumps that counter without one.
 package final class LabeledCounters: Sendable {
-    private let counts = Mutex<[[String]: Int]>([:])
+    private let counters = Mutex<[[String]: MetricCounter]>([:])
 
     package init() {}
 
-    package func increment(_ labels: [String], by amount: Int = 1) {
-        counts.withLock { $0[labels, default: 0] += amount }
+    /// The counter of one series, made on first use. It is reported once it counts something.
+    package func series(_ labels: [String]) -> MetricCounter {
+        counters.withLock { counters in
+            if let counter = counters[labels] { return counter }
+            let counter = MetricCounter()
+            counters[labels] = counter
+            return counter
+        }
     }
 
-    /// Every series, in a stable order.
+    package func increment(_ labels: [String], by amount: Int = 1) {
+        series(labels).increment(by: amount)
+    }
+
+    /// Every series that has counted something, in a stable order.
     package var snapshot: [(labels: [String], value: Int)] {
-        counts.withLock { $0.map { (labels: $0.key, value: $0.value) } }.sorted { $0.labels.lexicographicallyPrecedes($1.labels) }
+        counters.withLock { counters in counters.map { (labels: $0.key, value: $0.value.value) } }
+            .filter { $0.value > 0 }
+            .sorted { $0.labels.lexicographicallyPrecedes($1.labels) }
     }
 }
 

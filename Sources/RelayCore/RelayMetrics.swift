@@ -78,8 +78,15 @@ package final class RelayMetrics: Sendable {
     private let deliveries = LabeledCounters()
     private let syncDeliveryLatency = MetricHistogram(bounds: deliveryBounds)
     private let asyncDeliveryLatency = MetricHistogram(bounds: deliveryBounds)
+    /// The series nearly every send counts into, resolved once: a successful delivery is
+    /// counted without a lock.
+    private let syncDelivered: MetricCounter
+    private let asyncDelivered: MetricCounter
 
-    package init() {}
+    package init() {
+        syncDelivered = deliveries.series(["sync", DeliveryOutcome.delivered.rawValue, "success", "none"])
+        asyncDelivered = deliveries.series(["async", DeliveryOutcome.delivered.rawValue, "success", "none"])
+    }
 
     /// Labels: status (404, 405).
     private let unrouted = LabeledCounters()
@@ -118,6 +125,11 @@ package final class RelayMetrics: Sendable {
 
     /// Counts one send to HappyTalk; `latency` (for delivered calls) runs from acceptance.
     func delivery(sync: Bool, _ outcome: DeliveryOutcome, result: UpstreamResult, latency: Duration?) {
+        if let latency { (sync ? syncDeliveryLatency : asyncDeliveryLatency).observe(latency) }
+        if outcome == .delivered, result == .success {
+            (sync ? syncDelivered : asyncDelivered).increment()
+            return
+        }
         let (kind, code): (String, String)
         switch result {
         case .success: (kind, code) = ("success", "none")
@@ -127,7 +139,6 @@ package final class RelayMetrics: Sendable {
         case .timedOut: (kind, code) = ("timeout", "none")
         }
         deliveries.increment([sync ? "sync" : "async", outcome.rawValue, kind, code])
-        if let latency { (sync ? syncDeliveryLatency : asyncDeliveryLatency).observe(latency) }
     }
 
     /// Webhooks answered per route and outcome, and sends to HappyTalk per mode, outcome,

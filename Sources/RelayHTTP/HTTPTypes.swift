@@ -215,8 +215,13 @@ package enum RequestID {
     /// A random id of 16 hex digits.
     package static func make() -> String {
         let value = pool.withLock { $0.next() }
-        let hex = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        return String(unsafeUninitializedCapacity: 16) { digits in
+            for index in 0..<16 {
+                let nibble = UInt8(truncatingIfNeeded: value >> UInt64(60 - 4 * index)) & 0xf
+                digits[index] = nibble < 10 ? 48 + nibble : 87 + nibble
+            }
+            return 16
+        }
     }
 
     /// The kernel's random bytes, read 4 KB at a time: one system call per 512 ids, not one

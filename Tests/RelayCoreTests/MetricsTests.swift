@@ -40,6 +40,18 @@ import Testing
         #expect(counters.snapshot.map(\.value) == [1, 3])
     }
 
+    /// A series resolved ahead (as the per-request paths do) counts into the same series as
+    /// the labels, and is not reported before it counts anything.
+    @Test func aResolvedSeriesIsTheLabelsSeriesAndHiddenUntilItCounts() {
+        let counters = LabeledCounters()
+        let resolved = counters.series(["sync", "delivered"])
+        #expect(counters.snapshot.isEmpty)
+        resolved.increment()
+        counters.increment(["sync", "delivered"])
+        #expect(counters.snapshot.map(\.labels) == [["sync", "delivered"]])
+        #expect(counters.snapshot.map(\.value) == [2])
+    }
+
     @Test func countsFromManyThreadsAreNotLost() {
         let metrics = RelayMetrics()
         let route = metrics.route("/r", scheme: "none")
