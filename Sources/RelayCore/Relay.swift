@@ -256,7 +256,8 @@ package final class Relay: Sendable {
 
     /// Performs a decision's effects on the exchange's loop, then answers.
     private func carryOut(_ decision: WebhookDecision, exchange: Exchange, key: DedupeRecord?) {
-        let route = exchange.route.route
+        // Read through the class: a copy of the route would retain each of its fields.
+        let served = exchange.route
         switch decision {
         case .finished(let result):
             if case .mappingFailed(let failure, _) = result { noteMappingFailure(failure, exchange: exchange) }
@@ -265,27 +266,27 @@ package final class Relay: Sendable {
             for call in calls {
                 logger.info(
                     "dry run: would send",
-                    ["route": route.path, "rule": call.rule, "call": String(decoding: call.body(token: "***"), as: UTF8.self), "request_id": exchange.logID])
+                    ["route": served.route.path, "rule": call.rule, "call": String(decoding: call.body(token: "***"), as: UTF8.self), "request_id": exchange.logID])
             }
-            exchange.finish(.dryRun(isSync: route.delivery == .sync, id: exchange.requestID), calls.map(\.rule).joined(separator: ","))
+            exchange.finish(.dryRun(isSync: served.route.delivery == .sync, id: exchange.requestID), calls.map(\.rule).joined(separator: ","))
         case .bind(let writes):
             submit(WebhookWrite(dedupe: key, bindings: writes), exchange: exchange, rule: "") { .bound(isDryRun: false) }
         case .deadLetter(let failure):
             noteMappingFailure(failure, exchange: exchange)
             // Kept as a dead delivery with the raw request, so that a fixed mapping can replay it.
             let dead = NewDelivery(
-                id: exchange.requestID, route: route.path, room: RoomKey(credential: route.credential ?? "", roomID: ""), call: Array("{}".utf8),
-                request: Self.replayRecord(exchange.request, route: route), body: exchange.request.body,
+                id: exchange.requestID, route: served.route.path, room: RoomKey(credential: served.route.credential ?? "", roomID: ""), call: Array("{}".utf8),
+                request: Self.replayRecord(exchange.request, route: served.route), body: exchange.request.body,
                 deadReason: "mapping failed: \(failure)")
             submit(WebhookWrite(deliveries: [dead]), exchange: exchange, rule: failure.rule) {
                 .mappingFailed(failure, deadLetterID: exchange.requestID)
             }
         case .enqueue(let calls, let binds):
-            let record = Self.replayRecord(exchange.request, route: route)
+            let record = Self.replayRecord(exchange.request, route: served.route)
             let deliveries = calls.enumerated().map { index, call in
                 NewDelivery(
-                    id: index == 0 ? exchange.requestID : "\(exchange.requestID)-\(index)", route: route.path,
-                    room: RoomKey(credential: route.credential ?? "", roomID: call["room_id"] ?? ""), call: call.storedForm(), request: record,
+                    id: index == 0 ? exchange.requestID : "\(exchange.requestID)-\(index)", route: served.route.path,
+                    room: RoomKey(credential: served.route.credential ?? "", roomID: call["room_id"] ?? ""), call: call.storedForm(), request: record,
                     body: exchange.request.body)
             }
             // The deliveries, their bindings and the dedupe key: one write, stored before the 202.
@@ -334,7 +335,7 @@ package final class Relay: Sendable {
     /// A sync route's calls, one after the other on the exchange's loop, answered with
     /// HappyTalk's verdict on the first that fails, or success.
     private func send(_ calls: ArraySlice<MappedCall>, exchange: Exchange, rules: String, key: DedupeRecord?) {
-        let route = exchange.route.route
+        let served = exchange.route
         guard let call = calls.first else {
             // Remembered only once delivered, so that a sender's retry after a failure is sent.
             if let key { store?.submit(WebhookWrite(dedupe: key)) { _ in } }
@@ -346,18 +347,18 @@ package final class Relay: Sendable {
             return
         }
         let sent = ContinuousClock.now
-        upstream.send(body: call.body(token: token), on: exchange.loop, timeout: route.timeout) { [self] result, _ in
+        upstream.send(body: call.body(token: token), on: exchange.loop, timeout: served.route.timeout) { [self] result, _ in
             guard result == .success else {
                 metrics.delivery(sync: true, .failed, result: result, latency: nil)
                 if case .failed(let code, let message, true) = result {
                     logger.error(
                         "HappyTalk refused the relay's credential: check the token",
-                        ["route": route.path, "code": code, "message": message, "request_id": exchange.logID])
+                        ["route": served.route.path, "code": code, "message": message, "request_id": exchange.logID])
                 } else if case .transient(let reason) = result {
                     // The sender gets a stable error; what went wrong stays in the log.
-                    logger.warning("HappyTalk could not be reached", ["route": route.path, "reason": reason, "request_id": exchange.logID])
+                    logger.warning("HappyTalk could not be reached", ["route": served.route.path, "reason": reason, "request_id": exchange.logID])
                 }
-                exchange.finish(.upstreamFailed(result, timeout: route.timeout), rules)
+                exchange.finish(.upstreamFailed(result, timeout: served.route.timeout), rules)
                 return
             }
             metrics.delivery(sync: true, .delivered, result: result, latency: ContinuousClock.now - sent)

@@ -3,12 +3,21 @@ import RelayHTTP
 import RelayMapping
 
 /// A route ready to serve: its mapping, its verifier (nil when served unverified in a dry
-/// run), the token it sends with (nil in a dry run), and its metrics.
-package struct ServedRoute: Sendable {
+/// run), the token it sends with (nil in a dry run), and its metrics. A class: every webhook
+/// of the route, on every loop, holds it, and a copy of a struct this size retained each of
+/// its fields, reference counts that the loops' cores then passed back and forth.
+package final class ServedRoute: Sendable {
     package let route: MappingRoute
     package let verifier: WebhookVerifier?
     package let token: String?
     package let metrics: RouteMetrics
+
+    package init(route: MappingRoute, verifier: WebhookVerifier?, token: String?, metrics: RouteMetrics) {
+        self.route = route
+        self.verifier = verifier
+        self.token = token
+        self.metrics = metrics
+    }
 }
 
 /// A webhook that passed the address check, verification and body decoding.
@@ -47,8 +56,9 @@ package enum WebhookPipeline {
     package static func admit(
         _ request: HTTPRequest, route served: ServedRoute, requestID: String, now: Int
     ) -> Result<AdmittedWebhook, WebhookFailure> {
-        let route = served.route
-        if !route.verify.allowIPs.isEmpty && !route.verify.allowIPs.contains(where: { $0.contains(request.remoteAddress) }) {
+        // Fields are read through `served`: a copy of the route would retain every one of them.
+        let allowIPs = served.route.verify.allowIPs
+        if !allowIPs.isEmpty && !allowIPs.contains(where: { $0.contains(request.remoteAddress) }) {
             return .failure(.answer(.rejected(Rejection(.forbidden, error: "forbidden", message: "this address may not call the route"))))
         }
         let headers = request.headers.fields
@@ -65,7 +75,7 @@ package enum WebhookPipeline {
             }
         }
         let body: JSONValue
-        switch RequestBody.decode(request.body, contentType: request.headers["content-type"], acceptsForm: route.acceptsForm) {
+        switch RequestBody.decode(request.body, contentType: request.headers["content-type"], acceptsForm: served.route.acceptsForm) {
         case .success(let value): body = value
         case .failure(.invalidJSON(let detail)):
             return .failure(.answer(.rejected(Rejection(.badRequest, error: "invalid_json", message: "body is not valid JSON: \(detail)"))))
@@ -73,8 +83,8 @@ package enum WebhookPipeline {
             return .failure(.answer(.rejected(Rejection(.unsupportedMediaType, error: "unsupported_media_type", message: problem.message))))
         }
         let document = RequestDocument.make(
-            body: body, headers: headers, query: query, route: route.path, receivedAt: RFC3339.timestamp(milliseconds: now), requestID: requestID)
-        let dedupeKey = route.dedupe.flatMap { $0.key.evaluate(in: document) }
+            body: body, headers: headers, query: query, route: served.route.path, receivedAt: RFC3339.timestamp(milliseconds: now), requestID: requestID)
+        let dedupeKey = served.route.dedupe.flatMap { $0.key.evaluate(in: document) }
         return .success(AdmittedWebhook(document: document, query: query, isVerified: isVerified, dedupeKey: dedupeKey))
     }
 

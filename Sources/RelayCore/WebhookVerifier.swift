@@ -5,7 +5,7 @@ import RelayMapping
 /// Checks that a webhook comes from who the route says (docs/mapping.md, "Verification
 /// schemes"): always over the raw body bytes, comparing in constant time, and never
 /// putting an expected signature or a secret in its reasons.
-package struct WebhookVerifier: Sendable {
+package final class WebhookVerifier: Sendable {
     /// The verdict on one request.
     package enum Verdict: Equatable, Sendable {
         case verified
