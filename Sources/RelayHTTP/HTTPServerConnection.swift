@@ -155,10 +155,6 @@ final class HTTPServerConnection: EventLoopHandler {
         switch action {
         case .dispatch(var request):
             request.remoteAddress = context.configuration.clientAddress?(remoteAddress, request.headers) ?? remoteAddress
-            if let given = request.headers["x-request-id"].flatMap(RequestID.sanitized) {
-                request.id = given
-                request.hasGeneratedID = false
-            }
             currentRequestID = request.id
             dispatch(request)
         case .send(var response, let version, let isHead, let closing):

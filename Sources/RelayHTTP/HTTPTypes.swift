@@ -171,9 +171,9 @@ package struct HTTPRequest: Sendable {
     package var remoteAddress: String
     /// The request's id, returned as `X-Request-Id` and written in its log lines: the client's
     /// `X-Request-Id` when it is a safe token, otherwise one the server made.
-    package var id: String
+    package let id: String
     /// Whether the server made `id` (16 hex digits, random), so that it may name stored records.
-    package var hasGeneratedID: Bool
+    package let hasGeneratedID: Bool
 
     package init(head: HTTPRequestHead, body: [UInt8] = [], remoteAddress: String = "", id: String? = nil) {
         self.head = head

@@ -128,7 +128,11 @@ struct ServerConnectionStateMachine {
             case .body(let bytes):
                 if partial?.body.isEmpty == true { partial?.body = bytes } else { partial?.body.append(contentsOf: bytes) }
             case .end:
-                if let partial { queued.append(HTTPRequest(head: partial.head, body: partial.body)) }
+                if let partial {
+                    // The client's X-Request-Id when safe to log and echo; otherwise the request makes one.
+                    let given = partial.head.headers["x-request-id"].flatMap(RequestID.sanitized)
+                    queued.append(HTTPRequest(head: partial.head, body: partial.body, id: given))
+                }
                 partial = nil
             }
         }

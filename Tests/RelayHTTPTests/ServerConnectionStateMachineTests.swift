@@ -27,6 +27,25 @@ import Testing
         }
     }
 
+    /// A request carries the client's X-Request-Id when it is safe to log and echo, and an id
+    /// of the server's otherwise (marked so, as only those may name stored records).
+    @Test func aRequestTakesTheClientsIDOnlyWhenSafe() {
+        func dispatched(_ header: String) -> HTTPRequest? {
+            var machine = machine()
+            let actions = Array("POST /a HTTP/1.1\r\nHost: h\r\n\(header)Content-Length: 0\r\n\r\n".utf8).withUnsafeBytes {
+                machine.received($0, now: 0)
+            }
+            guard case .dispatch(let request)? = actions.first else { return nil }
+            return request
+        }
+        let given = dispatched("X-Request-Id: shop-req-42\r\n")
+        #expect(given?.id == "shop-req-42" && given?.hasGeneratedID == false)
+        for header in ["X-Request-Id: a b\r\n", ""] {
+            let made = dispatched(header)
+            #expect(made?.hasGeneratedID == true && made?.id.utf8.count == 16)
+        }
+    }
+
     @Test func pipelinedRequestsAreAnsweredOneAtATimeInOrder() {
         var machine = machine()
         #expect(feed(&machine, "GET /a HTTP/1.1\r\nHost: h\r\n\r\nPOST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi") == ["dispatch GET /a "])
