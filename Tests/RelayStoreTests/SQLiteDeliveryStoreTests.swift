@@ -76,6 +76,16 @@ import Testing
 
     /// The writer's commits never checkpoint (SQLite's own would at 1,000 pages): the log grows
     /// past that until the checkpointer's limit.
+    /// SQLite's memory statistics are off (they take a process-wide mutex around each of
+    /// SQLite's allocations): nothing is counted however much the store allocates.
+    @Test func sqliteCountsNoMemory() throws {
+        let folder = Folder()
+        let store = try store(folder)
+        let writes = (0..<50).map { WebhookWrite(deliveries: [delivery("m-\($0)", room: "\($0)")]) }
+        #expect(try store.commit(writes, outcomes: [], now: 1000).allSatisfy { $0 == .success(.stored) })
+        #expect(SQLiteDatabase.countedMemory == 0)
+    }
+
     @Test func theWriterNeverCheckpointsItself() throws {
         let folder = Folder()
         let store = try store(folder, checkpointPages: 100_000)
