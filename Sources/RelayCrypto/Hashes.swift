@@ -10,11 +10,11 @@ package protocol HashFunction {
 extension HashFunction {
     /// The digest of `bytes`.
     package static func hash(_ bytes: [UInt8]) -> [UInt8] {
-        var digest = [UInt8](repeating: 0, count: 64)
-        let length = bytes.withUnsafeBytes { message in
-            digest.withUnsafeMutableBufferPointer { ctls_digest(algorithm, message.baseAddress, message.count, $0.baseAddress) }
+        bytes.withUnsafeBytes { message in
+            [UInt8](unsafeUninitializedCapacity: 64) { digest, count in
+                count = Int(ctls_digest(algorithm, message.baseAddress, message.count, digest.baseAddress))
+            }
         }
-        return Array(digest.prefix(Int(length)))
     }
 }
 
@@ -40,16 +40,13 @@ package final class HMACKey: Sendable {
     deinit { ctls_hmac_key_free(prepared) }
 
     /// HMAC(key, message); empty if libcrypto failed, which matches no signature.
-    package func authenticationCode(_ message: UnsafeRawBufferPointer) -> [UInt8] {
-        guard let prepared else { return [] }
-        return [UInt8](unsafeUninitializedCapacity: 64) { buffer, count in
-            count = Int(ctls_hmac_keyed(prepared, message.baseAddress, message.count, buffer.baseAddress))
-        }
-    }
-
-    /// HMAC(key, message) over a byte array.
     package func authenticationCode(_ message: [UInt8]) -> [UInt8] {
-        message.withUnsafeBytes { authenticationCode($0) }
+        guard let prepared else { return [] }
+        return message.withUnsafeBytes { message in
+            [UInt8](unsafeUninitializedCapacity: 64) { buffer, count in
+                count = Int(ctls_hmac_keyed(prepared, message.baseAddress, message.count, buffer.baseAddress))
+            }
+        }
     }
 }
 
