@@ -378,9 +378,16 @@ package struct MappingRoute: Sendable {
     func makeReadHeaderNames() -> Set<String>? {
         var names = Set<String>()
         for path in allPaths {
-            guard case .name("headers")? = path.segments.first else { continue }
-            guard path.segments.count > 1, case .name(let header) = path.segments[1] else { return nil }
-            names.insert(header)
+            switch path.segments.first {
+            case .name("headers"):
+                guard path.segments.count > 1, case .name(let header) = path.segments[1] else { return nil }
+                names.insert(header)
+            case .name:
+                continue
+            // `$` itself, or a first step that can select `headers` among the document's members.
+            case nil, .index, .wildcard, .filter:
+                return nil
+            }
         }
         return names
     }

@@ -191,3 +191,18 @@ import Testing
         #expect(route.runExamples().isEmpty, "\(route.runExamples())")
     }
 }
+
+/// The headers a route reads by name: what a stored request keeps for a replay.
+@Suite struct ReadHeaderNamesTests {
+    @Test func namedHeadersAreListedAndAnythingThatCanReachThemReadsThemAll() {
+        let named = compileRoute(routeText(set: #""parameter1": "$.headers['x-shop']", "parameter2": "$.body.id""#))
+        #expect(named?.readHeaderNames == ["x-shop"])
+        #expect(named?.readsHeader("x-shop") == true && named?.readsHeader("cookie") == false)
+        // A wildcard over the headers, or over the document (which holds them), reads every one.
+        for path in ["$.headers.*", "$.*['x-shop']"] {
+            let route = compileRoute(routeText(set: #""parameter1": "\#(path)""#))
+            #expect(route?.readHeaderNames == nil, "\(path)")
+            #expect(route?.readsHeader("cookie") == true, "\(path)")
+        }
+    }
+}
