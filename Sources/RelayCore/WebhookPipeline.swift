@@ -83,7 +83,8 @@ package enum WebhookPipeline {
             return .failure(.answer(.rejected(Rejection(.unsupportedMediaType, error: "unsupported_media_type", message: problem.message))))
         }
         let document = RequestDocument.make(
-            body: body, headers: headers, query: query, route: served.route.path, receivedAt: RFC3339.timestamp(milliseconds: now), requestID: requestID)
+            body: body, headers: headers, query: query, route: served.route.path, receivedAt: RFC3339.timestamp(milliseconds: now), requestID: requestID,
+            headerNames: served.route.readHeaderNames)
         let dedupeKey = served.route.dedupe.flatMap { $0.key.evaluate(in: document) }
         return .success(AdmittedWebhook(document: document, query: query, isVerified: isVerified, dedupeKey: dedupeKey))
     }

@@ -62,19 +62,25 @@ package enum MappingOutcome: Sendable, Equatable {
 
 /// The request document that paths read (docs/mapping.md, "The request document").
 package enum RequestDocument {
-    /// Builds `{body, headers, query, meta}`. Header names are lower-cased; repeated ones joined with `, `.
+    /// Builds `{body, headers, query, meta}`. Header names are lower-cased; repeated ones joined
+    /// with `, `. `headerNames` (a route's `readHeaderNames`) keeps only the headers its paths
+    /// can read; nil keeps them all.
     package static func make(
         body: JSONValue, headers: [(name: String, value: String)], query: [(name: String, value: String)],
-        route: String, receivedAt: String, requestID: String
+        route: String, receivedAt: String, requestID: String, headerNames: Set<String>? = nil
     ) -> JSONValue {
         var headerMembers: [(key: String, value: JSONValue)] = []
-        headerMembers.reserveCapacity(headers.count)
-        for (name, value) in headers {
-            let lowered = name.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) ? name.lowercased() : name
-            if let existing = headerMembers.firstIndex(where: { $0.key == lowered }), case .string(let previous) = headerMembers[existing].value {
-                headerMembers[existing].value = .string(previous + ", " + value)
-            } else {
-                headerMembers.append((lowered, .string(value)))
+        // A route that reads no header gets none: nothing is built for most webhooks' headers.
+        if headerNames?.isEmpty != true {
+            headerMembers.reserveCapacity(headers.count)
+            for (name, value) in headers {
+                let lowered = name.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) ? name.lowercased() : name
+                if let headerNames, !headerNames.contains(lowered) { continue }
+                if let existing = headerMembers.firstIndex(where: { $0.key == lowered }), case .string(let previous) = headerMembers[existing].value {
+                    headerMembers[existing].value = .string(previous + ", " + value)
+                } else {
+                    headerMembers.append((lowered, .string(value)))
+                }
             }
         }
         return .object([

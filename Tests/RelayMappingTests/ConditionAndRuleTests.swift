@@ -206,3 +206,26 @@ import Testing
         }
     }
 }
+
+/// A webhook's document holds the headers its route reads by name (or all of them), and the
+/// route maps the same either way.
+@Suite struct DocumentHeadersTests {
+    @Test func onlyTheHeadersARouteReadsAreBuiltAndTheCallIsTheSame() throws {
+        let route = try #require(compileRoute(routeText(set: #""parameter1": "$.headers['x-shop']", "parameter2": "$.headers['x-shop']""#)))
+        let headers = [("X-Shop", "a"), ("Cookie", "secret"), ("x-shop", "b")]
+        func make(_ names: Set<String>?) -> JSONValue {
+            RequestDocument.make(
+                body: try! JSONParser().parse("{}"), headers: headers, query: [], route: "/t", receivedAt: "t", requestID: "r", headerNames: names)
+        }
+        let kept = make(route.readHeaderNames)
+        #expect(kept["headers"] == .object([("x-shop", .string("a, b"))]))
+        #expect(make([])["headers"] == .object([]))
+        #expect(make(nil)["headers"]?["cookie"] == .string("secret"))
+        guard case .calls(let narrow, _) = route.apply(to: kept), case .calls(let full, _) = route.apply(to: make(nil)) else {
+            Issue.record("no call")
+            return
+        }
+        #expect(narrow == full)
+        #expect(narrow.first?["parameter1"] == "a, b")
+    }
+}
