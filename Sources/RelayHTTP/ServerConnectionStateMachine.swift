@@ -63,7 +63,7 @@ struct ServerConnectionStateMachine {
     private var parser: HTTPRequestParser
     private let timeouts: Timeouts
     /// The request whose head has arrived and whose body is arriving.
-    private var partial: (head: HTTPRequestHead, body: [UInt8])?
+    private var partial: HTTPRequest?
     private var continueSent = false
     /// Complete requests waiting their turn.
     private var queued: [HTTPRequest] = []
@@ -123,16 +123,13 @@ struct ServerConnectionStateMachine {
             switch event {
             case .head(let head):
                 hasReceivedRequest = true
-                partial = (head, [])
+                // The client's X-Request-Id when safe to log and echo; otherwise the request makes one.
+                partial = HTTPRequest(head: head, id: head.headers["x-request-id"].flatMap(RequestID.sanitized))
                 continueSent = false
             case .body(let bytes):
                 if partial?.body.isEmpty == true { partial?.body = bytes } else { partial?.body.append(contentsOf: bytes) }
             case .end:
-                if let partial {
-                    // The client's X-Request-Id when safe to log and echo; otherwise the request makes one.
-                    let given = partial.head.headers["x-request-id"].flatMap(RequestID.sanitized)
-                    queued.append(HTTPRequest(head: partial.head, body: partial.body, id: given))
-                }
+                if let partial { queued.append(partial) }
                 partial = nil
             }
         }
