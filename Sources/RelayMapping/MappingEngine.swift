@@ -69,20 +69,7 @@ package enum RequestDocument {
         body: JSONValue, headers: [(name: String, value: String)], query: [(name: String, value: String)],
         route: String, receivedAt: String, requestID: String, headerNames: Set<String>? = nil
     ) -> JSONValue {
-        var headerMembers: [(key: String, value: JSONValue)] = []
-        // A route that reads no header gets none: nothing is built for most webhooks' headers.
-        if headerNames?.isEmpty != true {
-            headerMembers.reserveCapacity(headers.count)
-            for (name, value) in headers {
-                let lowered = name.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) ? name.lowercased() : name
-                if let headerNames, !headerNames.contains(lowered) { continue }
-                if let existing = headerMembers.firstIndex(where: { $0.key == lowered }), case .string(let previous) = headerMembers[existing].value {
-                    headerMembers[existing].value = .string(previous + ", " + value)
-                } else {
-                    headerMembers.append((lowered, .string(value)))
-                }
-            }
-        }
+        let headerMembers = headerNames?.isEmpty == true ? [] : members(of: headers, keeping: headerNames)
         return .object([
             ("body", body),
             ("headers", .object(headerMembers)),
@@ -92,6 +79,23 @@ package enum RequestDocument {
                 .object([("route", .string(route)), ("received_at", .string(receivedAt)), ("request_id", .string(requestID))])
             ),
         ])
+    }
+
+    /// The headers as members, names lower-cased and repeated ones joined with `, `; only those
+    /// named in `kept` when it is given.
+    private static func members(of headers: [(name: String, value: String)], keeping kept: Set<String>?) -> [(key: String, value: JSONValue)] {
+        var members: [(key: String, value: JSONValue)] = []
+        members.reserveCapacity(headers.count)
+        for (name, value) in headers {
+            let lowered = name.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) ? name.lowercased() : name
+            if let kept, !kept.contains(lowered) { continue }
+            if let existing = members.firstIndex(where: { $0.key == lowered }), case .string(let previous) = members[existing].value {
+                members[existing].value = .string(previous + ", " + value)
+            } else {
+                members.append((lowered, .string(value)))
+            }
+        }
+        return members
     }
 
     /// The body's tape when the body was parsed into one (JSON bodies), else nil.
