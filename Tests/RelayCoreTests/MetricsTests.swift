@@ -52,6 +52,18 @@ import Testing
         #expect(counters.snapshot.map(\.value) == [2])
     }
 
+    /// Deliveries are told apart by mode, success or not, as `/metrics` and the console show
+    /// them (two sync successes against one async, so that a swap of the modes shows).
+    @Test func deliveriesAreCountedPerModeAndResult() {
+        let metrics = RelayMetrics()
+        metrics.delivery(sync: true, .delivered, result: .success, latency: .milliseconds(3))
+        metrics.delivery(sync: true, .delivered, result: .success, latency: .milliseconds(4))
+        metrics.delivery(sync: false, .delivered, result: .success, latency: .milliseconds(5))
+        metrics.delivery(sync: true, .failed, result: .timedOut, latency: nil)
+        let counts = Dictionary(uniqueKeysWithValues: metrics.snapshot().deliveries.map { ($0.labels.joined(separator: " "), $0.count) })
+        #expect(counts == ["sync delivered success none": 2, "async delivered success none": 1, "sync failed timeout none": 1])
+    }
+
     @Test func countsFromManyThreadsAreNotLost() {
         let metrics = RelayMetrics()
         let route = metrics.route("/r", scheme: "none")
