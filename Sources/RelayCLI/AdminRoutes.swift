@@ -217,11 +217,11 @@ package enum AdminRoutes {
             "{\"result\":\"\(report.isComplete ? "replayed" : "partly_replayed")\",\"details\":[\(lines)]}")
     }
 
-    /// A delivery id as the relay makes them: 16 hex digits, then `-N` or `-rN` for the further
-    /// calls of one webhook.
+    /// A delivery id as the relay makes them: 24 hex digits (16 before ids began with their
+    /// time), then `-N` or `-rN` for the further calls of one webhook.
     static func isDeliveryID(_ id: String) -> Bool {
         let parts = id.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts[0].utf8.count == 16, parts[0].utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else { return false }
+        guard [16, RequestID.length].contains(parts[0].utf8.count), parts[0].utf8.allSatisfy(RequestID.isLowerHexDigit) else { return false }
         guard parts.count == 2 else { return true }
         let suffix = parts[1].hasPrefix("r") ? parts[1].dropFirst() : parts[1][...]
         return !suffix.isEmpty && suffix.utf8.count <= 6 && suffix.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }

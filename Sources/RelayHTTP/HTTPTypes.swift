@@ -172,7 +172,7 @@ package struct HTTPRequest: Sendable {
     /// The request's id, returned as `X-Request-Id` and written in its log lines: the client's
     /// `X-Request-Id` when it is a safe token, otherwise one the server made.
     package let id: String
-    /// Whether the server made `id` (16 hex digits, random), so that it may name stored records.
+    /// Whether the server made `id` (`RequestID.make`), so that it may name stored records.
     package let hasGeneratedID: Bool
 
     package init(head: HTTPRequestHead, body: [UInt8] = [], remoteAddress: String = "", id: String? = nil) {
@@ -212,16 +212,43 @@ package enum RequestID {
     /// The longest client id kept.
     package static let maxLength = 128
 
-    /// A random id of 16 hex digits.
+    /// Hex digits in an id the server makes.
+    package static let length = 24
+
+    /// A new id of 24 hex digits: the Unix time in milliseconds (12 digits), then 48 random
+    /// bits (12 digits). Ids made later sort later, so that the store's index of delivery ids
+    /// grows at its end: random ids put every webhook's entry on a page of its own, one more
+    /// page written to the log (and copied again by the checkpoint) per webhook.
     package static func make() -> String {
-        let value = pool.withLock { $0.next() }
-        return String(unsafeUninitializedCapacity: 16) { digits in
-            for index in 0..<16 {
-                let nibble = UInt8(truncatingIfNeeded: value >> UInt64(60 - 4 * index)) & 0xf
-                digits[index] = nibble < 10 ? 48 + nibble : 87 + nibble
+        make(unixMilliseconds: wallClockMilliseconds())
+    }
+
+    /// An id made at `unixMilliseconds` (tests pass a time).
+    package static func make(unixMilliseconds: UInt64) -> String {
+        let random = pool.withLock { $0.next() }
+        return String(unsafeUninitializedCapacity: length) { digits in
+            for index in 0..<12 {
+                digits[index] = hexDigit(unixMilliseconds >> UInt64(44 - 4 * index))
+                digits[12 + index] = hexDigit(random >> UInt64(44 - 4 * index))
             }
-            return 16
+            return length
         }
+    }
+
+    /// The time in an id this server made, or nil for any other text.
+    package static func time(of id: some StringProtocol) -> UInt64? {
+        guard id.utf8.count == length, id.utf8.allSatisfy(isLowerHexDigit) else { return nil }
+        return UInt64(id.prefix(12), radix: 16)
+    }
+
+    /// Whether `byte` is one of `0-9a-f`.
+    package static func isLowerHexDigit(_ byte: UInt8) -> Bool {
+        (48...57).contains(byte) || (97...102).contains(byte)
+    }
+
+    private static func hexDigit(_ value: UInt64) -> UInt8 {
+        let nibble = UInt8(truncatingIfNeeded: value) & 0xf
+        return nibble < 10 ? 48 + nibble : 87 + nibble
     }
 
     /// The kernel's random bytes, read 4 KB at a time: one system call per 512 ids, not one

@@ -85,7 +85,7 @@ import Glibc
                 #expect(pair.count == 2)
                 #expect(pair.filter { $0.status == 202 }.count == 1, "\(pair.map(\.text))")
                 guard let first = pair.first(where: { $0.status == 202 }), let second = pair.first(where: { $0.status != 202 }) else { continue }
-                let id = first.text.components(separatedBy: #""id":""#).last?.prefix(16) ?? ""
+                let id = first.text.components(separatedBy: #""id":""#).last?.prefix(24) ?? ""
                 if second.status == 409 {
                     #expect(second.text == #"{"result":"fail","error":"in_progress","message":"the same event is being handled now; retry shortly"}"#)
                     #expect(second.header("retry-after") == "1")

@@ -213,12 +213,12 @@ import Testing
             // An id that is not a safe token is replaced, never echoed.
             let unsafe = try relay.post("/async", body: RelayHarness.body, headers: [("Content-Type", "application/json"), ("X-Request-Id", "a b\"<script>")])
             let made = try #require(unsafe.header("x-request-id"))
-            #expect(made.count == 16 && made.allSatisfy(\.isHexDigit))
+            #expect(made.count == 24 && made.allSatisfy(\.isHexDigit))
             let tooLong = try relay.post("/async", body: RelayHarness.body, headers: [("Content-Type", "application/json"), ("X-Request-Id", String(repeating: "a", count: 129))])
-            #expect(tooLong.header("x-request-id")?.count == 16)
+            #expect(tooLong.header("x-request-id")?.count == 24)
             // Answers no route gives carry one too, and are counted and logged at debug.
             let missing = try relay.get("/nowhere")
-            #expect(missing.status == 404 && missing.header("x-request-id")?.count == 16)
+            #expect(missing.status == 404 && missing.header("x-request-id")?.count == 24)
             #expect(try relay.post("/async", body: "", method: "GET").status == 405)
             let metrics = try relay.get("/metrics")
             #expect(metrics.header("x-request-id") != nil)
