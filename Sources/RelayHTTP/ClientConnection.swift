@@ -71,7 +71,10 @@ final class ClientConnection: EventLoopHandler, @unchecked Sendable {
         outputOffset = 0
         parser = HTTPResponseParser(isHeadRequest: isHead)
         flush()
-        if phase == .exchanging { readAvailable() }
+        // The answer cannot be there yet: the loop reads when the socket says so. Reading now
+        // cost a system call per request that found nothing. Only bytes a TLS session
+        // decrypted ahead are never signalled by the socket.
+        if phase == .exchanging && transport.hasBufferedInput { readAvailable() }
     }
 
     /// Closes the connection from any thread.

@@ -1,5 +1,6 @@
 import Foundation
 import RelayHTTP
+import Synchronization
 import TestSupport
 import Testing
 
@@ -109,6 +110,26 @@ import Glibc
         client.shutdown()
     }
 
+    /// The response is read when the socket signals it, not tried right after the request is
+    /// written (a read that finds nothing: a system call per request wasted).
+    @Test func responsesAreReadWhenSignalledNotTriedAfterWriting() async throws {
+        let server = try makeServer()
+        let counting = CountingTransportFactory()
+        // The counting factory stands where TLS would: an https endpoint over plain TCP.
+        let client = try HTTPClient(configuration: .init(idleTimeout: .seconds(600)), tls: counting)
+        for index in 0..<20 {
+            let response = try await client.execute(
+                HTTPClientRequest(endpoint: HTTPEndpoint(isTLS: true, host: "127.0.0.1", port: server.port), target: "/echo", body: Array("n\(index)".utf8)))
+            #expect(response.body == Array("n\(index)".utf8))
+        }
+        #expect(client.statistics.opened == 1)
+        let (reads, empty) = counting.counts
+        #expect(reads >= 20)
+        #expect(empty == 0, "\(empty) of \(reads) reads found nothing")
+        client.shutdown()
+        await server.shutdown()
+    }
+
     @Test func httpsWithoutTLSConfiguredIsRefused() async throws {
         let client = try HTTPClient()
         await #expect(throws: HTTPClientError.invalidURL("https://127.0.0.1:1: https is not configured")) {
@@ -167,4 +188,42 @@ final class RawListener: @unchecked Sendable {
         }
         return String(decoding: received, as: UTF8.self)
     }
+}
+
+/// Plain TCP whose reads are counted: those that returned bytes or the end, and those that
+/// found nothing to read.
+final class CountingTransportFactory: TransportFactory, @unchecked Sendable {
+    private let reads = Mutex((all: 0, empty: 0))
+
+    var counts: (all: Int, empty: Int) { reads.withLock { $0 } }
+
+    func makeTransport(fd: Int32, host: String) throws -> any Transport { CountingTransport(PlainTransport(fd: fd), counts: self) }
+
+    fileprivate func count(_ result: TransportResult) {
+        reads.withLock {
+            $0.all += 1
+            if result == .wantRead { $0.empty += 1 }
+        }
+    }
+}
+
+private final class CountingTransport: Transport {
+    private let plain: PlainTransport
+    private let counts: CountingTransportFactory
+
+    init(_ plain: PlainTransport, counts: CountingTransportFactory) {
+        self.plain = plain
+        self.counts = counts
+    }
+
+    var fd: Int32 { plain.fd }
+    func handshake() throws -> TransportResult { try plain.handshake() }
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> TransportResult {
+        let result = try plain.read(into: buffer)
+        counts.count(result)
+        return result
+    }
+    func write(_ bytes: UnsafeRawBufferPointer) throws -> TransportResult { try plain.write(bytes) }
+    func close() { plain.close() }
+    var hasBufferedInput: Bool { plain.hasBufferedInput }
 }
