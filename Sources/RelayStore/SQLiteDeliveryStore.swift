@@ -34,6 +34,8 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     /// Held open to notice the file being deleted while the relay runs (`st_nlink` drops to 0).
     private let fileWatch: Int32
     private var dataVersion = 0
+    // Read on every pass of the writer's loop: prepared once.
+    private let dataVersionQuery: SQLiteStatement
     private var isOverSize = false
 
     private let insertDelivery: SQLiteStatement
@@ -103,9 +105,10 @@ package final class SQLiteDeliveryStore: DeliveryStore {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             """)
         savepoint = try database.prepare("SAVEPOINT webhook")
+        dataVersionQuery = try database.prepare("PRAGMA data_version")
         release = try database.prepare("RELEASE webhook")
         try rebuildRooms()
-        dataVersion = (try? database.integer("PRAGMA data_version")) ?? 0
+        dataVersion = currentDataVersion() ?? 0
     }
 
     deinit {
@@ -308,10 +311,17 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     }
 
     package func changedElsewhere() -> Bool {
-        guard let version = try? database.integer("PRAGMA data_version"), version != dataVersion else { return false }
+        guard let version = currentDataVersion(), version != dataVersion else { return false }
         dataVersion = version
         try? rebuildRooms()
         return true
+    }
+
+    /// SQLite's count of commits by other connections to the file; nil when it cannot be read.
+    private func currentDataVersion() -> Int? {
+        defer { dataVersionQuery.reset() }
+        guard (try? dataVersionQuery.step()) == true else { return nil }
+        return dataVersionQuery.integer(0)
     }
 
     /// Derives the room heads from the deliveries again: at start-up, and when another process
@@ -325,7 +335,7 @@ package final class SQLiteDeliveryStore: DeliveryStore {
             throw error
         }
         // Our own commit changes no data_version; what another process did is now accounted for.
-        dataVersion = (try? database.integer("PRAGMA data_version")) ?? dataVersion
+        dataVersion = currentDataVersion() ?? dataVersion
     }
 
     private func rebuildRoomsTransaction() throws(SQLiteError) {
