@@ -16,18 +16,20 @@ package final class WebhookVerifier: Sendable {
     }
 
     package let spec: VerifySpec
-    /// The secrets' bytes, in rotation order; empty for `none` or when unverified (dry run).
+    /// The secrets' bytes, in rotation order, for the schemes that compare them (bearer,
+    /// header, query); empty otherwise, and when unverified (dry run).
     private let secrets: [[UInt8]]
-    /// The secrets prepared as HMAC keys, in the same order, for the schemes that sign.
+    /// The secrets prepared as HMAC keys, in rotation order, for the schemes that sign.
     private let macKeys: [HMACKey]
 
     package init(spec: VerifySpec, secrets: [[UInt8]]) {
         self.spec = spec
-        self.secrets = secrets
         switch spec.scheme {
         case .shopify, .woocommerce, .github, .stripe, .standardWebhooks:
+            self.secrets = []
             macKeys = secrets.map { HMACKey(SHA256.self, key: $0) }
         case .hmac:
+            self.secrets = []
             macKeys = secrets.map { secret in
                 switch spec.algorithm {
                 case .sha256: HMACKey(SHA256.self, key: secret)
@@ -35,7 +37,11 @@ package final class WebhookVerifier: Sendable {
                 case .sha512: HMACKey(SHA512.self, key: secret)
                 }
             }
-        case .none, .bearer, .header, .query:
+        case .bearer, .header, .query:
+            self.secrets = secrets
+            macKeys = []
+        case .none:
+            self.secrets = []
             macKeys = []
         }
     }
