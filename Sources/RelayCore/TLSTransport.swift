@@ -123,7 +123,9 @@ final class TLSTransport: Transport {
         }
     }
 
-    var hasBufferedInput: Bool { SSL_pending(ssl) > 0 }
+    // Decrypted bytes not yet returned, or raw bytes read ahead and not yet decrypted: the
+    // socket signals neither.
+    var hasBufferedInput: Bool { SSL_has_pending(ssl) == 1 }
 
     func close() {
         guard !isClosed else { return }

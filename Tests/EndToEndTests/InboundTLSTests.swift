@@ -62,6 +62,80 @@ import Testing
         #expect(relay.relay.process.isRunning)
     }
 
+    /// Two requests sent as two TLS records in one segment, before the relay reads either:
+    /// it reads both at once (read-ahead), answers the first, and finds the second in
+    /// OpenSSL's buffer, where the socket never signals it.
+    @Test func pipelinedRequestsInRecordsReadTogetherAreBothAnswered() async throws {
+        let relay = try RelayHarness(
+            mappings: ["async.json": Self.async],
+            relayArguments: ["--tls-cert", TLSTestServer.fixture("localhost.pem"), "--tls-key", TLSTestServer.fixture("localhost.key")])
+        try await offPool {
+            let socket = try RawConnection(port: relay.relayPort, timeout: 5)
+            let transport = try TLSClientFactory(caFile: TLSTestServer.fixture("ca.pem")).makeTransport(fd: dup(socket.fd), host: "localhost")
+            defer { transport.close() }
+            #expect(try transport.handshake() == .count(0))
+            let request = Array(
+                "POST /async HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\nContent-Length: \(RelayHarness.body.utf8.count)\r\n\r\n\(RelayHarness.body)".utf8)
+            // Corked: both records leave in one segment, so that one read takes both.
+            var on: Int32 = 1
+            setsockopt(socket.fd, Int32(IPPROTO_TCP), TCP_CORK, &on, socklen_t(MemoryLayout<Int32>.size))
+            for _ in 0..<2 { #expect(try request.withUnsafeBytes { try transport.write($0) } == .count(request.count)) }
+            var off: Int32 = 0
+            setsockopt(socket.fd, Int32(IPPROTO_TCP), TCP_CORK, &off, socklen_t(MemoryLayout<Int32>.size))
+
+            var received = ""
+            var buffer = [UInt8](repeating: 0, count: 16_384)
+            while received.components(separatedBy: #""result":"accepted""#).count - 1 < 2 {
+                let result = try buffer.withUnsafeMutableBytes { try transport.read(into: $0) }
+                guard case .count(let count) = result else {
+                    Issue.record("no second answer (\(result)) after: \(received)")
+                    return
+                }
+                received += String(decoding: buffer[0..<count], as: UTF8.self)
+            }
+            #expect(received.components(separatedBy: "HTTP/1.1 202 Accepted\r\n").count - 1 == 2, "\(received)")
+        }
+        #expect(relay.waitForCalls(2).count == 2)
+    }
+
+    /// A TLS record is read whole (read-ahead), not as its 5-byte header and then its body:
+    /// about one read system call per request on a kept-alive connection, not two.
+    @Test func aRecordIsReadInOneSystemCall() async throws {
+        let relay = try RelayHarness(
+            mappings: ["async.json": Self.async],
+            relayArguments: ["--tls-cert", TLSTestServer.fixture("localhost.pem"), "--tls-key", TLSTestServer.fixture("localhost.key")])
+        let pid = relay.relay.process.processIdentifier
+        @Sendable func readCalls() throws -> Int {
+            let io = try String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8)
+            return try #require(io.split(separator: "\n").first { $0.hasPrefix("syscr:") }.flatMap { Int($0.dropFirst(6).trimmingCharacters(in: .whitespaces)) })
+        }
+        try await offPool {
+            let socket = try RawConnection(port: relay.relayPort, timeout: 5)
+            let transport = try TLSClientFactory(caFile: TLSTestServer.fixture("ca.pem")).makeTransport(fd: dup(socket.fd), host: "localhost")
+            defer { transport.close() }
+            #expect(try transport.handshake() == .count(0))
+            let request = Array("GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n".utf8)
+            var buffer = [UInt8](repeating: 0, count: 16_384)
+            func exchange() throws {
+                _ = try request.withUnsafeBytes { try transport.write($0) }
+                var answer = ""
+                while !answer.contains("\r\n\r\n") || !answer.hasSuffix("}") {
+                    guard case .count(let count) = try buffer.withUnsafeMutableBytes({ try transport.read(into: $0) }) else {
+                        Issue.record("no answer: \(answer)")
+                        return
+                    }
+                    answer += String(decoding: buffer[0..<count], as: UTF8.self)
+                }
+                #expect(answer.hasPrefix("HTTP/1.1 200 "), "\(answer)")
+            }
+            try exchange()
+            let before = try readCalls()
+            for _ in 0..<50 { try exchange() }
+            let perRequest = Double(try readCalls() - before) / 50
+            #expect(perRequest < 1.5, "\(perRequest) read system calls per request")
+        }
+    }
+
     @Test func aStalledHandshakeMeetsTheHeaderTimeout() async throws {
         try await offPool {
             let relay = try RelayHarness(
