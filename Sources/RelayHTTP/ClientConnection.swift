@@ -72,8 +72,8 @@ final class ClientConnection: EventLoopHandler, @unchecked Sendable {
         parser = HTTPResponseParser(isHeadRequest: isHead)
         flush()
         // The answer cannot be there yet: the loop reads when the socket says so. Reading now
-        // cost a system call per request that found nothing. Only bytes a TLS session
-        // decrypted ahead are never signalled by the socket.
+        // cost a system call per request that found nothing. Only bytes a TLS session already
+        // holds (read ahead, or decrypted and not yet returned) are never signalled by the socket.
         if phase == .exchanging && transport.hasBufferedInput { readAvailable() }
     }
 
