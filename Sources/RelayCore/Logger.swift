@@ -92,9 +92,7 @@ package struct Logger: Sendable {
     package func debug(_ message: String, _ metadata: KeyValuePairs<String, any LogValue> = [:]) { log(.debug, message, metadata) }
 
     private static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return RFC3339.timestamp(milliseconds: Int(now.tv_sec) * 1000 + Int(now.tv_nsec / 1_000_000))
+        RFC3339.timestamp(milliseconds: Int(wallClockMilliseconds()))
     }
 }
 

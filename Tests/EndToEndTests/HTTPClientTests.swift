@@ -192,7 +192,7 @@ final class RawListener: @unchecked Sendable {
 
 /// Plain TCP whose reads are counted: those that returned bytes or the end, and those that
 /// found nothing to read.
-final class CountingTransportFactory: TransportFactory, @unchecked Sendable {
+final class CountingTransportFactory: TransportFactory {
     private let reads = Mutex((all: 0, empty: 0))
 
     var counts: (all: Int, empty: Int) { reads.withLock { $0 } }

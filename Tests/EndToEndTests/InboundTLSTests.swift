@@ -62,6 +62,15 @@ import Testing
         #expect(relay.relay.process.isRunning)
     }
 
+    /// A TLS session to the relay over a blocking socket (5 s receive timeout), handshake done;
+    /// the session owns a duplicate of the socket's descriptor.
+    static func session(port: Int) throws -> (socket: RawConnection, transport: any Transport) {
+        let socket = try RawConnection(port: port, timeout: 5)
+        let transport = try TLSClientFactory(caFile: TLSTestServer.fixture("ca.pem")).makeTransport(fd: dup(socket.fd), host: "localhost")
+        #expect(try transport.handshake() == .count(0))
+        return (socket, transport)
+    }
+
     /// Two requests sent as two TLS records in one segment, before the relay reads either:
     /// it reads both at once (read-ahead), answers the first, and finds the second in
     /// OpenSSL's buffer, where the socket never signals it.
@@ -70,10 +79,8 @@ import Testing
             mappings: ["async.json": Self.async],
             relayArguments: ["--tls-cert", TLSTestServer.fixture("localhost.pem"), "--tls-key", TLSTestServer.fixture("localhost.key")])
         try await offPool {
-            let socket = try RawConnection(port: relay.relayPort, timeout: 5)
-            let transport = try TLSClientFactory(caFile: TLSTestServer.fixture("ca.pem")).makeTransport(fd: dup(socket.fd), host: "localhost")
+            let (socket, transport) = try Self.session(port: relay.relayPort)
             defer { transport.close() }
-            #expect(try transport.handshake() == .count(0))
             let request = Array(
                 "POST /async HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\nContent-Length: \(RelayHarness.body.utf8.count)\r\n\r\n\(RelayHarness.body)".utf8)
             // Corked: both records leave in one segment, so that one read takes both.
@@ -110,10 +117,8 @@ import Testing
             return try #require(io.split(separator: "\n").first { $0.hasPrefix("syscr:") }.flatMap { Int($0.dropFirst(6).trimmingCharacters(in: .whitespaces)) })
         }
         try await offPool {
-            let socket = try RawConnection(port: relay.relayPort, timeout: 5)
-            let transport = try TLSClientFactory(caFile: TLSTestServer.fixture("ca.pem")).makeTransport(fd: dup(socket.fd), host: "localhost")
+            let (_, transport) = try Self.session(port: relay.relayPort)
             defer { transport.close() }
-            #expect(try transport.handshake() == .count(0))
             let request = Array("GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n".utf8)
             var buffer = [UInt8](repeating: 0, count: 16_384)
             func exchange() throws {

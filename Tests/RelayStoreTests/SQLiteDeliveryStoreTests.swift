@@ -74,8 +74,6 @@ import Testing
         return try SQLiteDeliveryStore(directory: folder.path, configuration: configuration)
     }
 
-    /// The writer's commits never checkpoint (SQLite's own would at 1,000 pages): the log grows
-    /// past that until the checkpointer's limit.
     /// SQLite's memory statistics are off (they take a process-wide mutex around each of
     /// SQLite's allocations): nothing is counted however much the store allocates.
     @Test func sqliteCountsNoMemory() throws {
@@ -86,6 +84,8 @@ import Testing
         #expect(SQLiteDatabase.countedMemory == 0)
     }
 
+    /// The writer's commits never checkpoint (SQLite's own would at 1,000 pages): the log grows
+    /// past that until the checkpointer's limit.
     @Test func theWriterNeverCheckpointsItself() throws {
         let folder = Folder()
         let store = try store(folder, checkpointPages: 100_000)
