@@ -13,7 +13,9 @@ package protocol DeliveryStore: AnyObject {
     func commit(_ writes: [WebhookWrite], outcomes: [DeliveryOutcome], now: UnixMilliseconds) throws(StoreError) -> [Result<StoreOutcome, StoreError>]
 
     /// The heads of rooms that are due at `now`, oldest due first, skipping `busy` rooms: at
-    /// most one per room, at most `limit`. Costs O(log n + limit + busy) in the backlog.
+    /// most one per room, at most `limit`. Costs O(log n + limit + busy) in the backlog. A room
+    /// returned (or skipped as busy) is not returned again before an outcome for it is
+    /// committed: the caller counts it busy until then.
     func claimDue(limit: Int, now: UnixMilliseconds, busy: Set<RoomKey>) throws(StoreError) -> [DueDelivery]
 
     /// When the next room becomes due after `now` (nil: none): rooms due already are either

@@ -265,7 +265,8 @@ package final class SQLiteAdmin: DeliveryAdministration {
     }
 
     /// Applies replay changes in one transaction; requeued deliveries go to the head of their
-    /// room's queue if they are older than what is pending there.
+    /// room's queue if they are older than what is pending there (the serving relay derives
+    /// its rooms' heads again when it notices the change).
     package func replay(_ changes: [(request: StoredRequest, change: ReplayChange)], now: UnixMilliseconds) throws(SQLiteError) {
         try database.execute("BEGIN IMMEDIATE")
         do throws(SQLiteError) {
@@ -278,13 +279,6 @@ package final class SQLiteAdmin: DeliveryAdministration {
                 VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)
                 """)
             let insertPayload = try database.prepare(SQLiteSchema.insertPayload)
-            let seq = try database.prepare("SELECT seq FROM deliveries WHERE id = ?")
-            let head = try database.prepare(
-                """
-                INSERT INTO rooms (credential, room_id, head_seq, due_at) VALUES (?, ?, ?, ?)
-                ON CONFLICT (credential, room_id) DO UPDATE SET head_seq = excluded.head_seq, due_at = excluded.due_at
-                WHERE excluded.head_seq < rooms.head_seq
-                """)
             for (request, change) in changes {
                 switch change {
                 case .keepDead(let reason):
@@ -303,11 +297,6 @@ package final class SQLiteAdmin: DeliveryAdministration {
                                 .integer(database.lastInsertedRowID), .text(request.request), request.body.map(SQLiteValue.blob) ?? .null,
                             ])
                         }
-                        try seq.bind([.text(id)])
-                        guard try seq.step() else { continue }
-                        let rowSeq = seq.integer(0)
-                        seq.reset()
-                        try head.run([.text(request.credential), .text(call.roomID), .integer(rowSeq), .integer(now)])
                     }
                 }
             }
@@ -343,14 +332,18 @@ package final class SQLiteAdmin: DeliveryAdministration {
         return database.changes > 0
     }
 
+    /// Pending and dead deliveries, and when the oldest pending one was accepted.
+    static let countsQuery = """
+        SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 'pending'), (SELECT COUNT(*) FROM deliveries WHERE state = 'dead'),
+               (SELECT MIN(accepted_at) FROM deliveries WHERE seq IN
+                   (SELECT MIN(seq) FROM deliveries INDEXED BY deliveries_room WHERE state = 'pending' GROUP BY credential, room_id))
+        """
+
     /// The queue's counts. The oldest pending delivery is the oldest room head (each room's
-    /// head is its oldest), so that age costs O(rooms), not O(backlog).
+    /// head is its oldest): the heads come from the index of pending rows, as the count does,
+    /// and only they are read from the table.
     package func gauges(now: UnixMilliseconds) throws(SQLiteError) -> QueueGauges {
-        let statement = try database.prepare(
-            """
-            SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 'pending'), (SELECT COUNT(*) FROM deliveries WHERE state = 'dead'),
-                   (SELECT MIN(d.accepted_at) FROM rooms r JOIN deliveries d ON d.seq = r.head_seq)
-            """)
+        let statement = try database.prepare(Self.countsQuery)
         guard try statement.step() else { return QueueGauges(pending: 0, dead: 0, oldestPendingAge: 0) }
         let age = statement.isNull(2) ? nil : now.subtractingIfFits(statement.integer(2))
         var gauges = QueueGauges(pending: statement.integer(0), dead: statement.integer(1), oldestPendingAge: Double(max(age ?? 0, 0)) / 1000)

@@ -205,11 +205,13 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         _ = try makeQueue(directory)
         let database = try SQLiteDatabase(path: directory.path + "/" + SQLiteSchema.fileName)
         #expect(try database.integer("PRAGMA user_version") == SQLiteSchema.version)
-        #expect(try database.integer("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('dedupe_digests', 'bindings', 'meta', 'rooms')") == 4)
+        #expect(try database.integer("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('dedupe_digests', 'bindings', 'meta')") == 3)
+        // The rooms' heads are the relay's, in memory: version 9 dropped their table.
+        #expect(try database.integer("SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'rooms%'") == 0)
         #expect(try database.integer("SELECT COUNT(*) FROM sqlite_master WHERE name = 'deliveries'") == 1)
         // Opening again is a no-op migration.
         _ = try makeQueue(directory)
-        try database.execute("PRAGMA user_version = 9")
+        try database.execute("PRAGMA user_version = \(SQLiteSchema.version + 1)")
         #expect(throws: SQLiteError.self) { _ = try makeQueue(directory) }
     }
 

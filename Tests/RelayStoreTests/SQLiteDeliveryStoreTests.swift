@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import RelayStore
@@ -27,21 +28,20 @@ import Testing
         ]
         #expect(try store.commit(writes, outcomes: [], now: 1000).allSatisfy { $0 == .success(.stored) })
         #expect(try store.claimDue(limit: 10, now: 1000, busy: []).map(\.id) == ["a1", "b1"])
-        // A busy room is skipped, and a limit is a limit.
-        #expect(try store.claimDue(limit: 10, now: 1000, busy: [RoomKey(credential: "", roomID: "A")]).map(\.id) == ["b1"])
-        #expect(try store.claimDue(limit: 1, now: 1000, busy: []).count == 1)
+        // Claimed rooms wait for their outcomes (b1's never comes in this test).
+        #expect(try store.claimDue(limit: 10, now: 1000, busy: []).isEmpty)
         // a1 fails: retried at 5000. Room A waits for it; a2 does not overtake it.
         _ = try store.commit(
             [], outcomes: [DeliveryOutcome(id: "a1", room: RoomKey(credential: "", roomID: "A"), disposition: .retry(at: 5000), attempts: 1, reason: "503")],
             now: 1100)
-        #expect(try store.claimDue(limit: 10, now: 1100, busy: []).map(\.id) == ["b1"])
+        #expect(try store.claimDue(limit: 10, now: 1100, busy: []).isEmpty)
         #expect(try store.nextDueTime(after: 1100) == 5000)
-        #expect(try store.claimDue(limit: 10, now: 5000, busy: []).map(\.id) == ["b1", "a1"])
+        #expect(try store.claimDue(limit: 10, now: 5000, busy: []).map(\.id) == ["a1"])
         // a1 delivered: a2 is the head of room A, due at once.
         _ = try store.commit(
             [], outcomes: [DeliveryOutcome(id: "a1", room: RoomKey(credential: "", roomID: "A"), disposition: .delivered, attempts: 2, reason: "")],
             now: 5100)
-        #expect(try store.claimDue(limit: 10, now: 5100, busy: []).map(\.id).sorted() == ["a2", "b1"])
+        #expect(try store.claimDue(limit: 10, now: 5100, busy: []).map(\.id) == ["a2"])
         // A dead head moves the room on too; the last one removes the room.
         for (id, next) in [("a2", "a3"), ("a3", nil)] as [(String, String?)] {
             _ = try store.commit(
@@ -50,6 +50,47 @@ import Testing
             #expect(try store.claimDue(limit: 10, now: 6000, busy: [RoomKey(credential: "", roomID: "B")]).first?.id == next)
         }
         #expect(try store.pendingCount() == 1)
+    }
+
+    /// A busy room is skipped and leaves the due order until the outcome of its send comes,
+    /// and a limit is a limit.
+    @Test func aBusyRoomWaitsForItsOutcome() throws {
+        let folder = Folder()
+        let store = try store(folder)
+        let (a, b) = (RoomKey(credential: "", roomID: "A"), RoomKey(credential: "", roomID: "B"))
+        let writes = ["A", "B", "C"].map { WebhookWrite(deliveries: [delivery("\($0.lowercased())1", room: $0)]) }
+        #expect(try store.commit(writes, outcomes: [], now: 1000).allSatisfy { $0 == .success(.stored) })
+        #expect(try store.claimDue(limit: 1, now: 1000, busy: [a]).map(\.id) == ["b1"])
+        #expect(try store.claimDue(limit: 10, now: 1000, busy: [b]).map(\.id) == ["c1"])
+        #expect(try store.claimDue(limit: 10, now: 2000, busy: []).isEmpty)
+        #expect(try store.nextDueTime(after: 2000) == nil)
+        // Room A's send fails: its head is back, due at 3000.
+        _ = try store.commit([], outcomes: [DeliveryOutcome(id: "a1", room: a, disposition: .retry(at: 3000), attempts: 1, reason: "503")], now: 2000)
+        #expect(try store.nextDueTime(after: 2000) == 3000)
+        #expect(try store.claimDue(limit: 10, now: 3000, busy: []).map(\.id) == ["a1"])
+    }
+
+    /// The heads a transaction set are forgotten when it rolls back: the row a rolled-back
+    /// head named may be another room's after the next commit (its `seq` is used again).
+    @Test func aRolledBackTransactionsHeadsAreForgotten() throws {
+        let folder = Folder()
+        let failing = Mutex(false)
+        var configuration = SQLiteDeliveryStore.Configuration()
+        configuration.commitFault = { failing.withLock { $0 } ? SQLiteError(code: 10, description: "disk I/O error") : nil }
+        let store = try SQLiteDeliveryStore(directory: folder.path, configuration: configuration)
+        let a = RoomKey(credential: "", roomID: "A")
+        _ = try store.commit([WebhookWrite(deliveries: [delivery("a1", room: "A")])], outcomes: [], now: 1000)
+        #expect(try store.claimDue(limit: 10, now: 1000, busy: []).map(\.id) == ["a1"])
+        failing.withLock { $0 = true }
+        let delivered = DeliveryOutcome(id: "a1", room: a, disposition: .delivered, attempts: 1, reason: "")
+        #expect(throws: StoreError.self) {
+            _ = try store.commit([WebhookWrite(deliveries: [delivery("b1", room: "B")])], outcomes: [delivered], now: 1100)
+        }
+        failing.withLock { $0 = false }
+        #expect(try store.claimDue(limit: 10, now: 1100, busy: [a]).isEmpty)
+        _ = try store.commit([WebhookWrite(deliveries: [delivery("c1", room: "C")])], outcomes: [delivered], now: 1200)
+        let due = try store.claimDue(limit: 10, now: 1200, busy: [])
+        #expect(due.map(\.id) == ["c1"] && due.map(\.room.roomID) == ["C"], "\(due)")
     }
 
     /// Pages of write-ahead log in the data folder's database (its file size over the page size).
@@ -130,32 +171,45 @@ import Testing
         #expect(try store.pendingCount() == 600)
     }
 
-    @Test func dispatchReadsTheRoomsIndexNotTheBacklog() throws {
+    /// The steps of SQLite's plan for `query`, in a fresh store.
+    func plan(of query: String) throws -> [String] {
         let folder = Folder()
         _ = try store(folder)
         let database = try SQLiteDatabase(path: SQLiteSchema.path(in: folder.path))
-        let plan = try database.prepare(
-            """
-            EXPLAIN QUERY PLAN SELECT r.credential, r.room_id, d.id, d.route, d.call, d.attempts, d.accepted_at, d.state
-            FROM rooms r LEFT JOIN deliveries d ON d.seq = r.head_seq WHERE r.due_at <= ? ORDER BY r.due_at LIMIT ?
-            """)
+        let plan = try database.prepare("EXPLAIN QUERY PLAN " + query)
         var steps: [String] = []
         while try plan.step() { steps.append(plan.text(3) ?? "") }
-        #expect(steps.contains { $0.contains("USING INDEX rooms_due") }, "\(steps)")
-        #expect(steps.contains { $0.contains("d USING INTEGER PRIMARY KEY") }, "\(steps)")
-        #expect(!steps.contains { $0.contains("SCAN d") || $0.contains("TEMP B-TREE") }, "\(steps)")
+        return steps
+    }
+
+    /// A claimed head's row is read by its `seq`, whatever the backlog.
+    @Test func aClaimReadsTheHeadsRowByItsKey() throws {
+        let steps = try plan(of: SQLiteDeliveryStore.headRowQuery)
+        #expect(steps == ["SEARCH deliveries USING INTEGER PRIMARY KEY (rowid=?)"], "\(steps)")
+    }
+
+    /// The rooms' heads are derived in the order of the index of pending rows, without a sort.
+    @Test func headsAreDerivedFromTheIndexOfPendingRows() throws {
+        let steps = try plan(of: SQLiteDeliveryStore.headsQuery)
+        #expect(steps == ["SCAN deliveries USING INDEX deliveries_room"], "\(steps)")
+    }
+
+    /// The oldest pending delivery's age walks the index of pending rows (as their count
+    /// does) and then reads only the heads' rows.
+    @Test func theOldestPendingAgeReadsOnlyTheHeadsRows() throws {
+        let steps = try plan(of: SQLiteAdmin.countsQuery)
+        #expect(steps.contains("SCAN deliveries USING INDEX deliveries_room"), "\(steps)")
+        #expect(steps.contains { $0.contains("SEARCH deliveries USING INTEGER PRIMARY KEY (rowid=?)") }, "\(steps)")
+        #expect(!steps.contains { $0.contains("TEMP B-TREE") }, "\(steps)")
     }
 
     @Test func aRoomsNextHeadIsReadFromPendingRowsOnly() throws {
+        let steps = try plan(of: SQLiteDeliveryStore.nextHeadQuery)
+        #expect(steps.contains { $0.contains("USING INDEX deliveries_room (credential=? AND room_id=?)") }, "\(steps)")
+        #expect(!steps.contains { $0.contains("TEMP B-TREE") }, "\(steps)")
         let folder = Folder()
         _ = try store(folder)
         let database = try SQLiteDatabase(path: SQLiteSchema.path(in: folder.path))
-        let plan = try database.prepare(
-            "EXPLAIN QUERY PLAN SELECT seq, next_attempt_at FROM deliveries WHERE state = 'pending' AND credential = ? AND room_id = ? ORDER BY seq LIMIT 1")
-        var steps: [String] = []
-        while try plan.step() { steps.append(plan.text(3) ?? "") }
-        #expect(steps.contains { $0.contains("USING INDEX deliveries_room (credential=? AND room_id=?)") }, "\(steps)")
-        #expect(!steps.contains { $0.contains("TEMP B-TREE") }, "\(steps)")
         // Delivered and dead rows are not in it: the index is partial.
         let definition = try database.prepare("SELECT sql FROM sqlite_master WHERE name = 'deliveries_room'")
         _ = try definition.step()
@@ -166,7 +220,7 @@ import Testing
         let folder = Folder()
         let store = try store(folder)
         _ = try store.commit([WebhookWrite(deliveries: [delivery("x2", room: "X")])], outcomes: [], now: 1000)
-        // Another process writes a row without its room (an older version, or by hand).
+        // Another process writes a row (by hand, say): the heads are derived from the rows again.
         let other = try SQLiteDatabase(path: SQLiteSchema.path(in: folder.path))
         try other.execute(
             "INSERT INTO deliveries (id, route, credential, room_id, call, state, attempts, accepted_at, next_attempt_at) VALUES ('y1', '/r', '', 'Y', '{}', 'pending', 0, 1, 1)")
