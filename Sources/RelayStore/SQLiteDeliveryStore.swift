@@ -308,7 +308,7 @@ package final class SQLiteDeliveryStore: DeliveryStore {
 
     /// Derives the room heads from the deliveries again: at start-up, and when another process
     /// changed the file (a replay, a retry, rows written by hand). O(pending), so only then.
-    package func rebuildRooms() throws(SQLiteError) {
+    private func rebuildRooms() throws(SQLiteError) {
         // Read first: a change made while the heads are read is noticed on the next look.
         let version = currentDataVersion()
         let query = try database.prepare(Self.headsQuery)
