@@ -119,7 +119,7 @@ package enum AdminRoutes {
         let path = String(request.head.path)
         let query = FormBody.pairs(Array(request.head.query.utf8))
         func parameter(_ name: String) -> String? { query.last { $0.name == name }?.value }
-        let now = Int(Date().timeIntervalSince1970 * 1000)
+        let now = currentUnixMilliseconds()
         // What needs no store connection is answered before one is opened: the console polls
         // the overview every 5 s.
         switch (request.method, path) {

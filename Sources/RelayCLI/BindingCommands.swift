@@ -34,7 +34,7 @@ package enum BindingCommands {
         let rows: [BindingRecord]
         do {
             rows = try DeliveryCommands.open(parsed).bindings(
-                kind: filter?.kind, value: filter?.value, now: Int(Date().timeIntervalSince1970 * 1000))
+                kind: filter?.kind, value: filter?.value, now: currentUnixMilliseconds())
         } catch let error as SettingsError {
             throw error
         } catch {

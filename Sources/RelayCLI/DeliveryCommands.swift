@@ -82,8 +82,6 @@ package enum DeliveryCommands {
         }
     }
 
-    static func now() -> Int { Int(Date().timeIntervalSince1970 * 1000) }
-
     /// The one positional argument, a delivery id.
     static func deliveryID(_ parsed: ParsedOptions) throws(SettingsError) -> String {
         guard parsed.positional.count == 1 else { throw SettingsError("give one delivery ID", isUsageError: true) }
@@ -124,7 +122,7 @@ package enum DeliveryCommands {
     {
         let parsed = try ParsedOptions(arguments, options: listOptions, environment: environment)
         if let extra = parsed.positional.first { throw SettingsError("unexpected argument \(extra)", isUsageError: true) }
-        let filter = try filter(parsed, now: now())
+        let filter = try filter(parsed, now: currentUnixMilliseconds())
         let store = try open(parsed)
         let page = try reading("read the queue") { try store.list(filter) }
         if let next = page.next { standardError("more deliveries follow: --after \(next)") }
@@ -151,7 +149,7 @@ package enum DeliveryCommands {
         }
         let store = try open(parsed)
         if let olderThan {
-            let cutoff = now() - Int(olderThan.components.seconds) * 1000
+            let cutoff = currentUnixMilliseconds() - Int(olderThan.components.seconds) * 1000
             let count = try reading("delete") { try store.deleteDead(before: cutoff) }
             return CommandResult(lines: ["deleted \(count) dead \(count == 1 ? "delivery" : "deliveries")"], exitCode: 0)
         }
@@ -165,14 +163,14 @@ package enum DeliveryCommands {
         let parsed = try ParsedOptions(arguments, options: retryOptions, environment: environment)
         let id = try deliveryID(parsed)
         let store = try open(parsed)
-        let result = try reading("retry") { try store.retry(id: id, now: now()) }
+        let result = try reading("retry") { try store.retry(id: id, now: currentUnixMilliseconds()) }
         let (line, ok) = DeliveryAdmin.describe(result, id: id)
         return CommandResult(lines: [line], exitCode: ok ? 0 : 1)
     }
 
     /// Puts dead deliveries back in the queue, re-mapped with the mapping files (those the
     /// relay serving the data directory recorded, unless `--mappings` is given), or as stored.
-    package static func replay(_ arguments: [String], environment: [String: String], now: Int = Int(Date().timeIntervalSince1970 * 1000))
+    package static func replay(_ arguments: [String], environment: [String: String], now: Int = currentUnixMilliseconds())
         throws(SettingsError) -> CommandResult
     {
         let parsed = try ParsedOptions(arguments, options: replayOptions, environment: environment)

@@ -144,7 +144,7 @@ package enum MappingCommands {
             query += example.query
         }
         let document = RequestDocument.make(
-            body: body, headers: headers, query: query, route: route.path, receivedAt: RFC3339.timestamp(milliseconds: Int(Date().timeIntervalSince1970 * 1000)),
+            body: body, headers: headers, query: query, route: route.path, receivedAt: RFC3339.timestamp(milliseconds: currentUnixMilliseconds()),
             requestID: "map")
         let outcome = route.apply(to: document, bindings: bindings)
         let explanation = explain ? route.explain(outcome, in: document, bindings: bindings) : []

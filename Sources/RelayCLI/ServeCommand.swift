@@ -79,7 +79,7 @@ package enum ServeCommand {
                 policy.maxDelay = settings.retryMaxDelay
                 let worker = DeliveryWorker(
                     upstream: upstream, credentials: credentials, group: group, policy: policy, sendTimeout: .seconds(10), logger: logger,
-                    metrics: metrics, clock: { Int(Date().timeIntervalSince1970 * 1000) })
+                    metrics: metrics, clock: currentUnixMilliseconds)
                 var writerConfiguration = StoreWriter.Configuration()
                 writerConfiguration.maxPending = settings.queueLimit
                 writerConfiguration.retention = settings.retention
@@ -294,7 +294,7 @@ final class GaugesReader: Sendable {
     }
 
     func gauges() -> QueueGauges? {
-        admin.withLock { try? $0.gauges(now: Int(Date().timeIntervalSince1970 * 1000)) }
+        admin.withLock { try? $0.gauges(now: currentUnixMilliseconds()) }
     }
 
     /// Records a value for the CLI (the mappings folder replay uses).

@@ -21,7 +21,7 @@ package enum StoreCommands {
         guard let url = try parsed.databaseURL("--to") else { throw SettingsError("--to URL (or HAPPYRELAY_DATABASE_URL) is required", isUsageError: true) }
         let report: StoreCopy.Report
         do {
-            report = try StoreCopy.copy(fromDataDirectory: directory, to: url, now: Int(Date().timeIntervalSince1970 * 1000))
+            report = try StoreCopy.copy(fromDataDirectory: directory, to: url, now: currentUnixMilliseconds())
         } catch {
             throw SettingsError("nothing was copied: \(error)")
         }

@@ -44,7 +44,7 @@ package final class Relay: Sendable {
     package init(
         routes: [MappingRoute], credentials: Credentials, upstream: HappyTalkUpstream?, store: StoreWriter? = nil,
         lookups: (any StoreLookups)? = nil, dryRun: Bool, environment: [String: String], logger: Logger,
-        metrics: RelayMetrics = RelayMetrics(), clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970 * 1000) }
+        metrics: RelayMetrics = RelayMetrics(), clock: @escaping @Sendable () -> Int = currentUnixMilliseconds
     ) throws(MappingDiagnostics) {
         let isDryRun = dryRun || credentials.isEmpty
         let prepared = try Self.prepare(routes, credentials: credentials, isDryRun: isDryRun, environment: environment, metrics: metrics)

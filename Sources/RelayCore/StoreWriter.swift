@@ -79,7 +79,7 @@ package final class StoreWriter: Sendable {
     /// due deliveries (nil: nothing is sent, as in tests of the store alone).
     package init(
         store: any DeliveryStore, scheduler: DispatchScheduler, worker: DeliveryWorker?, configuration: Configuration = Configuration(),
-        logger: Logger, clock: @escaping @Sendable () -> UnixMilliseconds = { Int(Date().timeIntervalSince1970 * 1000) }
+        logger: Logger, clock: @escaping @Sendable () -> UnixMilliseconds = currentUnixMilliseconds
     ) {
         confined = ThreadConfined((store, scheduler))
         self.worker = worker

@@ -17,7 +17,7 @@ package final class PostgresLookups: StoreLookups, @unchecked Sendable {
     private let clock: @Sendable () -> Int
 
     package init(
-        url: String, connections: Int = 4, clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970 * 1000) }
+        url: String, connections: Int = 4, clock: @escaping @Sendable () -> Int = currentUnixMilliseconds
     ) throws(PostgresError) {
         var opened: [LockedConnection] = []
         for _ in 0..<max(1, connections) {

@@ -27,7 +27,7 @@ package final class SQLiteLookups: StoreLookups, @unchecked Sendable {
     /// Opens `connections` readers on the database at `path` (the relay uses a few, one-shot
     /// commands one).
     package init(
-        path: String, connections: Int = 4, clock: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970 * 1000) }
+        path: String, connections: Int = 4, clock: @escaping @Sendable () -> Int = currentUnixMilliseconds
     ) throws(SQLiteError) {
         var readers: [LockedReader] = []
         for _ in 0..<max(1, connections) {

@@ -1,3 +1,14 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The wall clock in unix milliseconds: the default clock of the store, the relay and the CLI.
+package func currentUnixMilliseconds() -> UnixMilliseconds {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return now.tv_sec * 1000 + now.tv_nsec / 1_000_000
+}
+
 extension Int {
     /// `self + other`, saturating at `Int.max` or `Int.min` instead of trapping: stored values
     /// (a damaged row, a poisoned answer) may be anything.
