@@ -20,6 +20,8 @@ package final class SQLiteDeliveryStore: DeliveryStore {
         package var maxBytes: Int?
         /// Test seam: called before each COMMIT; an error returned is taken as the commit's.
         package var commitFault: (@Sendable () -> SQLiteError?)?
+        /// Test seam: called before a claimed head's row is read; an error returned is taken as the read's.
+        package var claimFault: (@Sendable () -> SQLiteError?)?
         /// Test seam: called right before and right after the COMMIT of webhooks' writes.
         package var aroundCommit: (@Sendable (_ committed: Bool) -> Void)?
         /// The write-ahead log's size in pages past which it is checkpointed, off the writer's
@@ -260,9 +262,11 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     package func claimDue(limit: Int, now: UnixMilliseconds, busy: Set<RoomKey>) throws(StoreError) -> [DueDelivery] {
         guard limit > 0 else { return [] }
         var due: [DueDelivery] = []
+        let taken = rooms.takeDue(now: now, limit: limit, busy: busy)
         do throws(SQLiteError) {
-            for (room, head) in rooms.takeDue(now: now, limit: limit, busy: busy) {
+            for (room, head) in taken {
                 defer { headRow.reset() }
+                if let fault = configuration.claimFault?() { throw fault }
                 try headRow.bind([.integer(head.seq)])
                 // A head that is gone or no longer pending (changed by hand, say): derived again.
                 guard try headRow.step(), headRow.text(5) == DeliveryState.pending.rawValue else {
@@ -275,6 +279,8 @@ package final class SQLiteDeliveryStore: DeliveryStore {
                         attempts: headRow.integer(3), acceptedAt: headRow.integer(4)))
             }
         } catch {
+            // Nothing is claimed: the heads taken go back, or their rooms would wait for a restart.
+            for (room, head) in taken where rooms.head(of: room) == head { rooms.set(head, for: room) }
             throw Self.storeError(error)
         }
         return due

@@ -93,6 +93,21 @@ import Testing
         #expect(due.map(\.id) == ["c1"] && due.map(\.room.roomID) == ["C"], "\(due)")
     }
 
+    /// A claim that cannot read its heads' rows claims nothing, and its rooms are due again.
+    @Test func aFailedClaimPutsItsHeadsBack() throws {
+        let folder = Folder()
+        let failing = Mutex(false)
+        var configuration = SQLiteDeliveryStore.Configuration()
+        configuration.claimFault = { failing.withLock { $0 } ? SQLiteError(code: 10, description: "disk I/O error") : nil }
+        let store = try SQLiteDeliveryStore(directory: folder.path, configuration: configuration)
+        let writes = ["A", "B"].map { WebhookWrite(deliveries: [delivery("\($0.lowercased())1", room: $0)]) }
+        #expect(try store.commit(writes, outcomes: [], now: 1000).allSatisfy { $0 == .success(.stored) })
+        failing.withLock { $0 = true }
+        #expect(throws: StoreError.self) { _ = try store.claimDue(limit: 10, now: 1000, busy: []) }
+        failing.withLock { $0 = false }
+        #expect(try store.claimDue(limit: 10, now: 1000, busy: []).map(\.id) == ["a1", "b1"])
+    }
+
     /// Pages of write-ahead log in the data folder's database (its file size over the page size).
     func logPages(_ folder: Folder) -> Int {
         let size = (try? FileManager.default.attributesOfItem(atPath: SQLiteSchema.path(in: folder.path) + "-wal")[.size] as? Int) ?? 0
