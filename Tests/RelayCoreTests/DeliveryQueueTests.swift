@@ -403,6 +403,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         let store = PassCountingStore(try SQLiteDeliveryStore(directory: directory.path))
         let logger = Logger(level: .error, sink: .init { _ in })
         let writer = StoreWriter(store: store, scheduler: DispatchScheduler(concurrency: 64, ratePerSecond: nil), worker: nil, logger: logger)
+        let started = ContinuousClock.now
         writer.start()
         await withTaskGroup(of: Void.self) { group in
             for index in 0..<2000 {
@@ -421,9 +422,11 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         // made about 1,900.
         #expect(idle <= 20, "\(idle) passes in 300 ms at rest (\(afterBurst) during the burst of 2,000, \(writer.commits) commits)")
         // The same, however fast the thread is: a pass without a commit follows at most one
-        // with (a job that signalled while the pass before took the jobs), not every job.
+        // with (a job that signalled while the pass before took the jobs) or a second without
+        // a wake-up (on a loaded machine the burst itself took 30 s once), not every job.
         let passes = store.passes.load(ordering: .relaxed)
-        #expect(passes <= 2 * writer.commits + 20, "\(passes) passes for \(writer.commits) commits of 2,000 webhooks")
+        let seconds = Int((ContinuousClock.now - started).components.seconds) + 1
+        #expect(passes <= 2 * writer.commits + seconds + 20, "\(passes) passes in \(seconds) s for \(writer.commits) commits of 2,000 webhooks")
         await writer.shutdown(drain: .seconds(1))
     }
 
