@@ -16,7 +16,7 @@ let package = Package(
         .target(name: "RelayHTTP", dependencies: ["CSystem"]),
         .target(name: "RelayMapping"),
         .target(name: "RelayCrypto", dependencies: ["CTLS"]),
-        .target(name: "RelayStore", dependencies: ["RelayMapping", "RelayCrypto", "CSQLite", "CPostgres"]),
+        .target(name: "RelayStore", dependencies: ["RelayMapping", "RelayCrypto", "CSystem", "CSQLite", "CPostgres"]),
         .target(name: "RelayCore", dependencies: ["RelayHTTP", "RelayMapping", "RelayCrypto", "RelayStore", "COpenSSL", "CTLS"]),
         .target(name: "RelayCLI", dependencies: ["RelayCore", "RelayHTTP", "RelayMapping", "RelayStore", "RelayCrypto"]),
         .executableTarget(name: "happyrelay", dependencies: ["RelayCLI"]),

@@ -1,5 +1,6 @@
 import RelayHTTP
 import RelayMapping
+import RelayStore
 
 #if canImport(Glibc)
 import Glibc
@@ -92,7 +93,7 @@ package struct Logger: Sendable {
     package func debug(_ message: String, _ metadata: KeyValuePairs<String, any LogValue> = [:]) { log(.debug, message, metadata) }
 
     private static func timestamp() -> String {
-        RFC3339.timestamp(milliseconds: Int(wallClockMilliseconds()))
+        RFC3339.timestamp(milliseconds: currentUnixMilliseconds())
     }
 }
 

@@ -220,7 +220,7 @@ package enum RequestID {
     /// grows at its end: random ids put every webhook's entry on a page of its own, one more
     /// page written to the log (and copied again by the checkpoint) per webhook.
     package static func make() -> String {
-        make(unixMilliseconds: wallClockMilliseconds())
+        make(unixMilliseconds: UInt64(csystem_unix_milliseconds()))
     }
 
     /// An id made at `unixMilliseconds` (tests pass a time).

@@ -72,13 +72,6 @@ package func monotonicNanoseconds() -> UInt64 {
     return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }
 
-/// The wall clock's Unix time in milliseconds.
-package func wallClockMilliseconds() -> UInt64 {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return UInt64(now.tv_sec) &* 1000 &+ UInt64(now.tv_nsec / 1_000_000)
-}
-
 /// The process's open-file limit (RLIMIT_NOFILE).
 package enum OpenFileLimit {
     /// Raises the soft limit to the hard one; returns the soft limit in force afterwards.

@@ -1,12 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import CSystem
 
 /// The wall clock in unix milliseconds: the default clock of the store, the relay and the CLI.
 package func currentUnixMilliseconds() -> UnixMilliseconds {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return now.tv_sec * 1000 + now.tv_nsec / 1_000_000
+    Int(csystem_unix_milliseconds())
 }
 
 extension Int {

@@ -27,6 +27,10 @@ int csystem_epoll_remove(int epfd, int fd);
 /// Waits for events; returns the count, or -1 with errno set.
 int csystem_epoll_wait(int epfd, csystem_event *events, int capacity, int timeout_ms);
 
+/// The wall clock's Unix time in milliseconds (CLOCK_REALTIME): the one clock the HTTP layer
+/// (request ids) and the store, the relay and the CLI (their times) read.
+int64_t csystem_unix_milliseconds(void);
+
 int csystem_eventfd(void);
 int csystem_eventfd_signal(int fd);
 void csystem_eventfd_drain(int fd);
