@@ -70,23 +70,37 @@ import Testing
         #expect(try store.claimDue(limit: 10, now: 3000, busy: []).map(\.id) == ["a1"])
     }
 
+    /// A disk error a test seam returns while it is on.
+    final class Fault: Sendable {
+        private let isOn = Atomic(false)
+        func set(_ on: Bool) { isOn.store(on, ordering: .relaxed) }
+        var error: SQLiteError? { isOn.load(ordering: .relaxed) ? SQLiteError(code: 10, description: "disk I/O error") : nil }
+    }
+
+    /// A store whose test seam `seam` fails while `fault` is on.
+    func store(
+        _ folder: Folder, failing seam: WritableKeyPath<SQLiteDeliveryStore.Configuration, (@Sendable () -> SQLiteError?)?>, with fault: Fault
+    ) throws -> SQLiteDeliveryStore {
+        var configuration = SQLiteDeliveryStore.Configuration()
+        configuration[keyPath: seam] = { fault.error }
+        return try SQLiteDeliveryStore(directory: folder.path, configuration: configuration)
+    }
+
     /// The heads a transaction set are forgotten when it rolls back: the row a rolled-back
     /// head named may be another room's after the next commit (its `seq` is used again).
     @Test func aRolledBackTransactionsHeadsAreForgotten() throws {
         let folder = Folder()
-        let failing = Mutex(false)
-        var configuration = SQLiteDeliveryStore.Configuration()
-        configuration.commitFault = { failing.withLock { $0 } ? SQLiteError(code: 10, description: "disk I/O error") : nil }
-        let store = try SQLiteDeliveryStore(directory: folder.path, configuration: configuration)
+        let fault = Fault()
+        let store = try store(folder, failing: \.commitFault, with: fault)
         let a = RoomKey(credential: "", roomID: "A")
         _ = try store.commit([WebhookWrite(deliveries: [delivery("a1", room: "A")])], outcomes: [], now: 1000)
         #expect(try store.claimDue(limit: 10, now: 1000, busy: []).map(\.id) == ["a1"])
-        failing.withLock { $0 = true }
+        fault.set(true)
         let delivered = DeliveryOutcome(id: "a1", room: a, disposition: .delivered, attempts: 1, reason: "")
         #expect(throws: StoreError.self) {
             _ = try store.commit([WebhookWrite(deliveries: [delivery("b1", room: "B")])], outcomes: [delivered], now: 1100)
         }
-        failing.withLock { $0 = false }
+        fault.set(false)
         #expect(try store.claimDue(limit: 10, now: 1100, busy: [a]).isEmpty)
         _ = try store.commit([WebhookWrite(deliveries: [delivery("c1", room: "C")])], outcomes: [delivered], now: 1200)
         let due = try store.claimDue(limit: 10, now: 1200, busy: [])
@@ -96,15 +110,13 @@ import Testing
     /// A claim that cannot read its heads' rows claims nothing, and its rooms are due again.
     @Test func aFailedClaimPutsItsHeadsBack() throws {
         let folder = Folder()
-        let failing = Mutex(false)
-        var configuration = SQLiteDeliveryStore.Configuration()
-        configuration.claimFault = { failing.withLock { $0 } ? SQLiteError(code: 10, description: "disk I/O error") : nil }
-        let store = try SQLiteDeliveryStore(directory: folder.path, configuration: configuration)
+        let fault = Fault()
+        let store = try store(folder, failing: \.claimFault, with: fault)
         let writes = ["A", "B"].map { WebhookWrite(deliveries: [delivery("\($0.lowercased())1", room: $0)]) }
         #expect(try store.commit(writes, outcomes: [], now: 1000).allSatisfy { $0 == .success(.stored) })
-        failing.withLock { $0 = true }
+        fault.set(true)
         #expect(throws: StoreError.self) { _ = try store.claimDue(limit: 10, now: 1000, busy: []) }
-        failing.withLock { $0 = false }
+        fault.set(false)
         #expect(try store.claimDue(limit: 10, now: 1000, busy: []).map(\.id) == ["a1", "b1"])
     }
 
