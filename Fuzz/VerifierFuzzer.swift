@@ -23,7 +23,7 @@ func verifier(for scheme: VerifySpec.Scheme) -> WebhookVerifier {
     spec.prefix = scheme == .hmac ? "v=" : ""
     spec.encoding = .base64url
     spec.algorithm = .sha512
-    return WebhookVerifier(spec: spec, secrets: [secret, Array("other".utf8)])
+    return try! WebhookVerifier(spec: spec, secrets: [secret, Array("other".utf8)])
 }
 
 let scheme = VerifySpec.Scheme(rawValue: target)

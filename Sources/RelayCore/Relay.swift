@@ -71,22 +71,33 @@ package final class Relay: Sendable {
         var unverified: [String] = []
         for route in routes {
             var keys: [[UInt8]] = []
+            // Which secret each key is (a secret that is missing has none).
+            var keySecrets: [Int] = []
             var missing: [String] = []
             for (index, reference) in route.verify.secrets.enumerated() {
-                let pointer = route.verify.secrets.count == 1 ? "/verify/secret" : "/verify/secrets/\(index)"
+                let secretPointer = pointer(ofSecret: index, in: route.verify)
                 switch Secrets.resolve(reference, environment: environment) {
                 case .success(let secret):
                     if let key = WebhookVerifier.key(from: secret, scheme: route.verify.scheme) {
                         keys.append(key)
+                        keySecrets.append(index)
                     } else {
-                        problems.append(MappingDiagnostic(file: route.file, pointer: pointer, message: "\(reference) is not a whsec_ base64 key"))
+                        problems.append(MappingDiagnostic(file: route.file, pointer: secretPointer, message: "\(reference) is not a whsec_ base64 key"))
                     }
                 case .failure(let error):
                     missing.append(error.message)
-                    if !isDryRun { problems.append(MappingDiagnostic(file: route.file, pointer: pointer, message: error.message)) }
+                    if !isDryRun { problems.append(MappingDiagnostic(file: route.file, pointer: secretPointer, message: error.message)) }
                 }
             }
-            var verifier: WebhookVerifier? = WebhookVerifier(spec: route.verify, secrets: keys)
+            var verifier: WebhookVerifier?
+            do throws(WebhookVerifier.RefusedKey) {
+                verifier = try WebhookVerifier(spec: route.verify, secrets: keys)
+            } catch {
+                problems.append(
+                    MappingDiagnostic(
+                        file: route.file, pointer: pointer(ofSecret: keySecrets[error.index], in: route.verify),
+                        message: "libcrypto refuses this secret as an HMAC key (a FIPS-mode libcrypto refuses short keys): every webhook would be rejected"))
+            }
             if isDryRun && !missing.isEmpty {
                 verifier = nil
                 unverified.append(route.path)
@@ -105,6 +116,11 @@ package final class Relay: Sendable {
         }
         if !problems.isEmpty { throw MappingDiagnostics(problems) }
         return (served, unverified)
+    }
+
+    /// Where a route's secret is in its mapping file.
+    private static func pointer(ofSecret index: Int, in verify: VerifySpec) -> String {
+        verify.secrets.count == 1 ? "/verify/secret" : "/verify/secrets/\(index)"
     }
 
     /// Serves `routes` from now on (after `register` into the server's new router): secret

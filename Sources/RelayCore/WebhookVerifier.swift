@@ -22,28 +22,41 @@ package final class WebhookVerifier: Sendable {
     /// The secrets prepared as HMAC keys, in rotation order, for the schemes that sign.
     private let macKeys: [HMACKey]
 
-    package init(spec: VerifySpec, secrets: [[UInt8]]) {
+    /// A secret that libcrypto refuses as an HMAC key (a FIPS-mode libcrypto refuses short
+    /// keys): every webhook of the route would be rejected, so the route is refused at load.
+    package struct RefusedKey: Error, Equatable {
+        /// The secret's place in rotation order.
+        package let index: Int
+    }
+
+    package init(spec: VerifySpec, secrets: [[UInt8]]) throws(RefusedKey) {
         self.spec = spec
+        let hash: any HashFunction.Type
         switch spec.scheme {
         case .shopify, .woocommerce, .github, .stripe, .standardWebhooks:
-            self.secrets = []
-            macKeys = secrets.map { HMACKey(SHA256.self, key: $0) }
+            hash = SHA256.self
         case .hmac:
-            self.secrets = []
-            macKeys = secrets.map { secret in
-                switch spec.algorithm {
-                case .sha256: HMACKey(SHA256.self, key: secret)
-                case .sha1: HMACKey(SHA1.self, key: secret)
-                case .sha512: HMACKey(SHA512.self, key: secret)
-                }
+            switch spec.algorithm {
+            case .sha256: hash = SHA256.self
+            case .sha1: hash = SHA1.self
+            case .sha512: hash = SHA512.self
             }
         case .bearer, .header, .query:
             self.secrets = secrets
             macKeys = []
+            return
         case .none:
             self.secrets = []
             macKeys = []
+            return
         }
+        self.secrets = []
+        var keys: [HMACKey] = []
+        for (index, secret) in secrets.enumerated() {
+            guard let key = HMACKey(hash, key: secret) else { throw RefusedKey(index: index) }
+            keys.append(key)
+        }
+        macKeys = keys
     }
 
     /// Verifies a request. `headers` are lower-cased names; `now` is unix seconds.

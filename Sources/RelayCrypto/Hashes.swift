@@ -30,19 +30,20 @@ package enum SHA512: HashFunction { package static let algorithm: Int32 = 512 }
 /// prepares the key every time). Safe to use from several threads at once.
 package final class HMACKey: Sendable {
     // Read-only after init; libcrypto copies from it per message.
-    private nonisolated(unsafe) let prepared: OpaquePointer?
+    private nonisolated(unsafe) let prepared: OpaquePointer
 
-    /// Prepares `key` for HMAC with hash `H`.
-    package init<H: HashFunction>(_ hash: H.Type, key: [UInt8]) {
-        prepared = key.withUnsafeBytes { ctls_hmac_key_new(H.algorithm, $0.baseAddress, $0.count) }
+    /// Prepares `key` for HMAC with hash `H`; nil when libcrypto refuses it (a FIPS-mode
+    /// libcrypto refuses short keys).
+    package init?<H: HashFunction>(_ hash: H.Type, key: [UInt8]) {
+        guard let prepared = key.withUnsafeBytes({ ctls_hmac_key_new(H.algorithm, $0.baseAddress, $0.count) }) else { return nil }
+        self.prepared = prepared
     }
 
     deinit { ctls_hmac_key_free(prepared) }
 
     /// HMAC(key, message); empty if libcrypto failed, which matches no signature.
     package func authenticationCode(_ message: [UInt8]) -> [UInt8] {
-        guard let prepared else { return [] }
-        return message.withUnsafeBytes { message in
+        message.withUnsafeBytes { message in
             [UInt8](unsafeUninitializedCapacity: 64) { buffer, count in
                 count = Int(ctls_hmac_keyed(prepared, message.baseAddress, message.count, buffer.baseAddress))
             }
@@ -52,9 +53,9 @@ package final class HMACKey: Sendable {
 
 /// One-shot HMAC, for a key used once (a key used for many messages: `HMACKey`).
 package enum HMAC {
-    /// HMAC(key, message) with hash `H`.
+    /// HMAC(key, message) with hash `H`; empty when libcrypto refuses the key.
     package static func authenticationCode<H: HashFunction>(_ hash: H.Type, key: [UInt8], message: [UInt8]) -> [UInt8] {
-        HMACKey(hash, key: key).authenticationCode(message)
+        HMACKey(hash, key: key)?.authenticationCode(message) ?? []
     }
 }
 

@@ -352,6 +352,39 @@ import Testing
         #expect(!result.output.contains("listening on"))
     }
 
+    /// A libcrypto that refuses the secret as an HMAC key would have every webhook rejected
+    /// 401; the relay refuses to start instead. Simulated with OpenSSL's configuration: a
+    /// library whose algorithms must come from a FIPS provider, with none loaded, refuses
+    /// every key (and cannot make a TLS context, which an http upstream does not need).
+    @Test func aSecretLibcryptoRefusesStopsStartUp() async throws {
+        let temporary = TemporaryFolder()
+        defer { withExtendedLifetime(temporary) {} }
+        let folder = temporary.url
+        try RelayHarness.route("/signed", verify: #"{ "scheme": "shopify", "secret": { "env": "SHOP_SECRET" } }"#)
+            .write(to: folder.appendingPathComponent("shop.json"), atomically: false, encoding: .utf8)
+        let configuration = folder.appendingPathComponent("openssl.cnf")
+        try """
+            openssl_conf = openssl_init
+            [openssl_init]
+            alg_section = algorithms
+            [algorithms]
+            default_properties = fips=yes
+            """.write(to: configuration, atomically: false, encoding: .utf8)
+        let secret = "Shop-s3cret-Qq1"
+        let result = try await offPool {
+            try RelayProcess.run(
+                [
+                    "serve", "--listen", "127.0.0.1:0", "--mappings", folder.path, "--data-dir", folder.appendingPathComponent("data").path,
+                    "--upstream", "http://127.0.0.1:9",
+                ],
+                environment: ["HAPPYTALK_TOKEN": "t", "SHOP_SECRET": secret, "OPENSSL_CONF": configuration.path])
+        }
+        #expect(result.status == 1)
+        #expect(result.output.contains("shop.json: /verify/secret: libcrypto refuses this secret as an HMAC key"), "\(result.output)")
+        #expect(!result.output.contains("listening on"))
+        #expect(!result.output.contains(secret))
+    }
+
     @Test func tokenAndSecretsNeverLeak() async throws {
         let secret = "s3cret-Zz9Yy8Xx7Ww6Vv5"
         try await offPool {
