@@ -112,16 +112,7 @@ final class ClientConnection: EventLoopHandler, @unchecked Sendable {
         case .handshaking:
             advanceHandshake()
         case .idle:
-            // Readable while idle: TLS session tickets arrive this way after a handshake; data or
-            // end of stream means the server closed the connection or broke the protocol.
-            do {
-                switch try transport.read(into: loop.readBuffer) {
-                case .wantRead, .wantWrite: return
-                case .count, .eof: fail(.connectionClosed("closed while idle"))
-                }
-            } catch {
-                fail(.connectionClosed("\(error)"))
-            }
+            readWhileIdle()
         case .exchanging:
             if events & Interest.write != 0 && outputOffset < output.count { flush() }
             if phase == .exchanging { readAvailable() }
@@ -143,6 +134,19 @@ final class ClientConnection: EventLoopHandler, @unchecked Sendable {
             }
         case .closed:
             return
+        }
+    }
+
+    /// Input while idle: TLS session tickets arrive this way after a handshake; data or the end
+    /// of the stream means the server closed the connection or broke the protocol.
+    private func readWhileIdle() {
+        do {
+            switch try transport.read(into: loop.readBuffer) {
+            case .wantRead, .wantWrite: return
+            case .count, .eof: fail(.connectionClosed("closed while idle"))
+            }
+        } catch {
+            fail(.connectionClosed("\(error)"))
         }
     }
 
@@ -237,6 +241,9 @@ final class ClientConnection: EventLoopHandler, @unchecked Sendable {
         if response.keepAlive {
             phase = .idle
             idleSince = monotonicNanoseconds()
+            // What a TLS session read ahead behind the answer (a close_notify that ends it, say)
+            // the socket will never signal.
+            if transport.hasBufferedInput { readWhileIdle() }
         } else {
             reusable.store(false, ordering: .releasing)
             close()

@@ -252,7 +252,7 @@ package final class HTTPClient: Sendable {
         connection.send(exchange.wire, isHead: exchange.isHead, deadline: exchange.deadline) { [self] result in
             switch result {
             case .success(let response):
-                pool.release(exchange.endpoint, connection: response.keepAlive ? connection : nil, client: self)
+                pool.release(exchange.endpoint, connection: response.keepAlive && connection.isReusable ? connection : nil, client: self)
                 exchange.completion(.success(HTTPClientResponse(status: response.status, headers: response.headers, body: response.body)))
             case .failure(let error):
                 pool.release(exchange.endpoint, connection: nil, client: self)

@@ -34,6 +34,22 @@ import Testing
         client.shutdown()
     }
 
+    /// An upstream that ends its TLS session right behind a keep-alive answer (close_notify in
+    /// the same segment, the TCP connection left open): the client read the alert ahead with the
+    /// answer, and its socket will not signal it. The ended session is not pooled: each request
+    /// goes on a new connection and is answered.
+    @Test func aSessionEndedBehindItsAnswerIsNotReused() async throws {
+        let server = try TLSTestServer(certificate: "localhost", closesBehindAnswers: true)
+        let client = try HTTPClient(tls: try TLSClientFactory(caFile: TLSTestServer.fixture("ca.pem")))
+        defer { client.shutdown() }
+        for _ in 0..<3 {
+            let answer = try await client.execute(request(server.port))
+            #expect(answer.status == 200)
+        }
+        #expect(server.completedHandshakes == 3)
+        #expect(server.receivedBodies.count == 3)
+    }
+
     /// Expects the client to refuse the server's certificate with a reason containing `reason`, sending nothing.
     func expectRefused(certificate: String, reason expected: [String], sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let server = try TLSTestServer(certificate: certificate)

@@ -19,8 +19,14 @@ final class TLSTestServer: @unchecked Sendable {
     private let bodies = Mutex<[String]>([])
     private let handshakes = Atomic<Int>(0)
 
+    /// Whether each answer keeps the connection alive and is followed, in the same TCP segment,
+    /// by TLS's close_notify, the TCP connection left open: a client that reads ahead holds the
+    /// end of the session in its buffer, and its socket never signals it.
+    private let closesBehindAnswers: Bool
+
     /// Serves with `certificate` (`localhost`, `wrong` or `unknown-ca`).
-    init(certificate: String) throws {
+    init(certificate: String, closesBehindAnswers: Bool = false) throws {
+        self.closesBehindAnswers = closesBehindAnswers
         listener = try RawListener()
         port = listener.port
         context = SSL_CTX_new(TLS_server_method())!
@@ -37,13 +43,26 @@ final class TLSTestServer: @unchecked Sendable {
     var completedHandshakes: Int { handshakes.load(ordering: .relaxed) }
 
     private func serve() {
+        // Sessions ended with close_notify whose TCP connections stay open.
+        var leftOpen: [(ssl: OpaquePointer, fd: Int32)] = []
+        defer {
+            for (ssl, fd) in leftOpen {
+                SSL_free(ssl)
+                close(fd)
+            }
+        }
         while true {
             guard let fd = try? listener.acceptOne() else { return }
             let ssl = SSL_new(context)!
             SSL_set_fd(ssl, fd)
+            var keepsOpen = false
             defer {
-                SSL_free(ssl)
-                close(fd)
+                if keepsOpen {
+                    leftOpen.append((ssl, fd))
+                } else {
+                    SSL_free(ssl)
+                    close(fd)
+                }
             }
             guard SSL_accept(ssl) == 1 else { continue }
             handshakes.wrappingAdd(1, ordering: .relaxed)
@@ -63,8 +82,18 @@ final class TLSTestServer: @unchecked Sendable {
                 }
                 if let bodyStart, received.count >= bodyStart + length {
                     bodies.withLock { $0.append(String(decoding: received[bodyStart..<(bodyStart + length)], as: UTF8.self)) }
-                    let reply = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 20\r\nConnection: close\r\n\r\n{\"result\":\"success\"}"
+                    let connection = closesBehindAnswers ? "" : "Connection: close\r\n"
+                    let reply = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 20\r\n\(connection)\r\n{\"result\":\"success\"}"
+                    // Corked, the answer's record and the alert leave in one segment.
+                    var cork: Int32 = 1
+                    if closesBehindAnswers { setsockopt(fd, Int32(IPPROTO_TCP), TCP_CORK, &cork, socklen_t(MemoryLayout<Int32>.size)) }
                     _ = reply.withCString { SSL_write(ssl, $0, Int32(strlen($0))) }
+                    if closesBehindAnswers {
+                        _ = SSL_shutdown(ssl)
+                        cork = 0
+                        setsockopt(fd, Int32(IPPROTO_TCP), TCP_CORK, &cork, socklen_t(MemoryLayout<Int32>.size))
+                        keepsOpen = true
+                    }
                     break
                 }
             }
