@@ -1,6 +1,7 @@
 import Foundation
 import RelayHTTP
 import RelayMapping
+import TestSupport
 import Testing
 
 @testable import RelayCore
@@ -108,16 +109,8 @@ import Testing
         let path = folder.appendingPathComponent("happyrelay.service")
         try unit.write(to: path, atomically: false, encoding: .utf8)
         for arguments in [["verify", path.path], ["security", "--offline=true", "--threshold=20", path.path]] {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: Self.systemdAnalyze!)
-            process.arguments = arguments
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = output
-            try process.run()
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0, "systemd-analyze \(arguments[0]): \(text)")
+            let (status, text) = try ChildProcess.run(Self.systemdAnalyze!, arguments)
+            #expect(status == 0, "systemd-analyze \(arguments[0]): \(text)")
             if arguments[0] == "verify" { #expect(text.isEmpty, "\(text)") }
         }
     }

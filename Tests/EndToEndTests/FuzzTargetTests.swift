@@ -12,17 +12,9 @@ import Testing
 
     @Test(arguments: ["run-http-parser-fuzzer", "run-verifier-fuzzers", "run-mapping-fuzzers"])
     func fuzzTargetsStillBuild(_ script: String) async throws {
+        let environment = ProcessInfo.processInfo.environment.merging(["FUZZ_TYPECHECK": "1"]) { $1 }
         let (status, output) = try await offPool {
-            let process = Process()
-            process.executableURL = Self.root.appendingPathComponent("Fuzz/\(script)")
-            process.environment = ProcessInfo.processInfo.environment.merging(["FUZZ_TYPECHECK": "1"]) { $1 }
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            return (process.terminationStatus, text)
+            try ChildProcess.run(Self.root.appendingPathComponent("Fuzz/\(script)").path, [], environment: environment)
         }
         #expect(status == 0, "Fuzz/\(script) no longer builds: \(output)")
     }

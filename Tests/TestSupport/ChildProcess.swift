@@ -62,6 +62,16 @@ package final class ChildProcess: Sendable {
         return terminationStatus
     }
 
+    /// Runs `program` to its end; returns its exit status and what it wrote to standard output
+    /// and standard error (through a file, so that nothing the program leaves running can hold
+    /// the read open).
+    package static func run(_ program: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-out-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let status = try ChildProcess(program, arguments, environment: environment, output: .file(outputPath)).waitForExit() ?? -1
+        return (status, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+    }
+
     /// Sends SIGTERM while the child runs.
     package func terminate() {
         if isRunning { kill(processIdentifier, SIGTERM) }

@@ -122,12 +122,9 @@ package final class PostgresCluster: @unchecked Sendable {
     /// standard streams): Foundation's `Process` notices a child's exit when a socket the child
     /// inherited closes, and the server `pg_ctl` starts would keep it open.
     package static func run(_ program: String, _ arguments: [String]) throws {
-        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-pg-out-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let status = try ChildProcess(program, arguments, output: .file(outputPath)).waitForExit() ?? -1
+        let (status, output) = try ChildProcess.run(program, arguments)
         guard status == 0 else {
-            let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-            throw Failure("\(program) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
+            throw Failure("\(program) \(arguments.joined(separator: " ")) failed (status \(status)): \(output)")
         }
     }
 
