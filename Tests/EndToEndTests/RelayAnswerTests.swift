@@ -336,32 +336,38 @@ import Testing
         }
     }
 
+    /// `serve` run to its end with one Shopify-signed route, whose secrets are `secrets`, in
+    /// `folder` (which also holds its data directory).
+    static func serveSignedRoute(
+        in folder: URL, secrets: String = #""secret": { "env": "SHOP_SECRET" }"#, arguments: [String] = [], environment: [String: String]
+    ) async throws -> (status: Int32, output: String) {
+        try RelayHarness.route("/signed", verify: #"{ "scheme": "shopify", \#(secrets) }"#)
+            .write(to: folder.appendingPathComponent("shop.json"), atomically: false, encoding: .utf8)
+        return try await offPool {
+            try RelayProcess.run(
+                ["serve", "--listen", "127.0.0.1:0", "--mappings", folder.path, "--data-dir", folder.appendingPathComponent("data").path] + arguments,
+                environment: environment)
+        }
+    }
+
     @Test func aMissingSecretStopsStartUpWhenATokenIsSet() async throws {
         let temporary = TemporaryFolder()
         defer { withExtendedLifetime(temporary) {} }
-        let folder = temporary.url
-        try RelayHarness.route("/signed", verify: #"{ "scheme": "shopify", "secret": { "env": "SHOP_SECRET" } }"#)
-            .write(to: folder.appendingPathComponent("shop.json"), atomically: false, encoding: .utf8)
-        let result = try await offPool {
-            try RelayProcess.run(
-                ["serve", "--listen", "127.0.0.1:0", "--mappings", folder.path, "--data-dir", folder.appendingPathComponent("data").path],
-                environment: ["HAPPYTALK_TOKEN": "t"])
-        }
+        let result = try await Self.serveSignedRoute(in: temporary.url, environment: ["HAPPYTALK_TOKEN": "t"])
         #expect(result.status == 1)
         #expect(result.output.contains("shop.json: /verify/secret: environment variable SHOP_SECRET (or SHOP_SECRET_FILE) is not set"))
         #expect(!result.output.contains("listening on"))
     }
 
     /// A libcrypto that refuses the secret as an HMAC key would have every webhook rejected
-    /// 401; the relay refuses to start instead. Simulated with OpenSSL's configuration: a
-    /// library whose algorithms must come from a FIPS provider, with none loaded, refuses
-    /// every key (and cannot make a TLS context, which an http upstream does not need).
+    /// 401; the relay refuses to start instead, naming the secret (here the second of a
+    /// rotation, after one that is not set). Simulated with OpenSSL's configuration: a library
+    /// whose algorithms must come from a FIPS provider, with none loaded, refuses every key
+    /// (and cannot make a TLS context, which an http upstream does not need).
     @Test func aSecretLibcryptoRefusesStopsStartUp() async throws {
         let temporary = TemporaryFolder()
         defer { withExtendedLifetime(temporary) {} }
         let folder = temporary.url
-        try RelayHarness.route("/signed", verify: #"{ "scheme": "shopify", "secret": { "env": "SHOP_SECRET" } }"#)
-            .write(to: folder.appendingPathComponent("shop.json"), atomically: false, encoding: .utf8)
         let configuration = folder.appendingPathComponent("openssl.cnf")
         try """
             openssl_conf = openssl_init
@@ -371,16 +377,12 @@ import Testing
             default_properties = fips=yes
             """.write(to: configuration, atomically: false, encoding: .utf8)
         let secret = "Shop-s3cret-Qq1"
-        let result = try await offPool {
-            try RelayProcess.run(
-                [
-                    "serve", "--listen", "127.0.0.1:0", "--mappings", folder.path, "--data-dir", folder.appendingPathComponent("data").path,
-                    "--upstream", "http://127.0.0.1:9",
-                ],
-                environment: ["HAPPYTALK_TOKEN": "t", "SHOP_SECRET": secret, "OPENSSL_CONF": configuration.path])
-        }
+        let result = try await Self.serveSignedRoute(
+            in: folder, secrets: #""secrets": [{ "env": "OLD_SHOP_SECRET" }, { "env": "SHOP_SECRET" }]"#, arguments: ["--upstream", "http://127.0.0.1:9"],
+            environment: ["HAPPYTALK_TOKEN": "t", "SHOP_SECRET": secret, "OPENSSL_CONF": configuration.path])
         #expect(result.status == 1)
-        #expect(result.output.contains("shop.json: /verify/secret: libcrypto refuses this secret as an HMAC key"), "\(result.output)")
+        #expect(result.output.contains("shop.json: /verify/secrets/0: environment variable OLD_SHOP_SECRET"), "\(result.output)")
+        #expect(result.output.contains("shop.json: /verify/secrets/1: libcrypto refuses this secret as an HMAC key"), "\(result.output)")
         #expect(!result.output.contains("listening on"))
         #expect(!result.output.contains(secret))
     }
