@@ -335,8 +335,7 @@ package final class SQLiteAdmin: DeliveryAdministration {
     /// Pending and dead deliveries, and when the oldest pending one was accepted.
     static let countsQuery = """
         SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 'pending'), (SELECT COUNT(*) FROM deliveries WHERE state = 'dead'),
-               (SELECT MIN(accepted_at) FROM deliveries WHERE seq IN
-                   (SELECT MIN(seq) FROM deliveries INDEXED BY deliveries_room WHERE state = 'pending' GROUP BY credential, room_id))
+               (SELECT MIN(accepted_at) FROM deliveries WHERE seq IN (SELECT MIN(seq) \(SQLiteSchema.pendingByRoom)))
         """
 
     /// The queue's counts. The oldest pending delivery is the oldest room head (each room's

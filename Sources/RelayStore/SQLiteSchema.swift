@@ -13,6 +13,11 @@ package enum SQLiteSchema {
     /// The version this build writes; a newer file is refused.
     package static let version = 9
 
+    /// Each room's oldest pending delivery, `MIN(seq)` (its head), read in the order of the index
+    /// of pending rows: without `INDEXED BY` SQLite picks the index by state and sorts every
+    /// pending row (seven times slower at 100,000). Completes a `SELECT … MIN(seq) …`.
+    static let pendingByRoom = "FROM deliveries INDEXED BY deliveries_room WHERE state = 'pending' GROUP BY credential, room_id"
+
     /// Writes a delivery's request and body (`seq`, `request`, `body`), beside its row.
     static let insertPayload = "INSERT INTO payloads (seq, request, body) VALUES (?, ?, ?)"
 
