@@ -1,3 +1,5 @@
+import CSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -65,11 +67,10 @@ struct HTTPDateCache {
     init() { refresh() }
 
     mutating func refresh() {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        if now.tv_sec != second {
-            second = now.tv_sec
-            text = Self.format(epochSeconds: now.tv_sec)
+        let now = Int(csystem_unix_milliseconds() / 1000)
+        if now != second {
+            second = now
+            text = Self.format(epochSeconds: now)
         }
     }
 

@@ -1,4 +1,3 @@
-import FoundationEssentials
 import RelayMapping
 
 /// The delivery store in a PostgreSQL database that several relays share. The same model as
@@ -477,7 +476,7 @@ package final class PostgresDeliveryStore: DeliveryStore {
 
     /// Other replicas write all the time: the count is taken again at most once a second.
     package func changedElsewhere() -> Bool {
-        let second = Int(Date().timeIntervalSince1970)
+        let second = currentUnixMilliseconds() / 1000
         defer { lastCount = second }
         return second != lastCount
     }

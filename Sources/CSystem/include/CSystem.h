@@ -28,7 +28,7 @@ int csystem_epoll_remove(int epfd, int fd);
 int csystem_epoll_wait(int epfd, csystem_event *events, int capacity, int timeout_ms);
 
 /// The wall clock's Unix time in milliseconds (CLOCK_REALTIME): the one clock the HTTP layer
-/// (request ids) and the store, the relay and the CLI (their times) read.
+/// (request ids, the Date header) and the store, the relay and the CLI (their times) read.
 int64_t csystem_unix_milliseconds(void);
 
 int csystem_eventfd(void);
