@@ -252,7 +252,7 @@ package final class HTTPClient: Sendable {
         connection.send(exchange.wire, isHead: exchange.isHead, deadline: exchange.deadline) { [self] result in
             switch result {
             case .success(let response):
-                pool.release(exchange.endpoint, connection: response.keepAlive && connection.isReusable ? connection : nil, client: self)
+                pool.release(exchange.endpoint, connection: response.keepAlive ? connection : nil, client: self)
                 exchange.completion(.success(HTTPClientResponse(status: response.status, headers: response.headers, body: response.body)))
             case .failure(let error):
                 pool.release(exchange.endpoint, connection: nil, client: self)
@@ -466,8 +466,10 @@ final class LoopPool {
 
     /// Takes a connection back after an exchange (nil: it is closed and its slot freed), and
     /// hands it, or its slot, to the next waiter.
-    func release(_ endpoint: HTTPEndpoint, connection: ClientConnection?, client: HTTPClient) {
+    func release(_ endpoint: HTTPEndpoint, connection released: ClientConnection?, client: HTTPClient) {
         let isShutDown = isShutDown
+        // One that closed meanwhile (a TLS session ended right behind its answer) frees its slot.
+        let connection = released?.isReusable == true ? released : nil
         update(endpoint, { entry in
             if !entry.waiters.isEmpty {
                 let next = entry.waiters.removeFirst()
