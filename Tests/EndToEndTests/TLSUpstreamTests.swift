@@ -50,6 +50,22 @@ import Testing
         #expect(server.receivedBodies.count == 3)
     }
 
+    /// The same upstream with requests waiting for its one connection: each waiter gets a new
+    /// connection, not the ended session (which it would write to, fail on and retry).
+    @Test func aWaiterIsNotHandedAnEndedSession() async throws {
+        let server = try TLSTestServer(certificate: "localhost", closesBehindAnswers: true)
+        let client = try HTTPClient(
+            configuration: .init(maxConnectionsPerEndpoint: 1), tls: try TLSClientFactory(caFile: TLSTestServer.fixture("ca.pem")))
+        defer { client.shutdown() }
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<3 { group.addTask { try await client.execute(self.request(server.port)).status } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(statuses == [200, 200, 200])
+        #expect(server.completedHandshakes == 3)
+        #expect(client.statistics.reused == 0, "a request went out on an ended session")
+    }
+
     /// Expects the client to refuse the server's certificate with a reason containing `reason`, sending nothing.
     func expectRefused(certificate: String, reason expected: [String], sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let server = try TLSTestServer(certificate: certificate)
