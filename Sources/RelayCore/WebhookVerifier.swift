@@ -24,7 +24,7 @@ package final class WebhookVerifier: Sendable {
 
     /// A secret that libcrypto refuses as an HMAC key (a FIPS-mode libcrypto refuses short
     /// keys): every webhook of the route would be rejected, so the route is refused at load.
-    package struct RefusedKey: Error, Equatable {
+    package struct RefusedKey: Error {
         /// The secret's place in rotation order.
         package let index: Int
     }
