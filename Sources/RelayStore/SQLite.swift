@@ -119,7 +119,17 @@ package final class SQLiteStatement {
             let status: Int32
             switch value {
             case .integer(let number): status = sqlite3_bind_int64(statement, index, sqlite3_int64(number))
-            case .text(let text): status = sqlite3_bind_text(statement, index, text, Int32(text.utf8.count), Self.transient)
+            case .text(let text) where text.isEmpty:
+                // Empty text, not NULL (an empty string's UTF-8 below may have no address).
+                status = sqlite3_bind_text(statement, index, "", 0, Self.transient)
+            case .text(var text):
+                // A String passed where C wants `const char *` is copied to the heap when it is
+                // small (stored inline); its UTF-8 taken here never is. SQLite copies the bytes.
+                status = text.withUTF8 { utf8 in
+                    utf8.withMemoryRebound(to: CChar.self) { chars in
+                        sqlite3_bind_text(statement, index, chars.baseAddress, Int32(chars.count), Self.transient)
+                    }
+                }
             case .blob(let bytes) where bytes.isEmpty:
                 // An empty BLOB, not NULL (a NULL pointer would bind NULL).
                 status = sqlite3_bind_zeroblob(statement, index, 0)
