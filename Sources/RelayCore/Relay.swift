@@ -393,15 +393,18 @@ package final class Relay: Sendable {
     static func replayRecord(_ request: HTTPRequest, route: MappingRoute) -> String {
         let secretHeader = route.verify.scheme == .header ? route.verify.header : nil
         let secretParameter = route.verify.scheme == .query ? route.verify.parameter : nil
-        let headers = request.headers.fields.filter { field in
-            field.name != "authorization" && field.name != secretHeader && field.name != "cookie"
-                && (route.readsHeader(field.name) || field.name == "content-type")
-        }
-        let query = FormBody.pairs(Array(request.head.query.utf8)).filter { $0.name != secretParameter }
-        var output: [UInt8] = Array(#"{"headers":"#.utf8)
-        JSONSerializer.writeObject(headers.map { (key: $0.name, value: $0.value) }, to: &output)
-        output += Array(#","query":"#.utf8)
-        JSONSerializer.writeObject(query.map { (key: $0.name, value: $0.value) }, to: &output)
+        var output: [UInt8] = []
+        output.reserveCapacity(256)
+        output.append(contentsOf: #"{"headers":"#.utf8)
+        JSONSerializer.writeObject(
+            request.headers.fields.lazy.filter { field in
+                field.name != "authorization" && field.name != secretHeader && field.name != "cookie"
+                    && (route.readsHeader(field.name) || field.name == "content-type")
+            }.map { (key: $0.name, value: $0.value) }, to: &output)
+        output.append(contentsOf: #","query":"#.utf8)
+        JSONSerializer.writeObject(
+            FormBody.pairs(Array(request.head.query.utf8)).lazy.filter { $0.name != secretParameter }.map { (key: $0.name, value: $0.value) },
+            to: &output)
         output.append(UInt8(ascii: "}"))
         return String(decoding: output, as: UTF8.self)
     }
