@@ -76,7 +76,7 @@ package enum WebhookAnswers {
             status = .ok
             body = body.string("result", "ignored").string("reason", reason)
         case .duplicate(let firstID):
-            return .json(.ok, AnswerJSON().string("result", "duplicate").string("id", firstID).text)
+            return AnswerJSON().string("result", "duplicate").string("id", firstID).response(.ok)
         case .inProgress:
             headers.add(name: "retry-after", value: "1")
             return fail(.conflict, error: "in_progress", message: "the same event is being handled now; retry shortly", headers: headers)
@@ -89,10 +89,8 @@ package enum WebhookAnswers {
         case .mappingFailed(let failure, let deadLetterID?):
             // Answered 2xx: resending cannot fix a mapping, and platforms disable endpoints that
             // keep failing. The request is kept for a replay once the mapping is fixed.
-            return .json(
-                .accepted,
-                AnswerJSON().string("result", "fail").string("error", "mapping_failed").string("message", failure.description)
-                    .string("id", deadLetterID).text)
+            return AnswerJSON().string("result", "fail").string("error", "mapping_failed").string("message", failure.description)
+                .string("id", deadLetterID).response(.accepted)
         case .mappingFailed(let failure, nil):
             return fail(.unprocessableContent, error: "mapping_failed", message: failure.description)
         case .upstreamFailed(let upstream, let timeout):
@@ -104,7 +102,7 @@ package enum WebhookAnswers {
             return fail(.serviceUnavailable, error: "unavailable", message: "\(error.description); retry later", headers: headers)
         }
         if !isVerified { body = body.literal("verified", "false") }
-        return .json(status, body.text, headers: headers)
+        return body.response(status, headers: headers)
     }
 
     /// A sync route's answer when HappyTalk did not say success: its own refusal passed
@@ -112,9 +110,9 @@ package enum WebhookAnswers {
     static func upstreamFailure(_ result: UpstreamResult, timeout: Duration) -> HTTPResponse {
         switch result {
         case .success:
-            return .json(.ok, AnswerJSON().string("result", "success").text)
+            return AnswerJSON().string("result", "success").response(.ok)
         case .failed(let code, let message, _):
-            return .json(.badGateway, AnswerJSON().string("result", "fail").literal("code", String(code)).string("message", message).text)
+            return AnswerJSON().string("result", "fail").literal("code", String(code)).string("message", message).response(.badGateway)
         case .timedOut:
             return fail(.gatewayTimeout, error: "upstream_timeout", message: "HappyTalk did not answer within \(timeout)")
         case .unavailable(let status):
@@ -125,29 +123,46 @@ package enum WebhookAnswers {
     }
 
     static func fail(_ status: HTTPStatus, error: String, message: String, headers: HTTPHeaders = HTTPHeaders()) -> HTTPResponse {
-        .json(status, AnswerJSON().string("result", "fail").string("error", error).string("message", message).text, headers: headers)
+        AnswerJSON().string("result", "fail").string("error", error).string("message", message).response(status, headers: headers)
     }
 }
 
-/// A flat JSON object built member by member: escaped strings, or literals (numbers,
-/// booleans) as given.
+/// A flat JSON object built member by member — escaped strings, or literals (numbers,
+/// booleans) as given — straight into the answer's body bytes.
 struct AnswerJSON {
-    private var members = ""
+    private var bytes: [UInt8]
 
-    func string(_ key: String, _ value: String) -> AnswerJSON {
-        adding("\"\(key)\":\"\(JSONText.escaped(value))\"")
+    init() {
+        // Room for the usual answer, so that it is written without growing.
+        bytes = []
+        bytes.reserveCapacity(96)
+        bytes.append(UInt8(ascii: "{"))
     }
 
-    func literal(_ key: String, _ value: String) -> AnswerJSON {
-        adding("\"\(key)\":\(value)")
+    consuming func string(_ key: String, _ value: String) -> AnswerJSON {
+        var json = consume self
+        json.appendKey(key)
+        JSONSerializer.writeString(value, to: &json.bytes)
+        return json
     }
 
-    private func adding(_ member: String) -> AnswerJSON {
-        var copy = self
-        copy.members += (members.isEmpty ? "" : ",") + member
-        return copy
+    consuming func literal(_ key: String, _ value: String) -> AnswerJSON {
+        var json = consume self
+        json.appendKey(key)
+        json.bytes.append(contentsOf: value.utf8)
+        return json
     }
 
-    /// The object's JSON text.
-    var text: String { "{" + members + "}" }
+    private mutating func appendKey(_ key: String) {
+        if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
+        JSONSerializer.writeString(key, to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    /// The object, closed, as a JSON answer.
+    consuming func response(_ status: HTTPStatus, headers: HTTPHeaders = HTTPHeaders()) -> HTTPResponse {
+        var json = consume self
+        json.bytes.append(UInt8(ascii: "}"))
+        return .json(status, body: json.bytes, headers: headers)
+    }
 }

@@ -28,8 +28,11 @@ package enum ByteEncoding {
 
     /// Decodes base64 or base64url (either alphabet, padding optional); nil when malformed.
     package static func decodeBase64(_ text: String) -> [UInt8]? {
-        var values: [UInt8] = []
-        values.reserveCapacity(text.utf8.count)
+        var output: [UInt8] = []
+        output.reserveCapacity(text.utf8.count * 3 / 4)
+        // Sextets are gathered four at a time (24 bits, three bytes) in one pass.
+        var group: UInt32 = 0
+        var sextets = 0
         var padding = 0
         for byte in text.utf8 {
             if byte == UInt8(ascii: "=") {
@@ -46,22 +49,22 @@ package enum ByteEncoding {
             case UInt8(ascii: "/"), UInt8(ascii: "_"): value = 63
             default: return nil
             }
-            values.append(value)
+            group = group << 6 | UInt32(value)
+            sextets += 1
+            if sextets & 3 == 0 {
+                output.append(UInt8(group >> 16))
+                output.append(UInt8(group >> 8 & 255))
+                output.append(UInt8(group & 255))
+                group = 0
+            }
         }
-        guard values.count % 4 != 1, padding <= 2, padding == 0 || (values.count + padding) % 4 == 0 else { return nil }
-        var output: [UInt8] = []
-        output.reserveCapacity(values.count * 3 / 4)
-        var index = 0
-        while index + 4 <= values.count {
-            let value = UInt32(values[index]) << 18 | UInt32(values[index + 1]) << 12 | UInt32(values[index + 2]) << 6 | UInt32(values[index + 3])
-            output += [UInt8(value >> 16), UInt8(value >> 8 & 255), UInt8(value & 255)]
-            index += 4
-        }
-        let rest = values.count - index
-        if rest >= 2 {
-            let value = UInt32(values[index]) << 18 | UInt32(values[index + 1]) << 12 | (rest == 3 ? UInt32(values[index + 2]) << 6 : 0)
-            output.append(UInt8(value >> 16))
-            if rest == 3 { output.append(UInt8(value >> 8 & 255)) }
+        guard sextets % 4 != 1, padding <= 2, padding == 0 || (sextets + padding) % 4 == 0 else { return nil }
+        switch sextets % 4 {
+        case 2: output.append(UInt8(group >> 4 & 255))
+        case 3:
+            output.append(UInt8(group >> 10 & 255))
+            output.append(UInt8(group >> 2 & 255))
+        default: break
         }
         return output
     }

@@ -146,7 +146,8 @@ final class HTTPServerConnection: EventLoopHandler {
         while !pendingActions.isEmpty && !isClosed {
             perform(pendingActions.removeFirst())
         }
-        pendingActions.removeAll()
+        // Kept: a request's actions would otherwise allocate this list anew each time.
+        pendingActions.removeAll(keepingCapacity: true)
         isRunningActions = false
         updateInterest()
     }

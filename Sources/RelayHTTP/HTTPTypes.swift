@@ -84,6 +84,9 @@ package struct HTTPHeaders: Sendable, Equatable, Sequence {
     /// Room for `capacity` fields without growing (a parsed head reserves what it counted).
     init(capacity: Int) { fields.reserveCapacity(capacity) }
 
+    /// Room for `capacity` fields in all.
+    mutating func reserveCapacity(_ capacity: Int) { fields.reserveCapacity(capacity) }
+
     package static func == (lhs: HTTPHeaders, rhs: HTTPHeaders) -> Bool {
         lhs.fields.elementsEqual(rhs.fields) { $0.name == $1.name && $0.value == $1.value }
     }
@@ -201,9 +204,16 @@ package struct HTTPResponse: Sendable {
 
     /// A response with a JSON body (already serialized).
     package static func json(_ status: HTTPStatus, _ body: String, headers: HTTPHeaders = HTTPHeaders()) -> HTTPResponse {
+        json(status, body: Array(body.utf8), headers: headers)
+    }
+
+    /// A JSON answer whose body is already bytes.
+    package static func json(_ status: HTTPStatus, body: [UInt8], headers: HTTPHeaders = HTTPHeaders()) -> HTTPResponse {
         var headers = headers
+        // Room for the request id the connection adds, so that the fields are not copied to grow.
+        headers.reserveCapacity(headers.count + 2)
         headers.add(lowercasedName: "content-type", value: "application/json")
-        return HTTPResponse(status: status, headers: headers, body: Array(body.utf8))
+        return HTTPResponse(status: status, headers: headers, body: body)
     }
 }
 
