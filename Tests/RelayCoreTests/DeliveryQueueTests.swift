@@ -215,6 +215,52 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         #expect(throws: SQLiteError.self) { _ = try makeQueue(directory) }
     }
 
+    /// Version 10: the state's CHECK as comparisons, which SQLite tests without building a
+    /// temporary b-tree for each row written; the constraint still refuses an unknown state.
+    @Test func theStateCheckBuildsNoTemporaryTable() throws {
+        let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        let database = try SQLiteDatabase(path: directory.path + "/" + SQLiteSchema.fileName)
+        // A version 9 file with a delivery in it, as the relay before this version left it.
+        try SQLiteSchema.migrate(database)
+        let schemaVersion = try database.integer("PRAGMA schema_version")
+        try database.execute("PRAGMA writable_schema = ON")
+        try database.prepare("UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE name = 'deliveries'")
+            .run([.text(SQLiteSchema.stateCheckAsComparisons), .text(SQLiteSchema.stateCheckAsList)])
+        try database.execute(
+            """
+            PRAGMA schema_version = \(schemaVersion + 1);
+            PRAGMA writable_schema = OFF;
+            PRAGMA user_version = 9;
+            INSERT INTO deliveries (id, route, credential, room_id, call, state, accepted_at, next_attempt_at) VALUES ('d-1', '/r', '', 'r-1', '{}', 'pending', 1, 1);
+            """)
+        func opcodes(_ sql: String) throws -> [String] {
+            let explain = try database.prepare("EXPLAIN " + sql)
+            var names: [String] = []
+            while try explain.step() { names.append(explain.text(1) ?? "") }
+            return names
+        }
+        let insert = "INSERT INTO deliveries (id, route, credential, room_id, call, state, accepted_at, next_attempt_at) VALUES (?, '/r', '', 'r', '{}', ?, 1, 1)"
+        let update = "UPDATE deliveries SET state = ?, attempts = 1 WHERE id = ?"
+        #expect(try opcodes(insert).contains("OpenEphemeral"), "version 9 builds a temporary b-tree per row")
+
+        _ = try makeQueue(directory)
+        // A statement that runs reads the new schema (EXPLAIN alone would not look).
+        #expect(try database.integer("SELECT COUNT(*) FROM deliveries WHERE id = 'd-1' AND state = 'pending'") == 1)
+        #expect(try database.integer("PRAGMA user_version") == SQLiteSchema.version)
+        #expect(try !opcodes(insert).contains("OpenEphemeral"))
+        #expect(try !opcodes(update).contains("OpenEphemeral"))
+        let definition = try database.prepare("SELECT sql FROM sqlite_master WHERE name = 'deliveries'")
+        #expect(try definition.step() && definition.text(0)?.contains(SQLiteSchema.stateCheckAsComparisons) == true)
+        let check = try database.prepare("PRAGMA integrity_check")
+        #expect(try check.step() && check.text(0) == "ok")
+        check.reset()
+        for state in DeliveryState.allCases { try database.prepare(insert).run([.text("d-\(state.rawValue)"), .text(state.rawValue)]) }
+        #expect(throws: SQLiteError.self) { try database.prepare(insert).run([.text("d-x"), .text("sent")]) }
+        #expect(throws: SQLiteError.self) { try database.prepare(update).run([.text("Pending"), .text("d-1")]) }
+    }
+
     @Test func migratesAVersion2DatabaseKeepingDeliveriesAndKeys() async throws {
         let directory = TemporaryDirectory()
         defer { withExtendedLifetime(directory) {} }
