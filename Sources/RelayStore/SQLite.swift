@@ -12,6 +12,10 @@ package struct SQLiteError: Error, CustomStringConvertible {
 
     /// SQLITE_FULL: the disk (or the file's size limit) has no room.
     package var isFull: Bool { code == SQLITE_FULL }
+
+    /// SQLITE_ERROR: SQLite refused the statement itself (an SQL error, or a write that
+    /// defensive mode forbids), not the disk or a lock.
+    package var isStatementRefused: Bool { code == SQLITE_ERROR }
 }
 
 /// One SQLite connection. Not thread-safe by itself: its owner serialises access.
@@ -60,6 +64,12 @@ package final class SQLiteDatabase {
 
     func error(_ status: Int32) -> SQLiteError {
         SQLiteError(code: status, description: String(cString: sqlite3_errmsg(handle)))
+    }
+
+    /// SQLite's defensive mode for this connection (some builds turn it on by default): the
+    /// schema table cannot be written.
+    package func setDefensive(_ on: Bool) {
+        _ = csqlite_set_defensive(handle, on ? 1 : 0)
     }
 
     /// Rows changed by the last statement.

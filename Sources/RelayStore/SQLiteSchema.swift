@@ -223,7 +223,8 @@ package enum SQLiteSchema {
     /// so only the table's definition changes, the way SQLite documents for changing a CHECK
     /// constraint without copying the table (ALTER TABLE, "other kinds of table schema
     /// changes"): the new text written with `writable_schema` on, and a new `schema_version`
-    /// so that every connection reads it again.
+    /// so that every connection reads it again. A SQLite that forbids writing the schema
+    /// (defensive mode) keeps the `IN` form, which accepts the same rows.
     static func rewriteStateCheck(_ database: SQLiteDatabase) throws(SQLiteError) {
         try database.execute("BEGIN IMMEDIATE")
         do throws(SQLiteError) {
@@ -231,9 +232,18 @@ package enum SQLiteSchema {
             if try database.integer("PRAGMA user_version") < 10 {
                 let schemaVersion = try database.integer("PRAGMA schema_version")
                 try database.execute("PRAGMA writable_schema = ON")
-                let rewrite = try database.prepare("UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE type = 'table' AND name = 'deliveries'")
-                try rewrite.run([.text(stateCheckAsList), .text(stateCheckAsComparisons)])
-                try database.execute("PRAGMA schema_version = \(schemaVersion + 1); PRAGMA writable_schema = OFF; PRAGMA user_version = 10")
+                var isRewritten = true
+                do throws(SQLiteError) {
+                    let rewrite = try database.prepare("UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE type = 'table' AND name = 'deliveries'")
+                    try rewrite.run([.text(stateCheckAsList), .text(stateCheckAsComparisons)])
+                } catch {
+                    // Defensive mode refuses the statement (SQLITE_ERROR) and writes nothing;
+                    // a failing disk or a lock is still an error.
+                    guard error.isStatementRefused else { throw error }
+                    isRewritten = false
+                }
+                if isRewritten { try database.execute("PRAGMA schema_version = \(schemaVersion + 1)") }
+                try database.execute("PRAGMA writable_schema = OFF; PRAGMA user_version = 10")
             }
             try database.execute("COMMIT")
         } catch {

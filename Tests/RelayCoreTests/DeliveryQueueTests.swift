@@ -224,17 +224,9 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         let database = try SQLiteDatabase(path: directory.path + "/" + SQLiteSchema.fileName)
         // A version 9 file with a delivery in it, as the relay before this version left it.
         try SQLiteSchema.migrate(database)
-        let schemaVersion = try database.integer("PRAGMA schema_version")
-        try database.execute("PRAGMA writable_schema = ON")
-        try database.prepare("UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE name = 'deliveries'")
-            .run([.text(SQLiteSchema.stateCheckAsComparisons), .text(SQLiteSchema.stateCheckAsList)])
+        try SQLiteSchema.restoreStateCheckAsList(database)
         try database.execute(
-            """
-            PRAGMA schema_version = \(schemaVersion + 1);
-            PRAGMA writable_schema = OFF;
-            PRAGMA user_version = 9;
-            INSERT INTO deliveries (id, route, credential, room_id, call, state, accepted_at, next_attempt_at) VALUES ('d-1', '/r', '', 'r-1', '{}', 'pending', 1, 1);
-            """)
+            "INSERT INTO deliveries (id, route, credential, room_id, call, state, accepted_at, next_attempt_at) VALUES ('d-1', '/r', '', 'r-1', '{}', 'pending', 1, 1)")
         func opcodes(_ sql: String) throws -> [String] {
             let explain = try database.prepare("EXPLAIN " + sql)
             var names: [String] = []
@@ -259,6 +251,27 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         for state in DeliveryState.allCases { try database.prepare(insert).run([.text("d-\(state.rawValue)"), .text(state.rawValue)]) }
         #expect(throws: SQLiteError.self) { try database.prepare(insert).run([.text("d-x"), .text("sent")]) }
         #expect(throws: SQLiteError.self) { try database.prepare(update).run([.text("Pending"), .text("d-1")]) }
+    }
+
+    /// A SQLite in defensive mode forbids writing the schema: version 10 then keeps the `IN`
+    /// form of the CHECK, which accepts the same rows, and the relay starts.
+    @Test func aDefensiveSQLiteKeepsTheStateCheckAsItWas() throws {
+        let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        let database = try SQLiteDatabase(path: directory.path + "/" + SQLiteSchema.fileName)
+        try SQLiteSchema.migrate(database)
+        try SQLiteSchema.restoreStateCheckAsList(database)
+        database.setDefensive(true)
+        try SQLiteSchema.migrate(database)
+        #expect(try database.integer("PRAGMA user_version") == SQLiteSchema.version)
+        let definition = try database.prepare("SELECT sql FROM sqlite_master WHERE name = 'deliveries'")
+        #expect(try definition.step() && definition.text(0)?.contains(SQLiteSchema.stateCheckAsList) == true)
+        definition.reset()
+        try database.execute("INSERT INTO deliveries (id, route, credential, room_id, call, state, accepted_at, next_attempt_at) VALUES ('d-1', '/r', '', 'r', '{}', 'dead', 1, 1)")
+        #expect(throws: SQLiteError.self) {
+            try database.execute("INSERT INTO deliveries (id, route, credential, room_id, call, state, accepted_at, next_attempt_at) VALUES ('d-2', '/r', '', 'r', '{}', 'sent', 1, 1)")
+        }
     }
 
     @Test func migratesAVersion2DatabaseKeepingDeliveriesAndKeys() async throws {
@@ -704,4 +717,15 @@ final class PassCountingStore: DeliveryStore, @unchecked Sendable {
         try base.purge(now: now, deliveredBefore: deliveredBefore, deadBefore: deadBefore)
     }
     func refusal() -> StoreError? { base.refusal() }
+}
+
+extension SQLiteSchema {
+    /// Turns a current file back into a version 9 one: the state CHECK as its `IN` list.
+    static func restoreStateCheckAsList(_ database: SQLiteDatabase) throws {
+        let schemaVersion = try database.integer("PRAGMA schema_version")
+        try database.execute("PRAGMA writable_schema = ON")
+        try database.prepare("UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE name = 'deliveries'")
+            .run([.text(stateCheckAsComparisons), .text(stateCheckAsList)])
+        try database.execute("PRAGMA schema_version = \(schemaVersion + 1); PRAGMA writable_schema = OFF; PRAGMA user_version = 9")
+    }
 }
