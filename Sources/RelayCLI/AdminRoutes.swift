@@ -141,7 +141,7 @@ package enum AdminRoutes {
                 guard let text = parameter("dead_older_than"), let age = ParsedOptions.duration(text) else {
                     return HTTPErrorBody.response(.badRequest, message: "give dead_older_than as a duration (30d, 12h, seconds)")
                 }
-                let count = try store.deleteDead(before: now - Int(age.components.seconds) * 1000)
+                let count = try DeliveryAdmin(store: store).deleteDead(olderThan: age, now: now)
                 return .json(.ok, "{\"result\":\"deleted\",\"count\":\(count)}")
             case (.get, "/admin/bindings"), (.delete, "/admin/bindings"):
                 let kind = parameter("kind")

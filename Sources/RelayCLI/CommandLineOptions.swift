@@ -173,7 +173,7 @@ package struct ParsedOptions: Sendable {
     /// ago); nil when the flag is absent.
     package func time(_ flag: String, now: Int) throws(SettingsError) -> Int? {
         guard let text = value(flag)?.trimmingWhitespace() else { return nil }
-        if let ago = Self.duration(text) { return now - Int(ago.components.seconds * 1000 + ago.components.attoseconds / 1_000_000_000_000_000) }
+        if let ago = Self.duration(text) { return now - ago.wholeMilliseconds }
         guard let date = (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text)) ?? (try? Date.ISO8601FormatStyle().parse(text)) else {
             throw SettingsError("\(source(flag)): \"\(text)\" is not an RFC 3339 time (2026-12-01T09:00:00Z) or a duration ago (2h, 7d)")
         }

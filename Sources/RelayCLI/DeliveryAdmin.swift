@@ -12,6 +12,12 @@ package struct DeliveryAdmin {
         self.store = store
     }
 
+    /// Deletes the dead deliveries that died more than `age` before `now`, to the millisecond
+    /// (`1.5s` is not `1s`); returns how many.
+    package func deleteDead(olderThan age: Duration, now: UnixMilliseconds) throws -> Int {
+        try store.deleteDead(before: now - age.wholeMilliseconds)
+    }
+
     /// What a replay did: one line per delivery, and whether any stayed dead.
     package struct ReplayReport: Sendable, Equatable {
         package var lines: [String]

@@ -149,8 +149,7 @@ package enum DeliveryCommands {
         }
         let store = try open(parsed)
         if let olderThan {
-            let cutoff = currentUnixMilliseconds() - Int(olderThan.components.seconds) * 1000
-            let count = try reading("delete") { try store.deleteDead(before: cutoff) }
+            let count = try reading("delete") { try DeliveryAdmin(store: store).deleteDead(olderThan: olderThan, now: currentUnixMilliseconds()) }
             return CommandResult(lines: ["deleted \(count) dead \(count == 1 ? "delivery" : "deliveries")"], exitCode: 0)
         }
         let id = parsed.positional[0]
