@@ -49,6 +49,8 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     private let updateRetry: SQLiteStatement
     private let roomHead: SQLiteStatement
     private let headRow: SQLiteStatement
+    private let beginRead: SQLiteStatement
+    private let endRead: SQLiteStatement
     private var rooms = RoomHeads()
     private let seenKey: SQLiteStatement
     private let rememberKey: SQLiteStatement
@@ -99,6 +101,8 @@ package final class SQLiteDeliveryStore: DeliveryStore {
         savepoint = try database.prepare("SAVEPOINT webhook")
         dataVersionQuery = try database.prepare("PRAGMA data_version")
         release = try database.prepare("RELEASE webhook")
+        beginRead = try database.prepare("BEGIN")
+        endRead = try database.prepare("COMMIT")
         try rebuildRooms()
     }
 
@@ -258,7 +262,14 @@ package final class SQLiteDeliveryStore: DeliveryStore {
         guard limit > 0 else { return [] }
         var due: [DueDelivery] = []
         let taken = rooms.takeDue(now: now, limit: limit, busy: busy)
+        guard !taken.isEmpty else { return [] }
         do throws(SQLiteError) {
+            // One read transaction for every head: each statement on its own began and ended
+            // one, two locks of the log's shared memory (`fcntl`) per delivery.
+            try beginRead.run([])
+            defer {
+                if (try? endRead.run([])) == nil { try? database.execute("ROLLBACK") }
+            }
             for (room, head) in taken {
                 defer { headRow.reset() }
                 if let fault = configuration.claimFault?() { throw fault }

@@ -120,6 +120,30 @@ import Testing
         #expect(try store.claimDue(limit: 10, now: 1000, busy: []).map(\.id) == ["a1", "b1"])
     }
 
+    /// A claim reads all its heads from one snapshot (one read transaction, not one per head):
+    /// a change another connection commits between two of its reads is not seen half-way.
+    @Test func aClaimReadsItsHeadsFromOneSnapshot() throws {
+        let folder = Folder()
+        let reads = Atomic(0)
+        let path = SQLiteSchema.path(in: folder.path)
+        var configuration = SQLiteDeliveryStore.Configuration()
+        configuration.claimFault = {
+            // Before the second head's row is read, another connection marks it dead.
+            if reads.add(1, ordering: .relaxed).newValue == 2 {
+                try? SQLiteDatabase(path: path).execute("UPDATE deliveries SET state = 'dead' WHERE id = 'b1'")
+            }
+            return nil
+        }
+        let store = try SQLiteDeliveryStore(directory: folder.path, configuration: configuration)
+        let writes = ["A", "B"].map { WebhookWrite(deliveries: [delivery("\($0.lowercased())1", room: $0)]) }
+        #expect(try store.commit(writes, outcomes: [], now: 1000).allSatisfy { $0 == .success(.stored) })
+        #expect(try store.claimDue(limit: 10, now: 1000, busy: []).map(\.id) == ["a1", "b1"])
+        #expect(reads.load(ordering: .relaxed) == 2)
+        // The change is there for the next look.
+        let check = try SQLiteDatabase(path: path)
+        #expect(try check.integer("SELECT COUNT(*) FROM deliveries WHERE id = 'b1' AND state = 'dead'") == 1)
+    }
+
     /// Pages of write-ahead log in the data folder's database (its file size over the page size).
     func logPages(_ folder: Folder) -> Int {
         let size = (try? FileManager.default.attributesOfItem(atPath: SQLiteSchema.path(in: folder.path) + "-wal")[.size] as? Int) ?? 0
