@@ -395,17 +395,22 @@ package final class Relay: Sendable {
         let secretParameter = route.verify.scheme == .query ? route.verify.parameter : nil
         var output: [UInt8] = []
         output.reserveCapacity(256)
-        output.append(contentsOf: #"{"headers":"#.utf8)
-        JSONSerializer.writeObject(
-            request.headers.fields.lazy.filter { field in
-                field.name != "authorization" && field.name != secretHeader && field.name != "cookie"
-                    && (route.readsHeader(field.name) || field.name == "content-type")
-            }.map { (key: $0.name, value: $0.value) }, to: &output)
-        output.append(contentsOf: #","query":"#.utf8)
-        JSONSerializer.writeObject(
-            FormBody.pairs(Array(request.head.query.utf8)).lazy.filter { $0.name != secretParameter }.map { (key: $0.name, value: $0.value) },
-            to: &output)
-        output.append(UInt8(ascii: "}"))
+        output.append(contentsOf: #"{"headers":{"#.utf8)
+        var first = true
+        for field in request.headers.fields
+        where field.name != "authorization" && field.name != secretHeader && field.name != "cookie"
+            && (route.readsHeader(field.name) || field.name == "content-type")
+        {
+            JSONSerializer.appendMember(field.name, field.value, first: &first, to: &output)
+        }
+        output.append(contentsOf: #"},"query":{"#.utf8)
+        first = true
+        if !request.head.query.isEmpty {
+            for pair in FormBody.pairs(Array(request.head.query.utf8)) where pair.name != secretParameter {
+                JSONSerializer.appendMember(pair.name, pair.value, first: &first, to: &output)
+            }
+        }
+        output.append(contentsOf: "}}".utf8)
         return String(decoding: output, as: UTF8.self)
     }
 }

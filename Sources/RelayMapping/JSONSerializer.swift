@@ -71,6 +71,13 @@ package enum JSONSerializer {
         }
     }
 
+    /// Appends `"key":"value"` to an object written member by member, after a comma unless
+    /// `first` (which it clears). Not generic: a generic writer called from another module runs
+    /// unspecialized, looking up type metadata at run time for every call.
+    package static func appendMember(_ key: String, _ value: String, first: inout Bool, to output: inout [UInt8]) {
+        writeMember(key, value, first: &first, to: &output)
+    }
+
     /// `"key":"value"` of a flat object, after a comma unless it is the first.
     @inline(__always) private static func writeMember(_ key: String, _ value: String, first: inout Bool, to sink: inout some ByteSink) {
         if !first { sink.put(UInt8(ascii: ",")) }
