@@ -37,7 +37,7 @@ func split(_ input: [UInt8]) -> (headers: [(name: String, value: String)], query
         guard let colon = line.firstIndex(of: ":") else { continue }
         headers.append((line[..<colon].lowercased(), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
     }
-    let query = parts.count > 1 ? FormBody.pairs(parts[1]) : []
+    let query = parts.count > 1 ? FormBody.pairs(Array(parts[1])) : []
     let body = parts.count > 2 ? Array(parts[2]) : []
     return (headers, query, body)
 }

@@ -62,7 +62,7 @@ package enum WebhookPipeline {
             return .failure(.answer(.rejected(Rejection(.forbidden, error: "forbidden", message: "this address may not call the route"))))
         }
         let headers = request.headers.fields
-        let query = FormBody.pairs(request.head.query.utf8)
+        let query = FormBody.pairs(Array(request.head.query.utf8))
         var isVerified = false
         if let verifier = served.verifier {
             switch verifier.verify(body: request.body, headers: headers, query: query, now: now / 1000) {

@@ -1,7 +1,8 @@
 /// `application/x-www-form-urlencoded` bodies and query strings (WHATWG URL, "urlencoded parsing").
 package enum FormBody {
-    /// The name/value pairs, percent-decoded, `+` as space; invalid UTF-8 is repaired.
-    package static func pairs(_ bytes: some Collection<UInt8>) -> [(name: String, value: String)] {
+    /// The name/value pairs, percent-decoded, `+` as space; invalid UTF-8 is repaired. Takes
+    /// an array, not any collection: a generic called from another module runs unspecialized.
+    package static func pairs(_ bytes: [UInt8]) -> [(name: String, value: String)] {
         var result: [(name: String, value: String)] = []
         if bytes.isEmpty { return result }
         for part in bytes.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
@@ -14,7 +15,7 @@ package enum FormBody {
     }
 
     /// The pairs as an object of strings (a repeated name keeps its last value).
-    package static func object(_ bytes: some Collection<UInt8>) -> JSONValue {
+    package static func object(_ bytes: [UInt8]) -> JSONValue {
         var members: [(key: String, value: JSONValue)] = []
         for (name, value) in pairs(bytes) {
             if let index = members.firstIndex(where: { $0.key == name }) {
