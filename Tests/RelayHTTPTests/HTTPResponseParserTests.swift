@@ -108,6 +108,22 @@ func parsesResponsesSplitAtEveryOffset(_ testCase: ResponseCase) throws {
     #expect(HTTPEndpoint.parse(url: "http://") == nil)
 }
 
+/// The request's Host header: the port only when it is not the scheme's, an IPv6 address in
+/// brackets (RFC 9112 §3.2, RFC 3986 §3.2.2).
+@Test func requestsNameTheirHost() {
+    func hostLine(_ endpoint: HTTPEndpoint) -> String {
+        var wire: [UInt8] = []
+        HTTPClient.serialize(HTTPClientRequest(method: .get, endpoint: endpoint, target: "/"), into: &wire)
+        return String(decoding: wire, as: UTF8.self).split(separator: "\r\n")[1].description
+    }
+    #expect(hostLine(HTTPEndpoint(isTLS: true, host: "customer.happytalk.io", port: 443)) == "host: customer.happytalk.io")
+    #expect(hostLine(HTTPEndpoint(isTLS: false, host: "customer.happytalk.io", port: 80)) == "host: customer.happytalk.io")
+    #expect(hostLine(HTTPEndpoint(isTLS: true, host: "customer.happytalk.io", port: 80)) == "host: customer.happytalk.io:80")
+    #expect(hostLine(HTTPEndpoint(isTLS: false, host: "127.0.0.1", port: 8081)) == "host: 127.0.0.1:8081")
+    #expect(hostLine(HTTPEndpoint(isTLS: false, host: "::1", port: 9000)) == "host: [::1]:9000")
+    #expect(hostLine(HTTPEndpoint(isTLS: true, host: "::1", port: 443)) == "host: [::1]")
+}
+
 @Test func hostAndPortParsing() {
     #expect(HostAndPort(parsing: "127.0.0.1:8080") == HostAndPort(host: "127.0.0.1", port: 8080))
     #expect(HostAndPort(parsing: "[::1]:0") == HostAndPort(host: "::1", port: 0))
