@@ -160,7 +160,7 @@ final class HTTPServerConnection: EventLoopHandler {
             dispatch(request)
         case .send(var response, let version, let isHead, let closing):
             if response.headers["x-request-id"] == nil {
-                response.headers.add(name: "x-request-id", value: currentRequestID ?? RequestID.make())
+                response.headers.add(lowercasedName: "x-request-id", value: currentRequestID ?? RequestID.make())
             }
             currentRequestID = nil
             HTTPResponseWriter.write(response, to: &output, isHead: isHead, closing: closing, version: version, date: loop.dateCache.text)
