@@ -117,9 +117,13 @@ package final class TrafficHistory: Sendable {
     private let samples = Mutex<[(at: Date, totals: [String: Int])]>([])
     private let capacity: Int
 
-    package init(interval: Int = 10, minutes: Int = 5) {
+    /// A history whose first sample is `totals`, taken now: the routes' totals when serving
+    /// starts. (A first sample left to the timer could be taken after the first webhooks, which
+    /// would then count as the baseline and never show.)
+    package init(totals: [String: Int], interval: Int = 10, minutes: Int = 5) {
         self.interval = interval
         capacity = minutes * 60 / interval + 1
+        record(totals)
     }
 
     /// Records the routes' totals now.

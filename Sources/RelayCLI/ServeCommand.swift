@@ -115,7 +115,7 @@ package enum ServeCommand {
         var admin = AdminRoutes.Context(
             token: adminToken, store: settings.store, routes: { relay.routes }, reload: { reloader.reload(trigger: "admin") },
             logger: logger)
-        let traffic = TrafficHistory()
+        let traffic = TrafficHistory(totals: metrics.snapshot().webhooksByRoute)
         admin.isTLS = settings.tlsCertificate != nil
         admin.overview = { [gauges] in
             ConsoleData.overview(metrics: metrics.snapshot(), queue: gauges?.gauges(), generation: relay.generation, isDryRun: isDryRun, traffic: traffic)
@@ -123,7 +123,7 @@ package enum ServeCommand {
         admin.mappings = { ConsoleData.mappings(routes: relay.routes, generation: relay.generation, folder: settings.mappings, lastReload: reloader.lastReload) }
         // The overview's chart: each route's webhooks, sampled every 10 s while the console is on.
         let sampler = adminToken == nil ? nil : DispatchSource.makeTimerSource(queue: DispatchQueue(label: "happyrelay-traffic"))
-        sampler?.schedule(deadline: .now(), repeating: .seconds(traffic.interval))
+        sampler?.schedule(deadline: .now() + .seconds(traffic.interval), repeating: .seconds(traffic.interval))
         sampler?.setEventHandler { traffic.record(metrics.snapshot().webhooksByRoute) }
         sampler?.resume()
         let console = admin
