@@ -162,6 +162,8 @@ package final class Relay: Sendable {
     final class Exchange: Sendable {
         let route: ServedRoute
         let request: HTTPRequest
+        /// The request's query, parsed when it was admitted.
+        let query: [(name: String, value: String)]
         let requestID: String
         /// The id in log lines (the client's X-Request-Id, or `requestID`).
         let logID: String
@@ -169,11 +171,12 @@ package final class Relay: Sendable {
         let finish: @Sendable (WebhookResult, String) -> Void
 
         init(
-            route: ServedRoute, request: HTTPRequest, requestID: String, logID: String, loop: EventLoop,
+            route: ServedRoute, request: HTTPRequest, query: [(name: String, value: String)], requestID: String, logID: String, loop: EventLoop,
             finish: @escaping @Sendable (WebhookResult, String) -> Void
         ) {
             self.route = route
             self.request = request
+            self.query = query
             self.requestID = requestID
             self.logID = logID
             self.loop = loop
@@ -239,7 +242,7 @@ package final class Relay: Sendable {
             }
         }
         let key = reserved
-        let exchange = Exchange(route: served, request: request, requestID: requestID, logID: logID, loop: responder.loop) { [dedupe] result, rule in
+        let exchange = Exchange(route: served, request: request, query: webhook.query, requestID: requestID, logID: logID, loop: responder.loop) { [dedupe] result, rule in
             if let key {
                 switch result {
                 case .accepted, .delivered, .dryRun, .bound: dedupe.markHandled(key.digest, id: requestID, expiresAt: key.expiresAt)
@@ -292,13 +295,13 @@ package final class Relay: Sendable {
             // Kept as a dead delivery with the raw request, so that a fixed mapping can replay it.
             let dead = NewDelivery(
                 id: exchange.requestID, route: served.route.path, room: RoomKey(credential: served.route.credential ?? "", roomID: ""), call: Array("{}".utf8),
-                request: Self.replayRecord(exchange.request, route: served.route), body: exchange.request.body,
+                request: Self.replayRecord(exchange.request, query: exchange.query, route: served.route), body: exchange.request.body,
                 deadReason: "mapping failed: \(failure)")
             submit(WebhookWrite(deliveries: [dead]), exchange: exchange, rule: failure.rule) {
                 .mappingFailed(failure, deadLetterID: exchange.requestID)
             }
         case .enqueue(let calls, let binds):
-            let record = Self.replayRecord(exchange.request, route: served.route)
+            let record = Self.replayRecord(exchange.request, query: exchange.query, route: served.route)
             let deliveries = calls.enumerated().map { index, call in
                 NewDelivery(
                     id: index == 0 ? exchange.requestID : "\(exchange.requestID)-\(index)", route: served.route.path,
@@ -390,7 +393,7 @@ package final class Relay: Sendable {
 
     /// What replay needs of a request besides its body: the headers and query parameters its
     /// paths read (never Authorization, a verification header or a secret query parameter).
-    static func replayRecord(_ request: HTTPRequest, route: MappingRoute) -> String {
+    static func replayRecord(_ request: HTTPRequest, query: [(name: String, value: String)], route: MappingRoute) -> String {
         let secretHeader = route.verify.scheme == .header ? route.verify.header : nil
         let secretParameter = route.verify.scheme == .query ? route.verify.parameter : nil
         var output: [UInt8] = []
@@ -405,10 +408,8 @@ package final class Relay: Sendable {
         }
         output.append(contentsOf: #"},"query":{"#.utf8)
         first = true
-        if !request.head.query.isEmpty {
-            for pair in FormBody.pairs(Array(request.head.query.utf8)) where pair.name != secretParameter {
-                JSONSerializer.appendMember(pair.name, pair.value, first: &first, to: &output)
-            }
+        for pair in query where pair.name != secretParameter {
+            JSONSerializer.appendMember(pair.name, pair.value, first: &first, to: &output)
         }
         output.append(contentsOf: "}}".utf8)
         return String(decoding: output, as: UTF8.self)

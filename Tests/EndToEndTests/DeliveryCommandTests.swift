@@ -45,6 +45,22 @@ import Testing
         }
     }
 
+    /// A replay re-maps a dead delivery with the query it came with: the fixed rule reads a
+    /// parameter the broken one did not.
+    @Test func replayReadsTheQueryTheWebhookCameWith() async throws {
+        try await offPool {
+            let broken = #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.query.room" } } ] }"#
+            let fixed = #"{ "route": "/async", "verify": { "scheme": "none" }, "rules": [ { "set": { "uuid": "$.body.uuid", "room_id": "$.query.chat" } } ] }"#
+            let relay = try RelayHarness(mappings: ["async.json": broken], mockArguments: ["--room", "r-1"])
+            #expect(try relay.post("/async?room=r-404&chat=r-1", body: #"{"uuid":"u-1"}"#).status == 202)
+            _ = try waitForDead(relay, count: 1)
+            try fixed.write(to: relay.directory.appendingPathComponent("mappings/async.json"), atomically: false, encoding: .utf8)
+            let replayed = try deliveries(relay, ["replay", "--all-dead"])
+            #expect(replayed.output.hasSuffix(": replayed\n"), "\(replayed.output)")
+            #expect(relay.waitForCalls(1) == [#"{"token":"\#(RelayHarness.token)","uuid":"u-1","room_id":"r-1"}"#])
+        }
+    }
+
     /// A dead delivery of a rule that resolves a binding: replay re-maps it with the
     /// binding the chatbot stored, as the relay did when it accepted the webhook.
     @Test func replayResolvesBindings() async throws {
