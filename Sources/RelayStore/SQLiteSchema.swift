@@ -69,7 +69,7 @@ package enum SQLiteSchema {
                     room_id TEXT NOT NULL,
                     call TEXT NOT NULL,
                     request TEXT NOT NULL,
-                    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+                    state TEXT NOT NULL \(stateCheckAsList),
                     attempts INTEGER NOT NULL DEFAULT 0,
                     accepted_at INTEGER NOT NULL,
                     next_attempt_at INTEGER NOT NULL,
@@ -230,25 +230,32 @@ package enum SQLiteSchema {
         do throws(SQLiteError) {
             // Read again inside the write lock: another process may have migrated meanwhile.
             if try database.integer("PRAGMA user_version") < 10 {
-                let schemaVersion = try database.integer("PRAGMA schema_version")
-                try database.execute("PRAGMA writable_schema = ON")
-                var isRewritten = true
-                do throws(SQLiteError) {
-                    let rewrite = try database.prepare("UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE type = 'table' AND name = 'deliveries'")
-                    try rewrite.run([.text(stateCheckAsList), .text(stateCheckAsComparisons)])
-                } catch {
-                    // Defensive mode refuses the statement (SQLITE_ERROR) and writes nothing;
-                    // a failing disk or a lock is still an error.
-                    guard error.isStatementRefused else { throw error }
-                    isRewritten = false
-                }
-                if isRewritten { try database.execute("PRAGMA schema_version = \(schemaVersion + 1)") }
-                try database.execute("PRAGMA writable_schema = OFF; PRAGMA user_version = 10")
+                try rewriteDeliveriesDefinition(database, replacing: stateCheckAsList, with: stateCheckAsComparisons)
+                try database.execute("PRAGMA user_version = 10")
             }
             try database.execute("COMMIT")
         } catch {
-            try? database.execute("ROLLBACK; PRAGMA writable_schema = OFF")
+            try? database.execute("ROLLBACK")
             throw error
         }
+    }
+
+    /// Replaces `old` by `new` in the deliveries table's definition, inside the caller's
+    /// transaction, and raises `schema_version` so that every connection reads it again. A
+    /// SQLite in defensive mode refuses to write the schema: the definition then stays as it is.
+    static func rewriteDeliveriesDefinition(_ database: SQLiteDatabase, replacing old: String, with new: String) throws(SQLiteError) {
+        let schemaVersion = try database.integer("PRAGMA schema_version")
+        try database.execute("PRAGMA writable_schema = ON")
+        defer { try? database.execute("PRAGMA writable_schema = OFF") }
+        do throws(SQLiteError) {
+            let rewrite = try database.prepare("UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE type = 'table' AND name = 'deliveries'")
+            try rewrite.run([.text(old), .text(new)])
+        } catch {
+            // Defensive mode refuses the statement (SQLITE_ERROR) and writes nothing; a
+            // failing disk or a lock is still an error.
+            guard error.isStatementRefused else { throw error }
+            return
+        }
+        try database.execute("PRAGMA schema_version = \(schemaVersion + 1)")
     }
 }

@@ -215,16 +215,28 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         #expect(throws: SQLiteError.self) { _ = try makeQueue(directory) }
     }
 
+    /// A database file as version 9 left it: the state CHECK as an `IN` list.
+    func versionNineFile(in directory: TemporaryDirectory) throws -> SQLiteDatabase {
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        let database = try SQLiteDatabase(path: directory.path + "/" + SQLiteSchema.fileName)
+        try SQLiteSchema.migrate(database)
+        try SQLiteSchema.rewriteDeliveriesDefinition(database, replacing: SQLiteSchema.stateCheckAsComparisons, with: SQLiteSchema.stateCheckAsList)
+        try database.execute("PRAGMA user_version = 9")
+        return database
+    }
+
+    /// The deliveries table's definition, as SQLite keeps it.
+    func deliveriesDefinition(_ database: SQLiteDatabase) throws -> String {
+        let definition = try database.prepare("SELECT sql FROM sqlite_master WHERE name = 'deliveries'")
+        return try definition.step() ? definition.text(0) ?? "" : ""
+    }
+
     /// Version 10: the state's CHECK as comparisons, which SQLite tests without building a
     /// temporary b-tree for each row written; the constraint still refuses an unknown state.
     @Test func theStateCheckBuildsNoTemporaryTable() throws {
         let directory = TemporaryDirectory()
         defer { withExtendedLifetime(directory) {} }
-        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
-        let database = try SQLiteDatabase(path: directory.path + "/" + SQLiteSchema.fileName)
-        // A version 9 file with a delivery in it, as the relay before this version left it.
-        try SQLiteSchema.migrate(database)
-        try SQLiteSchema.restoreStateCheckAsList(database)
+        let database = try versionNineFile(in: directory)
         try database.execute(
             "INSERT INTO deliveries (id, route, credential, room_id, call, state, accepted_at, next_attempt_at) VALUES ('d-1', '/r', '', 'r-1', '{}', 'pending', 1, 1)")
         func opcodes(_ sql: String) throws -> [String] {
@@ -243,8 +255,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         #expect(try database.integer("PRAGMA user_version") == SQLiteSchema.version)
         #expect(try !opcodes(insert).contains("OpenEphemeral"))
         #expect(try !opcodes(update).contains("OpenEphemeral"))
-        let definition = try database.prepare("SELECT sql FROM sqlite_master WHERE name = 'deliveries'")
-        #expect(try definition.step() && definition.text(0)?.contains(SQLiteSchema.stateCheckAsComparisons) == true)
+        #expect(try deliveriesDefinition(database).contains(SQLiteSchema.stateCheckAsComparisons))
         let check = try database.prepare("PRAGMA integrity_check")
         #expect(try check.step() && check.text(0) == "ok")
         check.reset()
@@ -258,16 +269,11 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
     @Test func aDefensiveSQLiteKeepsTheStateCheckAsItWas() throws {
         let directory = TemporaryDirectory()
         defer { withExtendedLifetime(directory) {} }
-        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
-        let database = try SQLiteDatabase(path: directory.path + "/" + SQLiteSchema.fileName)
-        try SQLiteSchema.migrate(database)
-        try SQLiteSchema.restoreStateCheckAsList(database)
+        let database = try versionNineFile(in: directory)
         database.setDefensive(true)
         try SQLiteSchema.migrate(database)
         #expect(try database.integer("PRAGMA user_version") == SQLiteSchema.version)
-        let definition = try database.prepare("SELECT sql FROM sqlite_master WHERE name = 'deliveries'")
-        #expect(try definition.step() && definition.text(0)?.contains(SQLiteSchema.stateCheckAsList) == true)
-        definition.reset()
+        #expect(try deliveriesDefinition(database).contains(SQLiteSchema.stateCheckAsList))
         try database.execute("INSERT INTO deliveries (id, route, credential, room_id, call, state, accepted_at, next_attempt_at) VALUES ('d-1', '/r', '', 'r', '{}', 'dead', 1, 1)")
         #expect(throws: SQLiteError.self) {
             try database.execute("INSERT INTO deliveries (id, route, credential, room_id, call, state, accepted_at, next_attempt_at) VALUES ('d-2', '/r', '', 'r', '{}', 'sent', 1, 1)")
@@ -717,15 +723,4 @@ final class PassCountingStore: DeliveryStore, @unchecked Sendable {
         try base.purge(now: now, deliveredBefore: deliveredBefore, deadBefore: deadBefore)
     }
     func refusal() -> StoreError? { base.refusal() }
-}
-
-extension SQLiteSchema {
-    /// Turns a current file back into a version 9 one: the state CHECK as its `IN` list.
-    static func restoreStateCheckAsList(_ database: SQLiteDatabase) throws {
-        let schemaVersion = try database.integer("PRAGMA schema_version")
-        try database.execute("PRAGMA writable_schema = ON")
-        try database.prepare("UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE name = 'deliveries'")
-            .run([.text(stateCheckAsComparisons), .text(stateCheckAsList)])
-        try database.execute("PRAGMA schema_version = \(schemaVersion + 1); PRAGMA writable_schema = OFF; PRAGMA user_version = 9")
-    }
 }
