@@ -4,7 +4,7 @@ import Testing
 
 @testable import RelayCLI
 
-@Suite struct DeliveryCommandsTests {
+@Suite struct DeliveryAdminTests {
     /// `deliveries delete --dead-older-than` and the admin API's `dead_older_than` (both through
     /// `DeliveryAdmin.deleteDead`) count the age to the millisecond: a delivery dead for 1.2 s
     /// is not older than 1.5 s.
