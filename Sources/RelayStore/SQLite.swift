@@ -113,8 +113,6 @@ package final class SQLiteStatement {
     private let database: SQLiteDatabase
     // SQLITE_TRANSIENT: SQLite copies bound text (the macro does not import).
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
-    private static let empty: StaticString = ""
-    private static var emptyText: UnsafePointer<CChar> { UnsafeRawPointer(empty.utf8Start).assumingMemoryBound(to: CChar.self) }
 
     init(statement: OpaquePointer, database: SQLiteDatabase) {
         self.statement = statement
@@ -132,9 +130,8 @@ package final class SQLiteStatement {
             switch value {
             case .integer(let number): status = sqlite3_bind_int64(statement, index, sqlite3_int64(number))
             case .text(let text) where text.isEmpty:
-                // Empty text, not NULL (an empty string's UTF-8 below may have no address), from
-                // a constant: a string literal passed as a C string would be copied to the heap.
-                status = sqlite3_bind_text(statement, index, Self.emptyText, 0, Self.transient)
+                // Empty text, not NULL (an empty string's UTF-8 below may have no address).
+                status = sqlite3_bind_text(statement, index, "", 0, Self.transient)
             case .text(var text):
                 // A String passed where C wants `const char *` is copied to the heap when it is
                 // small (stored inline); its UTF-8 taken here never is. SQLite copies the bytes.
