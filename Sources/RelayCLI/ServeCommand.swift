@@ -62,10 +62,9 @@ package enum ServeCommand {
         do {
             group = try EventLoopGroup(count: ProcessInfo.processInfo.activeProcessorCount, name: "happyrelay-loop")
             // Only an https upstream needs libssl set up (a local http mock does not).
-            let isTLS = HTTPEndpoint.parse(url: settings.upstream)?.endpoint.isTLS ?? true
-            let tls = isTLS || settings.upstreamCAFile != nil ? try TLSClientFactory(caFile: settings.upstreamCAFile) : nil
+            let tls = settings.upstream.endpoint.isTLS || settings.upstreamCAFile != nil ? try TLSClientFactory(caFile: settings.upstreamCAFile) : nil
             client = try HTTPClient(configuration: .init(maxConnectionsPerEndpoint: max(64, settings.upstreamConcurrency)), group: group, tls: tls)
-            upstream = try HappyTalkUpstream(baseURL: settings.upstream, client: client)
+            upstream = HappyTalkUpstream(url: settings.upstream, client: client)
         } catch {
             return failed("happyrelay serve: \(error)", code: 1)
         }

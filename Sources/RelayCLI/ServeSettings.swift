@@ -8,7 +8,7 @@ import RelayStore
 package struct ServeSettings: Sendable {
     package var listen = HostAndPort(host: "127.0.0.1", port: 8080)
     package var mappings = "mappings"
-    package var upstream = "https://customer.happytalk.io"
+    package var upstream = UpstreamURL.production
     package var isDryRun = false
     package var upstreamCAFile: String?
     package var dataDirectory = "data"
@@ -95,10 +95,10 @@ package struct ServeSettings: Sendable {
         }
         if let text = parsed.value("--mappings") { settings.mappings = text }
         if let text = parsed.value("--upstream") {
-            guard HTTPEndpoint.parse(url: text) != nil else {
+            guard let url = UpstreamURL(text) else {
                 throw SettingsError("\(parsed.source("--upstream")): \"\(text)\" is not an http:// or https:// URL")
             }
-            settings.upstream = text
+            settings.upstream = url
         }
         settings.isDryRun = try parsed.strictSwitch("--dry-run")
         settings.printConfig = parsed.isOn("--print-config")
@@ -207,7 +207,7 @@ extension ServeSettings {
         line("--data-dir", dataDirectory, unset: databaseURL == nil ? "" : ": not used, --database-url is set")
         line("--database-url", databaseURL.map(PostgresURL.redacted) ?? "", unset: ": SQLite in --data-dir")
         line("--claim-timeout", Self.seconds(claimTimeout))
-        line("--upstream", upstream)
+        line("--upstream", upstream.description)
         line("--upstream-ca-file", upstreamCAFile ?? "", unset: ": the system trust store only")
         line("--upstream-concurrency", String(upstreamConcurrency))
         line("--upstream-rate", upstreamRate.map(String.init) ?? "", unset: ": no limit")

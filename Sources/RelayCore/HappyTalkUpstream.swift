@@ -63,6 +63,26 @@ package enum UpstreamResult: Sendable, Equatable {
     }
 }
 
+/// HappyTalk's base URL as given (`--upstream`), and what the client reaches it by, parsed once.
+package struct UpstreamURL: Sendable, CustomStringConvertible {
+    /// The URL as given, for `--print-config`.
+    package let description: String
+    package let endpoint: HTTPEndpoint
+    /// The URL's path, without a trailing slash; the API path goes under it.
+    package let basePath: String
+
+    /// Nil unless `text` is an http:// or https:// URL with a host.
+    package init?(_ text: String) {
+        guard let (endpoint, basePath) = HTTPEndpoint.parse(url: text) else { return nil }
+        description = text
+        self.endpoint = endpoint
+        self.basePath = basePath
+    }
+
+    /// HappyTalk's production service.
+    package static let production = UpstreamURL("https://customer.happytalk.io")!
+}
+
 /// The `set_user_info` endpoint, reached through our pooled client. The token is put into
 /// the body here, at send time, and nowhere else.
 package final class HappyTalkUpstream: Sendable {
@@ -74,13 +94,10 @@ package final class HappyTalkUpstream: Sendable {
     private let client: HTTPClient
     private let headers: HTTPHeaders
 
-    /// An upstream at `baseURL` (`https://customer.happytalk.io` in production).
-    package init(baseURL: String, client: HTTPClient) throws(SettingsError) {
-        guard let (endpoint, basePath) = HTTPEndpoint.parse(url: baseURL) else {
-            throw SettingsError("--upstream: \"\(baseURL)\" is not an http:// or https:// URL")
-        }
-        self.endpoint = endpoint
-        target = basePath + Self.path
+    /// An upstream at `url` (`UpstreamURL.production` in production).
+    package init(url: UpstreamURL, client: HTTPClient) {
+        endpoint = url.endpoint
+        target = url.basePath + Self.path
         self.client = client
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "application/json; charset=utf-8")

@@ -18,6 +18,18 @@ import Testing
         #expect(settings.logLevel == .info)
         #expect(settings.logFormat == nil)
         #expect(settings.retryMaxDelay == .seconds(600))
+        #expect(settings.upstream.description == "https://customer.happytalk.io")
+        #expect(settings.upstream.endpoint == HTTPEndpoint(isTLS: true, host: "customer.happytalk.io", port: 443))
+    }
+
+    /// The upstream URL is parsed once, when the settings are read: what the client reaches and
+    /// the path the API goes under come from that one parse, and the text is kept as given.
+    @Test func upstreamIsParsedWithTheSettings() throws {
+        let settings = try ServeSettings.parse(["--upstream", "http://127.0.0.1:8081/base/"], environment: [:])
+        #expect(settings.upstream.endpoint == HTTPEndpoint(isTLS: false, host: "127.0.0.1", port: 8081))
+        #expect(settings.upstream.basePath == "/base")
+        #expect(settings.upstream.description == "http://127.0.0.1:8081/base/")
+        #expect(settings.describe(environment: [:]).contains("http://127.0.0.1:8081/base/"))
     }
 
     @Test func flagsWinOverTheEnvironment() throws {

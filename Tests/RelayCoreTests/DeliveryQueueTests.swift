@@ -40,7 +40,7 @@ final class InProcessMock: @unchecked Sendable {
         mock.register(in: &router)
         server = try HTTPServer(configuration: .init(address: HostAndPort(host: "127.0.0.1", port: 0), loopCount: 1), router: router)
         client = try HTTPClient()
-        upstream = try HappyTalkUpstream(baseURL: "http://127.0.0.1:\(server.port)", client: client)
+        upstream = HappyTalkUpstream(url: try #require(UpstreamURL("http://127.0.0.1:\(server.port)")), client: client)
     }
 
     func stop() async {
