@@ -263,7 +263,8 @@ struct StoreEngine {
             configuration.claimTimeout = settings.claimTimeout
             configuration.owner = "\(ProcessInfo.processInfo.hostName):\(getpid()):\(configuration.owner)"
             let store = try PostgresDeliveryStore(url: url, configuration: configuration)
-            return StoreEngine(store: store, lookups: try PostgresLookups(url: url), administration: try PostgresAdmin(url: url))
+            // The store migrated the schema as it opened.
+            return StoreEngine(store: store, lookups: try PostgresLookups(url: url), administration: try PostgresAdmin(url: url, migrating: false))
         }
         var configuration = SQLiteDeliveryStore.Configuration()
         configuration.maxBytes = settings.queueMaxBytes

@@ -3,10 +3,11 @@
 package final class PostgresAdmin: DeliveryAdministration {
     private let connection: PostgresConnection
 
-    /// Connects and brings the schema up to date (under the migration lock).
-    package init(url: String) throws(PostgresError) {
+    /// Connects and brings the schema up to date (under the migration lock), unless the caller
+    /// has just done so on a connection of its own (`migrating: false`: the relay's store).
+    package init(url: String, migrating: Bool = true) throws(PostgresError) {
         connection = try PostgresConnection(url: url, settings: PostgresSchema.servingSettings)
-        try PostgresSchema.migrate(connection)
+        if migrating { try PostgresSchema.migrate(connection) }
     }
 
     /// Connects again, between operations, when the server dropped the connection (a restart,
