@@ -90,7 +90,8 @@ package final class HappyTalkUpstream: Sendable {
     package static let path = "/user/api/set_user_info/format/json"
 
     package let endpoint: HTTPEndpoint
-    private let target: String
+    /// The request target: the base URL's path, then the API path.
+    package let target: String
     private let client: HTTPClient
     private let headers: HTTPHeaders
 

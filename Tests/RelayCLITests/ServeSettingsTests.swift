@@ -30,6 +30,10 @@ import Testing
         #expect(settings.upstream.basePath == "/base")
         #expect(settings.upstream.description == "http://127.0.0.1:8081/base/")
         #expect(settings.describe(environment: [:]).contains("http://127.0.0.1:8081/base/"))
+        let client = try HTTPClient()
+        defer { client.shutdown() }
+        #expect(HappyTalkUpstream(url: settings.upstream, client: client).target == "/base/user/api/set_user_info/format/json")
+        #expect(HappyTalkUpstream(url: UpstreamURL.production, client: client).target == "/user/api/set_user_info/format/json")
     }
 
     @Test func flagsWinOverTheEnvironment() throws {
