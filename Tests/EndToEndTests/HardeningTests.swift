@@ -296,12 +296,15 @@ struct FullDiskTests {
                 mappings: ["async.json": HardeningTests.async], mockArguments: ["--latency", "1500"],
                 relayArguments: ["--data-dir", mountPoint.path + "/data"])
             for index in 0..<3 { #expect(try relay.post("/async", body: #"{"room":"r-\#(index)","n":"\#(index)"}"#).status == 202) }
-            // Fill the disk to the last byte.
+            // Fill the disk to the last byte, in large writes first: the fill must end well within
+            // HappyTalk's 1.5 s, on a loaded machine too (4 KB at a time, a full suite under
+            // ThreadSanitizer once took longer, and the outcomes were written before the disk was full).
             let filler = mountPoint.path + "/filler"
             _ = FileManager.default.createFile(atPath: filler, contents: nil)
             let handle = try #require(FileHandle(forWritingAtPath: filler))
-            let chunk = Data(count: 4096)
-            while (try? handle.write(contentsOf: chunk)) != nil {}
+            for chunk in [Data(count: 256 * 1024), Data(count: 4096)] {
+                while (try? handle.write(contentsOf: chunk)) != nil {}
+            }
             try? handle.close()
             #expect(relay.waitForCalls(3, timeout: 15).count == 3)
             let failing = relay.relay.waitForLog { $0.contains(#""msg":"the queue cannot be written""#) }
