@@ -39,16 +39,14 @@ let stepsRoute = #"""
           "set": { "uuid": "$.body.uuid", "room_id": "$.body.room_id", "email": { "path": "$.body.s", "pipe": ["trim", "lowercase"] } } } ] }
     """#
 
-/// The routes, in the order of their files' paths, then the steps route. A file that no
-/// longer compiles stops the fuzzer: it would fuzz less than it says.
+/// The routes of the files listed in `$PAYLOAD_MAPPINGS` (written by the script, which seeds
+/// the corpus from the same list), in its order, then the steps route. A file that no longer
+/// compiles stops the fuzzer: it would fuzz less than it says.
 let routes: [MappingRoute] = {
-    var files: [String] = []
-    for folder in ["mappings", "mappings/optional"] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-        files += names.filter { $0.hasSuffix(".json") && $0 != "schema.json" }.sorted().map { "\(folder)/\($0)" }
+    guard let list = ProcessInfo.processInfo.environment["PAYLOAD_MAPPINGS"], let text = FileManager.default.contents(atPath: list) else {
+        fatalError("PAYLOAD_MAPPINGS names no readable list of mapping files: run Fuzz/run-mapping-fuzzers")
     }
-    let golden = "Tests/RelayMappingTests/Fixtures/golden"
-    files += ((try? FileManager.default.contentsOfDirectory(atPath: golden)) ?? []).sorted().map { "\(golden)/\($0)/mapping.json" }
+    let files = String(decoding: text, as: UTF8.self).split(separator: "\n").map(String.init)
     var routes: [MappingRoute] = []
     for file in files {
         guard let bytes = FileManager.default.contents(atPath: file) else { fatalError("cannot read \(file): run from the repository") }
