@@ -26,6 +26,8 @@ let package = Package(
             name: "happyrelay-mapping-bench", dependencies: ["RelayMapping"], path: "Benchmarks/MappingBench"),
         .executableTarget(
             name: "happyrelay-crypto-bench", dependencies: ["RelayCrypto"], path: "Benchmarks/CryptoBench"),
+        .executableTarget(
+            name: "happyrelay-store-bench", dependencies: ["RelayStore"], path: "Benchmarks/StoreBench"),
         .testTarget(name: "RelayHTTPTests", dependencies: ["RelayHTTP"]),
         .testTarget(name: "RelayMappingTests", dependencies: ["RelayMapping", "TestSupport"], exclude: ["Fixtures", "Generators"]),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayStore", "RelayCrypto", "RelayCLI", "TestSupport"]),
