@@ -121,6 +121,7 @@ package final class SQLiteStatement {
 
     deinit { sqlite3_finalize(statement) }
 
+    /// Binds `values` (SQLite copies text and blobs: the statement may be stepped later).
     package func bind(_ values: [SQLiteValue]) throws(SQLiteError) {
         sqlite3_reset(statement)
         sqlite3_clear_bindings(statement)
@@ -128,28 +129,33 @@ package final class SQLiteStatement {
             let index = Int32(offset + 1)
             let status: Int32
             switch value {
-            case .integer(let number): status = sqlite3_bind_int64(statement, index, sqlite3_int64(number))
-            case .text(let text) where text.isEmpty:
-                // Empty text, not NULL (an empty string's UTF-8 below may have no address).
-                status = sqlite3_bind_text(statement, index, "", 0, Self.transient)
-            case .text(var text):
+            case .text(var text) where !text.isEmpty:
                 // A String passed where C wants `const char *` is copied to the heap when it is
-                // small (stored inline); its UTF-8 taken here never is. SQLite copies the bytes.
+                // small (stored inline); its UTF-8 taken here never is.
                 status = text.withUTF8 { utf8 in
                     utf8.withMemoryRebound(to: CChar.self) { chars in
                         sqlite3_bind_text(statement, index, chars.baseAddress, Int32(chars.count), Self.transient)
                     }
                 }
-            case .blob(let bytes) where bytes.isEmpty:
-                // An empty BLOB, not NULL (a NULL pointer would bind NULL).
-                status = sqlite3_bind_zeroblob(statement, index, 0)
-            case .blob(let bytes):
+            case .blob(let bytes) where !bytes.isEmpty:
                 status = bytes.withUnsafeBytes { raw in
                     sqlite3_bind_blob(statement, index, raw.baseAddress, Int32(raw.count), Self.transient)
                 }
-            case .null: status = sqlite3_bind_null(statement, index)
+            default: status = bindWithoutBytes(value, at: index)
             }
             guard status == SQLITE_OK else { throw database.error(status) }
+        }
+    }
+
+    /// Binds a value that has no bytes to borrow: a number, NULL, empty text or an empty blob.
+    private func bindWithoutBytes(_ value: SQLiteValue, at index: Int32) -> Int32 {
+        switch value {
+        case .integer(let number): sqlite3_bind_int64(statement, index, sqlite3_int64(number))
+        // Empty text, not NULL (an empty string's UTF-8 may have no address).
+        case .text: sqlite3_bind_text(statement, index, "", 0, Self.transient)
+        // An empty BLOB, not NULL (a NULL pointer would bind NULL).
+        case .blob: sqlite3_bind_zeroblob(statement, index, 0)
+        case .null: sqlite3_bind_null(statement, index)
         }
     }
 
@@ -161,11 +167,48 @@ package final class SQLiteStatement {
         throw database.error(status)
     }
 
-    /// Binds, runs to completion, resets.
+    /// Binds, runs to completion, resets. Text and blobs are bound where they are, not copied
+    /// (the statement runs while they are borrowed), and unbound before it returns.
     package func run(_ values: [SQLiteValue]) throws(SQLiteError) {
-        try bind(values)
-        while try step() {}
         sqlite3_reset(statement)
+        sqlite3_clear_bindings(statement)
+        defer {
+            sqlite3_reset(statement)
+            sqlite3_clear_bindings(statement)
+        }
+        if let failure = runBorrowing(values, from: 0) { throw failure }
+    }
+
+    /// Binds `values[index...]`, each inside the access to its bytes, and steps the statement to
+    /// completion inside the innermost one; returns the first failure.
+    private func runBorrowing(_ values: [SQLiteValue], from index: Int) -> SQLiteError? {
+        guard index < values.count else {
+            do throws(SQLiteError) {
+                while try step() {}
+                return nil
+            } catch {
+                return error
+            }
+        }
+        let position = Int32(index + 1)
+        switch values[index] {
+        case .text(var text) where !text.isEmpty:
+            return text.withUTF8 { utf8 in
+                utf8.withMemoryRebound(to: CChar.self) { chars in
+                    // No destructor (SQLITE_STATIC): SQLite reads the bytes where they are.
+                    let status = sqlite3_bind_text(statement, position, chars.baseAddress, Int32(chars.count), nil)
+                    return status == SQLITE_OK ? runBorrowing(values, from: index + 1) : database.error(status)
+                }
+            }
+        case .blob(let bytes) where !bytes.isEmpty:
+            return bytes.withUnsafeBytes { raw in
+                let status = sqlite3_bind_blob(statement, position, raw.baseAddress, Int32(raw.count), nil)
+                return status == SQLITE_OK ? runBorrowing(values, from: index + 1) : database.error(status)
+            }
+        case let value:
+            let status = bindWithoutBytes(value, at: position)
+            return status == SQLITE_OK ? runBorrowing(values, from: index + 1) : database.error(status)
+        }
     }
 
     /// Ends the current read, releasing its snapshot of the database.
