@@ -410,6 +410,50 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         }
     }
 
+    /// A write that fails in the middle of a batch fails alone: the webhooks before and after
+    /// it in the same commit stand, with their keys and their rooms' heads, and so do the
+    /// batch's outcomes; nothing of the failing one is left.
+    @Test(arguments: Engine.all) func aFailingWriteInABatchFailsAlone(engine: Engine) async throws {
+        let storage = try await TestStorage.make(engine)
+        try await offPool {
+            let store = try storage.openStore { _ in }
+            let now = 1_000_000
+            _ = try store.commit([WebhookWrite(deliveries: [delivery("first", room: "r-0")])], outcomes: [], now: now)
+            let due = try store.claimDue(limit: 10, now: now, busy: [])
+            #expect(due.map(\.id) == ["first"])
+            let digest = DedupeDigest(route: "/r", key: "k")
+            let results = try store.commit(
+                [
+                    WebhookWrite(deliveries: [delivery("a", room: "r-1")]),
+                    // The second delivery's id is taken: the insert fails after the first one was written.
+                    WebhookWrite(deliveries: [delivery("b", room: "r-2"), delivery("first", room: "r-2")]),
+                    WebhookWrite(deliveries: [delivery("c", room: "r-3")], dedupe: DedupeRecord(digest: digest, firstID: "c", expiresAt: now + 60_000)),
+                ],
+                outcomes: due.map { DeliveryOutcome(id: $0.id, room: $0.room, disposition: .delivered, attempts: 1, reason: "delivered") },
+                now: now + 1)
+            #expect(results.count == 3)
+            #expect(results.first == .success(.stored) && results.last == .success(.stored))
+            guard case .failure(.unavailable) = results[1] else {
+                Issue.record("the failing write was answered \(results[1])")
+                return
+            }
+            #expect(try store.pendingCount() == 2)
+            var sent: [String] = []
+            for step in 2..<5 {
+                let due = try store.claimDue(limit: 10, now: now + step, busy: [])
+                sent += due.map(\.id)
+                _ = try store.commit(
+                    [], outcomes: due.map { DeliveryOutcome(id: $0.id, room: $0.room, disposition: .delivered, attempts: 1, reason: "delivered") },
+                    now: now + step)
+            }
+            #expect(sent.sorted() == ["a", "c"])
+            let again = try store.commit(
+                [WebhookWrite(deliveries: [delivery("d", room: "r-4")], dedupe: DedupeRecord(digest: digest, firstID: "d", expiresAt: now + 60_000))],
+                outcomes: [], now: now + 10)
+            #expect(again == [.success(.duplicate(firstID: "c"))])
+        }
+    }
+
     @Test(arguments: Engine.all) func aStoredDedupeKeyMakesTheWholeWriteADuplicate(engine: Engine) async throws {
         let queue = try makeQueue(await TestStorage.make(engine))
         queue.start()
