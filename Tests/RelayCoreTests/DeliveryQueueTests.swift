@@ -680,6 +680,22 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         await queue.shutdown(drain: .seconds(1))
     }
 
+    /// A webhook refused for a binding conflict keeps no dedupe key: sent again once the rule
+    /// allows the move, it is stored, not taken for a duplicate of itself.
+    @Test(arguments: Engine.all) func aRefusedBindKeepsNoDedupeKey(engine: Engine) async throws {
+        let clock = ManualClock()
+        let (queue, _) = try await store(clock, engine)
+        #expect(await queue.write(WebhookWrite(bindings: [write("order_number", "2001", "alice", "r-a")])) == .success(.stored))
+        let key = DedupeRecord(digest: DedupeDigest(route: "/r", key: "evt-3"), firstID: "m-1", expiresAt: Int.max)
+        #expect(
+            await queue.write(WebhookWrite(dedupe: key, bindings: [write("order_number", "2001", "mallory", "r-m")]))
+                == .failure(.bindingConflict(kind: "order_number")))
+        #expect(
+            await queue.write(WebhookWrite(dedupe: key, bindings: [write("order_number", "2001", "mallory", "r-m", replace: true)]))
+                == .success(.stored))
+        await queue.shutdown(drain: .seconds(1))
+    }
+
     @Test(arguments: Engine.all) func theFirstBoundKeyWins(engine: Engine) async throws {
         let clock = ManualClock()
         let (queue, bindings) = try await store(clock, engine)
