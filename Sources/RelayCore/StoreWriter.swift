@@ -24,6 +24,10 @@ package final class StoreWriter: Sendable {
         package var deadRetention: Duration = .seconds(30 * 86_400)
         /// A failing store is logged at most once per this interval.
         package var failureLogInterval: Duration = .seconds(10)
+        /// Records of each kind one purge deletes at most (about 20 ms of the writer's time on
+        /// SQLite), so that webhooks wait for no longer when much is due at once; while more is
+        /// due, purges follow each other between commits.
+        package var purgeLimit = 500
 
         package init() {}
     }
@@ -148,17 +152,20 @@ package final class StoreWriter: Sendable {
         var health = WriteHealth()
         recountPending(store)
         var lastPurge = 0
+        var isPurgeUnfinished = false
         var stopRequestedAt: UnixMilliseconds?
         while true {
             let now = clock()
-            if health.failingSince == nil && now - lastPurge > 60_000 {
+            if health.failingSince == nil && (isPurgeUnfinished || now - lastPurge > 60_000) {
                 lastPurge = now
                 do throws(StoreError) {
-                    let dead = try store.purge(
+                    let purged = try store.purge(
                         now: now, deliveredBefore: now.addingSaturating(-configuration.retention.wholeMilliseconds),
-                        deadBefore: now.addingSaturating(-configuration.deadRetention.wholeMilliseconds))
-                    if dead > 0 { logger.info("deleted dead deliveries past --dead-retention", ["count": dead]) }
+                        deadBefore: now.addingSaturating(-configuration.deadRetention.wholeMilliseconds), limit: configuration.purgeLimit)
+                    isPurgeUnfinished = !purged.isComplete
+                    if purged.deadDeleted > 0 { logger.info("deleted dead deliveries past --dead-retention", ["count": purged.deadDeleted]) }
                 } catch {
+                    isPurgeUnfinished = false
                     logger.warning("cannot delete old delivered and dead records", ["error": error.description])
                 }
             }
@@ -204,6 +211,8 @@ package final class StoreWriter: Sendable {
                     wait = max(1, min(health.retryAt - clock(), 1000))
                 }
             }
+            // An unfinished purge goes on at once, after the writes that came meanwhile.
+            if isPurgeUnfinished && !isStopping { wait = 0 }
             _ = wake.wait(timeout: .now() + .milliseconds(wait))
             // Cleared before the jobs are taken: a job added after this signals again.
             wakeSignalled.store(false, ordering: .sequentiallyConsistent)

@@ -33,13 +33,28 @@ package protocol DeliveryStore: AnyObject {
     func probe(now: UnixMilliseconds) throws(StoreError)
 
     /// Deletes delivered records finished before `deliveredBefore`, dead ones before
-    /// `deadBefore` (with their attempts), expired dedupe keys and bindings. Returns how many
-    /// dead deliveries it deleted.
-    func purge(now: UnixMilliseconds, deliveredBefore: UnixMilliseconds, deadBefore: UnixMilliseconds) throws(StoreError) -> Int
+    /// `deadBefore` (with their attempts), expired dedupe keys and bindings: at most `limit` of
+    /// each kind, so that one call holds the writer for milliseconds however much is due (a
+    /// shorter retention, a relay stopped for a while); the caller calls again while the
+    /// result is not complete.
+    func purge(now: UnixMilliseconds, deliveredBefore: UnixMilliseconds, deadBefore: UnixMilliseconds, limit: Int) throws(StoreError) -> PurgeResult
 
     /// Why the store cannot take writes that would last (its file deleted, a size limit
     /// reached), or nil.
     func refusal() -> StoreError?
+}
+
+/// What one `purge` deleted.
+package struct PurgeResult: Sendable, Equatable {
+    /// Dead deliveries deleted.
+    package var deadDeleted: Int
+    /// Nothing more was due: false when a kind of record reached the call's limit.
+    package var isComplete: Bool
+
+    package init(deadDeleted: Int, isComplete: Bool) {
+        self.deadDeleted = deadDeleted
+        self.isComplete = isComplete
+    }
 }
 
 /// Reads the relay does while it serves webhooks: bindings for rules that `resolve`, and the

@@ -490,23 +490,41 @@ package final class PostgresDeliveryStore: DeliveryStore {
         }
     }
 
-    package func purge(now: UnixMilliseconds, deliveredBefore: UnixMilliseconds, deadBefore: UnixMilliseconds) throws(StoreError) -> Int {
+    package func purge(now: UnixMilliseconds, deliveredBefore: UnixMilliseconds, deadBefore: UnixMilliseconds, limit: Int) throws(StoreError)
+        -> PurgeResult
+    {
         do throws(PostgresError) {
             try connection.execute("BEGIN")
             // One replica purges at a time (the others find the lock taken and skip this round):
             // replicas deleting the same rows at once could deadlock each other.
             guard try connection.query("SELECT pg_try_advisory_xact_lock($1)", [.integer(PostgresSchema.purgeLock)]).text(0, 0) == "t" else {
                 try connection.execute("COMMIT")
-                return 0
+                return PurgeResult(deadDeleted: 0, isComplete: true)
             }
-            let finished = "(state = 'delivered' AND next_attempt_at < $1) OR (state = 'dead' AND next_attempt_at < $2)"
-            try connection.query("DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE \(finished))", [.integer(deliveredBefore), .integer(deadBefore)])
-            let dead = try connection.query("SELECT count(*) FROM deliveries WHERE state = 'dead' AND next_attempt_at < $1", [.integer(deadBefore)]).integer(0, 0)
-            try connection.query("DELETE FROM deliveries WHERE \(finished)", [.integer(deliveredBefore), .integer(deadBefore)])
-            try connection.query("DELETE FROM dedupe_digests WHERE expires_at < $1", [.integer(now)])
-            try connection.query("DELETE FROM bindings WHERE expires_at <= $1", [.integer(now)])
+            // A finished delivery's `next_attempt_at` is when it finished.
+            let deliveries = try connection.query(
+                """
+                WITH chosen AS (
+                    SELECT seq, id FROM deliveries
+                    WHERE (state = 'delivered' AND next_attempt_at < $1) OR (state = 'dead' AND next_attempt_at < $2) LIMIT $3),
+                attempts_gone AS (DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM chosen)),
+                gone AS (DELETE FROM deliveries WHERE seq IN (SELECT seq FROM chosen) RETURNING state)
+                SELECT count(*), count(*) FILTER (WHERE state = 'dead') FROM gone
+                """, [.integer(deliveredBefore), .integer(deadBefore), .integer(limit)])
+            let keys = try connection.query(
+                """
+                WITH gone AS (DELETE FROM dedupe_digests WHERE key IN (SELECT key FROM dedupe_digests WHERE expires_at < $1 LIMIT $2) RETURNING 1)
+                SELECT count(*) FROM gone
+                """, [.integer(now), .integer(limit)])
+            let bindings = try connection.query(
+                """
+                WITH gone AS (
+                    DELETE FROM bindings WHERE (kind, value) IN (SELECT kind, value FROM bindings WHERE expires_at <= $1 LIMIT $2) RETURNING 1)
+                SELECT count(*) FROM gone
+                """, [.integer(now), .integer(limit)])
             try connection.execute("COMMIT")
-            return dead
+            let isComplete = deliveries.integer(0, 0) < limit && keys.integer(0, 0) < limit && bindings.integer(0, 0) < limit
+            return PurgeResult(deadDeleted: deliveries.integer(0, 1), isComplete: isComplete)
         } catch {
             try? connection.execute("ROLLBACK")
             throw storeError(error)

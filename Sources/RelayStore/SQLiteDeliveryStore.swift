@@ -386,24 +386,41 @@ package final class SQLiteDeliveryStore: DeliveryStore {
         }
     }
 
-    package func purge(now: UnixMilliseconds, deliveredBefore: UnixMilliseconds, deadBefore: UnixMilliseconds) throws(StoreError) -> Int {
+    package func purge(now: UnixMilliseconds, deliveredBefore: UnixMilliseconds, deadBefore: UnixMilliseconds, limit: Int) throws(StoreError)
+        -> PurgeResult
+    {
         do throws(SQLiteError) {
-            // A finished delivery's `next_attempt_at` is when it finished.
-            let finished = "(state = 'delivered' AND next_attempt_at < ?1) OR (state = 'dead' AND next_attempt_at < ?2)"
             try database.execute("BEGIN IMMEDIATE")
             defer { try? database.execute("ROLLBACK") }
-            let attempts = try database.prepare("DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE \(finished))")
-            try attempts.run([.integer(deliveredBefore), .integer(deadBefore)])
-            let dead = try database.integer(
-                "SELECT COUNT(*) FROM deliveries WHERE state = 'dead' AND next_attempt_at < \(deadBefore)")
-            let purge = try database.prepare("DELETE FROM deliveries WHERE \(finished)")
-            try purge.run([.integer(deliveredBefore), .integer(deadBefore)])
-            let expired = try database.prepare("DELETE FROM dedupe_digests WHERE expires_at < ?")
-            try expired.run([.integer(now)])
-            let expiredBindings = try database.prepare("DELETE FROM bindings WHERE expires_at <= ?")
-            try expiredBindings.run([.integer(now)])
+            // A finished delivery's `next_attempt_at` is when it finished.
+            let finished = try database.prepare(
+                """
+                SELECT seq, id, state = 'dead' FROM deliveries
+                WHERE (state = 'delivered' AND next_attempt_at < ?1) OR (state = 'dead' AND next_attempt_at < ?2) LIMIT ?3
+                """)
+            try finished.bind([.integer(deliveredBefore), .integer(deadBefore), .integer(limit)])
+            var gone: [(seq: Int, id: String)] = []
+            var dead = 0
+            while try finished.step() {
+                gone.append((finished.integer(0), finished.text(1) ?? ""))
+                dead += finished.integer(2)
+            }
+            finished.reset()
+            let attempts = try database.prepare("DELETE FROM attempts WHERE delivery_id = ?")
+            let delivery = try database.prepare("DELETE FROM deliveries WHERE seq = ?")
+            for (seq, id) in gone {
+                try attempts.run([.text(id)])
+                try delivery.run([.integer(seq)])
+            }
+            let expired = try database.prepare("DELETE FROM dedupe_digests WHERE key IN (SELECT key FROM dedupe_digests WHERE expires_at < ? LIMIT ?)")
+            try expired.run([.integer(now), .integer(limit)])
+            let keys = database.changes
+            let expiredBindings = try database.prepare(
+                "DELETE FROM bindings WHERE (kind, value) IN (SELECT kind, value FROM bindings WHERE expires_at <= ? LIMIT ?)")
+            try expiredBindings.run([.integer(now), .integer(limit)])
+            let bindings = database.changes
             try database.execute("COMMIT")
-            return dead
+            return PurgeResult(deadDeleted: dead, isComplete: gone.count < limit && keys < limit && bindings < limit)
         } catch {
             throw Self.storeError(error)
         }

@@ -454,6 +454,80 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         }
     }
 
+    /// Finished deliveries (4 delivered, 3 dead, one with an attempt), 5 keys and 3 bindings
+    /// that expire at `now + 10`, and one pending delivery, committed on `store`.
+    static func storeFinishedRecords(_ store: any DeliveryStore, now: UnixMilliseconds) throws {
+        var writes = (0..<5).map { index in
+            WebhookWrite(
+                deliveries: [delivery("done-\(index)", room: "r-\(index)")],
+                dedupe: DedupeRecord(digest: DedupeDigest(route: "/r", key: "k-\(index)"), firstID: "done-\(index)", expiresAt: now + 10))
+        }
+        writes += (0..<2).map { WebhookWrite(deliveries: [delivery("dead-\($0)", dead: "kept")]) }
+        writes += (0..<3).map { index in
+            WebhookWrite(bindings: [BindingWrite(kind: "order_number", value: "\(index)", uuid: "u", roomID: "r", ttl: .milliseconds(10))])
+        }
+        writes.append(WebhookWrite(deliveries: [delivery("waiting", room: "r-0")]))
+        _ = try store.commit(writes, outcomes: [], now: now)
+        let due = try store.claimDue(limit: 10, now: now, busy: [])
+        #expect(due.count == 5)
+        let outcomes = due.map {
+            DeliveryOutcome(
+                id: $0.id, room: $0.room, disposition: $0.id == "done-4" ? .dead(reason: "refused") : .delivered, attempts: 1, reason: "refused")
+        }
+        _ = try store.commit([], outcomes: outcomes, now: now + 1)
+    }
+
+    /// A purge deletes at most its limit of each kind of record and says whether more is due;
+    /// called again, it finishes: the finished deliveries with their attempts, the expired keys
+    /// and bindings, and nothing else.
+    @Test(arguments: Engine.all) func aPurgeDeletesAtMostItsLimitAndSaysWhetherMoreIsDue(engine: Engine) async throws {
+        let storage = try await TestStorage.make(engine)
+        try await offPool {
+            let store = try storage.openStore { _ in }
+            let now = 1_000_000
+            try Self.storeFinishedRecords(store, now: now)
+            #expect(try storage.integer("SELECT COUNT(*) FROM attempts") == 1)
+            var results: [PurgeResult] = []
+            while results.last?.isComplete != true && results.count < 10 {
+                results.append(try store.purge(now: now + 100, deliveredBefore: now + 100, deadBefore: now + 100, limit: 2))
+                #expect(try storage.integer("SELECT COUNT(*) FROM deliveries") >= 8 - 2 * results.count)
+            }
+            // Seven finished deliveries, two at a time: the fourth call finds fewer than its limit.
+            #expect(results.map(\.isComplete) == [false, false, false, true])
+            #expect(results.map(\.deadDeleted).reduce(0, +) == 3)
+            #expect(try storage.integer("SELECT COUNT(*) FROM deliveries") == 1)
+            #expect(try store.pendingCount() == 1)
+            #expect(try storage.integer("SELECT COUNT(*) FROM attempts") == 0)
+            #expect(try storage.integer("SELECT COUNT(*) FROM dedupe_digests") == 0)
+            #expect(try storage.integer("SELECT COUNT(*) FROM bindings") == 0)
+        }
+    }
+
+    /// Much due at once (a shorter retention, a relay stopped for a while) is purged a limit
+    /// at a time, one purge after the other, not a limit a minute.
+    @Test func anUnfinishedPurgeGoesOnAtOnce() async throws {
+        let storage = try await TestStorage.make(.sqlite)
+        let clock = ManualClock()
+        nonisolated(unsafe) let store = try storage.openStore { _ in }
+        try await offPool { try Self.storeFinishedRecords(store, now: clock.now - 100) }
+        var configuration = StoreWriter.Configuration()
+        configuration.retention = .zero
+        configuration.deadRetention = .zero
+        configuration.purgeLimit = 2
+        let writer = StoreWriter(
+            store: store, scheduler: DispatchScheduler(concurrency: 1, ratePerSecond: nil), worker: nil, configuration: configuration,
+            logger: Logger(level: .error, sink: .init { _ in }), clock: { clock.now })
+        writer.start()
+        // The clock stands still: only purges that follow each other finish the job.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while try storage.integer("SELECT COUNT(*) FROM deliveries") > 1 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(try storage.integer("SELECT COUNT(*) FROM deliveries") == 1)
+        #expect(try storage.integer("SELECT COUNT(*) FROM dedupe_digests") == 0)
+        await writer.shutdown(drain: .seconds(1))
+    }
+
     @Test(arguments: Engine.all) func aStoredDedupeKeyMakesTheWholeWriteADuplicate(engine: Engine) async throws {
         let queue = try makeQueue(await TestStorage.make(engine))
         queue.start()
@@ -779,8 +853,8 @@ final class PassCountingStore: DeliveryStore, @unchecked Sendable {
         return base.changedElsewhere()
     }
     func probe(now: UnixMilliseconds) throws(StoreError) { try base.probe(now: now) }
-    func purge(now: UnixMilliseconds, deliveredBefore: UnixMilliseconds, deadBefore: UnixMilliseconds) throws(StoreError) -> Int {
-        try base.purge(now: now, deliveredBefore: deliveredBefore, deadBefore: deadBefore)
+    func purge(now: UnixMilliseconds, deliveredBefore: UnixMilliseconds, deadBefore: UnixMilliseconds, limit: Int) throws(StoreError) -> PurgeResult {
+        try base.purge(now: now, deliveredBefore: deliveredBefore, deadBefore: deadBefore, limit: limit)
     }
     func refusal() -> StoreError? { base.refusal() }
 }

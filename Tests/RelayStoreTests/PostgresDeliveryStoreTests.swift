@@ -79,7 +79,7 @@ struct PostgresDeliveryStoreTests {
             #expect(try b.commit([WebhookWrite(dedupe: hijackKey)], outcomes: [], now: now) == [.success(.stored)])
 
             // Purging follows the retention settings.
-            #expect(try a.purge(now: now + 100_000, deliveredBefore: now + 100_000, deadBefore: now + 100_000) == 1)
+            #expect(try a.purge(now: now + 100_000, deliveredBefore: now + 100_000, deadBefore: now + 100_000, limit: 500) == PurgeResult(deadDeleted: 1, isComplete: true))
         }
     }
 
