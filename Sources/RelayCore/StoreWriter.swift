@@ -211,8 +211,9 @@ package final class StoreWriter: Sendable {
                     wait = max(1, min(health.retryAt - clock(), 1000))
                 }
             }
-            // An unfinished purge goes on at once, after the writes that came meanwhile.
-            if isPurgeUnfinished && !isStopping { wait = 0 }
+            // An unfinished purge goes on at once, after the writes that came meanwhile (not
+            // while the store fails: then it waits with the rest).
+            if isPurgeUnfinished && !isStopping && health.failingSince == nil { wait = 0 }
             _ = wake.wait(timeout: .now() + .milliseconds(wait))
             // Cleared before the jobs are taken: a job added after this signals again.
             wakeSignalled.store(false, ordering: .sequentiallyConsistent)

@@ -528,6 +528,43 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         await writer.shutdown(drain: .seconds(1))
     }
 
+    /// A purge left unfinished when the store starts failing waits with the rest: the writer
+    /// does not spin while it may not purge.
+    @Test func anUnfinishedPurgeDoesNotSpinAFailingWriter() async throws {
+        let storage = try await TestStorage.make(.sqlite)
+        let clock = ManualClock()
+        let failing = FaultSwitch()
+        nonisolated(unsafe) let base = try storage.openStore { configuration in
+            configuration.commitFault = { failing.isOn ? SQLiteError(code: 10, description: "disk I/O error") : nil }
+        }
+        try await offPool { try Self.storeFinishedRecords(base, now: clock.now - 100) }
+        failing.turnOn()
+        let store = PassCountingStore(base)
+        var configuration = StoreWriter.Configuration()
+        configuration.retention = .zero
+        configuration.deadRetention = .zero
+        configuration.purgeLimit = 2
+        let writer = StoreWriter(
+            store: store, scheduler: DispatchScheduler(concurrency: 1, ratePerSecond: nil), worker: nil, configuration: configuration,
+            logger: Logger(level: .error, sink: .init { _ in }), clock: { clock.now })
+        // The first pass purges two records (more are due), then fails this write's commit.
+        let result = await withCheckedContinuation { continuation in
+            writer.submit(WebhookWrite(deliveries: [delivery("x", dead: "kept")])) { continuation.resume(returning: $0) }
+            writer.start()
+        }
+        guard case .failure = result else {
+            Issue.record("the write was answered \(result)")
+            return
+        }
+        let afterFailure = store.passes.load(ordering: .relaxed)
+        // An observation window, not a synchronisation: the clock stands still, so the store
+        // stays failing and nothing is due before its retry.
+        try await Task.sleep(for: .milliseconds(300))
+        let passes = store.passes.load(ordering: .relaxed) - afterFailure
+        #expect(passes <= 20, "\(passes) passes in 300 ms while failing")
+        await writer.shutdown(drain: .milliseconds(100))
+    }
+
     @Test(arguments: Engine.all) func aStoredDedupeKeyMakesTheWholeWriteADuplicate(engine: Engine) async throws {
         let queue = try makeQueue(await TestStorage.make(engine))
         queue.start()
@@ -831,6 +868,13 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         _ = late.check(DedupeDigest(route: "/r", key: "new"), id: "n", expiresAt: 100, now: 20)
         #expect(late.count == 1)
     }
+}
+
+/// A fault a test turns on once its setup is written.
+final class FaultSwitch: Sendable {
+    private let state = Mutex(false)
+    var isOn: Bool { state.withLock { $0 } }
+    func turnOn() { state.withLock { $0 = true } }
 }
 
 /// A store that counts the store thread's passes through its loop (each asks `changedElsewhere`).
