@@ -44,6 +44,11 @@ package protocol DeliveryStore: AnyObject {
     func refusal() -> StoreError?
 }
 
+/// Deliveries one transaction of an operator's bulk deletion deletes at most: a serving
+/// relay's writer waits for the store no longer than one such step (about 6 ms on SQLite
+/// here), however many dead letters are deleted at once.
+package let bulkDeletionStep = 200
+
 /// What one `purge` deleted.
 package struct PurgeResult: Sendable, Equatable {
     /// Dead deliveries deleted.

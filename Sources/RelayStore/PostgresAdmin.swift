@@ -95,12 +95,26 @@ package final class PostgresAdmin: DeliveryAdministration {
         }
     }
 
+    /// Deletes the dead deliveries that died before `cutoff`, a step at a time (each step a
+    /// transaction of its own, so that the relays' writers are never held up for long); returns
+    /// how many.
     package func deleteDead(before cutoff: UnixMilliseconds) throws -> Int {
         try reopenIfLost()
-        return try transaction { () throws(PostgresError) -> Int in
-            try connection.query(
-                "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE state = 'dead' AND next_attempt_at < $1)", [.integer(cutoff)])
-            return try connection.query("DELETE FROM deliveries WHERE state = 'dead' AND next_attempt_at < $1 RETURNING id", [.integer(cutoff)]).count
+        let step = bulkDeletionStep
+        var deleted = 0
+        while true {
+            let count = try transaction { () throws(PostgresError) -> Int in
+                try connection.query(
+                    """
+                    WITH chosen AS (SELECT seq, id FROM deliveries WHERE state = 'dead' AND next_attempt_at < $1 LIMIT $2),
+                    attempts_gone AS (DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM chosen)),
+                    gone AS (DELETE FROM deliveries WHERE seq IN (SELECT seq FROM chosen) RETURNING 1)
+                    SELECT count(*) FROM gone
+                    """, [.integer(cutoff), .integer(step)]
+                ).integer(0, 0)
+            }
+            deleted += count
+            if count < step { return deleted }
         }
     }
 

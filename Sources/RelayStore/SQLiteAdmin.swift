@@ -187,18 +187,35 @@ package final class SQLiteAdmin: DeliveryAdministration {
 
     /// Deletes the dead deliveries that died before `cutoff`, with their attempts; returns how many.
     package func deleteDead(before cutoff: UnixMilliseconds) throws(SQLiteError) -> Int {
-        try database.execute("BEGIN IMMEDIATE")
-        do throws(SQLiteError) {
-            try database.prepare(
-                "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE state = 'dead' AND next_attempt_at < ?)"
-            ).run([.integer(cutoff)])
-            try database.prepare("DELETE FROM deliveries WHERE state = 'dead' AND next_attempt_at < ?").run([.integer(cutoff)])
-            let count = database.changes
-            try database.execute("COMMIT")
-            return count
-        } catch {
-            try? database.execute("ROLLBACK")
-            throw error
+        try deleteDead(before: cutoff, step: bulkDeletionStep)
+    }
+
+    /// Deletes the dead deliveries that died before `cutoff`, `step` at a time, each step in a
+    /// transaction of its own; returns how many.
+    func deleteDead(before cutoff: UnixMilliseconds, step: Int) throws(SQLiteError) -> Int {
+        let chosen = try database.prepare("SELECT seq, id FROM deliveries WHERE state = 'dead' AND next_attempt_at < ? LIMIT ?")
+        let attempts = try database.prepare("DELETE FROM attempts WHERE delivery_id = ?")
+        let delivery = try database.prepare("DELETE FROM deliveries WHERE seq = ?")
+        var deleted = 0
+        while true {
+            try database.execute("BEGIN IMMEDIATE")
+            do throws(SQLiteError) {
+                try chosen.bind([.integer(cutoff), .integer(step)])
+                var rows: [(seq: Int, id: String)] = []
+                while try chosen.step() { rows.append((chosen.integer(0), chosen.text(1) ?? "")) }
+                chosen.reset()
+                for (seq, id) in rows {
+                    try attempts.run([.text(id)])
+                    try delivery.run([.integer(seq)])
+                }
+                try database.execute("COMMIT")
+                deleted += rows.count
+                if rows.count < step { return deleted }
+            } catch {
+                chosen.reset()
+                try? database.execute("ROLLBACK")
+                throw error
+            }
         }
     }
 
