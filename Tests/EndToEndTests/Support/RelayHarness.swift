@@ -86,8 +86,17 @@ final class RelayHarness: @unchecked Sendable {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(mockPort).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(portGuard, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        // The stopped mock's connections hold the port until the relay has closed its ends of
+        // them (the kernel keeps each in FIN_WAIT_2, which SO_REUSEADDR does not pass): moments,
+        // longer on a loaded machine. Until then the port is tried again.
+        let deadline = ContinuousClock.now + .seconds(10)
+        var bound: Int32 = -1
+        while true {
+            bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(portGuard, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if bound == 0 || errno != EADDRINUSE || ContinuousClock.now > deadline { break }
+            usleep(10_000)
         }
         #expect(bound == 0, "the mock's port \(mockPort) was taken by another process")
         return output
