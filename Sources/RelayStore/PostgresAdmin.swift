@@ -100,21 +100,15 @@ package final class PostgresAdmin: DeliveryAdministration {
     /// how many.
     package func deleteDead(before cutoff: UnixMilliseconds) throws -> Int {
         try reopenIfLost()
-        let step = bulkDeletionStep
         var deleted = 0
         while true {
-            let count = try transaction { () throws(PostgresError) -> Int in
-                try connection.query(
-                    """
-                    WITH chosen AS (SELECT seq, id FROM deliveries WHERE state = 'dead' AND next_attempt_at < $1 LIMIT $2),
-                    attempts_gone AS (DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM chosen)),
-                    gone AS (DELETE FROM deliveries WHERE seq IN (SELECT seq FROM chosen) RETURNING 1)
-                    SELECT count(*) FROM gone
-                    """, [.integer(cutoff), .integer(step)]
-                ).integer(0, 0)
+            let step = try transaction { () throws(PostgresError) -> Int in
+                try PostgresSchema.deleteDeliveries(
+                    connection, where: "state = 'dead' AND next_attempt_at < $1", [.integer(cutoff)], limit: bulkDeletionStep
+                ).deleted
             }
-            deleted += count
-            if count < step { return deleted }
+            deleted += step
+            if step < bulkDeletionStep { return deleted }
         }
     }
 

@@ -502,15 +502,9 @@ package final class PostgresDeliveryStore: DeliveryStore {
                 return PurgeResult(deadDeleted: 0, isComplete: true)
             }
             // A finished delivery's `next_attempt_at` is when it finished.
-            let deliveries = try connection.query(
-                """
-                WITH chosen AS (
-                    SELECT seq, id FROM deliveries
-                    WHERE (state = 'delivered' AND next_attempt_at < $1) OR (state = 'dead' AND next_attempt_at < $2) LIMIT $3),
-                attempts_gone AS (DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM chosen)),
-                gone AS (DELETE FROM deliveries WHERE seq IN (SELECT seq FROM chosen) RETURNING state)
-                SELECT count(*), count(*) FILTER (WHERE state = 'dead') FROM gone
-                """, [.integer(deliveredBefore), .integer(deadBefore), .integer(limit)])
+            let gone = try PostgresSchema.deleteDeliveries(
+                connection, where: "(state = 'delivered' AND next_attempt_at < $1) OR (state = 'dead' AND next_attempt_at < $2)",
+                [.integer(deliveredBefore), .integer(deadBefore)], limit: limit)
             let keys = try connection.query(
                 """
                 WITH gone AS (DELETE FROM dedupe_digests WHERE key IN (SELECT key FROM dedupe_digests WHERE expires_at < $1 LIMIT $2) RETURNING 1)
@@ -523,8 +517,8 @@ package final class PostgresDeliveryStore: DeliveryStore {
                 SELECT count(*) FROM gone
                 """, [.integer(now), .integer(limit)])
             try connection.execute("COMMIT")
-            let isComplete = deliveries.integer(0, 0) < limit && keys.integer(0, 0) < limit && bindings.integer(0, 0) < limit
-            return PurgeResult(deadDeleted: deliveries.integer(0, 1), isComplete: isComplete)
+            let isComplete = gone.deleted < limit && keys.integer(0, 0) < limit && bindings.integer(0, 0) < limit
+            return PurgeResult(deadDeleted: gone.dead, isComplete: isComplete)
         } catch {
             try? connection.execute("ROLLBACK")
             throw storeError(error)

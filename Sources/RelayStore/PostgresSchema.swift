@@ -10,6 +10,22 @@ package enum PostgresSchema {
     /// The advisory lock that lets one replica at a time purge old records.
     static let purgeLock = 0x6861_7070_7970_7267  // "happyprg"
 
+    /// Deletes at most `limit` deliveries that `condition` (an SQL condition over the
+    /// parameters `$1…` of `values`; `limit` is bound after them) selects, each with its
+    /// attempts, in the caller's transaction; returns how many, and how many of those were dead.
+    static func deleteDeliveries(
+        _ connection: PostgresConnection, where condition: String, _ values: [PostgresValue], limit: Int
+    ) throws(PostgresError) -> (deleted: Int, dead: Int) {
+        let rows = try connection.query(
+            """
+            WITH chosen AS (SELECT seq, id FROM deliveries WHERE \(condition) LIMIT $\(values.count + 1)),
+            attempts_gone AS (DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM chosen)),
+            gone AS (DELETE FROM deliveries WHERE seq IN (SELECT seq FROM chosen) RETURNING state)
+            SELECT count(*), count(*) FILTER (WHERE state = 'dead') FROM gone
+            """, values + [.integer(limit)])
+        return (rows.integer(0, 0), rows.integer(0, 1))
+    }
+
     /// Session settings of the relay's connections (the writer's, the lookups', the gauges'
     /// and the operators'): the planner takes the relay's indexes even while a table's
     /// statistics say it is small (a statement with no index to use still scans). Every statement there is built on an index; a queue table grows from nothing

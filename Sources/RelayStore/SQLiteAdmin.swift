@@ -185,34 +185,20 @@ package final class SQLiteAdmin: DeliveryAdministration {
         }
     }
 
-    /// Deletes the dead deliveries that died before `cutoff`, with their attempts; returns how many.
+    /// Deletes the dead deliveries that died before `cutoff`, with their attempts, a step at a
+    /// time (each step a transaction of its own, so that a serving relay's writer is never held
+    /// up for long); returns how many.
     package func deleteDead(before cutoff: UnixMilliseconds) throws(SQLiteError) -> Int {
-        try deleteDead(before: cutoff, step: bulkDeletionStep)
-    }
-
-    /// Deletes the dead deliveries that died before `cutoff`, `step` at a time, each step in a
-    /// transaction of its own; returns how many.
-    func deleteDead(before cutoff: UnixMilliseconds, step: Int) throws(SQLiteError) -> Int {
-        let chosen = try database.prepare("SELECT seq, id FROM deliveries WHERE state = 'dead' AND next_attempt_at < ? LIMIT ?")
-        let attempts = try database.prepare("DELETE FROM attempts WHERE delivery_id = ?")
-        let delivery = try database.prepare("DELETE FROM deliveries WHERE seq = ?")
         var deleted = 0
         while true {
             try database.execute("BEGIN IMMEDIATE")
             do throws(SQLiteError) {
-                try chosen.bind([.integer(cutoff), .integer(step)])
-                var rows: [(seq: Int, id: String)] = []
-                while try chosen.step() { rows.append((chosen.integer(0), chosen.text(1) ?? "")) }
-                chosen.reset()
-                for (seq, id) in rows {
-                    try attempts.run([.text(id)])
-                    try delivery.run([.integer(seq)])
-                }
+                let step = try SQLiteSchema.deleteDeliveries(
+                    database, where: "state = 'dead' AND next_attempt_at < ?", [.integer(cutoff)], limit: bulkDeletionStep)
                 try database.execute("COMMIT")
-                deleted += rows.count
-                if rows.count < step { return deleted }
+                deleted += step.deleted
+                if step.deleted < bulkDeletionStep { return deleted }
             } catch {
-                chosen.reset()
                 try? database.execute("ROLLBACK")
                 throw error
             }

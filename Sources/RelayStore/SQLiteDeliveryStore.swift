@@ -393,25 +393,9 @@ package final class SQLiteDeliveryStore: DeliveryStore {
             try database.execute("BEGIN IMMEDIATE")
             defer { try? database.execute("ROLLBACK") }
             // A finished delivery's `next_attempt_at` is when it finished.
-            let finished = try database.prepare(
-                """
-                SELECT seq, id, state = 'dead' FROM deliveries
-                WHERE (state = 'delivered' AND next_attempt_at < ?1) OR (state = 'dead' AND next_attempt_at < ?2) LIMIT ?3
-                """)
-            try finished.bind([.integer(deliveredBefore), .integer(deadBefore), .integer(limit)])
-            var gone: [(seq: Int, id: String)] = []
-            var dead = 0
-            while try finished.step() {
-                gone.append((finished.integer(0), finished.text(1) ?? ""))
-                dead += finished.integer(2)
-            }
-            finished.reset()
-            let attempts = try database.prepare("DELETE FROM attempts WHERE delivery_id = ?")
-            let delivery = try database.prepare("DELETE FROM deliveries WHERE seq = ?")
-            for (seq, id) in gone {
-                try attempts.run([.text(id)])
-                try delivery.run([.integer(seq)])
-            }
+            let gone = try SQLiteSchema.deleteDeliveries(
+                database, where: "(state = 'delivered' AND next_attempt_at < ?1) OR (state = 'dead' AND next_attempt_at < ?2)",
+                [.integer(deliveredBefore), .integer(deadBefore)], limit: limit)
             let expired = try database.prepare("DELETE FROM dedupe_digests WHERE key IN (SELECT key FROM dedupe_digests WHERE expires_at < ? LIMIT ?)")
             try expired.run([.integer(now), .integer(limit)])
             let keys = database.changes
@@ -420,7 +404,7 @@ package final class SQLiteDeliveryStore: DeliveryStore {
             try expiredBindings.run([.integer(now), .integer(limit)])
             let bindings = database.changes
             try database.execute("COMMIT")
-            return PurgeResult(deadDeleted: dead, isComplete: gone.count < limit && keys < limit && bindings < limit)
+            return PurgeResult(deadDeleted: gone.dead, isComplete: gone.deleted < limit && keys < limit && bindings < limit)
         } catch {
             throw Self.storeError(error)
         }

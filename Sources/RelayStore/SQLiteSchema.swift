@@ -21,6 +21,30 @@ package enum SQLiteSchema {
     /// Writes a delivery's request and body (`seq`, `request`, `body`), beside its row.
     static let insertPayload = "INSERT INTO payloads (seq, request, body) VALUES (?, ?, ?)"
 
+    /// Deletes at most `limit` deliveries that `condition` (an SQL condition over `values`)
+    /// selects, each with its attempts (its payload goes by trigger), in the caller's
+    /// transaction; returns how many, and how many of those were dead.
+    static func deleteDeliveries(
+        _ database: SQLiteDatabase, where condition: String, _ values: [SQLiteValue], limit: Int
+    ) throws(SQLiteError) -> (deleted: Int, dead: Int) {
+        let chosen = try database.prepare("SELECT seq, id, state = 'dead' FROM deliveries WHERE \(condition) LIMIT \(limit)")
+        try chosen.bind(values)
+        var rows: [(seq: Int, id: String)] = []
+        var dead = 0
+        while try chosen.step() {
+            rows.append((chosen.integer(0), chosen.text(1) ?? ""))
+            dead += chosen.integer(2)
+        }
+        chosen.reset()
+        let attempts = try database.prepare("DELETE FROM attempts WHERE delivery_id = ?")
+        let delivery = try database.prepare("DELETE FROM deliveries WHERE seq = ?")
+        for (seq, id) in rows {
+            try attempts.run([.text(id)])
+            try delivery.run([.integer(seq)])
+        }
+        return (rows.count, dead)
+    }
+
     /// The database file in `directory`.
     package static func path(in directory: String) -> String {
         FilePath.join(directory, fileName)

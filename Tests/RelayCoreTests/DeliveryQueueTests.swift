@@ -194,6 +194,20 @@ func makeQueue(
     return TestQueue(writer: writer, storage: storage)
 }
 
+/// Claims what is due and records it delivered, once a millisecond from `start` for `passes`
+/// passes (a room's next delivery comes due after its head's outcome); returns the ids sent.
+func deliverEveryDue(_ store: any DeliveryStore, from start: UnixMilliseconds, passes: Int) throws -> [String] {
+    var sent: [String] = []
+    for pass in 0..<passes {
+        let due = try store.claimDue(limit: 10, now: start + pass, busy: [])
+        sent += due.map(\.id)
+        _ = try store.commit(
+            [], outcomes: due.map { DeliveryOutcome(id: $0.id, room: $0.room, disposition: .delivered, attempts: 1, reason: "delivered") },
+            now: start + pass)
+    }
+    return sent
+}
+
 func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1","room_id":"r-1"}"#, dead: String? = nil) -> NewDelivery {
     NewDelivery(id: id, route: "/r", room: RoomKey(credential: "", roomID: room), call: Array(call.utf8), request: "{}", body: [], deadReason: dead)
 }
@@ -398,14 +412,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
                     .success(.stored), .success(.duplicate(firstID: "e")), .success(.stored),
                 ])
             #expect(try store.pendingCount() == 5)
-            var sent: [String] = []
-            for step in 0..<6 {
-                let due = try store.claimDue(limit: 10, now: now + step, busy: [])
-                sent += due.map(\.id)
-                _ = try store.commit(
-                    [], outcomes: due.map { DeliveryOutcome(id: $0.id, room: $0.room, disposition: .delivered, attempts: 1, reason: "delivered") },
-                    now: now + step)
-            }
+            let sent = try deliverEveryDue(store, from: now, passes: 6)
             #expect(sent.filter { $0 != "c-1" } == ["a", "c", "e", "g"] && sent.contains("c-1"), "\(sent)")
         }
     }
@@ -438,14 +445,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
                 return
             }
             #expect(try store.pendingCount() == 2)
-            var sent: [String] = []
-            for step in 2..<5 {
-                let due = try store.claimDue(limit: 10, now: now + step, busy: [])
-                sent += due.map(\.id)
-                _ = try store.commit(
-                    [], outcomes: due.map { DeliveryOutcome(id: $0.id, room: $0.room, disposition: .delivered, attempts: 1, reason: "delivered") },
-                    now: now + step)
-            }
+            let sent = try deliverEveryDue(store, from: now + 2, passes: 3)
             #expect(sent.sorted() == ["a", "c"])
             let again = try store.commit(
                 [WebhookWrite(deliveries: [delivery("d", room: "r-4")], dedupe: DedupeRecord(digest: digest, firstID: "d", expiresAt: now + 60_000))],
