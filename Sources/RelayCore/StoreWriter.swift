@@ -153,6 +153,8 @@ package final class StoreWriter: Sendable {
         recountPending(store)
         var lastPurge = 0
         var isPurgeUnfinished = false
+        // Dead deliveries deleted by the purge under way (one log line for all its steps).
+        var deadPurged = 0
         var stopRequestedAt: UnixMilliseconds?
         while true {
             let now = clock()
@@ -163,7 +165,11 @@ package final class StoreWriter: Sendable {
                         now: now, deliveredBefore: now.addingSaturating(-configuration.retention.wholeMilliseconds),
                         deadBefore: now.addingSaturating(-configuration.deadRetention.wholeMilliseconds), limit: configuration.purgeLimit)
                     isPurgeUnfinished = !purged.isComplete
-                    if purged.deadDeleted > 0 { logger.info("deleted dead deliveries past --dead-retention", ["count": purged.deadDeleted]) }
+                    deadPurged += purged.deadDeleted
+                    if !isPurgeUnfinished && deadPurged > 0 {
+                        logger.info("deleted dead deliveries past --dead-retention", ["count": deadPurged])
+                        deadPurged = 0
+                    }
                 } catch {
                     isPurgeUnfinished = false
                     logger.warning("cannot delete old delivered and dead records", ["error": error.description])
