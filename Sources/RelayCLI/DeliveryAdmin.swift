@@ -27,43 +27,58 @@ package struct DeliveryAdmin {
     /// Puts dead deliveries (one, or all) back in the queue, re-mapped with `routes`; rules that
     /// resolve read `bindings` as the relay does. `asStored`: the call each died with is sent
     /// again as it was, without re-mapping (for deliveries HappyTalk refused, not their mapping).
+    ///
+    /// All of them go `bulkChangeStep` at a time, oldest first, each step read, re-mapped and
+    /// applied in a transaction of its own: a serving relay's writer is never held up for
+    /// long, and a replay of a large backlog holds one step in memory. A step that fails after
+    /// others were applied ends the replay with what was done and why it stopped.
     package func replay(
         id: String?, routes: [MappingRoute], bindings: any BindingLookup, asStored: Bool = false, now: UnixMilliseconds
     ) throws -> ReplayReport {
-        let requests = try store.deadRequests(id: id)
-        if let id, requests.isEmpty { return ReplayReport(lines: ["\(id): no dead delivery with this id"], isComplete: false) }
-        var changes: [(request: StoredRequest, change: ReplayChange)] = []
+        let ids = try id.map { [$0] } ?? store.deadIDs()
         var lines: [String] = []
         var isComplete = true
-        for request in requests where asStored {
-            // A mapping failure stored no call: there is nothing to send as it was.
-            guard request.call.count > 2 else {
-                lines.append("\(request.id): still dead: its mapping failed, so no call was stored; replay it without --as-stored")
-                isComplete = false
-                continue
+        for start in stride(from: 0, to: ids.count, by: bulkChangeStep) {
+            let step = ids[start..<min(start + bulkChangeStep, ids.count)]
+            do {
+                let requests = try store.deadRequests(ids: Array(step))
+                if let id, requests.isEmpty { return ReplayReport(lines: ["\(id): no dead delivery with this id"], isComplete: false) }
+                let outcomes = replayOutcomes(requests, routes: routes, bindings: bindings, asStored: asStored, now: now)
+                try store.replay(outcomes.compactMap { outcome in outcome.change.map { (outcome.request, $0) } }, now: now)
+                lines += outcomes.map(\.line)
+                isComplete = isComplete && outcomes.allSatisfy(\.isReplayed)
+            } catch where start > 0 {
+                lines.append("stopped after \(start) of \(ids.count) dead deliveries: \(error); the rest are still dead")
+                return ReplayReport(lines: lines, isComplete: false)
             }
-            changes.append((request, .requeue([(roomID: request.roomID, call: request.call)])))
-            lines.append("\(request.id): replayed as stored")
         }
-        for request in requests where !asStored {
+        if lines.isEmpty { lines.append("no dead deliveries") }
+        return ReplayReport(lines: lines, isComplete: isComplete)
+    }
+
+    /// What replaying each of `requests` changes (nil: nothing), with its line for the report.
+    private func replayOutcomes(
+        _ requests: [StoredRequest], routes: [MappingRoute], bindings: any BindingLookup, asStored: Bool, now: UnixMilliseconds
+    ) -> [(request: StoredRequest, change: ReplayChange?, line: String, isReplayed: Bool)] {
+        requests.map { request in
+            if asStored {
+                // A mapping failure stored no call: there is nothing to send as it was.
+                guard request.call.count > 2 else {
+                    return (request, nil, "\(request.id): still dead: its mapping failed, so no call was stored; replay it without --as-stored", false)
+                }
+                return (request, .requeue([(roomID: request.roomID, call: request.call)]), "\(request.id): replayed as stored", true)
+            }
             guard let route = routes.first(where: { $0.path == request.route }) else {
-                changes.append((request, .keepDead("replay: no mapping file declares \(request.route)")))
-                lines.append("\(request.id): still dead: no mapping file declares \(request.route)")
-                continue
+                return (request, .keepDead("replay: no mapping file declares \(request.route)"),
+                    "\(request.id): still dead: no mapping file declares \(request.route)", false)
             }
             switch Self.remap(request, route: route, bindings: bindings, now: now) {
             case .success(let calls):
-                changes.append((request, .requeue(calls.map { (roomID: $0["room_id"] ?? "", call: $0.storedForm()) })))
-                lines.append("\(request.id): replayed")
+                return (request, .requeue(calls.map { (roomID: $0["room_id"] ?? "", call: $0.storedForm()) }), "\(request.id): replayed", true)
             case .failure(let problem):
-                changes.append((request, .keepDead("replay: \(problem.description)")))
-                lines.append("\(request.id): still dead: \(problem.description)")
+                return (request, .keepDead("replay: \(problem.description)"), "\(request.id): still dead: \(problem.description)", false)
             }
         }
-        try store.replay(changes, now: now)
-        if lines.isEmpty { lines.append("no dead deliveries") }
-        isComplete = isComplete && !changes.contains { if case .keepDead = $0.change { true } else { false } }
-        return ReplayReport(lines: lines, isComplete: isComplete)
     }
 
     /// What a retry did, in words; false when nothing was scheduled.

@@ -44,10 +44,11 @@ package protocol DeliveryStore: AnyObject {
     func refusal() -> StoreError?
 }
 
-/// Deliveries one transaction of an operator's bulk deletion deletes at most: a serving
-/// relay's writer waits for the store no longer than one such step (about 6 ms on SQLite
-/// here), however many dead letters are deleted at once.
-package let bulkDeletionStep = 200
+/// Deliveries one transaction of an operator's bulk change (deleting or replaying dead
+/// letters) touches at most: a serving relay's writer waits for the store no longer than one
+/// such step (about 6 ms for a deletion on SQLite here), however many dead letters there are,
+/// and a replay holds no more than one step's requests in memory.
+package let bulkChangeStep = 200
 
 /// What one `purge` deleted.
 package struct PurgeResult: Sendable, Equatable {
@@ -84,9 +85,11 @@ package protocol DeliveryAdministration: AnyObject {
     func deleteDead(before cutoff: UnixMilliseconds) throws -> Int
     /// Makes a pending delivery, and its room's earlier ones, due now.
     func retry(id: String, now: UnixMilliseconds) throws -> DeliveryRetryResult
-    /// Dead deliveries (one, or all), with their requests.
-    func deadRequests(id: String?) throws -> [StoredRequest]
-    /// Applies replay changes in one transaction.
+    /// The ids of the dead deliveries, oldest first.
+    func deadIDs() throws -> [String]
+    /// Those of these deliveries that are dead, oldest first, with their requests.
+    func deadRequests(ids: [String]) throws -> [StoredRequest]
+    /// Applies replay changes in one transaction (a replay passes at most `bulkChangeStep` at a time).
     func replay(_ changes: [(request: StoredRequest, change: ReplayChange)], now: UnixMilliseconds) throws
     /// Unexpired bindings (of one key, or all).
     func bindings(kind: String?, value: String?, now: UnixMilliseconds) throws -> [BindingRecord]

@@ -104,11 +104,11 @@ package final class PostgresAdmin: DeliveryAdministration {
         while true {
             let step = try transaction { () throws(PostgresError) -> Int in
                 try PostgresSchema.deleteDeliveries(
-                    connection, where: "state = 'dead' AND next_attempt_at < $1", [.integer(cutoff)], limit: bulkDeletionStep
+                    connection, where: "state = 'dead' AND next_attempt_at < $1", [.integer(cutoff)], limit: bulkChangeStep
                 ).deleted
             }
             deleted += step
-            if step < bulkDeletionStep { return deleted }
+            if step < bulkChangeStep { return deleted }
         }
     }
 
@@ -131,11 +131,18 @@ package final class PostgresAdmin: DeliveryAdministration {
         }
     }
 
-    package func deadRequests(id: String?) throws -> [StoredRequest] {
+    package func deadIDs() throws -> [String] {
+        try reopenIfLost()
+        let rows = try connection.query("SELECT id FROM deliveries WHERE state = 'dead' ORDER BY seq")
+        return (0..<rows.count).map { rows.text($0, 0) ?? "" }
+    }
+
+    package func deadRequests(ids: [String]) throws -> [StoredRequest] {
+        guard !ids.isEmpty else { return [] }
         try reopenIfLost()
         let rows = try connection.query(
-            "SELECT id, route, credential, request, body, call, room_id FROM deliveries WHERE state = 'dead' AND ($1::text IS NULL OR id = $1) ORDER BY seq",
-            [id.map(PostgresValue.text) ?? .null])
+            "SELECT id, route, credential, request, body, call, room_id FROM deliveries WHERE state = 'dead' AND id = ANY($1::text[]) ORDER BY seq",
+            [.textArray(ids)])
         return (0..<rows.count).map { row in
             StoredRequest(
                 id: rows.text(row, 0) ?? "", route: rows.text(row, 1) ?? "", credential: rows.text(row, 2) ?? "", request: rows.text(row, 3) ?? "{}",

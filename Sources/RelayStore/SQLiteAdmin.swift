@@ -194,10 +194,10 @@ package final class SQLiteAdmin: DeliveryAdministration {
             try database.execute("BEGIN IMMEDIATE")
             do throws(SQLiteError) {
                 let step = try SQLiteSchema.deleteDeliveries(
-                    database, where: "state = 'dead' AND next_attempt_at < ?", [.integer(cutoff)], limit: bulkDeletionStep)
+                    database, where: "state = 'dead' AND next_attempt_at < ?", [.integer(cutoff)], limit: bulkChangeStep)
                 try database.execute("COMMIT")
                 deleted += step.deleted
-                if step.deleted < bulkDeletionStep { return deleted }
+                if step.deleted < bulkChangeStep { return deleted }
             } catch {
                 try? database.execute("ROLLBACK")
                 throw error
@@ -249,14 +249,21 @@ package final class SQLiteAdmin: DeliveryAdministration {
         try database.prepare("INSERT OR REPLACE INTO relay_state (name, value) VALUES (?, ?)").run([.text(name), .text(value)])
     }
 
-    /// Dead deliveries (one, or all), with their requests.
-    package func deadRequests(id: String?) throws(SQLiteError) -> [StoredRequest] {
+    package func deadIDs() throws(SQLiteError) -> [String] {
+        let select = try database.prepare("SELECT id FROM deliveries WHERE state = 'dead' ORDER BY seq")
+        var ids: [String] = []
+        while try select.step() { ids.append(select.text(0) ?? "") }
+        return ids
+    }
+
+    package func deadRequests(ids: [String]) throws(SQLiteError) -> [StoredRequest] {
+        guard !ids.isEmpty else { return [] }
         let select = try database.prepare(
             """
             SELECT d.id, d.route, d.credential, p.request, p.body, d.call, d.room_id FROM deliveries d LEFT JOIN payloads p ON p.seq = d.seq
-            WHERE d.state = 'dead' AND (?1 IS NULL OR d.id = ?1) ORDER BY d.seq
+            WHERE d.state = 'dead' AND d.id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ","))) ORDER BY d.seq
             """)
-        try select.bind([id.map(SQLiteValue.text) ?? .null])
+        try select.bind(ids.map(SQLiteValue.text))
         var rows: [StoredRequest] = []
         while try select.step() {
             rows.append(

@@ -127,6 +127,32 @@ final class TestStorage: @unchecked Sendable {
         if let cluster { return try PostgresConnection(url: cluster.url).query(sql).integer(0, 0) }
         return try SQLiteDatabase(path: SQLiteSchema.path(in: directory.path)).integer(sql)
     }
+
+    /// Makes every further `change` (`DELETE`, `UPDATE`) of a delivery's row fail while
+    /// `condition` (SQL both engines speak) holds: an operator's bulk change that fails part-way.
+    func fuse(_ change: String, when condition: String) throws {
+        if let cluster {
+            let connection = try PostgresConnection(url: cluster.url)
+            try connection.execute(
+                """
+                CREATE FUNCTION fuse() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN IF \(condition) THEN RAISE EXCEPTION 'fuse'; END IF; RETURN COALESCE(NEW, OLD); END $$;
+                CREATE TRIGGER fuse BEFORE \(change) ON deliveries FOR EACH ROW EXECUTE FUNCTION fuse();
+                """)
+        } else {
+            try SQLiteDatabase(path: SQLiteSchema.path(in: directory.path)).execute(
+                "CREATE TRIGGER fuse BEFORE \(change) ON deliveries WHEN \(condition) BEGIN SELECT RAISE(ABORT, 'fuse'); END")
+        }
+    }
+
+    /// Removes the fuse.
+    func removeFuse() throws {
+        if let cluster {
+            try PostgresConnection(url: cluster.url).execute("DROP TRIGGER fuse ON deliveries; DROP FUNCTION fuse()")
+        } else {
+            try SQLiteDatabase(path: SQLiteSchema.path(in: directory.path)).execute("DROP TRIGGER fuse")
+        }
+    }
 }
 
 /// The queue as the relay runs it — the store, its writer, the scheduler and the worker
@@ -339,7 +365,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         #expect(try database.integer("SELECT COUNT(*) FROM payloads p JOIN deliveries d ON d.seq = p.seq WHERE d.id = 'p-1'") == 1)
         let admin = try #require(try SQLiteAdmin(directory: directory.path))
         #expect(try admin.detail(id: "p-1").map { ($0.request, $0.body) }.map { $0.0 == kept.request && $0.1 == kept.body } == true)
-        #expect(try admin.deadRequests(id: "p-1").map(\.body) == [kept.body])
+        #expect(try admin.deadRequests(ids: ["p-1"]).map(\.body) == [kept.body])
         #expect(try admin.delete(id: "p-1"))
         #expect(try database.integer("SELECT COUNT(*) FROM payloads") == 0)
     }
@@ -573,15 +599,15 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         await writer.shutdown(drain: .milliseconds(100))
     }
 
-    /// An operator's deletion of dead letters, which goes a step at a time, deletes them all:
-    /// more than two steps' worth, with their attempts, and nothing else. (That each step is a
-    /// transaction of its own is not observed here.)
-    @Test(arguments: Engine.all) func deletingDeadLettersPastTwoStepsDeletesThemAll(engine: Engine) async throws {
+    /// An operator's deletion of dead letters deletes them all, more than two steps' worth,
+    /// with their attempts and nothing else; each step is a transaction of its own, so that a
+    /// failure in the second keeps what the first deleted.
+    @Test(arguments: Engine.all) func deletingDeadLettersGoesAStepAtATime(engine: Engine) async throws {
         let storage = try await TestStorage.make(engine)
         try await offPool {
             let store = try storage.openStore { _ in }
             let now = 1_000_000
-            let dead = bulkDeletionStep * 2 + 50
+            let dead = bulkChangeStep * 2 + 50
             let writes = (0..<dead).map { WebhookWrite(deliveries: [delivery("dead-\($0)", dead: "kept")]) }
             _ = try store.commit(writes + [WebhookWrite(deliveries: [delivery("waiting")])], outcomes: [], now: now)
             // One with an attempt: a pending delivery that dies.
@@ -594,10 +620,45 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
                 Issue.record("no store to administer")
                 return
             }
-            #expect(try admin.deleteDead(before: now + 1) == dead + 1)
+            let afterOneStep = dead + 1 - bulkChangeStep
+            try storage.fuse("DELETE", when: "(SELECT COUNT(*) FROM deliveries) <= \(afterOneStep)")
+            #expect(throws: (any Error).self) { try admin.deleteDead(before: now + 1) }
+            #expect(try storage.integer("SELECT COUNT(*) FROM deliveries") == afterOneStep)
+            try storage.removeFuse()
+            #expect(try admin.deleteDead(before: now + 1) == afterOneStep)
             #expect(try storage.integer("SELECT COUNT(*) FROM deliveries") == 0)
             #expect(try storage.integer("SELECT COUNT(*) FROM attempts") == 0)
             #expect(try admin.deleteDead(before: now + 1) == 0)
+        }
+    }
+
+    /// A replay of every dead letter goes a step at a time, oldest first, each step a
+    /// transaction of its own: a failure in the second step keeps the first step's replays and
+    /// says where it stopped; a replay after it takes the rest.
+    @Test(arguments: Engine.all) func replayingDeadLettersGoesAStepAtATime(engine: Engine) async throws {
+        let storage = try await TestStorage.make(engine)
+        try await offPool {
+            let store = try storage.openStore { _ in }
+            let dead = bulkChangeStep * 2 + 50
+            _ = try store.commit((0..<dead).map { WebhookWrite(deliveries: [delivery("dead-\($0)", room: "r-\($0)", dead: "kept")]) }, outcomes: [], now: 1_000)
+            guard let admin = try storage.location.openAdministration() else {
+                Issue.record("no store to administer")
+                return
+            }
+            let replayer = DeliveryAdmin(store: admin)
+            try storage.fuse("UPDATE", when: "(SELECT COUNT(*) FROM deliveries WHERE state = 'pending') >= \(bulkChangeStep)")
+            let stopped = try replayer.replay(id: nil, routes: [], bindings: NoBindings(), asStored: true, now: 2_000)
+            #expect(!stopped.isComplete)
+            #expect(stopped.lines.prefix(bulkChangeStep) == ArraySlice((0..<bulkChangeStep).map { "dead-\($0): replayed as stored" }))
+            #expect(stopped.lines.count == bulkChangeStep + 1)
+            #expect(stopped.lines.last?.hasPrefix("stopped after \(bulkChangeStep) of \(dead) dead deliveries: ") == true, "\(stopped.lines.last ?? "")")
+            #expect(try storage.integer("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'") == bulkChangeStep)
+            #expect(try storage.integer("SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND id IN ('dead-0', 'dead-199')") == 2)
+            try storage.removeFuse()
+            let rest = try replayer.replay(id: nil, routes: [], bindings: NoBindings(), asStored: true, now: 3_000)
+            #expect(rest.isComplete)
+            #expect(rest.lines == (bulkChangeStep..<dead).map { "dead-\($0): replayed as stored" })
+            #expect(try storage.integer("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'") == dead)
         }
     }
 

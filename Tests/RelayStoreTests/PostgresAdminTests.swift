@@ -50,7 +50,7 @@ struct PostgresAdminTests {
             let check = try PostgresConnection(url: cluster.url)
             #expect(try check.query("SELECT due_at FROM rooms WHERE room_id = 'r-9'").integer(0, 0) == 7_000)
 
-            let dead = try admin.deadRequests(id: nil)
+            let dead = try admin.deadRequests(ids: admin.deadIDs())
             #expect(dead.map(\.id) == ["d1", "d2", "d3"] && dead[0].roomID == "r-1")
             try admin.replay([(dead[0], .requeue([(roomID: "r-1", call: dead[0].call)])), (dead[1], .keepDead("replay: ignored"))], now: 8_000)
             #expect(try admin.detail(id: "d1")?.state == .pending)

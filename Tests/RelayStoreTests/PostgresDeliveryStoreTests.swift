@@ -212,7 +212,7 @@ struct PostgresDeliveryStoreTests {
             // A holds the room, sending x: "retry y now" and a replay of the older dead delivery
             // wait for x's outcome.
             #expect(try admin.retry(id: "y", now: now + 10) == .scheduled(behind: 1))
-            let dead = try admin.deadRequests(id: "old")
+            let dead = try admin.deadRequests(ids: ["old"])
             try admin.replay(dead.map { ($0, .requeue([(roomID: "r-1", call: $0.call)])) }, now: now + 20)
             #expect(try b.claimDue(limit: 10, now: now + 30, busy: []).isEmpty)
             // x delivered: the room goes on from its oldest pending delivery, the replayed one.

@@ -286,7 +286,7 @@ import Testing
         _ = try store.commit([WebhookWrite(deliveries: [delivery("old", room: "R", dead: "mapping failed")])], outcomes: [], now: 1000)
         _ = try store.commit([WebhookWrite(deliveries: [delivery("new", room: "R")])], outcomes: [], now: 2000)
         let admin = try #require(try SQLiteAdmin(directory: folder.path))
-        let dead = try admin.deadRequests(id: "old")
+        let dead = try admin.deadRequests(ids: ["old"])
         try admin.replay([(dead[0], .requeue([(roomID: "R", call: Array(#"{"uuid":"u","room_id":"R"}"#.utf8))]))], now: 3000)
         _ = store.changedElsewhere()
         #expect(try store.claimDue(limit: 10, now: 3000, busy: []).map(\.id) == ["old"])
