@@ -1,5 +1,9 @@
 import CSQLite
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A failed SQLite call, with SQLite's own message.
 package struct SQLiteError: Error, CustomStringConvertible {
     package let code: Int32
@@ -38,8 +42,20 @@ package final class SQLiteDatabase {
             sqlite3_close(handle)
             throw SQLiteError(code: status, description: "\(path): \(message)")
         }
-        sqlite3_busy_timeout(handle, 5000)
+        sqlite3_busy_handler(handle, { _, tries in
+            // SQLite's own busy timeout sleeps longer and longer (up to 100 ms) between tries, and
+            // its locks are not fair: a connection waiting beside a writer that commits back to
+            // back seldom tries in the moment between two commits, and an operator's command
+            // (a step of a bulk replay) failed with "database is locked". Tried every
+            // millisecond it finds that moment; given up after `busyTries` (about 5 s).
+            usleep(1000)
+            return tries < SQLiteDatabase.busyTries ? 1 : 0
+        }, nil)
     }
+
+    /// How many times a busy database is tried again, a millisecond apart, before the
+    /// statement fails with `SQLITE_BUSY`.
+    static let busyTries: Int32 = 5000
 
     deinit { sqlite3_close_v2(handle) }
 

@@ -632,6 +632,54 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         }
     }
 
+    /// The steps of an operator's bulk change each take SQLite's write lock beside a serving
+    /// writer; one that commits back to back (a busy relay) leaves it free only between two
+    /// commits, and a connection that waits for the lock must try often enough to find that
+    /// moment: trying with SQLite's own backoff (up to 100 ms apart), a replay's step failed
+    /// with "database is locked" (each step waits anew: it reads its requests first).
+    @Test func aBulkReplayTakesTheLockBesideAWriterCommittingBackToBack() async throws {
+        let storage = try await TestStorage.make(.sqlite)
+        try await offPool {
+            let store = try storage.openStore { _ in }
+            let dead = bulkChangeStep * 10
+            _ = try store.commit((0..<dead).map { WebhookWrite(deliveries: [delivery("dead-\($0)", dead: "kept")]) }, outcomes: [], now: 1_000)
+            guard let admin = try storage.location.openAdministration() else {
+                Issue.record("no store to administer")
+                return
+            }
+            final class BusyWriter: Sendable {
+                let stop = Atomic<Bool>(false)
+                let commits = Atomic<Int>(0)
+                let done = DispatchSemaphore(value: 0)
+            }
+            let writer = BusyWriter()
+            let path = SQLiteSchema.path(in: storage.directory.path)
+            DispatchQueue.global().async {
+                defer { writer.done.signal() }
+                guard let busy = try? SQLiteDatabase(path: path), (try? busy.execute("PRAGMA synchronous=FULL")) != nil else { return }
+                while !writer.stop.load(ordering: .relaxed) {
+                    // Each transaction holds the lock a millisecond or more, as a batch of webhooks does.
+                    guard (try? busy.execute("BEGIN IMMEDIATE; INSERT OR REPLACE INTO meta (name, value) VALUES ('busy', 1)")) != nil else {
+                        try? busy.execute("ROLLBACK")
+                        continue
+                    }
+                    usleep(1000)
+                    if (try? busy.execute("COMMIT")) != nil { writer.commits.add(1, ordering: .relaxed) } else { try? busy.execute("ROLLBACK") }
+                }
+            }
+            defer {
+                writer.stop.store(true, ordering: .relaxed)
+                writer.done.wait()
+            }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while writer.commits.load(ordering: .relaxed) < 10 && ContinuousClock.now < deadline { usleep(1000) }
+            let report = try DeliveryAdmin(store: admin).replay(id: nil, routes: [], bindings: NoBindings(), asStored: true, now: 2_000)
+            #expect(report.isComplete, "\(report.lines.last ?? "")")
+            #expect(try storage.integer("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'") == dead)
+            #expect(writer.commits.load(ordering: .relaxed) > 10)
+        }
+    }
+
     /// A replay of every dead letter goes a step at a time, oldest first, each step a
     /// transaction of its own: a failure in the second step keeps the first step's replays and
     /// says where it stopped; a replay after it takes the rest.
