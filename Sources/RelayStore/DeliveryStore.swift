@@ -25,8 +25,10 @@ package protocol DeliveryStore: AnyObject {
     /// Deliveries waiting to be sent or retried.
     func pendingCount() throws(StoreError) -> Int
 
-    /// Whether another process (a CLI replay, another replica) changed the store since the
-    /// last call: the caller counts again.
+    /// Whether the store took in changes another process made (a CLI replay, another
+    /// replica) since the last call: the caller counts again. An engine may take them in
+    /// later than they were made (SQLite spaces its derivations of the rooms' heads, and
+    /// claims nothing until it has taken them in).
     func changedElsewhere() -> Bool
 
     /// A small write that tells whether the store can be written again.

@@ -27,6 +27,10 @@ package final class SQLiteDeliveryStore: DeliveryStore {
         /// The write-ahead log's size in pages past which it is checkpointed, off the writer's
         /// thread (SQLite's own default is the same 1,000 pages, about 4 MB).
         package var checkpointPages = 1000
+        /// How many times its own duration the writer waits after deriving the rooms' heads
+        /// before it derives them again: at most a fifth of its time while another process
+        /// keeps changing the file (a test makes it long, to see claims wait).
+        package var rebuildSpacing = 4
 
         package init() {}
     }
@@ -38,6 +42,12 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     /// Held open to notice the file being deleted while the relay runs (`st_nlink` drops to 0).
     private let fileWatch: Int32
     private var dataVersion = 0
+    /// Another process changed the rows since the heads were derived: until they are derived
+    /// again, nothing is claimed (a replayed delivery may be older than its room's head).
+    private var headsAreStale = false
+    /// When the heads may be derived again: `Configuration.rebuildSpacing` times the last
+    /// derivation's own duration after it ended.
+    private var nextRebuild = ContinuousClock.now
     // Read on every pass of the writer's loop: prepared once.
     private let dataVersionQuery: SQLiteStatement
     private var isOverSize = false
@@ -304,7 +314,7 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     // MARK: Dispatch
 
     package func claimDue(limit: Int, now: UnixMilliseconds, busy: Set<RoomKey>) throws(StoreError) -> [DueDelivery] {
-        guard limit > 0 else { return [] }
+        guard limit > 0, !headsAreStale else { return [] }
         var due: [DueDelivery] = []
         let taken = rooms.takeDue(now: now, limit: limit, busy: busy)
         guard !taken.isEmpty else { return [] }
@@ -338,7 +348,12 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     }
 
     package func nextDueTime(after now: UnixMilliseconds) throws(StoreError) -> UnixMilliseconds? {
-        rooms.nextDue(after: now)
+        if headsAreStale {
+            // Claims wait for the heads: the writer looks again when they may be derived.
+            let wait = max(1, Int((nextRebuild - ContinuousClock.now) / .milliseconds(1)) + 1)
+            return now.addingSaturating(wait)
+        }
+        return rooms.nextDue(after: now)
     }
 
     package func pendingCount() throws(StoreError) -> Int {
@@ -349,11 +364,23 @@ package final class SQLiteDeliveryStore: DeliveryStore {
         }
     }
 
+    /// True when the heads were derived again after another process changed the rows. A
+    /// derivation is O(pending) (about 18 ms at 100,000): one after each commit of a replay in
+    /// steps, 200 dead letters each, took half the writer's time at 100,000 (BENCHMARKS.md),
+    /// so the next waits `Configuration.rebuildSpacing` times as long as the last took, and
+    /// claims wait with it.
     package func changedElsewhere() -> Bool {
-        guard let version = currentDataVersion(), version != dataVersion else { return false }
-        dataVersion = version
-        try? rebuildRooms()
-        return true
+        if let version = currentDataVersion(), version != dataVersion {
+            dataVersion = version
+            headsAreStale = true
+        }
+        guard headsAreStale, ContinuousClock.now >= nextRebuild else { return false }
+        let started = ContinuousClock.now
+        headsAreStale = (try? rebuildRooms()) == nil
+        let ended = ContinuousClock.now
+        // A failed derivation (the file unreadable) is tried again after 100 ms at the soonest.
+        nextRebuild = ended + max((ended - started) * configuration.rebuildSpacing, headsAreStale ? .milliseconds(100) : .zero)
+        return !headsAreStale
     }
 
     /// SQLite's count of commits by other connections to the file; nil when it cannot be read.

@@ -293,6 +293,28 @@ import Testing
         #expect(try admin.gauges(now: 4000) == QueueGauges(pending: 2, dead: 0, oldestPendingAge: 1))
     }
 
+    /// The heads are derived again no sooner than a multiple of the last derivation's time
+    /// after it (a replay in steps changes the file every few milliseconds); until then the
+    /// stale heads claim nothing: here the stale head of R is "new", and "old" was replayed
+    /// in front of it.
+    @Test func whileChangesElsewhereWaitToBeTakenInNothingIsClaimed() throws {
+        let folder = Folder()
+        var configuration = SQLiteDeliveryStore.Configuration()
+        configuration.rebuildSpacing = 1_000_000_000
+        let store = try SQLiteDeliveryStore(directory: folder.path, configuration: configuration)
+        _ = try store.commit([WebhookWrite(deliveries: [delivery("old", room: "R", dead: "mapping failed")])], outcomes: [], now: 1000)
+        _ = try store.commit([WebhookWrite(deliveries: [delivery("new", room: "R")])], outcomes: [], now: 2000)
+        // A first change elsewhere is taken in at once, and spaces the next one.
+        try SQLiteDatabase(path: SQLiteSchema.path(in: folder.path)).execute("INSERT INTO meta (name, value) VALUES ('elsewhere', 1)")
+        #expect(store.changedElsewhere())
+        let admin = try #require(try SQLiteAdmin(directory: folder.path))
+        try admin.replay([(try admin.deadRequests(ids: ["old"])[0], .requeue([(roomID: "R", call: Array(#"{"uuid":"u","room_id":"R"}"#.utf8))]))], now: 3000)
+        #expect(!store.changedElsewhere())
+        #expect(try store.claimDue(limit: 10, now: 3000, busy: []).isEmpty)
+        // The writer is told to look again later, not that nothing is due.
+        #expect(try store.nextDueTime(after: 3000).map { $0 > 3000 } == true)
+    }
+
     @Test func aDeletedFileIsRefused() throws {
         let folder = Folder()
         let store = try store(folder)
