@@ -90,12 +90,13 @@ package struct BindingRecord: Sendable, Equatable {
 package final class SQLiteAdmin: DeliveryAdministration {
     private let database: SQLiteDatabase
 
-    /// Opens the database of a data directory that exists (nil when it has none).
+    /// Opens the database of a data directory that exists (nil when it has none), at this
+    /// version's schema (`SQLiteSchema.requireCurrent`).
     package init?(directory: String) throws(SQLiteError) {
         let path = SQLiteSchema.path(in: directory)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         database = try SQLiteDatabase(path: path)
-        try SQLiteSchema.migrate(database)
+        try SQLiteSchema.requireCurrent(database, path: path)
     }
 
     /// Deliveries, oldest first, in one state or all.

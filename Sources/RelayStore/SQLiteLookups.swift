@@ -32,7 +32,7 @@ package final class SQLiteLookups: StoreLookups, @unchecked Sendable {
         var readers: [LockedReader] = []
         for _ in 0..<max(1, connections) {
             let database = try SQLiteDatabase(path: path)
-            try SQLiteSchema.migrate(database)
+            try SQLiteSchema.requireCurrent(database, path: path)
             let lookup = try database.prepare("SELECT uuid, room_id, created_at FROM bindings WHERE kind = ? AND value = ? AND expires_at > ?")
             let dedupe = try database.prepare("SELECT first_id FROM dedupe_digests WHERE key = ? AND expires_at > ?")
             readers.append(LockedReader(Reader(database: database, lookup: lookup, dedupe: dedupe)))

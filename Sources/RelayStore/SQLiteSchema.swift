@@ -74,6 +74,24 @@ package enum SQLiteSchema {
         return path
     }
 
+    /// Opens an existing queue for an operator's command, which never migrates it: a relay of
+    /// an earlier version may be serving the file, and its statements would fail on the
+    /// upgraded schema (version 9 dropped a table such a relay writes on every commit). Only
+    /// `serve` upgrades a queue, at start-up.
+    package static func requireCurrent(_ database: SQLiteDatabase, path: String) throws(SQLiteError) {
+        try database.execute("PRAGMA synchronous=FULL")
+        let current = try database.integer("PRAGMA user_version")
+        guard current <= version else {
+            throw SQLiteError(code: -1, description: "the queue was written by a newer happyrelay (schema \(current))")
+        }
+        guard current == version else {
+            throw SQLiteError(
+                code: -1,
+                description: "the queue \(path) has schema \(current), this happyrelay's is \(version): stop the relay of the earlier version "
+                    + "that serves it and start this version's `happyrelay serve` once (it upgrades the queue at start-up), then run this again")
+        }
+    }
+
     /// Brings the schema to the current version, one step at a time.
     package static func migrate(_ database: SQLiteDatabase) throws(SQLiteError) {
         try database.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")

@@ -265,6 +265,21 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
         return database
     }
 
+    /// An operator's command never upgrades a queue (a relay of the earlier version may be
+    /// serving it, and would fail on the new schema): it says what to do and leaves the file as
+    /// it is; the relay of this version upgrades it at start-up, and the commands open it then.
+    @Test func anOperatorsCommandLeavesAnOlderQueueAsItIs() throws {
+        let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
+        let database = try versionNineFile(in: directory)
+        let refusal = #expect(throws: SQLiteError.self) { _ = try SQLiteAdmin(directory: directory.path) }
+        #expect(refusal?.description.contains("has schema 9, this happyrelay's is \(SQLiteSchema.version): stop the relay of the earlier version") == true)
+        #expect(throws: SQLiteError.self) { _ = try SQLiteLookups(path: SQLiteSchema.path(in: directory.path), connections: 1) }
+        #expect(try database.integer("PRAGMA user_version") == 9)
+        _ = try makeQueue(directory)
+        #expect(try SQLiteAdmin(directory: directory.path)?.gauges(now: 1).pending == 0)
+    }
+
     /// The deliveries table's definition, as SQLite keeps it.
     func deliveriesDefinition(_ database: SQLiteDatabase) throws -> String {
         let definition = try database.prepare("SELECT sql FROM sqlite_master WHERE name = 'deliveries'")
