@@ -14,10 +14,12 @@ package struct TLSError: Error, CustomStringConvertible {
 
 /// TLS client sessions from OpenSSL's libssl: TLS 1.2 or later, certificates verified
 /// against the system trust store (plus an optional CA file), host name checked, SNI sent.
-/// There is no switch to skip verification.
+/// There is no switch to skip verification. A new connection to a host resumes the last
+/// session it gave (no certificate chain sent and verified again, no full key exchange).
 package final class TLSClientFactory: TransportFactory, @unchecked Sendable {
     // An SSL_CTX is safe to share between threads once configured.
     let context: OpaquePointer
+    private let sessions = TLSSessionCache()
 
     /// A factory trusting the system store, and `caFile` too when given.
     package init(caFile: String? = nil) throws(TLSError) {
@@ -32,6 +34,13 @@ package final class TLSClientFactory: TransportFactory, @unchecked Sendable {
                 ERR_clear_error()
                 throw TLSError(description: "cannot load CA certificates from \(caFile)")
             }
+        }
+        ctls_hand_client_sessions_over(context)
+        // Called inside SSL_read or SSL_do_handshake on the transport's loop, when the server
+        // gives a session (TLS 1.3: a ticket after the handshake). 1: the callback keeps it.
+        SSL_CTX_sess_set_new_cb(context) { ssl, session in
+            guard let ssl, let session, let owner = SSL_get_ex_data(ssl, 0) else { return 0 }
+            return Unmanaged<TLSTransport>.fromOpaque(owner).takeUnretainedValue().keep(session) ? 1 : 0
         }
     }
 
@@ -53,8 +62,39 @@ package final class TLSClientFactory: TransportFactory, @unchecked Sendable {
                 throw TLSError(description: "cannot set the host name to verify")
             }
         }
+        if let session = sessions.take(for: host) {
+            // SSL_set_session takes a reference of its own; a session the server no longer
+            // accepts costs a full handshake, nothing more.
+            SSL_set_session(ssl, session.pointer)
+            SSL_SESSION_free(session.pointer)
+        }
         SSL_set_connect_state(ssl)
-        return TLSTransport(ssl: ssl, fd: fd, host: host)
+        let transport = TLSTransport(ssl: ssl, fd: fd, host: host, sessions: sessions)
+        SSL_set_ex_data(ssl, 0, Unmanaged.passUnretained(transport).toOpaque())
+        return transport
+    }
+}
+
+/// The latest resumable session each host gave, for the next connection to it. Each is used
+/// once (RFC 8446 §C.4: a client does not reuse a ticket); every connection brings a fresh one.
+final class TLSSessionCache: Sendable {
+    /// An SSL_SESSION reference that may cross threads (OpenSSL counts its references under a lock).
+    struct Session: @unchecked Sendable {
+        let pointer: OpaquePointer
+    }
+    private let sessions = Mutex<[String: Session]>([:])
+
+    deinit { sessions.withLock { for session in $0.values { SSL_SESSION_free(session.pointer) } } }
+
+    /// Keeps `session` (whose reference passes to the cache) for `host`, in place of the one before.
+    func store(_ session: OpaquePointer, for host: String) {
+        let replaced = sessions.withLock { $0.updateValue(Session(pointer: session), forKey: host) }
+        if let replaced { SSL_SESSION_free(replaced.pointer) }
+    }
+
+    /// The session for `host`, taken out of the cache (its reference passes to the caller).
+    func take(for host: String) -> Session? {
+        sessions.withLock { $0.removeValue(forKey: host) }
     }
 }
 
@@ -63,12 +103,23 @@ final class TLSTransport: Transport {
     let fd: Int32
     private let ssl: OpaquePointer
     private let host: String
+    /// Where a client keeps the sessions its server gives (nil for a server's sessions).
+    private let sessions: TLSSessionCache?
     private var isClosed = false
 
-    init(ssl: OpaquePointer, fd: Int32, host: String) {
+    init(ssl: OpaquePointer, fd: Int32, host: String, sessions: TLSSessionCache? = nil) {
         self.ssl = ssl
         self.fd = fd
         self.host = host
+        self.sessions = sessions
+    }
+
+    /// Keeps a session the server gave, for the next connection to the host; false when there
+    /// is nowhere to keep it or it cannot be resumed.
+    func keep(_ session: OpaquePointer) -> Bool {
+        guard let sessions, !host.isEmpty, SSL_SESSION_is_resumable(session) == 1 else { return false }
+        sessions.store(session, for: host)
+        return true
     }
 
     deinit { close() }
@@ -130,6 +181,8 @@ final class TLSTransport: Transport {
     func close() {
         guard !isClosed else { return }
         isClosed = true
+        // No session is handed to a transport that is closing (perhaps in its deinit).
+        SSL_set_ex_data(ssl, 0, nil)
         _ = SSL_shutdown(ssl)
         SSL_free(ssl)
         Glibc.close(fd)

@@ -34,6 +34,24 @@ import Testing
         client.shutdown()
     }
 
+    /// A new connection resumes the session the upstream gave on the last one to the same host
+    /// (this server closes each connection after its answer): one full handshake, then
+    /// resumptions, each with a session of its own; a host's session is never offered to another.
+    @Test func aNewConnectionResumesTheLastSessionOfItsHost() async throws {
+        let server = try TLSTestServer(certificate: "localhost")
+        let client = try HTTPClient(tls: try TLSClientFactory(caFile: TLSTestServer.fixture("ca.pem")))
+        defer { client.shutdown() }
+        for _ in 0..<3 {
+            #expect(try await client.execute(request(server.port)).status == 200)
+        }
+        #expect(server.completedHandshakes == 3)
+        #expect(server.resumedHandshakes == 2)
+        #expect(try await client.execute(request(server.port, host: "127.0.0.1")).status == 200)
+        #expect(server.completedHandshakes == 4)
+        #expect(server.resumedHandshakes == 2)
+        #expect(server.receivedBodies.count == 4)
+    }
+
     /// An upstream that ends its TLS session right behind a keep-alive answer (close_notify in
     /// the same segment, the TCP connection left open): the client read the alert ahead with the
     /// answer, and its socket will not signal it. The ended session is not pooled: each request

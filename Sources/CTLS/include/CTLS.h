@@ -14,6 +14,9 @@ int ctls_set_server_name(SSL *ssl, const char *name);
 /// SSL_CTX_set_mode with partial writes and a moving write buffer, as non-blocking I/O needs,
 /// and record buffers released while a connection is idle.
 void ctls_set_nonblocking_modes(SSL_CTX *ctx);
+/// SSL_CTX_set_session_cache_mode for a client that keeps its sessions itself: each new one is
+/// handed to the context's new-session callback, and none is kept inside OpenSSL.
+void ctls_hand_client_sessions_over(SSL_CTX *ctx);
 
 /// Hash algorithms by their digest size in bits: 1 (SHA-1), 256, 512.
 /// An HMAC key prepared once: its inner and outer pads already hashed.

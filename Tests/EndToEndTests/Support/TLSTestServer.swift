@@ -18,6 +18,7 @@ final class TLSTestServer: @unchecked Sendable {
     private let context: OpaquePointer
     private let bodies = Mutex<[String]>([])
     private let handshakes = Atomic<Int>(0)
+    private let resumptions = Atomic<Int>(0)
 
     /// Whether each answer keeps the connection alive and is followed, in the same TCP segment,
     /// by TLS's close_notify, the TCP connection left open: a client that reads ahead holds the
@@ -41,6 +42,8 @@ final class TLSTestServer: @unchecked Sendable {
     /// Bodies of the requests that completed a handshake, in order.
     var receivedBodies: [String] { bodies.withLock { $0 } }
     var completedHandshakes: Int { handshakes.load(ordering: .relaxed) }
+    /// Handshakes that resumed a session this server gave before.
+    var resumedHandshakes: Int { resumptions.load(ordering: .relaxed) }
 
     private func serve() {
         // Sessions ended with close_notify whose TCP connections stay open.
@@ -66,6 +69,7 @@ final class TLSTestServer: @unchecked Sendable {
             }
             guard SSL_accept(ssl) == 1 else { continue }
             handshakes.wrappingAdd(1, ordering: .relaxed)
+            if SSL_session_reused(ssl) == 1 { resumptions.wrappingAdd(1, ordering: .relaxed) }
             var received: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 16384)
             var bodyStart: Int?
