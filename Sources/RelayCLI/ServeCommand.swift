@@ -59,10 +59,11 @@ package enum ServeCommand {
         let group: EventLoopGroup
         let client: HTTPClient
         let upstream: HappyTalkUpstream
+        let tls: TLSClientFactory?
         do {
             group = try EventLoopGroup(count: ProcessInfo.processInfo.activeProcessorCount, name: "happyrelay-loop")
             // Only an https upstream needs libssl set up (a local http mock does not).
-            let tls = settings.upstream.endpoint.isTLS || settings.upstreamCAFile != nil ? try TLSClientFactory(caFile: settings.upstreamCAFile) : nil
+            tls = settings.upstream.endpoint.isTLS || settings.upstreamCAFile != nil ? try TLSClientFactory(caFile: settings.upstreamCAFile) : nil
             client = try HTTPClient(configuration: .init(maxConnectionsPerEndpoint: max(64, settings.upstreamConcurrency)), group: group, tls: tls)
             upstream = HappyTalkUpstream(url: settings.upstream, client: client)
         } catch {
@@ -135,6 +136,7 @@ package enum ServeCommand {
                     var values = RelayMetrics.Gauges()
                     values.queue = gauges?.gauges()
                     (values.upstreamConnectionsOpened, values.upstreamRequestsReused) = client.statistics
+                    values.upstreamTLSSessionsResumed = tls?.resumedSessions ?? 0
                     values.isDryRun = isDryRun
                     values.mappingsGeneration = relay.generation
                     return metrics.exposition(values, version: version)

@@ -167,6 +167,7 @@ package final class RelayMetrics: Sendable {
         package var queue: QueueGauges?
         package var upstreamConnectionsOpened = 0
         package var upstreamRequestsReused = 0
+        package var upstreamTLSSessionsResumed = 0
         package var isDryRun = false
         /// The loaded set of mappings: 1 at start, one more per successful reload.
         package var mappingsGeneration = 1
@@ -239,6 +240,10 @@ package final class RelayMetrics: Sendable {
         out.sample("happyrelay_upstream_connections_opened_total", [], gauges.upstreamConnectionsOpened)
         out.family("happyrelay_upstream_requests_reused_total", "counter", help: "Calls to HappyTalk sent on an already open connection.")
         out.sample("happyrelay_upstream_requests_reused_total", [], gauges.upstreamRequestsReused)
+        out.family(
+            "happyrelay_upstream_tls_sessions_resumed_total", "counter",
+            help: "New TLS connections to HappyTalk that resumed a session instead of a full handshake.")
+        out.sample("happyrelay_upstream_tls_sessions_resumed_total", [], gauges.upstreamTLSSessionsResumed)
         ProcessMetrics.read().write(to: &out)
         return out.text
     }

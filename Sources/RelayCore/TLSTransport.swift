@@ -46,6 +46,9 @@ package final class TLSClientFactory: TransportFactory, @unchecked Sendable {
 
     deinit { SSL_CTX_free(context) }
 
+    /// New connections that resumed a session instead of a full handshake, since start.
+    package var resumedSessions: Int { sessions.resumed }
+
     package func makeTransport(fd: Int32, host: String) throws -> any Transport {
         guard let ssl = SSL_new(context) else { throw TLSError(description: "cannot create a TLS session") }
         SSL_set_fd(ssl, fd)
@@ -83,6 +86,13 @@ final class TLSSessionCache: Sendable {
         let pointer: OpaquePointer
     }
     private let sessions = Mutex<[String: Session]>([:])
+    private let resumptions = Atomic<Int>(0)
+
+    /// Handshakes that resumed a session from this cache.
+    var resumed: Int { resumptions.load(ordering: .relaxed) }
+
+    /// Counts a handshake that resumed a session.
+    func noteResumption() { resumptions.wrappingAdd(1, ordering: .relaxed) }
 
     deinit { sessions.withLock { for session in $0.values { SSL_SESSION_free(session.pointer) } } }
 
@@ -126,7 +136,10 @@ final class TLSTransport: Transport {
 
     func handshake() throws -> TransportResult {
         let result = SSL_do_handshake(ssl)
-        if result == 1 { return .count(0) }
+        if result == 1 {
+            if let sessions, SSL_session_reused(ssl) == 1 { sessions.noteResumption() }
+            return .count(0)
+        }
         switch SSL_get_error(ssl, result) {
         case SSL_ERROR_WANT_READ: return .wantRead
         case SSL_ERROR_WANT_WRITE: return .wantWrite

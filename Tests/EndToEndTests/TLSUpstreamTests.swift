@@ -39,13 +39,16 @@ import Testing
     /// resumptions, each with a session of its own; a host's session is never offered to another.
     @Test func aNewConnectionResumesTheLastSessionOfItsHost() async throws {
         let server = try TLSTestServer(certificate: "localhost")
-        let client = try HTTPClient(tls: try TLSClientFactory(caFile: TLSTestServer.fixture("ca.pem")))
+        let factory = try TLSClientFactory(caFile: TLSTestServer.fixture("ca.pem"))
+        let client = try HTTPClient(tls: factory)
         defer { client.shutdown() }
         for _ in 0..<3 {
             #expect(try await client.execute(request(server.port)).status == 200)
         }
         #expect(server.completedHandshakes == 3)
         #expect(server.resumedHandshakes == 2)
+        // Counted by the client too (`happyrelay_upstream_tls_sessions_resumed_total`).
+        #expect(factory.resumedSessions == 2)
         #expect(try await client.execute(request(server.port, host: "127.0.0.1")).status == 200)
         #expect(server.completedHandshakes == 4)
         #expect(server.resumedHandshakes == 2)
