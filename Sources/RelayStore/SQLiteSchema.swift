@@ -80,10 +80,7 @@ package enum SQLiteSchema {
     /// `serve` upgrades a queue, at start-up.
     package static func requireCurrent(_ database: SQLiteDatabase, path: String) throws(SQLiteError) {
         try database.execute("PRAGMA synchronous=FULL")
-        let current = try database.integer("PRAGMA user_version")
-        guard current <= version else {
-            throw SQLiteError(code: -1, description: "the queue was written by a newer happyrelay (schema \(current))")
-        }
+        let current = try knownVersion(of: database)
         guard current == version else {
             throw SQLiteError(
                 code: -1,
@@ -92,13 +89,19 @@ package enum SQLiteSchema {
         }
     }
 
-    /// Brings the schema to the current version, one step at a time.
-    package static func migrate(_ database: SQLiteDatabase) throws(SQLiteError) {
-        try database.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+    /// The file's schema version; a newer one than this happyrelay knows is refused.
+    private static func knownVersion(of database: SQLiteDatabase) throws(SQLiteError) -> Int {
         let current = try database.integer("PRAGMA user_version")
         guard current <= version else {
             throw SQLiteError(code: -1, description: "the queue was written by a newer happyrelay (schema \(current))")
         }
+        return current
+    }
+
+    /// Brings the schema to the current version, one step at a time.
+    package static func migrate(_ database: SQLiteDatabase) throws(SQLiteError) {
+        try database.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+        let current = try knownVersion(of: database)
         if current < 1 {
             try database.execute(
                 """
