@@ -418,7 +418,6 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     {
         do throws(SQLiteError) {
             try database.execute("BEGIN IMMEDIATE")
-            defer { try? database.execute("ROLLBACK") }
             // A finished delivery's `next_attempt_at` is when it finished.
             let gone = try SQLiteSchema.deleteDeliveries(
                 database, where: "(state = 'delivered' AND next_attempt_at < ?1) OR (state = 'dead' AND next_attempt_at < ?2)",
@@ -433,6 +432,9 @@ package final class SQLiteDeliveryStore: DeliveryStore {
             try database.execute("COMMIT")
             return PurgeResult(deadDeleted: gone.dead, isComplete: gone.deleted < limit && keys < limit && bindings < limit)
         } catch {
+            // Only a purge that failed is rolled back: a ROLLBACK after every COMMIT failed in
+            // its turn, once per purge, and a purge in steps runs between commits.
+            try? database.execute("ROLLBACK")
             throw Self.storeError(error)
         }
     }
