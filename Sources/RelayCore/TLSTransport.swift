@@ -125,9 +125,9 @@ final class TLSTransport: Transport {
     }
 
     /// Keeps a session the server gave, for the next connection to the host; false when there
-    /// is nowhere to keep it or it cannot be resumed.
+    /// is nowhere to keep it (a server's transport) or it cannot be resumed.
     func keep(_ session: OpaquePointer) -> Bool {
-        guard let sessions, !host.isEmpty, SSL_SESSION_is_resumable(session) == 1 else { return false }
+        guard let sessions, SSL_SESSION_is_resumable(session) == 1 else { return false }
         sessions.store(session, for: host)
         return true
     }

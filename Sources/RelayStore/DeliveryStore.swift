@@ -58,11 +58,6 @@ package struct PurgeResult: Sendable, Equatable {
     package var deadDeleted: Int
     /// Nothing more was due: false when a kind of record reached the call's limit.
     package var isComplete: Bool
-
-    package init(deadDeleted: Int, isComplete: Bool) {
-        self.deadDeleted = deadDeleted
-        self.isComplete = isComplete
-    }
 }
 
 /// Reads the relay does while it serves webhooks: bindings for rules that `resolve`, and the
