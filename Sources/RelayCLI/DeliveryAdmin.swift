@@ -13,9 +13,15 @@ package struct DeliveryAdmin {
     }
 
     /// Deletes the dead deliveries that died more than `age` before `now`, to the millisecond
-    /// (`1.5s` is not `1s`); returns how many.
+    /// (`1.5s` is not `1s`), `bulkChangeStep` at a time, each step a transaction of its own (a
+    /// serving relay's writer is never held up for long); returns how many.
     package func deleteDead(olderThan age: Duration, now: UnixMilliseconds) throws -> Int {
-        try store.deleteDead(before: now - age.wholeMilliseconds)
+        var deleted = 0
+        while true {
+            let step = try store.deleteDead(before: now - age.wholeMilliseconds, limit: bulkChangeStep)
+            deleted += step
+            if step < bulkChangeStep { return deleted }
+        }
     }
 
     /// What a replay did: one line per delivery, and whether any stayed dead.

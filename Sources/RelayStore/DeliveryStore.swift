@@ -78,8 +78,10 @@ package protocol DeliveryAdministration: AnyObject {
     func detail(id: String) throws -> DeliveryDetail?
     /// Deletes one delivery with its attempts; false when there was none.
     func delete(id: String) throws -> Bool
-    /// Deletes the dead deliveries that died before `cutoff`; returns how many.
-    func deleteDead(before cutoff: UnixMilliseconds) throws -> Int
+    /// Deletes at most `limit` of the dead deliveries that died before `cutoff`, with their
+    /// attempts, in one transaction; returns how many (an operator's deletion calls again, a
+    /// step at a time, while a step deletes `limit`).
+    func deleteDead(before cutoff: UnixMilliseconds, limit: Int) throws -> Int
     /// Makes a pending delivery, and its room's earlier ones, due now.
     func retry(id: String, now: UnixMilliseconds) throws -> DeliveryRetryResult
     /// The ids of the dead deliveries, oldest first.

@@ -95,20 +95,10 @@ package final class PostgresAdmin: DeliveryAdministration {
         }
     }
 
-    /// Deletes the dead deliveries that died before `cutoff`, a step at a time (each step a
-    /// transaction of its own, so that the relays' writers are never held up for long); returns
-    /// how many.
-    package func deleteDead(before cutoff: UnixMilliseconds) throws -> Int {
+    package func deleteDead(before cutoff: UnixMilliseconds, limit: Int) throws -> Int {
         try reopenIfLost()
-        var deleted = 0
-        while true {
-            let step = try transaction { () throws(PostgresError) -> Int in
-                try PostgresSchema.deleteDeliveries(
-                    connection, where: "state = 'dead' AND next_attempt_at < $1", [.integer(cutoff)], limit: bulkChangeStep
-                ).deleted
-            }
-            deleted += step
-            if step < bulkChangeStep { return deleted }
+        return try transaction { () throws(PostgresError) -> Int in
+            try PostgresSchema.deleteDeliveries(connection, where: "state = 'dead' AND next_attempt_at < $1", [.integer(cutoff)], limit: limit).deleted
         }
     }
 

@@ -186,23 +186,17 @@ package final class SQLiteAdmin: DeliveryAdministration {
         }
     }
 
-    /// Deletes the dead deliveries that died before `cutoff`, with their attempts, a step at a
-    /// time (each step a transaction of its own, so that a serving relay's writer is never held
-    /// up for long); returns how many.
-    package func deleteDead(before cutoff: UnixMilliseconds) throws(SQLiteError) -> Int {
-        var deleted = 0
-        while true {
-            try database.execute("BEGIN IMMEDIATE")
-            do throws(SQLiteError) {
-                let step = try SQLiteSchema.deleteDeliveries(
-                    database, where: "state = 'dead' AND next_attempt_at < ?", [.integer(cutoff)], limit: bulkChangeStep)
-                try database.execute("COMMIT")
-                deleted += step.deleted
-                if step.deleted < bulkChangeStep { return deleted }
-            } catch {
-                try? database.execute("ROLLBACK")
-                throw error
-            }
+    package func deleteDead(before cutoff: UnixMilliseconds, limit: Int) throws(SQLiteError) -> Int {
+        try database.execute("BEGIN IMMEDIATE")
+        do throws(SQLiteError) {
+            let deleted = try SQLiteSchema.deleteDeliveries(
+                database, where: "state = 'dead' AND next_attempt_at < ?", [.integer(cutoff)], limit: limit
+            ).deleted
+            try database.execute("COMMIT")
+            return deleted
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw error
         }
     }
 

@@ -635,15 +635,16 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
                 Issue.record("no store to administer")
                 return
             }
+            let deleter = DeliveryAdmin(store: admin)
             let afterOneStep = dead + 1 - bulkChangeStep
             try storage.fuse("DELETE", when: "(SELECT COUNT(*) FROM deliveries) <= \(afterOneStep)")
-            #expect(throws: (any Error).self) { try admin.deleteDead(before: now + 1) }
+            #expect(throws: (any Error).self) { try deleter.deleteDead(olderThan: .milliseconds(1), now: now + 2) }
             #expect(try storage.integer("SELECT COUNT(*) FROM deliveries") == afterOneStep)
             try storage.removeFuse()
-            #expect(try admin.deleteDead(before: now + 1) == afterOneStep)
+            #expect(try deleter.deleteDead(olderThan: .milliseconds(1), now: now + 2) == afterOneStep)
             #expect(try storage.integer("SELECT COUNT(*) FROM deliveries") == 0)
             #expect(try storage.integer("SELECT COUNT(*) FROM attempts") == 0)
-            #expect(try admin.deleteDead(before: now + 1) == 0)
+            #expect(try deleter.deleteDead(olderThan: .milliseconds(1), now: now + 2) == 0)
         }
     }
 

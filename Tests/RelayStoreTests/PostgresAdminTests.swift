@@ -60,8 +60,8 @@ struct PostgresAdminTests {
             var gauges = try admin.gauges(now: 10_000)
             #expect(gauges.pending == 3 && gauges.dead == 2 && gauges.deadByRoute.map(\.count) == [1, 1])
             #expect(try admin.delete(id: "d2") && !(try admin.delete(id: "d2")))
-            #expect(try admin.deleteDead(before: 2_500) == 0)
-            #expect(try admin.deleteDead(before: 3_500) == 1)
+            #expect(try admin.deleteDead(before: 2_500, limit: 10) == 0)
+            #expect(try admin.deleteDead(before: 3_500, limit: 10) == 1)
             gauges = try admin.gauges(now: 10_000)
             #expect(gauges.dead == 0)
 
