@@ -16,9 +16,10 @@ package struct DeliveryAdmin {
     /// (`1.5s` is not `1s`), `bulkChangeStep` at a time, each step a transaction of its own (a
     /// serving relay's writer is never held up for long); returns how many.
     package func deleteDead(olderThan age: Duration, now: UnixMilliseconds) throws -> Int {
+        let cutoff = now - age.wholeMilliseconds
         var deleted = 0
         while true {
-            let step = try store.deleteDead(before: now - age.wholeMilliseconds, limit: bulkChangeStep)
+            let step = try store.deleteDead(before: cutoff, limit: bulkChangeStep)
             deleted += step
             if step < bulkChangeStep { return deleted }
         }
