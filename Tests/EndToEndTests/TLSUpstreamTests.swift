@@ -136,6 +136,31 @@ import Testing
         return (response.value.0, server, response.value.1)
     }
 
+    /// What an operator sees: the relay's TLS connections to HappyTalk (this server closes
+    /// each after its answer) resume their sessions, and `/metrics` counts them.
+    @Test func theRelayCountsResumedSessionsInItsMetrics() async throws {
+        let server = try TLSTestServer(certificate: "localhost")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-tls-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try RelayHarness.route("/sync", verify: #"{ "scheme": "none" }"#).write(to: folder.appendingPathComponent("sync.json"), atomically: false, encoding: .utf8)
+        let metrics = try await offPool {
+            let relay = try RelayProcess(
+                ["serve", "--listen", "127.0.0.1:0", "--mappings", folder.path, "--upstream", "https://localhost:\(server.port)",
+                 "--upstream-ca-file", TLSTestServer.fixture("ca.pem"), "--data-dir", folder.appendingPathComponent("data").path],
+                environment: ["HAPPYTALK_TOKEN": "tls-token"])
+            defer { _ = try? relay.stop() }
+            let port = try relay.waitForPort()
+            for _ in 0..<3 {
+                #expect(try RawConnection.request(port: port, "POST", "/sync", body: RelayHarness.body, headers: [("Content-Type", "application/json")]).status == 200)
+            }
+            return Box(try RawConnection.request(port: port, "GET", "/metrics").text)
+        }
+        #expect(server.completedHandshakes == 3)
+        #expect(server.resumedHandshakes == 2)
+        #expect(metrics.value.contains("\nhappyrelay_upstream_tls_sessions_resumed_total 2\n"), "\(metrics.value)")
+    }
+
     @Test func relaySendsOverTLSWithTheCAFile() async throws {
         let (response, server, _) = try await relayPost(caFile: true)
         #expect(response.status == 200, "\(response.text)")
