@@ -128,6 +128,11 @@ final class TestStorage: @unchecked Sendable {
         return try SQLiteDatabase(path: SQLiteSchema.path(in: directory.path)).integer(sql)
     }
 
+    /// The operators' view of the store (the test wrote to it first, so there is one).
+    func administration() throws -> any DeliveryAdministration {
+        try #require(try location.openAdministration())
+    }
+
     /// Makes every further `change` (`DELETE`, `UPDATE`) of a delivery's row fail while
     /// `condition` (SQL both engines speak) holds: an operator's bulk change that fails part-way.
     func fuse(_ change: String, when condition: String) throws {
@@ -631,10 +636,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
                 [], outcomes: due.map { DeliveryOutcome(id: $0.id, room: $0.room, disposition: .dead(reason: "refused"), attempts: 1, reason: "refused") },
                 now: now)
             #expect(try storage.integer("SELECT COUNT(*) FROM attempts") == 1)
-            guard let admin = try storage.location.openAdministration() else {
-                Issue.record("no store to administer")
-                return
-            }
+            let admin = try storage.administration()
             let deleter = DeliveryAdmin(store: admin)
             let afterOneStep = dead + 1 - bulkChangeStep
             try storage.fuse("DELETE", when: "(SELECT COUNT(*) FROM deliveries) <= \(afterOneStep)")
@@ -659,10 +661,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
             let store = try storage.openStore { _ in }
             let dead = bulkChangeStep * 10
             _ = try store.commit((0..<dead).map { WebhookWrite(deliveries: [delivery("dead-\($0)", dead: "kept")]) }, outcomes: [], now: 1_000)
-            guard let admin = try storage.location.openAdministration() else {
-                Issue.record("no store to administer")
-                return
-            }
+            let admin = try storage.administration()
             final class BusyWriter: Sendable {
                 let stop = Atomic<Bool>(false)
                 let commits = Atomic<Int>(0)
@@ -705,10 +704,7 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
             let store = try storage.openStore { _ in }
             let dead = bulkChangeStep * 2 + 50
             _ = try store.commit((0..<dead).map { WebhookWrite(deliveries: [delivery("dead-\($0)", room: "r-\($0)", dead: "kept")]) }, outcomes: [], now: 1_000)
-            guard let admin = try storage.location.openAdministration() else {
-                Issue.record("no store to administer")
-                return
-            }
+            let admin = try storage.administration()
             let replayer = DeliveryAdmin(store: admin)
             try storage.fuse("UPDATE", when: "(SELECT COUNT(*) FROM deliveries WHERE state = 'pending') >= \(bulkChangeStep)")
             let stopped = try replayer.replay(id: nil, routes: [], bindings: NoBindings(), asStored: true, now: 2_000)
