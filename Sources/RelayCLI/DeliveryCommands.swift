@@ -32,7 +32,9 @@ package enum DeliveryCommands {
     ]
 
     package static let deleteOptions: [CommandLineOption] = [
-        CommandLineOption("--dead-older-than", value: "DURATION", help: "delete every dead delivery that died longer ago than this (30d, 12h)"),
+        CommandLineOption(
+            "--dead-older-than", value: "DURATION",
+            help: "delete every dead delivery that died longer ago than this (30d, 12h), 200 per transaction so that a running relay is not held up"),
         .dataDirectory,
         .databaseURL,
         .help,
@@ -41,7 +43,8 @@ package enum DeliveryCommands {
     package static let retryOptions: [CommandLineOption] = [.dataDirectory, .databaseURL, .help]
 
     package static let replayOptions: [CommandLineOption] = [
-        CommandLineOption("--all-dead", help: "replay every dead delivery"),
+        CommandLineOption(
+            "--all-dead", help: "replay every dead delivery, oldest first, 200 per transaction; one stopped part-way says where, and a second run takes the rest"),
         CommandLineOption("--as-stored", help: "send the call each died with again, without re-mapping (for deliveries HappyTalk refused)"),
         .dataDirectory,
         .databaseURL,
