@@ -46,16 +46,20 @@ package enum AdminRoutes {
         package var mappings: @Sendable () -> String = { "{}" }
         /// Whether the relay serves TLS itself (session cookies are then `Secure`).
         package var isTLS = false
+        /// The threads the admin API answers on: its reads and writes of the store may take
+        /// seconds (a replay of every dead letter, the write lock held by another process).
+        package var workers: BlockingWorkers
 
         package init(
             token: String?, store: StoreLocation, routes: @escaping @Sendable () -> [MappingRoute],
-            reload: @escaping @Sendable () -> ReloadReport, logger: Logger
+            reload: @escaping @Sendable () -> ReloadReport, logger: Logger, workers: BlockingWorkers
         ) {
             self.token = token
             self.store = store
             self.routes = routes
             self.reload = reload
             self.logger = logger
+            self.workers = workers
         }
     }
 
@@ -71,7 +75,7 @@ package enum AdminRoutes {
         let expected = context.token.map { Array($0.utf8) }
         router.addPrefix(
             "/admin/",
-            .async { request in
+            context.workers.handler { request in
                 let path = String(request.head.path)
                 guard let expected else { return HTTPErrorBody.response(.notFound, message: "no route for \(path)") }
                 if let response = Console.publicResponse(request, expected: expected, context: context) { return response }

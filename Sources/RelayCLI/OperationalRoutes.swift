@@ -5,9 +5,10 @@ import RelayHTTP
 package enum OperationalRoutes {
     /// Adds `GET /healthz`, `GET /readyz` and `GET /metrics`. `readiness` returns nil when
     /// ready, else the reason; `metrics` returns the exposition (it may read the database, so it
-    /// runs off the event loop).
+    /// runs on `metricsWorkers`).
     package static func add(
-        to router: inout Router, readiness: @escaping @Sendable () -> String?, metrics: @escaping @Sendable () -> String
+        to router: inout Router, readiness: @escaping @Sendable () -> String?, metrics: @escaping @Sendable () -> String,
+        metricsWorkers: BlockingWorkers
     ) {
         router.add(.get, "/healthz", .immediate { _ in .json(.ok, "{\"status\":\"ok\"}") })
         router.add(
@@ -20,7 +21,7 @@ package enum OperationalRoutes {
             })
         router.add(
             .get, "/metrics",
-            .async { _ in
+            metricsWorkers.handler { _ in
                 var headers = HTTPHeaders()
                 headers.add(name: "content-type", value: MetricsExposition.contentType)
                 return HTTPResponse(status: .ok, headers: headers, body: Array(metrics().utf8))

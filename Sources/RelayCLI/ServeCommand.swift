@@ -112,9 +112,13 @@ package enum ServeCommand {
             folder: settings.mappings, relay: relay, logger: logger, metrics: metrics,
             record: { [gauges] folder in gauges?.record(DeliveryCommands.recordedMappings, value: folder) })
         let adminToken = environment["HAPPYRELAY_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        // Off the loops and off Swift's cooperative pool (which the shutdown needs): an admin
+        // change may wait seconds for the store, and a scrape must not wait behind it.
+        let adminWorkers = BlockingWorkers(count: 2, name: "happyrelay-admin")
+        let metricsWorkers = BlockingWorkers(count: 1, name: "happyrelay-metrics")
         var admin = AdminRoutes.Context(
             token: adminToken, store: settings.store, routes: { relay.routes }, reload: { reloader.reload(trigger: "admin") },
-            logger: logger)
+            logger: logger, workers: adminWorkers)
         let traffic = TrafficHistory(totals: metrics.snapshot().webhooksByRoute)
         admin.isTLS = settings.tlsCertificate != nil
         admin.overview = { [gauges] in
@@ -140,7 +144,7 @@ package enum ServeCommand {
                     values.isDryRun = isDryRun
                     values.mappingsGeneration = relay.generation
                     return metrics.exposition(values, version: version)
-                })
+                }, metricsWorkers: metricsWorkers)
             relay.register(in: &router)
             if writer != nil { AdminRoutes.add(to: &router, context: console) }
             return router
@@ -208,6 +212,8 @@ package enum ServeCommand {
         SystemdNotify.send("STOPPING=1")
         logger.info("shutting down", ["signal": signal])
         await server.shutdown()
+        adminWorkers.shutdown()
+        metricsWorkers.shutdown()
         await writer?.shutdown(drain: settings.drainTimeout)
         relay.shutdown()
         client.shutdown()

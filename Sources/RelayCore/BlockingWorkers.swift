@@ -29,6 +29,15 @@ package final class BlockingWorkers: Sendable {
         available.signal()
     }
 
+    /// A route handler that answers from one of these threads: for work that may block (the
+    /// admin API's reads and writes, `/metrics`' gauges), never on an event loop nor on Swift's
+    /// cooperative pool, whose few threads the shutdown's tasks need too.
+    package func handler(_ answer: @escaping @Sendable (HTTPRequest) -> HTTPResponse) -> HTTPHandler {
+        .deferred { [self] request, responder in
+            submit { responder.respond(answer(request)) }
+        }
+    }
+
     /// Ends the threads once the work already submitted is done.
     package func shutdown() {
         state.withLock { $0.isStopped = true }

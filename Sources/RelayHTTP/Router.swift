@@ -2,7 +2,7 @@ import Synchronization
 
 /// How a route answers.
 ///
-/// - `immediate` runs on the event loop thread and returns the answer (health, metrics).
+/// - `immediate` runs on the event loop thread and returns the answer (health, readiness).
 /// - `deferred` runs on the event loop thread and answers through its `HTTPResponder`,
 ///   now or later from any thread (after a group commit, say). An answer given before the
 ///   handler returns is written with no thread hop: the fast path for webhook routes.

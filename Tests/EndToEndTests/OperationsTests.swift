@@ -1,4 +1,5 @@
 import Foundation
+import RelayStore
 import TestSupport
 import Testing
 
@@ -292,6 +293,46 @@ import Testing
             #expect(receive() == "READY=1")
             _ = try relay.relay.stop()
             #expect(receive() == "STOPPING=1")
+        }
+    }
+
+    /// The admin API's work runs on threads of its own, and /metrics on another: an operator's
+    /// change can wait seconds for SQLite's write lock (another process holds it) or replay
+    /// thousands of dead letters. While as many admin changes wait as the machine has cores
+    /// (as many as Swift's cooperative pool has threads), /metrics still answers at once.
+    @Test func metricsAnswerWhileAdminChangesWaitForTheQueue() async throws {
+        try await offPool {
+            let token = "0perator-T0ken-Qq7"
+            let relay = try RelayHarness(mappings: ["async.json": Self.async], environment: ["HAPPYRELAY_ADMIN_TOKEN": token])
+            let database = try SQLiteDatabase(path: SQLiteSchema.path(in: relay.dataDirectory))
+            // Each admin change opens the queue as it starts: its descriptors tell when two are
+            // under way (as many as the admin threads; as many as the pool's on two cores).
+            let descriptors = "/proc/\(relay.relay.process.processIdentifier)/fd"
+            func openQueues() -> Int {
+                ((try? FileManager.default.contentsOfDirectory(atPath: descriptors)) ?? []).filter {
+                    (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(descriptors)/\($0)"))?.hasSuffix("/\(SQLiteSchema.fileName)") == true
+                }.count
+            }
+            let before = openQueues()
+            try database.execute("BEGIN IMMEDIATE")
+            let waiting = try (0..<max(2, ProcessInfo.processInfo.activeProcessorCount)).map { _ in
+                let connection = try RawConnection(port: relay.relayPort, timeout: 20)
+                try connection.send(
+                    "DELETE /admin/deliveries?dead_older_than=1d HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer \(token)\r\nContent-Length: 0\r\n\r\n")
+                return connection
+            }
+            let deadline = Date().addingTimeInterval(3)
+            while openQueues() < before + 2 && Date() < deadline { usleep(1000) }
+            #expect(openQueues() >= before + 2, "the admin changes did not start")
+            // Well within the 5 s the admin changes wait for the lock before they give up.
+            let metrics = try RawConnection.request(port: relay.relayPort, "GET", "/metrics", timeout: 3)
+            #expect(metrics.status == 200 && metrics.text.contains("happyrelay_queue_pending 0"))
+            #expect(waiting.allSatisfy { !$0.hasBytesWithin(0) }, "an admin change answered while the lock was held")
+            try database.execute("ROLLBACK")
+            for connection in waiting {
+                let answer = try connection.readResponse()
+                #expect(answer.status == 200 && answer.text == #"{"result":"deleted","count":0}"#, "\(answer.status) \(answer.text)")
+            }
         }
     }
 

@@ -148,7 +148,7 @@ import Glibc
 
     /// Each thread carries its name into the kernel, where `top -H`, `perf` and /proc read it:
     /// one event loop per core, the store writer, the lookup workers of routes that resolve
-    /// bindings.
+    /// bindings, the admin API's and /metrics' workers.
     @Test func threadsAreNamedForTheKernel() async throws {
         try await offPool {
             // Not a dry run, so that the store writer and the lookups run.
@@ -161,7 +161,7 @@ import Glibc
                     })
             }
             let loops = (0..<ProcessInfo.processInfo.activeProcessorCount).map { "hr-loop-\($0)" }
-            let expected = Set(loops + ["hr-store", "hr-lookup-0", "hr-lookup-1", "hr-parent"])
+            let expected = Set(loops + ["hr-store", "hr-lookup-0", "hr-lookup-1", "hr-admin-0", "hr-admin-1", "hr-metrics-0", "hr-parent"])
             // A thread names itself as it starts, which may be just after the port is printed.
             let deadline = Date().addingTimeInterval(5)
             while !expected.isSubset(of: names()) && Date() < deadline { usleep(10_000) }
