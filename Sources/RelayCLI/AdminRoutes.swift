@@ -48,11 +48,12 @@ package enum AdminRoutes {
         package var isTLS = false
         /// The threads the admin API answers on: its reads and writes of the store may take
         /// seconds (a replay of every dead letter, the write lock held by another process).
-        package var workers: BlockingWorkers
+        /// None without a token: the API is off.
+        package var workers: BlockingWorkers?
 
         package init(
             token: String?, store: StoreLocation, routes: @escaping @Sendable () -> [MappingRoute],
-            reload: @escaping @Sendable () -> ReloadReport, logger: Logger, workers: BlockingWorkers
+            reload: @escaping @Sendable () -> ReloadReport, logger: Logger, workers: BlockingWorkers?
         ) {
             self.token = token
             self.store = store
@@ -72,12 +73,16 @@ package enum AdminRoutes {
     /// Adds `/admin/…` to the router: the console's page and assets, its sign-in, and the API
     /// (a Bearer token, or the console's session cookie with its CSRF token on changes).
     package static func add(to router: inout Router, context: Context) {
-        let expected = context.token.map { Array($0.utf8) }
+        guard let token = context.token, let workers = context.workers else {
+            // Off: every path answers as an unknown one, at once on the loop.
+            router.addPrefix("/admin/", .immediate { request in HTTPErrorBody.response(.notFound, message: "no route for \(request.head.path)") })
+            return
+        }
+        let expected = Array(token.utf8)
         router.addPrefix(
             "/admin/",
-            context.workers.handler { request in
+            workers.handler { request in
                 let path = String(request.head.path)
-                guard let expected else { return HTTPErrorBody.response(.notFound, message: "no route for \(path)") }
                 if let response = Console.publicResponse(request, expected: expected, context: context) { return response }
                 let credential: Credential
                 if let authorization = request.headers["authorization"] {

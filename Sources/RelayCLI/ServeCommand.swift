@@ -113,8 +113,9 @@ package enum ServeCommand {
             record: { [gauges] folder in gauges?.record(DeliveryCommands.recordedMappings, value: folder) })
         let adminToken = environment["HAPPYRELAY_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         // Off the loops and off Swift's cooperative pool (which the shutdown needs): an admin
-        // change may wait seconds for the store, and a scrape must not wait behind it.
-        let adminWorkers = BlockingWorkers(count: 2, name: "happyrelay-admin")
+        // change may wait seconds for the store, and a scrape must not wait behind it. Without
+        // a token the admin API is off, and needs no threads.
+        let adminWorkers = adminToken == nil ? nil : BlockingWorkers(count: 2, name: "happyrelay-admin")
         let metricsWorkers = BlockingWorkers(count: 1, name: "happyrelay-metrics")
         var admin = AdminRoutes.Context(
             token: adminToken, store: settings.store, routes: { relay.routes }, reload: { reloader.reload(trigger: "admin") },
@@ -212,7 +213,7 @@ package enum ServeCommand {
         SystemdNotify.send("STOPPING=1")
         logger.info("shutting down", ["signal": signal])
         await server.shutdown()
-        adminWorkers.shutdown()
+        adminWorkers?.shutdown()
         metricsWorkers.shutdown()
         await writer?.shutdown(drain: settings.drainTimeout)
         relay.shutdown()

@@ -136,14 +136,23 @@ import Glibc
 
     /// A relay on the shipped mappings with a token and their secrets (not a dry run: its store
     /// is open), its port open; nothing is sent.
-    static func relayWithAToken() throws -> RelayProcess {
+    static func relayWithAToken(adminToken: String? = nil) throws -> RelayProcess {
+        var environment = ["HAPPYTALK_TOKEN": "t", "CHATBOT_RELAY_SECRET": "s", "SHOPIFY_WEBHOOK_SECRET": "s", "WOOCOMMERCE_WEBHOOK_SECRET": "s"]
+        environment["HAPPYRELAY_ADMIN_TOKEN"] = adminToken
         let relay = try RelayProcess(
             ["serve", "--listen", "127.0.0.1:0", "--mappings", MappingCommandTests.mappings, "--upstream", "http://127.0.0.1:9"],
-            environment: [
-                "HAPPYTALK_TOKEN": "t", "CHATBOT_RELAY_SECRET": "s", "SHOPIFY_WEBHOOK_SECRET": "s", "WOOCOMMERCE_WEBHOOK_SECRET": "s",
-            ])
+            environment: environment)
         _ = try relay.waitForPort()
         return relay
+    }
+
+    /// The names the kernel knows the threads of `relay` by.
+    static func threadNames(_ relay: RelayProcess) -> Set<String> {
+        let tasks = "/proc/\(relay.process.processIdentifier)/task"
+        return Set(
+            ((try? FileManager.default.contentsOfDirectory(atPath: tasks)) ?? []).compactMap {
+                try? String(contentsOfFile: "\(tasks)/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .newlines)
+            })
     }
 
     /// Each thread carries its name into the kernel, where `top -H`, `perf` and /proc read it:
@@ -151,21 +160,35 @@ import Glibc
     /// bindings, the admin API's and /metrics' workers.
     @Test func threadsAreNamedForTheKernel() async throws {
         try await offPool {
-            // Not a dry run, so that the store writer and the lookups run.
-            let relay = try Self.relayWithAToken()
-            let tasks = "/proc/\(relay.process.processIdentifier)/task"
-            func names() -> Set<String> {
-                Set(
-                    ((try? FileManager.default.contentsOfDirectory(atPath: tasks)) ?? []).compactMap {
-                        try? String(contentsOfFile: "\(tasks)/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .newlines)
-                    })
-            }
+            // Not a dry run, so that the store writer and the lookups run; the admin API on.
+            let relay = try Self.relayWithAToken(adminToken: "a-t0ken")
+            func names() -> Set<String> { Self.threadNames(relay) }
             let loops = (0..<ProcessInfo.processInfo.activeProcessorCount).map { "hr-loop-\($0)" }
             let expected = Set(loops + ["hr-store", "hr-lookup-0", "hr-lookup-1", "hr-admin-0", "hr-admin-1", "hr-metrics-0", "hr-parent"])
             // A thread names itself as it starts, which may be just after the port is printed.
             let deadline = Date().addingTimeInterval(5)
             while !expected.isSubset(of: names()) && Date() < deadline { usleep(10_000) }
             #expect(expected.isSubset(of: names()), "\(names().sorted())")
+            _ = try relay.stop()
+        }
+    }
+
+    /// Without `HAPPYRELAY_ADMIN_TOKEN` the admin API is off: every `/admin/…` path answers as
+    /// an unknown path does, at once, and no thread is started for it.
+    @Test func withoutAnAdminTokenTheAdminAPIIsOff() async throws {
+        try await offPool {
+            let relay = try Self.relayWithAToken()
+            let port = try relay.waitForPort()
+            for path in ["/admin/", "/admin/deliveries", "/admin/console.js"] {
+                let answer = try RawConnection.request(port: port, "GET", path)
+                let unknown = try RawConnection.request(port: port, "GET", "/nowhere")
+                #expect(answer.status == 404 && answer.text == unknown.text.replacingOccurrences(of: "/nowhere", with: path), "\(answer.text)")
+            }
+            // The threads that do start are there by now (the store writer among them).
+            let deadline = Date().addingTimeInterval(5)
+            while !Self.threadNames(relay).contains("hr-metrics-0") && Date() < deadline { usleep(10_000) }
+            let names = Self.threadNames(relay)
+            #expect(names.contains("hr-metrics-0") && !names.contains { $0.hasPrefix("hr-admin") }, "\(names.sorted())")
             _ = try relay.stop()
         }
     }
