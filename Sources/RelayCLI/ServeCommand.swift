@@ -273,7 +273,7 @@ struct StoreEngine {
             configuration.owner = "\(ProcessInfo.processInfo.hostName):\(getpid()):\(configuration.owner)"
             let store = try PostgresDeliveryStore(url: url, configuration: configuration)
             // The store migrated the schema as it opened.
-            return StoreEngine(store: store, lookups: try PostgresLookups(url: url), administration: try PostgresAdmin(url: url, migrating: false))
+            return StoreEngine(store: store, lookups: try PostgresLookups(url: url), administration: try PostgresAdmin(url: url))
         }
         var configuration = SQLiteDeliveryStore.Configuration()
         configuration.maxBytes = settings.queueMaxBytes

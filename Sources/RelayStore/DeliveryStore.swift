@@ -131,7 +131,7 @@ package enum StoreLocation: Sendable, Equatable, CustomStringConvertible {
     package func openAdministration() throws -> (any DeliveryAdministration)? {
         switch self {
         case .sqlite(let directory): try SQLiteAdmin(directory: directory)
-        case .postgres(let url): try PostgresAdmin(url: url)
+        case .postgres(let url): try PostgresAdmin.existing(url: url)
         }
     }
 
@@ -144,7 +144,7 @@ package enum StoreLocation: Sendable, Equatable, CustomStringConvertible {
             guard FileManager.default.fileExists(atPath: path) else { return nil }
             return try SQLiteLookups(path: path, connections: 1)
         case .postgres(let url):
-            return try PostgresLookups(url: url, connections: 1)
+            return try PostgresLookups.existing(url: url)
         }
     }
 

@@ -3,11 +3,16 @@
 package final class PostgresAdmin: DeliveryAdministration {
     private let connection: PostgresConnection
 
-    /// Connects and brings the schema up to date (under the migration lock), unless the caller
-    /// has just done so on a connection of its own (`migrating: false`: the relay's store).
-    package init(url: String, migrating: Bool = true) throws(PostgresError) {
+    /// Connects to a store whose schema is in place (the serving relay's, migrated as it started).
+    package init(url: String) throws(PostgresError) {
         connection = try PostgresConnection(url: url, settings: PostgresSchema.servingSettings)
-        if migrating { try PostgresSchema.migrate(connection) }
+    }
+
+    /// Connects to the store of an operator's tool: nil when the database holds no relay
+    /// tables, refused at another schema version (`PostgresSchema.requireCurrent`).
+    package static func existing(url: String) throws(PostgresError) -> PostgresAdmin? {
+        let admin = try PostgresAdmin(url: url)
+        return try PostgresSchema.requireCurrent(admin.connection, url: url) ? admin : nil
     }
 
     /// Connects again, between operations, when the server dropped the connection (a restart,

@@ -27,6 +27,16 @@ package final class PostgresLookups: StoreLookups, @unchecked Sendable {
         self.clock = clock
     }
 
+    /// One connection to the store of an operator's tool: nil when the database holds no relay
+    /// tables, refused at another schema version (`PostgresSchema.requireCurrent`).
+    package static func existing(url: String) throws(PostgresError) -> PostgresLookups? {
+        let lookups = try PostgresLookups(url: url, connections: 1)
+        let isPresent = try lookups.connections[0].mutex.withLock { connection throws(PostgresError) in
+            try PostgresSchema.requireCurrent(connection, url: url)
+        }
+        return isPresent ? lookups : nil
+    }
+
     package func binding(kind: String, value: String) -> Binding? {
         let now = clock()
         let query = { (connection: PostgresConnection) -> Binding? in

@@ -43,9 +43,7 @@ package enum PostgresSchema {
             try connection.execute("CREATE TABLE IF NOT EXISTS happyrelay_schema (version INTEGER NOT NULL)")
             let rows = try connection.query("SELECT version FROM happyrelay_schema")
             let current = rows.count == 0 ? 0 : rows.integer(0, 0)
-            guard current <= version else {
-                throw PostgresError("the store was written by a newer happyrelay (schema \(current), this one knows \(version))")
-            }
+            guard current <= version else { throw newerSchema(current) }
             if current < 1 {
                 try connection.execute(
                     """
@@ -103,5 +101,26 @@ package enum PostgresSchema {
             try? connection.execute("ROLLBACK")
             throw error
         }
+    }
+
+    /// Whether the database holds the relay's tables, at this version's schema, for operators'
+    /// tools, which neither create nor upgrade it (as for SQLite, only `serve` and `store copy`
+    /// do): false when it has none, so that a mistyped URL is reported rather than given a new
+    /// empty store; a schema of another version is refused with both versions and what to do.
+    package static func requireCurrent(_ connection: PostgresConnection, url: String) throws(PostgresError) -> Bool {
+        guard try connection.query("SELECT to_regclass('happyrelay_schema')::text").text(0, 0) != nil else { return false }
+        let rows = try connection.query("SELECT version FROM happyrelay_schema")
+        let current = rows.count == 0 ? 0 : rows.integer(0, 0)
+        guard current <= version else { throw newerSchema(current) }
+        guard current == version else {
+            throw PostgresError(
+                "the store \(PostgresURL.redacted(url)) has schema \(current), this happyrelay's is \(version): start this version's "
+                    + "`happyrelay serve` on it once (it upgrades the store at start-up), then run this again")
+        }
+        return true
+    }
+
+    private static func newerSchema(_ current: Int) -> PostgresError {
+        PostgresError("the store was written by a newer happyrelay (schema \(current), this one knows \(version))")
     }
 }

@@ -388,6 +388,14 @@ struct ScaleOutTests {
 
             let database = try PostgresCluster()
             let environment = ["HAPPYRELAY_DATABASE_URL": database.url]
+            // Operators' commands on a database no relay has served say so, and create nothing
+            // there (a mistyped URL leaves no empty store behind).
+            let redacted = "postgres://relay:***@127.0.0.1:\(database.port)/postgres"
+            let empty = try RelayProcess.run(["deliveries", "list"], environment: environment)
+            #expect(empty.status == 1 && empty.output.contains("no delivery queue in \(redacted)"), "\(empty.output)")
+            let noBindings = try RelayProcess.run(["bindings", "list", "--database-url", database.url])
+            #expect(noBindings.status == 1 && noBindings.output.contains("no delivery queue in \(redacted)"), "\(noBindings.output)")
+            #expect(try PostgresConnection(url: database.url).query("SELECT to_regclass('happyrelay_schema')::text").text(0, 0) == nil)
             let copied = try RelayProcess.run(["store", "copy", "--from-data-dir", harness.dataDirectory], environment: environment)
             #expect(copied.status == 0, "\(copied.output)")
             #expect(copied.output.contains("deliveries: 5 pending, 1 dead (attempts: "), "\(copied.output)")
@@ -426,7 +434,7 @@ struct ScaleOutTests {
             let wrong = try RelayProcess.run(["deliveries", "list", "--database-url", database.url.replacingOccurrences(of: "/postgres", with: "/missing")])
             // The database is named once, redacted.
             #expect(wrong.status == 1 && wrong.output.components(separatedBy: "postgres://relay:***@").count == 2, "\(wrong.output)")
-            for text in [copied.output, again.output, relay.log, listed.output, bindings.output, printed.output, wrong.output] {
+            for text in [empty.output, noBindings.output, copied.output, again.output, relay.log, listed.output, bindings.output, printed.output, wrong.output] {
                 #expect(!text.contains(PostgresCluster.password), "the database password leaked: \(text)")
             }
         }

@@ -30,6 +30,7 @@ struct PostgresAdminTests {
     @Test func operatorsSeeAndChangeTheSharedStore() async throws {
         try await offPool {
             let cluster = try PostgresCluster()
+            try PostgresSchema.migrate(try PostgresConnection(url: cluster.url))
             let admin = try PostgresAdmin(url: cluster.url)
             try Self.seed(try PostgresConnection(url: cluster.url))
 
@@ -70,6 +71,44 @@ struct PostgresAdminTests {
             try admin.record("mappings_folder", value: "/etc/happyrelay/mappings")
             try admin.record("mappings_folder", value: "/srv/mappings")
             #expect(try admin.recorded("mappings_folder") == "/srv/mappings" && (try admin.recorded("nothing")) == nil)
+        }
+    }
+
+    /// What `body` threw, as text (nil when it returned).
+    static func failure(_ body: () throws -> Any?) -> String? {
+        do {
+            _ = try body()
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    /// Operators' tools neither create nor upgrade the schema (only `serve` and `store copy`
+    /// do): on a database no relay has served they find no store and leave it as it was, and
+    /// a schema of another version is refused.
+    @Test func operatorsToolsNeitherCreateNorUpgradeTheSchema() async throws {
+        try await offPool {
+            let cluster = try PostgresCluster()
+            let location = StoreLocation.postgres(url: cluster.url)
+            let check = try PostgresConnection(url: cluster.url)
+            #expect(try location.openAdministration() == nil)
+            #expect(try location.openLookups() == nil)
+            #expect(try check.query("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'").integer(0, 0) == 0)
+
+            try PostgresSchema.migrate(check)
+            #expect(try location.openAdministration() != nil)
+            #expect(try location.openLookups() != nil)
+
+            for (found, message) in [
+                (0, "the store \(PostgresURL.redacted(cluster.url)) has schema 0, this happyrelay's is 1: start this version's `happyrelay serve` on it once (it upgrades the store at start-up), then run this again"),
+                (2, "the store was written by a newer happyrelay (schema 2, this one knows 1)"),
+            ] {
+                try check.query("UPDATE happyrelay_schema SET version = $1", [.integer(found)])
+                #expect(Self.failure { try location.openAdministration() } == message)
+                #expect(Self.failure { try location.openLookups() } == message)
+                #expect(try check.query("SELECT version FROM happyrelay_schema").integer(0, 0) == found)
+            }
         }
     }
 }

@@ -10,12 +10,12 @@ struct PostgresLookupsTests {
     @Test func everyReplicaSeesABindingAndADedupeKeyAtOnceAndSurvivesARestart() async throws {
         try await offPool {
             let cluster = try PostgresCluster()
+            let writer = try PostgresConnection(url: cluster.url)
+            try PostgresSchema.migrate(writer)
             // Two replicas' lookups, opened through the same seam the tools use.
             guard let replicaA = try StoreLocation.postgres(url: cluster.url).openLookups(),
                 let replicaB = try StoreLocation.postgres(url: cluster.url).openLookups()
             else { throw PostgresCluster.Failure("no lookups") }
-            _ = try StoreLocation.postgres(url: cluster.url).openAdministration()  // migrates
-            let writer = try PostgresConnection(url: cluster.url)
             let now = Int(Date().timeIntervalSince1970 * 1000)
             #expect(replicaB.binding(kind: "order_number", value: "1043") == nil)
             try writer.query("INSERT INTO bindings VALUES ('order_number', '1043', 'u-1', 'r-9', $1, $2)", [.integer(now), .integer(now + 60_000)])
