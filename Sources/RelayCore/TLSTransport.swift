@@ -65,12 +65,6 @@ package final class TLSClientFactory: TransportFactory, @unchecked Sendable {
                 throw TLSError(description: "cannot set the host name to verify")
             }
         }
-        if let session = sessions.take(for: host) {
-            // SSL_set_session takes a reference of its own; a session the server no longer
-            // accepts costs a full handshake, nothing more.
-            SSL_set_session(ssl, session.pointer)
-            SSL_SESSION_free(session.pointer)
-        }
         SSL_set_connect_state(ssl)
         let transport = TLSTransport(ssl: ssl, fd: fd, host: host, sessions: sessions)
         SSL_set_ex_data(ssl, 0, Unmanaged.passUnretained(transport).toOpaque())
@@ -116,6 +110,11 @@ final class TLSTransport: Transport {
     /// Where a client keeps the sessions its server gives (nil for a server's sessions).
     private let sessions: TLSSessionCache?
     private var isClosed = false
+    /// Whether the handshake has begun. A client offers the session to resume then, on a
+    /// connected socket: the transport is made before its address answers, and one that
+    /// refuses (`localhost`'s `::1` where the server listens on 127.0.0.1 only) must not use
+    /// the session up, or no connection to a host whose first address fails would resume.
+    private var isHandshakeStarted = false
 
     init(ssl: OpaquePointer, fd: Int32, host: String, sessions: TLSSessionCache? = nil) {
         self.ssl = ssl
@@ -134,7 +133,20 @@ final class TLSTransport: Transport {
 
     deinit { close() }
 
+    /// Offers the last session the host gave, taken out of the cache (each is used once).
+    private func offerSession() {
+        guard let sessions, let session = sessions.take(for: host) else { return }
+        // SSL_set_session takes a reference of its own; a session the server no longer
+        // accepts costs a full handshake, nothing more.
+        SSL_set_session(ssl, session.pointer)
+        SSL_SESSION_free(session.pointer)
+    }
+
     func handshake() throws -> TransportResult {
+        if !isHandshakeStarted {
+            isHandshakeStarted = true
+            offerSession()
+        }
         let result = SSL_do_handshake(ssl)
         if result == 1 {
             if let sessions, SSL_session_reused(ssl) == 1 { sessions.noteResumption() }

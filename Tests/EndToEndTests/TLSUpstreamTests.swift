@@ -55,6 +55,28 @@ import Testing
         #expect(server.receivedBodies.count == 4)
     }
 
+    /// The client makes a connection's TLS transport before the address answers, and drops it
+    /// when the address refuses (as `localhost`'s `::1` does where the server listens on
+    /// 127.0.0.1 only, on a machine whose `/etc/hosts` names both): the host's session must
+    /// stay for the address that answers, or no new connection to such a host ever resumes.
+    @Test func anAddressThatRefusesLeavesTheSessionForTheNext() async throws {
+        let server = try TLSTestServer(certificate: "localhost")
+        let factory = try TLSClientFactory(caFile: TLSTestServer.fixture("ca.pem"))
+        let client = try HTTPClient(tls: factory)
+        defer { client.shutdown() }
+        #expect(try await client.execute(request(server.port)).status == 200)
+        // An attempt on an address that refuses: its transport is made, then dropped unused.
+        let refusing = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(refusing >= 0)
+        var attempt: (any Transport)? = try factory.makeTransport(fd: refusing, host: "localhost")
+        #expect(attempt != nil)
+        attempt = nil
+        #expect(try await client.execute(request(server.port)).status == 200)
+        #expect(server.completedHandshakes == 2)
+        #expect(server.resumedHandshakes == 1)
+        #expect(factory.resumedSessions == 1)
+    }
+
     /// An upstream that ends its TLS session right behind a keep-alive answer (close_notify in
     /// the same segment, the TCP connection left open): the client read the alert ahead with the
     /// answer, and its socket will not signal it. The ended session is not pooled: each request
