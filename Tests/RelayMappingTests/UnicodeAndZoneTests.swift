@@ -307,7 +307,7 @@ import Testing
     /// are those Python's `zoneinfo` reads from the same files (CPython's reader of RFC 8536,
     /// transitions and footer rule alike). ICU is no reference for the offsets: its database is
     /// the toolchain's, and a newer system `tzdata` corrects past offsets (2026b: Baja
-    /// California's in the 1970s) that ICU still has as before.
+    /// California's in 1975) that ICU still has as before.
     @Test func everyZoneIsReadAsPythonReadsIt() async throws {
         try await offPool { try Self.everyZoneAgrees() }
     }
