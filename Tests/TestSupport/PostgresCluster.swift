@@ -35,7 +35,11 @@ package final class PostgresCluster: @unchecked Sendable {
         if geteuid() == 0 {
             try Self.run("/bin/chown", ["-R", "postgres:postgres", directory])
         }
-        try Self.asOwner("\(binaries)/initdb", ["-D", directory + "/data", "-U", Self.user, "--pwfile", passwordFile, "-A", "scram-sha-256", "-E", "UTF8", "--no-sync"])
+        // The C locale, whatever the environment names: initdb refuses a LANG whose locale is
+        // not generated on the machine (`ko_KR.UTF-8` in a container, say), and C sorts the
+        // same everywhere.
+        try Self.asOwner(
+            "\(binaries)/initdb", ["-D", directory + "/data", "-U", Self.user, "--pwfile", passwordFile, "-A", "scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync"])
         // Before the server starts, so that no moment leaves it untied to this process.
         (watchdog, watchdogPipe) = Self.startWatchdog(directory: directory)
         // A port found free may be taken before the server binds it (other tests open
