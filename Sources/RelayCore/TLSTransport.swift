@@ -110,11 +110,6 @@ final class TLSTransport: Transport {
     /// Where a client keeps the sessions its server gives (nil for a server's sessions).
     private let sessions: TLSSessionCache?
     private var isClosed = false
-    /// Whether the handshake has begun. A client offers the session to resume then, on a
-    /// connected socket: the transport is made before its address answers, and one that
-    /// refuses (`localhost`'s `::1` where the server listens on 127.0.0.1 only) must not use
-    /// the session up, or no connection to a host whose first address fails would resume.
-    private var isHandshakeStarted = false
 
     init(ssl: OpaquePointer, fd: Int32, host: String, sessions: TLSSessionCache? = nil) {
         self.ssl = ssl
@@ -143,10 +138,11 @@ final class TLSTransport: Transport {
     }
 
     func handshake() throws -> TransportResult {
-        if !isHandshakeStarted {
-            isHandshakeStarted = true
-            offerSession()
-        }
+        // A client offers the session to resume as the handshake begins, on a connected
+        // socket: the transport is made before its address answers, and one that refuses
+        // (`localhost`'s `::1` where the server listens on 127.0.0.1 only) must not use the
+        // session up, or no connection to a host whose first address fails would resume.
+        if SSL_in_before(ssl) == 1 { offerSession() }
         let result = SSL_do_handshake(ssl)
         if result == 1 {
             if let sessions, SSL_session_reused(ssl) == 1 { sessions.noteResumption() }
