@@ -20,27 +20,12 @@ import Testing
                 lines.append(" ".join("%X" % ord(c) for c in unicodedata.normalize("NFKC", text)))
             sys.stdout.write("\\n".join(lines) + "\\n")
             """
-        let input = FileManager.default.temporaryDirectory.appendingPathComponent("nfkc-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: input) }
         let lines = texts.map { $0.unicodeScalars.map { String($0.value, radix: 16) }.joined(separator: " ") }
-        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: input)
-        let process = Process()
-        // Debian's Python (deploy/install-build-deps installs it for the tests).
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", script]
-        process.standardInput = try FileHandle(forReadingFrom: input)
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let answer = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-        guard process.terminationStatus == 0, answer.count == texts.count + 2 else { throw PythonFailed() }
+        let answer = try Python.run(script, input: lines.joined(separator: "\n") + "\n").split(separator: "\n", omittingEmptySubsequences: false)
+        guard answer.count == texts.count + 2 else { throw Python.Failed() }
         let results = answer[1...texts.count].map { line in line.split(separator: " ").map { Unicode.Scalar(UInt32($0, radix: 16)!)! } }
         return (String(answer[0]), results)
     }
-
-    private struct PythonFailed: Error {}
 
     private func differences(_ texts: [String]) throws -> [String] {
         let (version, expected) = try python(texts)
@@ -331,29 +316,14 @@ import Testing
                     continue
                 print(name, " ".join(str(int(datetime.fromtimestamp(t, timezone.utc).astimezone(zone).utcoffset().total_seconds())) for t in instants))
             """
-        let input = FileManager.default.temporaryDirectory.appendingPathComponent("zones-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: input) }
-        try Data(names.joined(separator: "\n").utf8).write(to: input)
-        let process = Process()
-        // Debian's Python (deploy/install-build-deps installs it for the tests).
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", script]
-        process.standardInput = try FileHandle(forReadingFrom: input)
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw PythonFailed() }
+        let output = try Python.run(script, input: names.joined(separator: "\n"))
         var offsets: [String: [Int]?] = [:]
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+        for line in output.split(separator: "\n") {
             let fields = line.split(separator: " ")
             offsets[String(fields[0])] = fields[1] == "-" ? .some(nil) : fields.dropFirst().map { Int($0)! }
         }
         return offsets
     }
-
-    private struct PythonFailed: Error {}
 
     private static func everyZoneAgrees() throws {
         let names = TimeZone.knownTimeZoneIdentifiers
@@ -372,5 +342,30 @@ import Testing
         }
         #expect(unreadable.isEmpty, "\(unreadable)")
         #expect(differing.isEmpty, "\(differing)")
+    }
+}
+
+/// Debian's Python, the reference the NFKC tables and the zone reader are checked against
+/// (deploy/install-build-deps installs it for the tests).
+enum Python {
+    struct Failed: Error {}
+
+    /// What `script` writes to standard output, given `input` on standard input; throws when it
+    /// fails.
+    static func run(_ script: String, input: String) throws -> String {
+        let inputFile = FileManager.default.temporaryDirectory.appendingPathComponent("python-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: inputFile) }
+        try Data(input.utf8).write(to: inputFile)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", script]
+        process.standardInput = try FileHandle(forReadingFrom: inputFile)
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw Failed() }
+        return String(decoding: data, as: UTF8.self)
     }
 }
