@@ -41,9 +41,7 @@ package enum PostgresSchema {
         do throws(PostgresError) {
             try connection.query("SELECT pg_advisory_xact_lock($1)", [.integer(migrationLock)])
             try connection.execute("CREATE TABLE IF NOT EXISTS happyrelay_schema (version INTEGER NOT NULL)")
-            let rows = try connection.query("SELECT version FROM happyrelay_schema")
-            let current = rows.count == 0 ? 0 : rows.integer(0, 0)
-            guard current <= version else { throw newerSchema(current) }
+            let current = try storedVersion(connection)
             if current < 1 {
                 try connection.execute(
                     """
@@ -90,11 +88,9 @@ package enum PostgresSchema {
                     CREATE TABLE relay_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
                     """)
             }
-            if rows.count == 0 {
-                try connection.query("INSERT INTO happyrelay_schema (version) VALUES ($1)", [.integer(version)])
-            } else {
-                try connection.query("UPDATE happyrelay_schema SET version = $1", [.integer(version)])
-            }
+            // One row, whether there was one before or none.
+            try connection.execute("DELETE FROM happyrelay_schema")
+            try connection.query("INSERT INTO happyrelay_schema (version) VALUES ($1)", [.integer(version)])
             try connection.execute("COMMIT")
             return current
         } catch {
@@ -109,9 +105,7 @@ package enum PostgresSchema {
     /// empty store; a schema of another version is refused with both versions and what to do.
     package static func requireCurrent(_ connection: PostgresConnection, url: String) throws(PostgresError) -> Bool {
         guard try connection.query("SELECT to_regclass('happyrelay_schema')::text").text(0, 0) != nil else { return false }
-        let rows = try connection.query("SELECT version FROM happyrelay_schema")
-        let current = rows.count == 0 ? 0 : rows.integer(0, 0)
-        guard current <= version else { throw newerSchema(current) }
+        let current = try storedVersion(connection)
         guard current == version else {
             throw PostgresError(
                 "the store \(PostgresURL.redacted(url)) has schema \(current), this happyrelay's is \(version): start this version's "
@@ -120,7 +114,14 @@ package enum PostgresSchema {
         return true
     }
 
-    private static func newerSchema(_ current: Int) -> PostgresError {
-        PostgresError("the store was written by a newer happyrelay (schema \(current), this one knows \(version))")
+    /// The version the database's schema is at (0 before the first migration); a newer one
+    /// than this happyrelay knows is refused.
+    private static func storedVersion(_ connection: PostgresConnection) throws(PostgresError) -> Int {
+        let rows = try connection.query("SELECT version FROM happyrelay_schema")
+        let current = rows.count == 0 ? 0 : rows.integer(0, 0)
+        guard current <= version else {
+            throw PostgresError("the store was written by a newer happyrelay (schema \(current), this one knows \(version))")
+        }
+        return current
     }
 }
