@@ -74,16 +74,6 @@ struct PostgresAdminTests {
         }
     }
 
-    /// What `body` threw, as text (nil when it returned).
-    static func failure(_ body: () throws -> Any?) -> String? {
-        do {
-            _ = try body()
-            return nil
-        } catch {
-            return "\(error)"
-        }
-    }
-
     /// Operators' tools neither create nor upgrade the schema (only `serve` and `store copy`
     /// do): on a database no relay has served they find no store and leave it as it was, and
     /// a schema of another version is refused.
@@ -105,8 +95,10 @@ struct PostgresAdminTests {
                 (2, "the store was written by a newer happyrelay (schema 2, this one knows 1)"),
             ] {
                 try check.query("UPDATE happyrelay_schema SET version = $1", [.integer(found)])
-                #expect(Self.failure { try location.openAdministration() } == message)
-                #expect(Self.failure { try location.openLookups() } == message)
+                let adminRefusal = #expect(throws: PostgresError.self) { try location.openAdministration() }
+                #expect(adminRefusal?.description == message)
+                let lookupsRefusal = #expect(throws: PostgresError.self) { try location.openLookups() }
+                #expect(lookupsRefusal?.description == message)
                 #expect(try check.query("SELECT version FROM happyrelay_schema").integer(0, 0) == found)
             }
         }
