@@ -158,14 +158,20 @@ package final class HTTPClient: Sendable {
     private let pools: [LoopBound<LoopPool>]
     private let plain: any TransportFactory
     private let tls: (any TransportFactory)?
-    private let resolver = Resolver()
+    private let resolver: Resolver
     private let opened = Atomic<Int>(0)
     private let reused = Atomic<Int>(0)
 
     /// A client on `group`'s loops (or on loops of its own); `tls` makes the transports for
     /// `https://` endpoints (nil: https is refused).
-    package init(configuration: Configuration = Configuration(), group: EventLoopGroup? = nil, tls: (any TransportFactory)? = nil) throws {
+    package convenience init(configuration: Configuration = Configuration(), group: EventLoopGroup? = nil, tls: (any TransportFactory)? = nil) throws {
+        try self.init(configuration: configuration, group: group, tls: tls, resolver: Resolver())
+    }
+
+    /// The same, with `resolver` finding the addresses of names (a test's gives names addresses of its own).
+    init(configuration: Configuration, group: EventLoopGroup?, tls: (any TransportFactory)?, resolver: Resolver) throws {
         self.configuration = configuration
+        self.resolver = resolver
         if let group {
             self.group = group
             ownsGroup = false
@@ -296,20 +302,44 @@ package final class HTTPClient: Sendable {
         }
     }
 
-    /// Tries `addresses` in turn on the pool's loop; runs the exchange on the first that connects.
-    private func connect(_ exchange: Exchange, addresses: [SocketAddress], pool: LoopPool, failure: HTTPClientError? = nil) {
-        guard let address = addresses.first, monotonicNanoseconds() < exchange.deadline || failure == nil else {
-            pool.release(exchange.endpoint, connection: nil, client: self)
-            exchange.completion(.failure(failure ?? .connectFailed("\(exchange.endpoint.host): no address")))
-            return
-        }
-        startConnection(to: exchange.endpoint, address: address, factory: exchange.factory, on: pool.loop, deadline: exchange.deadline) {
+    /// Runs the exchange on the first of `addresses` that connects, on the pool's loop.
+    private func connect(_ exchange: Exchange, addresses: [SocketAddress], pool: LoopPool) {
+        connectFirst(of: addresses, to: exchange.endpoint, factory: exchange.factory, on: pool.loop, deadline: exchange.deadline) {
             [self] result in
             switch result {
             case .success(let connection):
                 run(exchange, on: connection, isReused: false, pool: pool)
             case .failure(let error):
-                connect(exchange, addresses: Array(addresses.dropFirst()), pool: pool, failure: error)
+                pool.release(exchange.endpoint, connection: nil, client: self)
+                exchange.completion(.failure(error))
+            }
+        }
+    }
+
+    /// Tries `addresses` in turn from `index` on `loop` (called on it) until one connects, or
+    /// fails once the deadline has passed; `completion` runs on it. A name's resolver learns
+    /// which address answered and which failed, for the name's next connect.
+    private func connectFirst(
+        of addresses: [SocketAddress], from index: Int = 0, to endpoint: HTTPEndpoint, factory: any TransportFactory, on loop: EventLoop,
+        deadline: UInt64, failure: HTTPClientError? = nil, completion: @escaping (Result<ClientConnection, HTTPClientError>) -> Void
+    ) {
+        guard index < addresses.count, failure == nil || monotonicNanoseconds() < deadline else {
+            completion(.failure(failure ?? .connectFailed("\(endpoint.host): no address")))
+            return
+        }
+        let address = addresses[index]
+        startConnection(to: endpoint, address: address, factory: factory, on: loop, deadline: deadline) { [self] result in
+            // One address has no order to learn (a number, or a name with one address).
+            let target = addresses.count > 1 ? HostAndPort(host: endpoint.host, port: endpoint.port) : nil
+            switch result {
+            case .success(let connection):
+                if let target { resolver.noteAnswered(address, for: target) }
+                completion(.success(connection))
+            case .failure(let error):
+                if let target { resolver.noteFailed(address, for: target) }
+                connectFirst(
+                    of: addresses, from: index + 1, to: endpoint, factory: factory, on: loop, deadline: deadline, failure: error,
+                    completion: completion)
             }
         }
     }
@@ -355,19 +385,7 @@ package final class HTTPClient: Sendable {
         let box = LoopBound(value: (addresses, factory))
         let result: Result<ClientConnection, HTTPClientError> = await withCheckedContinuation { continuation in
             loop.execute { [self] in
-                func attempt(_ remaining: [SocketAddress], _ failure: HTTPClientError?) {
-                    guard let address = remaining.first else {
-                        continuation.resume(returning: .failure(failure ?? .connectFailed("\(endpoint.host): no address")))
-                        return
-                    }
-                    startConnection(to: endpoint, address: address, factory: box.value.1, on: loop, deadline: deadline) { result in
-                        switch result {
-                        case .success(let connection): continuation.resume(returning: .success(connection))
-                        case .failure(let error): attempt(Array(remaining.dropFirst()), error)
-                        }
-                    }
-                }
-                attempt(box.value.0, nil)
+                connectFirst(of: box.value.0, to: endpoint, factory: box.value.1, on: loop, deadline: deadline) { continuation.resume(returning: $0) }
             }
         }
         return try result.get()

@@ -6,26 +6,61 @@ import Synchronization
 /// Resolves host names on a thread of its own, never on an event loop or the cooperative
 /// pool (`getaddrinfo` blocks), and keeps answers for a while. Numeric addresses are parsed
 /// in place.
+///
+/// The address of a name that last answered a connect is given first, ahead of the order
+/// `getaddrinfo` returns, until a connect to it fails: a name whose first address drops
+/// packets (an IPv6 address without a route, say) costs one connect timeout, not one on
+/// every new connection.
 final class Resolver: Sendable {
+    /// Every address of a host and port, in the system's order (`getaddrinfo`).
+    typealias Lookup = @Sendable (HostAndPort) throws(SystemError) -> [SocketAddress]
     private typealias Waiter = @Sendable (Result<[SocketAddress], SystemError>) -> Void
 
     private struct State {
         var cache: [String: (addresses: [SocketAddress], expires: UInt64)] = [:]
+        /// Per target, the address that last answered a connect.
+        var answered: [String: SocketAddress] = [:]
         var queue: [(target: HostAndPort, waiter: Waiter)] = []
         var isRunning = false
         var isStopped = false
+
+        /// `addresses` with the one that last answered for `key` first, when it is among them.
+        func ordered(_ addresses: [SocketAddress], for key: String) -> [SocketAddress] {
+            guard let preferred = answered[key], let index = addresses.firstIndex(of: preferred), index > 0 else { return addresses }
+            var ordered = addresses
+            ordered.insert(ordered.remove(at: index), at: 0)
+            return ordered
+        }
     }
 
     /// How long an answer is kept.
     let timeToLive: Duration
+    private let lookup: Lookup
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
 
-    init(timeToLive: Duration = .seconds(60)) {
+    /// A resolver that keeps answers for `timeToLive`; `lookup` asks the system (a test gives
+    /// names addresses of its own).
+    init(timeToLive: Duration = .seconds(60), lookup: @escaping Lookup = SocketAddress.resolve) {
         self.timeToLive = timeToLive
+        self.lookup = lookup
     }
 
-    /// Every address of `target`, in the resolver's order.
+    /// Notes that a connect to `address`, one of `target`'s, answered: it is given first from now on.
+    func noteAnswered(_ address: SocketAddress, for target: HostAndPort) {
+        state.withLock { $0.answered[target.description] = address }
+    }
+
+    /// Notes that a connect to `address` failed: if it was the one given first, the system's
+    /// order comes back.
+    func noteFailed(_ address: SocketAddress, for target: HostAndPort) {
+        state.withLock { state in
+            let key = target.description
+            if state.answered[key] == address { state.answered[key] = nil }
+        }
+    }
+
+    /// Every address of `target`, the one that last answered first.
     func resolve(_ target: HostAndPort) async throws(SystemError) -> [SocketAddress] {
         let result: Result<[SocketAddress], SystemError> = await withCheckedContinuation { continuation in
             resolve(target) { continuation.resume(returning: $0) }
@@ -44,7 +79,7 @@ final class Resolver: Sendable {
         let now = monotonicNanoseconds()
         let (cached, isFirstLookup, stopped) = state.withLock { state -> ([SocketAddress]?, Bool, Bool) in
             if state.isStopped { return (nil, false, true) }
-            if let entry = state.cache[key], entry.expires > now { return (entry.addresses, false, false) }
+            if let entry = state.cache[key], entry.expires > now { return (state.ordered(entry.addresses, for: key), false, false) }
             state.queue.append((target, completion))
             defer { state.isRunning = true }
             return (nil, !state.isRunning, false)
@@ -80,16 +115,22 @@ final class Resolver: Sendable {
             while let job = state.withLock({ state in state.isStopped ? nil : (state.queue.isEmpty ? nil : state.queue.removeFirst()) }) {
                 let result: Result<[SocketAddress], SystemError>
                 do {
-                    let addresses = try SocketAddress.resolve(job.target)
+                    let addresses = try lookup(job.target)
                     result = addresses.isEmpty ? .failure(SystemError(code: EHOSTUNREACH, call: "getaddrinfo \(job.target.host)")) : .success(addresses)
                 } catch {
                     result = .failure(error)
                 }
                 if case .success(let addresses) = result {
                     let expires = monotonicNanoseconds() + timeToLive.nanoseconds
-                    state.withLock { $0.cache[job.target.description] = (addresses, expires) }
+                    let key = job.target.description
+                    let ordered = state.withLock { state in
+                        state.cache[key] = (addresses, expires)
+                        return state.ordered(addresses, for: key)
+                    }
+                    job.waiter(.success(ordered))
+                } else {
+                    job.waiter(result)
                 }
-                job.waiter(result)
             }
             if state.withLock({ $0.isStopped }) { return }
         }

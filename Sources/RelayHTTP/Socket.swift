@@ -41,11 +41,19 @@ package struct HostAndPort: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A resolved socket address.
-struct SocketAddress: @unchecked Sendable {
+struct SocketAddress: @unchecked Sendable, Equatable {
     var storage = sockaddr_storage()
     var length = socklen_t(0)
 
     var family: Int32 { Int32(storage.ss_family) }
+
+    /// The same family, address and port (the bytes `length` covers).
+    static func == (lhs: SocketAddress, rhs: SocketAddress) -> Bool {
+        guard lhs.length == rhs.length else { return false }
+        return withUnsafeBytes(of: lhs.storage) { left in
+            withUnsafeBytes(of: rhs.storage) { right in memcmp(left.baseAddress!, right.baseAddress!, Int(lhs.length)) == 0 }
+        }
+    }
 
     /// Resolves a host and port; numeric hosts never touch DNS.
     static func resolve(_ target: HostAndPort) throws(SystemError) -> [SocketAddress] {

@@ -3,8 +3,8 @@ import Testing
 
 @testable import RelayHTTP
 
-/// Names are resolved off the event loops and the cooperative pool, and every address is
-/// tried in turn.
+/// Names are resolved off the event loops and the cooperative pool, every address is tried in
+/// turn, and the one that answered is tried first next time.
 @Suite struct ResolverTests {
     @Test func numericAddressesNeedNoLookupAndNamesAreResolved() async throws {
         let resolver = Resolver()
@@ -45,5 +45,92 @@ import Testing
         }
         client.shutdown()
         await server.shutdown()
+    }
+
+    @Test func theAddressThatLastAnsweredComesFirstUntilItFails() async throws {
+        let target = HostAndPort(host: "relay.test", port: 8080)
+        let a = try #require(SocketAddress.numeric(HostAndPort(host: "127.0.0.2", port: 8080)))
+        let b = try #require(SocketAddress.numeric(HostAndPort(host: "127.0.0.1", port: 8080)))
+        let c = try #require(SocketAddress.numeric(HostAndPort(host: "::1", port: 8080)))
+        #expect(a != b && b == SocketAddress.numeric(HostAndPort(host: "127.0.0.1", port: 8080)))
+        #expect(b != SocketAddress.numeric(HostAndPort(host: "127.0.0.1", port: 8081)))
+        // A cached answer, and (time to live zero) a fresh lookup every time.
+        for timeToLive in [Duration.seconds(60), .zero] {
+            let resolver = Resolver(timeToLive: timeToLive) { _ throws(SystemError) in [a, b, c] }
+            defer { resolver.shutdown() }
+            #expect(try await resolver.resolve(target) == [a, b, c])
+            resolver.noteAnswered(b, for: target)
+            #expect(try await resolver.resolve(target) == [b, a, c])
+            #expect(try await resolver.resolve(HostAndPort(host: "relay.test", port: 8081)) == [a, b, c], "another port is another target")
+            resolver.noteFailed(a, for: target)
+            #expect(try await resolver.resolve(target) == [b, a, c], "a failure of another address changes nothing")
+            resolver.noteFailed(b, for: target)
+            #expect(try await resolver.resolve(target) == [a, b, c])
+            resolver.noteAnswered(try #require(SocketAddress.numeric(HostAndPort(host: "127.0.0.9", port: 8080))), for: target)
+            #expect(try await resolver.resolve(target) == [a, b, c], "an address the name no longer has is not given")
+        }
+    }
+
+    /// A name whose first address drops the connect (nothing answers, nothing refuses): the
+    /// first request waits out the connect timeout there and is answered by the second address;
+    /// the next new connection goes to the second address first. Judged by the client's own
+    /// deadlines, on its loop, not by the test's clock (a test task may wait seconds for a
+    /// thread while the whole suite runs).
+    @Test func aNewConnectionGoesFirstToTheAddressThatAnswered() async throws {
+        var router = Router()
+        router.add(.get, "/x", .immediate { _ in .json(.ok, "{}") })
+        let server = try HTTPServer(configuration: .init(address: HostAndPort(host: "127.0.0.1", port: 0), loopCount: 1), router: router)
+        let silentListener = try SilentListener(host: "127.0.0.2", port: server.port)
+        defer { silentListener.close() }
+        let silent = try #require(SocketAddress.numeric(HostAndPort(host: "127.0.0.2", port: server.port)))
+        let answering = try #require(SocketAddress.numeric(HostAndPort(host: "127.0.0.1", port: server.port)))
+        let client = try HTTPClient(
+            configuration: .init(connectTimeout: .seconds(4)), group: nil, tls: nil,
+            resolver: Resolver { target throws(SystemError) in target.host == "silent.test" ? [silent] : [silent, answering] })
+        func request(_ host: String) -> HTTPClientRequest {
+            var request = HTTPClientRequest(method: .get, endpoint: HTTPEndpoint(isTLS: false, host: host, port: server.port), target: "/x")
+            // Each request on a connection of its own.
+            request.headers.add(name: "Connection", value: "close")
+            return request
+        }
+        // The silent address holds a connect until its deadline (a refusing one would fail at once).
+        await #expect(throws: HTTPClientError.connectTimedOut) { _ = try await client.execute(request("silent.test"), timeout: .milliseconds(300)) }
+        #expect(try await client.execute(request("relay.test")).status == 200)
+        // Within less than the connect timeout: a connect to the silent address first would
+        // use all of it and fail.
+        #expect(try await client.execute(request("relay.test"), timeout: .seconds(3)).status == 200)
+        #expect(client.statistics.opened == 2)
+        client.shutdown()
+        await server.shutdown()
+    }
+}
+
+/// A listening socket whose accept queue is full: further connects to it get no answer at all
+/// (Linux drops their SYNs), as an address behind a firewall that drops packets.
+private final class SilentListener {
+    private let listener: Int32
+    private let filler: Int32
+
+    init(host: String, port: Int) throws {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, host, &address.sin_addr)
+        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        filler = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        // A backlog of 0 holds one connection; the filler takes it and is never accepted.
+        guard listener >= 0, filler >= 0, bound == 0, listen(listener, 0) == 0 else { throw SystemError(code: errno, call: "listen \(host):\(port)") }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(filler, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw SystemError(code: errno, call: "connect \(host):\(port)") }
+    }
+
+    func close() {
+        Glibc.close(filler)
+        Glibc.close(listener)
     }
 }
