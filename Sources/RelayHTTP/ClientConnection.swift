@@ -29,6 +29,9 @@ final class ClientConnection: EventLoopHandler, @unchecked Sendable {
     private var deadline: UInt64 = 0
     private var idleSince: UInt64 = 0
     private var connectCompletion: ((Result<Void, HTTPClientError>) -> Void)?
+    /// When the TCP connect counts as slow, and whom that is told (once; nil once connected).
+    private var slowAt: UInt64 = .max
+    private var onSlow: (() -> Void)?
     private var completion: ((Result<HTTPResponseParser.Response, HTTPClientError>) -> Void)?
     private var output: [UInt8] = []
     private var outputOffset = 0
@@ -43,9 +46,14 @@ final class ClientConnection: EventLoopHandler, @unchecked Sendable {
     /// False once the peer closed the connection or it failed.
     var isReusable: Bool { reusable.load(ordering: .acquiring) }
 
-    /// Registers and waits for the connect (and handshake) to finish.
-    func start(deadline: UInt64, completion: @escaping (Result<Void, HTTPClientError>) -> Void) {
+    /// Registers and waits for the connect (and handshake) to finish. If the TCP connect has
+    /// not finished at `slowAt`, `onSlow` runs once (on the loop's tick, within 100 ms of it).
+    func start(
+        deadline: UInt64, slowAt: UInt64 = .max, onSlow: (() -> Void)? = nil, completion: @escaping (Result<Void, HTTPClientError>) -> Void
+    ) {
         self.deadline = deadline
+        self.slowAt = slowAt
+        self.onSlow = onSlow
         connectCompletion = completion
         do {
             token = try loop.register(transport.fd, interest: Interest.write, handler: self)
@@ -86,6 +94,7 @@ final class ClientConnection: EventLoopHandler, @unchecked Sendable {
     /// Fails whatever is in progress and closes.
     func fail(_ error: HTTPClientError) {
         reusable.store(false, ordering: .releasing)
+        onSlow = nil
         if let connectCompletion {
             self.connectCompletion = nil
             connectCompletion(.failure(error))
@@ -108,6 +117,7 @@ final class ClientConnection: EventLoopHandler, @unchecked Sendable {
                 return
             }
             phase = .handshaking
+            onSlow = nil
             advanceHandshake()
         case .handshaking:
             advanceHandshake()
@@ -123,7 +133,14 @@ final class ClientConnection: EventLoopHandler, @unchecked Sendable {
 
     func handleTick(now: UInt64) {
         switch phase {
-        case .connecting, .handshaking:
+        case .connecting:
+            if now > deadline {
+                fail(.connectTimedOut)
+            } else if now >= slowAt, let onSlow {
+                self.onSlow = nil
+                onSlow()
+            }
+        case .handshaking:
             if now > deadline { fail(.connectTimedOut) }
         case .exchanging:
             if now > deadline { fail(.timedOut) }

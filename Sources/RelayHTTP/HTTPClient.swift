@@ -129,7 +129,11 @@ package struct HTTPClientResponse: Sendable, Equatable {
 /// thread crossing once a connection is warm. Names are resolved off the loops.
 package final class HTTPClient: Sendable {
     package struct Configuration: Sendable {
+        /// How long one address may take to connect.
         package var connectTimeout: Duration
+        /// How long a name's address may leave its TCP connect unanswered before the next
+        /// address is tried beside it (RFC 8305's Connection Attempt Delay).
+        package var connectAttemptDelay: Duration
         /// Default for requests that do not pass their own.
         package var requestTimeout: Duration
         /// Open connections per endpoint, over all loops; further requests wait for one.
@@ -141,9 +145,11 @@ package final class HTTPClient: Sendable {
 
         package init(
             connectTimeout: Duration = .seconds(5), requestTimeout: Duration = .seconds(30),
-            maxConnectionsPerEndpoint: Int = 64, idleTimeout: Duration = .seconds(30), loopCount: Int = 1
+            maxConnectionsPerEndpoint: Int = 64, idleTimeout: Duration = .seconds(30), loopCount: Int = 1,
+            connectAttemptDelay: Duration = .milliseconds(250)
         ) {
             self.connectTimeout = connectTimeout
+            self.connectAttemptDelay = connectAttemptDelay
             self.requestTimeout = requestTimeout
             self.maxConnectionsPerEndpoint = maxConnectionsPerEndpoint
             self.idleTimeout = idleTimeout
@@ -316,65 +322,86 @@ package final class HTTPClient: Sendable {
         }
     }
 
-    /// Tries `addresses` in turn from `index` on `loop` (called on it) until one connects, or
-    /// fails once the deadline has passed; `completion` runs on it. A name's resolver learns
-    /// which address answered and which failed, for the name's next connect.
+    /// Connects to the first of `addresses` to answer (RFC 8305, "Happy Eyeballs"), on `loop`
+    /// (called on it): an attempt at the first address, and one at the next beside those
+    /// running whenever the last begun has left its TCP connect unanswered for
+    /// `connectAttemptDelay`, or at once when an attempt fails. The first to connect and finish
+    /// its handshake wins, and the others are closed. No attempt begins after a failure past the
+    /// deadline; the race fails when none is left running. `completion` runs once, on the loop.
+    /// A name's resolver learns which address answered and which failed, for its next connect.
     private func connectFirst(
-        of addresses: [SocketAddress], from index: Int = 0, to endpoint: HTTPEndpoint, factory: any TransportFactory, on loop: EventLoop,
-        deadline: UInt64, failure: HTTPClientError? = nil, completion: @escaping (Result<ClientConnection, HTTPClientError>) -> Void
+        of addresses: [SocketAddress], to endpoint: HTTPEndpoint, factory: any TransportFactory, on loop: EventLoop, deadline: UInt64,
+        completion: @escaping (Result<ClientConnection, HTTPClientError>) -> Void
     ) {
-        guard index < addresses.count, failure == nil || monotonicNanoseconds() < deadline else {
-            completion(.failure(failure ?? .connectFailed("\(endpoint.host): no address")))
+        let race = ConnectRace(
+            addresses: addresses, target: ConnectRace.Target(endpoint: endpoint, factory: factory, loop: loop, deadline: deadline), completion: completion)
+        startAttempt(in: race)
+    }
+
+    /// Begins the race's next attempt, if an address is left; ends the race in failure when
+    /// none is left and no attempt runs.
+    private func startAttempt(in race: ConnectRace) {
+        guard !race.isFinished else { return }
+        let target = race.target
+        guard race.next < race.addresses.count, race.lastFailure == nil || monotonicNanoseconds() < target.deadline else {
+            if race.running.isEmpty { race.finish(.failure(race.lastFailure ?? .connectFailed("\(target.endpoint.host): no address"))) }
             return
         }
-        let address = addresses[index]
-        startConnection(to: endpoint, address: address, factory: factory, on: loop, deadline: deadline) { [self] result in
-            // One address has no order to learn (a number, or a name with one address).
-            let target = addresses.count > 1 ? HostAndPort(host: endpoint.host, port: endpoint.port) : nil
+        let index = race.next
+        race.next += 1
+        let address = race.addresses[index]
+        // One address has no order to learn (a number, or a name with one address).
+        let name = race.addresses.count > 1 ? HostAndPort(host: target.endpoint.host, port: target.endpoint.port) : nil
+        let connection: ClientConnection
+        switch makeConnection(to: target.endpoint, address: address, factory: target.factory, on: target.loop) {
+        case .success(let made): connection = made
+        case .failure(let error):
+            if let name { resolver.noteFailed(address, for: name) }
+            race.lastFailure = error
+            startAttempt(in: race)
+            return
+        }
+        race.running[index] = connection
+        let now = monotonicNanoseconds()
+        connection.start(
+            deadline: min(target.deadline, now + configuration.connectTimeout.nanoseconds),
+            slowAt: now + configuration.connectAttemptDelay.nanoseconds,
+            onSlow: { [self] in startAttempt(in: race) }
+        ) { [self] result in
+            race.running[index] = nil
+            // Ended after the race was decided: it lost, and says nothing of its address.
+            guard !race.isFinished else { return }
             switch result {
-            case .success(let connection):
-                if let target { resolver.noteAnswered(address, for: target) }
-                completion(.success(connection))
+            case .success:
+                opened.wrappingAdd(1, ordering: .relaxed)
+                if let name { resolver.noteAnswered(address, for: name) }
+                race.finish(.success(connection))
             case .failure(let error):
-                if let target { resolver.noteFailed(address, for: target) }
-                connectFirst(
-                    of: addresses, from: index + 1, to: endpoint, factory: factory, on: loop, deadline: deadline, failure: error,
-                    completion: completion)
+                if let name { resolver.noteFailed(address, for: name) }
+                race.lastFailure = error
+                startAttempt(in: race)
             }
         }
     }
 
-    /// Opens one connection on `loop` (called on it); `completion` runs on it.
-    private func startConnection(
-        to endpoint: HTTPEndpoint, address: SocketAddress, factory: any TransportFactory, on loop: EventLoop, deadline: UInt64,
-        completion: @escaping (Result<ClientConnection, HTTPClientError>) -> Void
-    ) {
+    /// A connection to `address`, its socket connecting (not yet started on `loop`).
+    private func makeConnection(
+        to endpoint: HTTPEndpoint, address: SocketAddress, factory: any TransportFactory, on loop: EventLoop
+    ) -> Result<ClientConnection, HTTPClientError> {
         let fd: Int32
         do {
             fd = try SocketFactory.connect(to: address)
         } catch {
-            completion(.failure(.connectFailed("\(endpoint): \(error)")))
-            return
+            return .failure(.connectFailed("\(endpoint): \(error)"))
         }
         let transport: any Transport
         do {
             transport = try factory.makeTransport(fd: fd, host: endpoint.host)
         } catch {
             Syscall.close(fd)
-            completion(.failure(.connectFailed("\(endpoint): \(error)")))
-            return
+            return .failure(.connectFailed("\(endpoint): \(error)"))
         }
-        let connectDeadline = min(deadline, monotonicNanoseconds() + configuration.connectTimeout.nanoseconds)
-        let connection = ClientConnection(transport: transport, loop: loop, idleTimeout: configuration.idleTimeout.nanoseconds)
-        connection.start(deadline: connectDeadline) { [self] result in
-            switch result {
-            case .success:
-                opened.wrappingAdd(1, ordering: .relaxed)
-                completion(.success(connection))
-            case .failure(let error):
-                completion(.failure(error))
-            }
-        }
+        return .success(ClientConnection(transport: transport, loop: loop, idleTimeout: configuration.idleTimeout.nanoseconds))
     }
 
     /// Connects to the first of `addresses` that answers before the deadline (from any thread).
@@ -520,5 +547,43 @@ final class LoopPool {
             for connection in state.idle { connection.discard() }
             for waiter in state.waiters { waiter.completion(.failure(.shutDown)) }
         }
+    }
+}
+
+/// One connect through a name's addresses (`HTTPClient.connectFirst`); touched on its loop only.
+private final class ConnectRace {
+    /// Where the attempts go, on which loop, and until when.
+    struct Target {
+        let endpoint: HTTPEndpoint
+        let factory: any TransportFactory
+        let loop: EventLoop
+        let deadline: UInt64
+    }
+
+    let addresses: [SocketAddress]
+    let target: Target
+    /// The index of the next address to try.
+    var next = 0
+    /// Attempts begun and not ended, by their address's index.
+    var running: [Int: ClientConnection] = [:]
+    var lastFailure: HTTPClientError?
+    private var completion: ((Result<ClientConnection, HTTPClientError>) -> Void)?
+
+    init(addresses: [SocketAddress], target: Target, completion: @escaping (Result<ClientConnection, HTTPClientError>) -> Void) {
+        self.addresses = addresses
+        self.target = target
+        self.completion = completion
+    }
+
+    var isFinished: Bool { completion == nil }
+
+    /// Ends the race: the attempts still running lost and are closed; the completion runs.
+    func finish(_ result: Result<ClientConnection, HTTPClientError>) {
+        guard let completion else { return }
+        self.completion = nil
+        let losers = running.values
+        running = [:]
+        for loser in losers { loser.fail(.connectFailed("\(target.endpoint): another address answered first")) }
+        completion(result)
     }
 }

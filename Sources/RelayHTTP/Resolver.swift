@@ -8,9 +8,8 @@ import Synchronization
 /// in place.
 ///
 /// The address of a name that last answered a connect is given first, ahead of the order
-/// `getaddrinfo` returns, until a connect to it fails: a name whose first address drops
-/// packets (an IPv6 address without a route, say) costs one connect timeout, not one on
-/// every new connection.
+/// `getaddrinfo` returns, until a connect to it fails: new connections go first to an address
+/// known to answer, not to one that drops packets (an IPv6 address without a route, say).
 final class Resolver: Sendable {
     /// Every address of a host and port, in the system's order (`getaddrinfo`).
     typealias Lookup = @Sendable (HostAndPort) throws(SystemError) -> [SocketAddress]

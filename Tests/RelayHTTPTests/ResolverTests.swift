@@ -77,15 +77,14 @@ import Testing
     /// deadlines, on its loop, not by the test's clock (a test task may wait seconds for a
     /// thread while the whole suite runs).
     @Test func aNewConnectionGoesFirstToTheAddressThatAnswered() async throws {
-        var router = Router()
-        router.add(.get, "/x", .immediate { _ in .json(.ok, "{}") })
-        let server = try HTTPServer(configuration: .init(address: HostAndPort(host: "127.0.0.1", port: 0), loopCount: 1), router: router)
+        let server = try answeringServer()
         let silentListener = try SilentListener(host: "127.0.0.2", port: server.port)
         defer { silentListener.close() }
         let silent = try #require(SocketAddress.numeric(HostAndPort(host: "127.0.0.2", port: server.port)))
         let answering = try #require(SocketAddress.numeric(HostAndPort(host: "127.0.0.1", port: server.port)))
+        // No second attempt beside the first (see the next test): one address after the other.
         let client = try HTTPClient(
-            configuration: .init(connectTimeout: .seconds(4)), group: nil, tls: nil,
+            configuration: .init(connectTimeout: .seconds(4), connectAttemptDelay: .seconds(600)), group: nil, tls: nil,
             resolver: Resolver { target throws(SystemError) in target.host == "silent.test" ? [silent] : [silent, answering] })
         func request(_ host: String) -> HTTPClientRequest {
             var request = HTTPClientRequest(method: .get, endpoint: HTTPEndpoint(isTLS: false, host: host, port: server.port), target: "/x")
@@ -103,6 +102,39 @@ import Testing
         client.shutdown()
         await server.shutdown()
     }
+
+    /// Happy Eyeballs (RFC 8305): an address that leaves the connect unanswered for the
+    /// attempt delay gets the next address tried beside it, which answers long before the
+    /// connect timeout. When every address is silent the connect fails at the deadline.
+    @Test func theNextAddressIsTriedBesideASilentOneAfterTheAttemptDelay() async throws {
+        let server = try answeringServer()
+        let firstListener = try SilentListener(host: "127.0.0.2", port: server.port)
+        defer { firstListener.close() }
+        let secondListener = try SilentListener(host: "127.0.0.3", port: server.port)
+        defer { secondListener.close() }
+        let silent = try ["127.0.0.2", "127.0.0.3"].map { try #require(SocketAddress.numeric(HostAndPort(host: $0, port: server.port))) }
+        let answering = try #require(SocketAddress.numeric(HostAndPort(host: "127.0.0.1", port: server.port)))
+        let client = try HTTPClient(
+            configuration: .init(connectTimeout: .seconds(600)), group: nil, tls: nil,
+            resolver: Resolver { target throws(SystemError) in target.host == "silent.test" ? silent : [silent[0], answering] })
+        defer { client.shutdown() }
+        let endpoint = HTTPEndpoint(isTLS: false, host: "relay.test", port: server.port)
+        // Within a request timeout far below the connect timeout: one address after the other
+        // would spend all of it on the first.
+        #expect(try await client.execute(HTTPClientRequest(method: .get, endpoint: endpoint, target: "/x"), timeout: .seconds(5)).status == 200)
+        #expect(client.statistics.opened == 1)
+        var silentOnly = HTTPClientRequest(method: .get, endpoint: endpoint, target: "/x")
+        silentOnly.endpoint.host = "silent.test"
+        await #expect(throws: HTTPClientError.connectTimedOut) { _ = try await client.execute(silentOnly, timeout: .milliseconds(800)) }
+        await server.shutdown()
+    }
+}
+
+/// A server on 127.0.0.1 that answers `GET /x` with 200.
+private func answeringServer() throws -> HTTPServer {
+    var router = Router()
+    router.add(.get, "/x", .immediate { _ in .json(.ok, "{}") })
+    return try HTTPServer(configuration: .init(address: HostAndPort(host: "127.0.0.1", port: 0), loopCount: 1), router: router)
 }
 
 /// A listening socket whose accept queue is full: further connects to it get no answer at all
