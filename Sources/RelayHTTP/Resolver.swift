@@ -23,12 +23,32 @@ final class Resolver: Sendable {
         var isRunning = false
         var isStopped = false
 
-        /// `addresses` with the one that last answered for `key` first, when it is among them.
+        /// `addresses` in the order to try them: the one that last answered for `key` first,
+        /// when it is among them; then the families taking turns (RFC 8305, section 4), so that
+        /// a family whose every address is silent holds the other back by one attempt delay,
+        /// not one per address.
         func ordered(_ addresses: [SocketAddress], for key: String) -> [SocketAddress] {
-            guard let preferred = answered[key], let index = addresses.firstIndex(of: preferred), index > 0 else { return addresses }
             var ordered = addresses
-            ordered.insert(ordered.remove(at: index), at: 0)
-            return ordered
+            if let preferred = answered[key], let index = ordered.firstIndex(of: preferred), index > 0 {
+                ordered.insert(ordered.remove(at: index), at: 0)
+            }
+            return Self.alternatingFamilies(ordered)
+        }
+
+        /// The addresses with the first one's family and the other taking turns, each family's
+        /// in the order given.
+        static func alternatingFamilies(_ addresses: [SocketAddress]) -> [SocketAddress] {
+            guard let first = addresses.first else { return addresses }
+            let same = addresses.filter { $0.family == first.family }
+            let other = addresses.filter { $0.family != first.family }
+            guard !other.isEmpty else { return addresses }
+            var result: [SocketAddress] = []
+            result.reserveCapacity(addresses.count)
+            for index in 0..<max(same.count, other.count) {
+                if index < same.count { result.append(same[index]) }
+                if index < other.count { result.append(other[index]) }
+            }
+            return result
         }
     }
 

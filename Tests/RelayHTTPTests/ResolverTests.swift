@@ -51,7 +51,8 @@ import Testing
         let target = HostAndPort(host: "relay.test", port: 8080)
         let a = try #require(SocketAddress.numeric(HostAndPort(host: "127.0.0.2", port: 8080)))
         let b = try #require(SocketAddress.numeric(HostAndPort(host: "127.0.0.1", port: 8080)))
-        let c = try #require(SocketAddress.numeric(HostAndPort(host: "::1", port: 8080)))
+        // One family: the order is the system's, but for the address that answered.
+        let c = try #require(SocketAddress.numeric(HostAndPort(host: "127.0.0.3", port: 8080)))
         #expect(a != b && b == SocketAddress.numeric(HostAndPort(host: "127.0.0.1", port: 8080)))
         #expect(b != SocketAddress.numeric(HostAndPort(host: "127.0.0.1", port: 8081)))
         // A cached answer, and (time to live zero) a fresh lookup every time.
@@ -69,6 +70,21 @@ import Testing
             resolver.noteAnswered(try #require(SocketAddress.numeric(HostAndPort(host: "127.0.0.9", port: 8080))), for: target)
             #expect(try await resolver.resolve(target) == [a, b, c], "an address the name no longer has is not given")
         }
+    }
+
+    /// The families take turns after the first address (RFC 8305): a family whose addresses
+    /// are all silent holds the other back by one attempt delay, not one per address.
+    @Test func theAddressFamiliesTakeTurns() async throws {
+        func address(_ host: String) throws -> SocketAddress { try #require(SocketAddress.numeric(HostAndPort(host: host, port: 443))) }
+        let v6 = try ["2001:db8::1", "2001:db8::2", "2001:db8::3"].map(address)
+        let v4 = try ["192.0.2.1", "192.0.2.2"].map(address)
+        let target = HostAndPort(host: "happytalk.test", port: 443)
+        let resolver = Resolver { _ throws(SystemError) in v6 + v4 }
+        defer { resolver.shutdown() }
+        #expect(try await resolver.resolve(target) == [v6[0], v4[0], v6[1], v4[1], v6[2]])
+        // The address that answered leads, and its family takes the first turn.
+        resolver.noteAnswered(v4[1], for: target)
+        #expect(try await resolver.resolve(target) == [v4[1], v6[0], v4[0], v6[1], v6[2]])
     }
 
     /// A name whose first address drops the connect (nothing answers, nothing refuses): the
