@@ -121,7 +121,8 @@ import Testing
 
     /// Happy Eyeballs (RFC 8305): an address that leaves the connect unanswered for the
     /// attempt delay gets the next address tried beside it, which answers long before the
-    /// connect timeout. When every address is silent the connect fails at the deadline.
+    /// connect timeout, and the attempt that lost is closed. When every address is silent the
+    /// connect fails at the deadline.
     @Test func theNextAddressIsTriedBesideASilentOneAfterTheAttemptDelay() async throws {
         let server = try answeringServer()
         let firstListener = try SilentListener(host: "127.0.0.2", port: server.port)
@@ -135,13 +136,17 @@ import Testing
             resolver: Resolver { target throws(SystemError) in target.host == "silent.test" ? silent : [silent[0], answering] })
         defer { client.shutdown() }
         let endpoint = HTTPEndpoint(isTLS: false, host: "relay.test", port: server.port)
+        var silentOnly = HTTPClientRequest(method: .get, endpoint: endpoint, target: "/x")
+        silentOnly.endpoint.host = "silent.test"
+        await #expect(throws: HTTPClientError.connectTimedOut) { _ = try await client.execute(silentOnly, timeout: .milliseconds(800)) }
         // Within a request timeout far below the connect timeout: one address after the other
         // would spend all of it on the first.
         #expect(try await client.execute(HTTPClientRequest(method: .get, endpoint: endpoint, target: "/x"), timeout: .seconds(5)).status == 200)
         #expect(client.statistics.opened == 1)
-        var silentOnly = HTTPClientRequest(method: .get, endpoint: endpoint, target: "/x")
-        silentOnly.endpoint.host = "silent.test"
-        await #expect(throws: HTTPClientError.connectTimedOut) { _ = try await client.execute(silentOnly, timeout: .milliseconds(800)) }
+        // The attempt that lost was closed: with room made for it, its SYN, sent again a second
+        // after the first, would now be answered.
+        firstListener.makeRoom()
+        #expect(!firstListener.receivesConnection(within: 2_500), "the attempt that lost the race is still connecting")
         await server.shutdown()
     }
 }
@@ -157,28 +162,31 @@ private func answeringServer() throws -> HTTPServer {
 /// (Linux drops their SYNs), as an address behind a firewall that drops packets.
 private final class SilentListener {
     private let listener: Int32
-    private let filler: Int32
+    private var filler: Int32
 
     init(host: String, port: Int) throws {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        inet_pton(AF_INET, host, &address.sin_addr)
-        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        filler = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        // A backlog of 0 holds one connection; the filler takes it and is never accepted.
-        guard listener >= 0, filler >= 0, bound == 0, listen(listener, 0) == 0 else { throw SystemError(code: errno, call: "listen \(host):\(port)") }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(filler, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw SystemError(code: errno, call: "connect \(host):\(port)") }
+        // A backlog of 0 holds one connection; the filler takes it and is not accepted.
+        listener = try SocketFactory.listen(on: HostAndPort(host: host, port: port), backlog: 0).fd
+        filler = try SocketFactory.connect(to: try #require(SocketAddress.numeric(HostAndPort(host: host, port: port))))
+        var connected = pollfd(fd: filler, events: Int16(POLLOUT), revents: 0)
+        guard poll(&connected, 1, 5_000) == 1, SocketFactory.pendingError(filler) == 0 else { throw SystemError(code: ETIMEDOUT, call: "connect") }
+    }
+
+    /// Accepts the filler: the next connect that reaches the listener is answered.
+    func makeRoom() {
+        Glibc.close(accept(listener, nil, nil))
+        Glibc.close(filler)
+        filler = -1
+    }
+
+    /// Whether a connection reaches the listener within `milliseconds`.
+    func receivesConnection(within milliseconds: Int32) -> Bool {
+        var waiting = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        return poll(&waiting, 1, milliseconds) == 1
     }
 
     func close() {
-        Glibc.close(filler)
+        if filler >= 0 { Glibc.close(filler) }
         Glibc.close(listener)
     }
 }
