@@ -76,8 +76,11 @@ package struct HTTPEndpoint: Hashable, Sendable, CustomStringConvertible {
         return (HTTPEndpoint(isTLS: isTLS, host: host, port: defaultPort), path)
     }
 
+    /// The host and port, as a name is resolved and its addresses remembered.
+    var hostAndPort: HostAndPort { HostAndPort(host: host, port: port) }
+
     package var description: String {
-        (isTLS ? "https://" : "http://") + HostAndPort(host: host, port: port).description
+        (isTLS ? "https://" : "http://") + hostAndPort.description
     }
 
     /// Appends the value of the `Host` header: an IPv6 address in brackets, the port unless it
@@ -289,7 +292,7 @@ package final class HTTPClient: Sendable {
     /// Opens a connection for the exchange on the pool's loop (its slot is reserved).
     fileprivate func open(_ exchange: Exchange, pool: LoopPool) {
         let loop = pool.loop
-        let target = HostAndPort(host: exchange.endpoint.host, port: exchange.endpoint.port)
+        let target = exchange.endpoint.hostAndPort
         if let numeric = SocketAddress.numeric(target) {
             connect(exchange, addresses: [numeric], pool: pool)
             return
@@ -351,7 +354,7 @@ package final class HTTPClient: Sendable {
         race.next += 1
         let address = race.addresses[index]
         // One address has no order to learn (a number, or a name with one address).
-        let name = race.addresses.count > 1 ? HostAndPort(host: target.endpoint.host, port: target.endpoint.port) : nil
+        let name = race.addresses.count > 1 ? target.endpoint.hostAndPort : nil
         let connection: ClientConnection
         switch makeConnection(to: target.endpoint, address: address, factory: target.factory, on: target.loop) {
         case .success(let made): connection = made

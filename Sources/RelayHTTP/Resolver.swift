@@ -38,10 +38,9 @@ final class Resolver: Sendable {
         /// The addresses with the first one's family and the other taking turns, each family's
         /// in the order given.
         static func alternatingFamilies(_ addresses: [SocketAddress]) -> [SocketAddress] {
-            guard let first = addresses.first else { return addresses }
+            guard let first = addresses.first, addresses.contains(where: { $0.family != first.family }) else { return addresses }
             let same = addresses.filter { $0.family == first.family }
             let other = addresses.filter { $0.family != first.family }
-            guard !other.isEmpty else { return addresses }
             var result: [SocketAddress] = []
             result.reserveCapacity(addresses.count)
             for index in 0..<max(same.count, other.count) {
