@@ -407,7 +407,8 @@ package final class HTTPClient: Sendable {
         return .success(ClientConnection(transport: transport, loop: loop, idleTimeout: configuration.idleTimeout.nanoseconds))
     }
 
-    /// Connects to the first of `addresses` that answers before the deadline (from any thread).
+    /// Connects, from any thread, the way requests do (`connectFirst`): to the first of
+    /// `addresses` that answers before the deadline.
     func connect(to endpoint: HTTPEndpoint, trying addresses: [SocketAddress], factory: any TransportFactory, deadline: UInt64)
         async throws(HTTPClientError) -> ClientConnection
     {
