@@ -43,11 +43,10 @@ package final class SQLiteDatabase {
             throw SQLiteError(code: status, description: "\(path): \(message)")
         }
         sqlite3_busy_handler(handle, { _, tries in
-            // SQLite's own busy timeout sleeps longer and longer (up to 100 ms) between tries, and
-            // its locks are not fair: a connection waiting beside a writer that commits back to
-            // back seldom tries in the moment between two commits, and an operator's command
-            // (a step of a bulk replay) failed with "database is locked". Tried every
-            // millisecond it finds that moment; given up after `busyTries` (about 5 s).
+            // SQLite's own busy timeout sleeps longer and longer (up to 100 ms) between tries: a
+            // writer whose turn has come (`beginImmediate`) would wait up to 100 ms longer than
+            // the transaction before it. Tried every millisecond; given up after `busyTries`
+            // (about 5 s).
             usleep(1000)
             return tries < SQLiteDatabase.busyTries ? 1 : 0
         }, nil)
@@ -56,6 +55,22 @@ package final class SQLiteDatabase {
     /// How many times a busy database is tried again, a millisecond apart, before the
     /// statement fails with `SQLITE_BUSY`.
     static let busyTries: Int32 = 5000
+
+    /// The writers' turnstile of this connection's file, opened by its first write
+    /// transaction; nil for a database in memory.
+    private lazy var turnstile: SQLiteWriteTurnstile? = {
+        guard let name = sqlite3_db_filename(handle, "main"), name.pointee != 0 else { return nil }
+        return SQLiteWriteTurnstile(databasePath: String(cString: name))
+    }()
+
+    /// Begins a write transaction (`BEGIN IMMEDIATE`) in turn with the other connections that
+    /// write this file (`SQLiteWriteTurnstile`): beside a writer that commits back to back, a
+    /// connection waits for one transaction, not until it happens to try in the moment between two.
+    package func beginImmediate() throws(SQLiteError) {
+        let hasTurn = turnstile?.take(tries: Self.busyTries) ?? false
+        defer { if hasTurn { turnstile?.release() } }
+        try execute("BEGIN IMMEDIATE")
+    }
 
     deinit { sqlite3_close_v2(handle) }
 

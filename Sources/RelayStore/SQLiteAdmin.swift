@@ -173,7 +173,7 @@ package final class SQLiteAdmin: DeliveryAdministration {
     /// Deletes one delivery (in any state) with its attempts; false when there was none. A
     /// running relay moves the delivery's room on to the next one.
     package func delete(id: String) throws(SQLiteError) -> Bool {
-        try database.execute("BEGIN IMMEDIATE")
+        try database.beginImmediate()
         do throws(SQLiteError) {
             try database.prepare("DELETE FROM attempts WHERE delivery_id = ?").run([.text(id)])
             try database.prepare("DELETE FROM deliveries WHERE id = ?").run([.text(id)])
@@ -187,7 +187,7 @@ package final class SQLiteAdmin: DeliveryAdministration {
     }
 
     package func deleteDead(before cutoff: UnixMilliseconds, limit: Int) throws(SQLiteError) -> Int {
-        try database.execute("BEGIN IMMEDIATE")
+        try database.beginImmediate()
         do throws(SQLiteError) {
             let deleted = try SQLiteSchema.deleteDeliveries(
                 database, where: "state = 'dead' AND next_attempt_at < ?", [.integer(cutoff)], limit: limit
@@ -202,7 +202,7 @@ package final class SQLiteAdmin: DeliveryAdministration {
 
     /// Makes a pending delivery, and its room's deliveries before it, due now.
     package func retry(id: String, now: UnixMilliseconds) throws(SQLiteError) -> DeliveryRetryResult {
-        try database.execute("BEGIN IMMEDIATE")
+        try database.beginImmediate()
         do throws(SQLiteError) {
             let select = try database.prepare("SELECT seq, state, credential, room_id FROM deliveries WHERE id = ?")
             try select.bind([.text(id)])
@@ -273,7 +273,7 @@ package final class SQLiteAdmin: DeliveryAdministration {
     /// room's queue if they are older than what is pending there (the serving relay derives
     /// its rooms' heads again when it notices the change).
     package func replay(_ changes: [(request: StoredRequest, change: ReplayChange)], now: UnixMilliseconds) throws(SQLiteError) {
-        try database.execute("BEGIN IMMEDIATE")
+        try database.beginImmediate()
         do throws(SQLiteError) {
             let requeue = try database.prepare(
                 "UPDATE deliveries SET state = 'pending', room_id = ?, call = ?, attempts = 0, accepted_at = ?, next_attempt_at = ?, last_reason = 'replayed' WHERE id = ?")

@@ -152,7 +152,7 @@ package final class SQLiteDeliveryStore: DeliveryStore {
         // Each write's new room heads, staged once the write stands.
         var newHeads: [(room: RoomKey, head: RoomHeads.Head)] = []
         do throws(SQLiteError) {
-            try database.execute("BEGIN IMMEDIATE")
+            try database.beginImmediate()
             for outcome in outcomes { try record(outcome, now: now) }
             if !writes.isEmpty, let maxBytes = configuration.maxBytes {
                 isOverSize = try database.integer("PRAGMA page_count") * database.integer("PRAGMA page_size") >= maxBytes
@@ -417,7 +417,7 @@ package final class SQLiteDeliveryStore: DeliveryStore {
         -> PurgeResult
     {
         do throws(SQLiteError) {
-            try database.execute("BEGIN IMMEDIATE")
+            try database.beginImmediate()
             // A finished delivery's `next_attempt_at` is when it finished.
             let gone = try SQLiteSchema.deleteDeliveries(
                 database, where: "(state = 'delivered' AND next_attempt_at < ?1) OR (state = 'dead' AND next_attempt_at < ?2)",

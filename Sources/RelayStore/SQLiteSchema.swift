@@ -271,7 +271,7 @@ package enum SQLiteSchema {
     /// so that every connection reads it again. A SQLite that forbids writing the schema
     /// (defensive mode) keeps the `IN` form, which accepts the same rows.
     static func rewriteStateCheck(_ database: SQLiteDatabase) throws(SQLiteError) {
-        try database.execute("BEGIN IMMEDIATE")
+        try database.beginImmediate()
         do throws(SQLiteError) {
             // Read again inside the write lock: another process may have migrated meanwhile.
             if try database.integer("PRAGMA user_version") < 10 {

@@ -651,10 +651,11 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
     }
 
     /// The steps of an operator's bulk change each take SQLite's write lock beside a serving
-    /// writer; one that commits back to back (a busy relay) leaves it free only between two
-    /// commits, and a connection that waits for the lock must try often enough to find that
-    /// moment: trying with SQLite's own backoff (up to 100 ms apart), a replay's step failed
-    /// with "database is locked" (each step waits anew: it reads its requests first).
+    /// writer; one that commits back to back (a busy relay) leaves it free only for the
+    /// microseconds between two commits. Trying with SQLite's own backoff (up to 100 ms apart),
+    /// a replay's step failed with "database is locked"; trying every millisecond, it still
+    /// failed now and then on a loaded machine (CI). Each step waits its turn
+    /// (`SQLiteWriteTurnstile`): at most one of the writer's transactions.
     @Test func aBulkReplayTakesTheLockBesideAWriterCommittingBackToBack() async throws {
         let storage = try await TestStorage.make(.sqlite)
         try await offPool {
@@ -673,8 +674,10 @@ func delivery(_ id: String, room: String = "r-1", call: String = #"{"uuid":"u-1"
                 defer { writer.done.signal() }
                 guard let busy = try? SQLiteDatabase(path: path), (try? busy.execute("PRAGMA synchronous=FULL")) != nil else { return }
                 while !writer.stop.load(ordering: .relaxed) {
-                    // Each transaction holds the lock a millisecond or more, as a batch of webhooks does.
-                    guard (try? busy.execute("BEGIN IMMEDIATE; INSERT OR REPLACE INTO meta (name, value) VALUES ('busy', 1)")) != nil else {
+                    // Each transaction holds the lock a millisecond or more, as a batch of webhooks
+                    // does, and begins as the relay's writer begins its transactions.
+                    guard (try? busy.beginImmediate()) != nil else { continue }
+                    guard (try? busy.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('busy', 1)")) != nil else {
                         try? busy.execute("ROLLBACK")
                         continue
                     }
