@@ -103,6 +103,13 @@ package final class SQLiteDatabase {
         _ = csqlite_set_defensive(handle, on ? 1 : 0)
     }
 
+    /// Whether the database file was deleted, renamed or replaced since this connection opened
+    /// it (`SQLITE_FCNTL_HAS_MOVED`: its path no longer names the file the connection writes).
+    package var fileHasMoved: Bool {
+        var moved: Int32 = 0
+        return sqlite3_file_control(handle, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && moved != 0
+    }
+
     /// Rows changed by the last statement.
     package var changes: Int { Int(sqlite3_changes(handle)) }
 

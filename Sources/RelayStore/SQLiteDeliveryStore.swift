@@ -39,8 +39,6 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     private let configuration: Configuration
     private let database: SQLiteDatabase
     private let checkpointer: SQLiteCheckpointer
-    /// Held open to notice the file being deleted while the relay runs (`st_nlink` drops to 0).
-    private let fileWatch: Int32
     private var dataVersion = 0
     /// Another process changed the rows since the heads were derived: until they are derived
     /// again, nothing is claimed (a replayed delivery may be older than its room's head).
@@ -87,7 +85,6 @@ package final class SQLiteDeliveryStore: DeliveryStore {
         self.database = database
         checkpointer = try SQLiteCheckpointer(path: path, writer: database, pages: configuration.checkpointPages)
         self.configuration = configuration
-        fileWatch = open(path, O_RDONLY | O_CLOEXEC)
         insertDelivery = try database.prepare(
             """
             INSERT INTO deliveries (id, route, credential, room_id, call, state, attempts, accepted_at, next_attempt_at, last_reason)
@@ -119,7 +116,6 @@ package final class SQLiteDeliveryStore: DeliveryStore {
     deinit {
         // Before the writer closes: the last connection to close checkpoints the whole log.
         checkpointer.stop()
-        if fileWatch >= 0 { close(fileWatch) }
     }
 
     /// What the last checkpoint off the writer's thread reported (for tests).
@@ -446,9 +442,9 @@ package final class SQLiteDeliveryStore: DeliveryStore {
 
     /// What is written to a deleted file is gone after a restart.
     private func deletedFileRefusal() -> StoreError? {
-        guard fileWatch >= 0 else { return nil }
-        var status = stat()
-        guard fstat(fileWatch, &status) == 0, status.st_nlink == 0 else { return nil }
+        // SQLite's check, not a descriptor of the file held open: closing that would drop
+        // this process's locks on the file (see `SQLiteSchema.prepareFile`).
+        guard database.fileHasMoved else { return nil }
         return .unavailable("the queue database file was deleted; restart the relay")
     }
 }

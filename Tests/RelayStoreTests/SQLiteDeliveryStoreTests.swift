@@ -315,6 +315,38 @@ import Testing
         #expect(try store.nextDueTime(after: 3000).map { $0 > 3000 } == true)
     }
 
+    /// A process's POSIX locks on a file go with the close of any descriptor of it, SQLite's
+    /// or not. A store opened beside a connection of the same process that reads (the lookups,
+    /// the admin API) must leave that connection's lock on the database file: without it,
+    /// another process closing its last connection takes the file for itself and deletes the
+    /// write-ahead log that this process still writes to.
+    @Test func openingAStoreKeepsTheLocksOfTheProcesssOtherConnections() throws {
+        let folder = Folder()
+        _ = try store(folder)
+        let path = SQLiteSchema.path(in: folder.path)
+        let reader = try SQLiteDatabase(path: path)
+        try reader.execute("BEGIN")
+        _ = try reader.integer("SELECT COUNT(*) FROM deliveries")
+        let probe = open(path, O_RDONLY | O_CLOEXEC)
+        defer { close(probe) }
+        // SQLite's shared lock is a read lock on 510 bytes after its pending byte (1 GiB); an
+        // open-file-description lock conflicts with it even within this process.
+        func sharedLockIsHeld() -> Bool {
+            var query = flock()
+            query.l_type = Int16(F_WRLCK)
+            query.l_whence = Int16(SEEK_SET)
+            query.l_start = 0x4000_0002
+            query.l_len = 510
+            let ofdGetLock: Int32 = 36  // F_OFD_GETLK on Linux (a _GNU_SOURCE macro, not imported)
+            return fcntl(probe, ofdGetLock, &query) == 0 && query.l_type != Int16(F_UNLCK)
+        }
+        #expect(sharedLockIsHeld())
+        let second = try store(folder)
+        #expect(sharedLockIsHeld(), "opening the store dropped the reader's lock")
+        withExtendedLifetime(second) {}
+        try reader.execute("COMMIT")
+    }
+
     @Test func aDeletedFileIsRefused() throws {
         let folder = Folder()
         let store = try store(folder)
