@@ -64,7 +64,7 @@ package enum ServeCommand {
             group = try EventLoopGroup(count: ProcessInfo.processInfo.activeProcessorCount, name: "happyrelay-loop")
             // Only an https upstream needs libssl set up (a local http mock does not).
             tls = settings.upstream.endpoint.isTLS || settings.upstreamCAFile != nil ? try TLSClientFactory(caFile: settings.upstreamCAFile) : nil
-            client = try HTTPClient(configuration: .init(maxConnectionsPerEndpoint: max(64, settings.upstreamConcurrency)), group: group, tls: tls)
+            client = try HTTPClient(configuration: upstreamClientConfiguration(settings, logger: logger), group: group, tls: tls)
             upstream = HappyTalkUpstream(url: settings.upstream, client: client)
         } catch {
             return failed("happyrelay serve: \(error)", code: 1)
@@ -245,6 +245,19 @@ package enum ServeCommand {
         _ = await termination.wait()
         await server.shutdown()
         return 0
+    }
+
+    /// The client that carries the calls to HappyTalk: a connection per room it may send to at
+    /// once, and a warning when a new connection passed over an address of HappyTalk's name
+    /// (otherwise unseen: each such connection waited for that address first).
+    static func upstreamClientConfiguration(_ settings: ServeSettings, logger: Logger) -> HTTPClient.Configuration {
+        var configuration = HTTPClient.Configuration(maxConnectionsPerEndpoint: max(64, settings.upstreamConcurrency))
+        configuration.onAddressPassedOver = { event in
+            logger.warning(
+                "an address of HappyTalk was passed over; the one that answered is tried first from now on",
+                ["upstream": event.endpoint, "passed_over": event.passedOver.joined(separator: "; "), "answered": event.answered])
+        }
+        return configuration
     }
 
     static func failed(_ message: String, code: Int32) -> Int32 {

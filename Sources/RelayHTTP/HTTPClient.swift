@@ -145,6 +145,9 @@ package final class HTTPClient: Sendable {
         package var idleTimeout: Duration
         /// Loop threads for a client that makes its own group (no group given).
         package var loopCount: Int
+        /// Told, on the loop, when a new connection went to another of a name's addresses than
+        /// the first it tried (from then on the one that answered is tried first).
+        package var onAddressPassedOver: (@Sendable (AddressPassedOver) -> Void)?
 
         package init(
             connectTimeout: Duration = .seconds(5), requestTimeout: Duration = .seconds(30),
@@ -157,6 +160,22 @@ package final class HTTPClient: Sendable {
             self.maxConnectionsPerEndpoint = maxConnectionsPerEndpoint
             self.idleTimeout = idleTimeout
             self.loopCount = loopCount
+        }
+    }
+
+    /// A new connection to a name that went to another of its addresses than the first it
+    /// tried: that one refused, failed, or left the connect unanswered.
+    package struct AddressPassedOver: Sendable, Equatable {
+        /// The name and port, as the URL gave them.
+        package var endpoint: String
+        /// Each address tried before the one that answered, with what became of it.
+        package var passedOver: [String]
+        package var answered: String
+
+        package init(endpoint: String, passedOver: [String], answered: String) {
+            self.endpoint = endpoint
+            self.passedOver = passedOver
+            self.answered = answered
         }
     }
 
@@ -360,7 +379,7 @@ package final class HTTPClient: Sendable {
         case .success(let made): connection = made
         case .failure(let error):
             if let name { resolver.noteFailed(address, for: name) }
-            race.lastFailure = error
+            race.noteFailure(error, at: index)
             startAttempt(in: race)
             return
         }
@@ -378,10 +397,11 @@ package final class HTTPClient: Sendable {
             case .success:
                 opened.wrappingAdd(1, ordering: .relaxed)
                 if let name { resolver.noteAnswered(address, for: name) }
+                if index > 0, let report = configuration.onAddressPassedOver { report(race.passedOver(before: index)) }
                 race.finish(.success(connection))
             case .failure(let error):
                 if let name { resolver.noteFailed(address, for: name) }
-                race.lastFailure = error
+                race.noteFailure(error, at: index)
                 startAttempt(in: race)
             }
         }
@@ -570,7 +590,10 @@ private final class ConnectRace {
     var next = 0
     /// Attempts begun and not ended, by their address's index.
     var running: [Int: ClientConnection] = [:]
-    var lastFailure: HTTPClientError?
+    private(set) var lastFailure: HTTPClientError?
+    /// Why each failed attempt failed, by its address's index.
+    private var failures: [Int: HTTPClientError] = [:]
+    private let startedAt = monotonicNanoseconds()
     private var completion: ((Result<ClientConnection, HTTPClientError>) -> Void)?
 
     init(addresses: [SocketAddress], target: Target, completion: @escaping (Result<ClientConnection, HTTPClientError>) -> Void) {
@@ -580,6 +603,22 @@ private final class ConnectRace {
     }
 
     var isFinished: Bool { completion == nil }
+
+    func noteFailure(_ error: HTTPClientError, at index: Int) {
+        lastFailure = error
+        failures[index] = error
+    }
+
+    /// The addresses tried before the one at `index` answered, and what became of each.
+    func passedOver(before index: Int) -> HTTPClient.AddressPassedOver {
+        let waited = (monotonicNanoseconds() - startedAt) / 1_000_000
+        return HTTPClient.AddressPassedOver(
+            endpoint: target.endpoint.hostAndPort.description,
+            passedOver: addresses[..<index].indices.map { tried in
+                "\(addresses[tried].text): \(failures[tried].map { "\($0)" } ?? "no answer in \(waited) ms")"
+            },
+            answered: addresses[index].text)
+    }
 
     /// Ends the race: the attempts still running lost and are closed; the completion runs.
     func finish(_ result: Result<ClientConnection, HTTPClientError>) {

@@ -109,6 +109,16 @@ struct SocketAddress: @unchecked Sendable, Equatable {
         return address
     }
 
+    /// The address as users write it: `203.0.113.5:443`, `[2001:db8::1]:443`.
+    var text: String {
+        var host = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        withUnsafeBytes(of: storage) { raw in
+            let offset = family == AF_INET6 ? MemoryLayout<sockaddr_in6>.offset(of: \.sin6_addr)! : MemoryLayout<sockaddr_in>.offset(of: \.sin_addr)!
+            _ = inet_ntop(family, raw.baseAddress! + offset, &host, socklen_t(host.count))
+        }
+        return HostAndPort(host: String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), port: port).description
+    }
+
     /// The port of an `AF_INET`/`AF_INET6` address.
     var port: Int {
         withUnsafeBytes(of: storage) { raw in

@@ -1,12 +1,30 @@
 import RelayStore
 import RelayHTTP
 import RelayMapping
+import Synchronization
 import Testing
 
 @testable import RelayCore
 @testable import RelayCLI
 
 @Suite struct ServeSettingsTests {
+    /// A new connection to HappyTalk that passed over an address is logged as a warning with
+    /// the addresses, so that an operator learns of an address that refuses or drops packets.
+    @Test func anAddressOfHappyTalkPassedOverIsLogged() throws {
+        let lines = Mutex<[String]>([])
+        let logger = Logger(level: .info, format: .json, sink: .init { line in lines.withLock { $0.append(line) } })
+        let configuration = ServeCommand.upstreamClientConfiguration(try ServeSettings.parse([], environment: [:]), logger: logger)
+        let report = try #require(configuration.onAddressPassedOver)
+        report(
+            HTTPClient.AddressPassedOver(
+                endpoint: "api.happytalk.test:443", passedOver: ["[2001:db8::1]:443: no answer in 251 ms"], answered: "192.0.2.7:443"))
+        let line = try #require(lines.withLock { $0.first })
+        #expect(line.contains(#""level":"warning""#))
+        #expect(line.contains(#""upstream":"api.happytalk.test:443""#))
+        #expect(line.contains(#""passed_over":"[2001:db8::1]:443: no answer in 251 ms""#))
+        #expect(line.contains(#""answered":"192.0.2.7:443""#))
+    }
+
     @Test func defaultsAreTheInterfaceDefaults() throws {
         let settings = try ServeSettings.parse([], environment: [:])
         #expect(settings.listen == HostAndPort(host: "127.0.0.1", port: 8080))

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import Testing
 
 @testable import RelayHTTP
@@ -27,7 +28,8 @@ import Testing
         // it as idle (30 s), would fail the check below for nothing.
         let server = try HTTPServer(
             configuration: .init(address: HostAndPort(host: "127.0.0.1", port: 0), headerTimeout: .seconds(600), loopCount: 1), router: router)
-        let client = try HTTPClient(configuration: .init(idleTimeout: .seconds(600)))
+        let passedOver = PassedOverRecorder()
+        let client = try HTTPClient(configuration: passedOver.watching(.init(idleTimeout: .seconds(600))))
         let endpoint = HTTPEndpoint(isTLS: false, host: "relay.test", port: server.port)
         // Nothing listens on 127.0.0.2: the first address is refused, the second answers.
         let addresses = [
@@ -38,6 +40,13 @@ import Testing
             to: endpoint, trying: addresses, factory: try client.transportFactory(for: endpoint), deadline: monotonicNanoseconds() + 5_000_000_000)
         #expect(connection.isReusable)
         connection.discard()
+        #expect(
+            passedOver.events == [
+                HTTPClient.AddressPassedOver(
+                    endpoint: "relay.test:\(server.port)",
+                    passedOver: ["127.0.0.2:\(server.port): cannot connect: Connection refused"],
+                    answered: "127.0.0.1:\(server.port)")
+            ])
         await #expect(throws: HTTPClientError.self) {
             _ = try await client.connect(
                 to: endpoint, trying: [addresses[0]], factory: try client.transportFactory(for: endpoint),
@@ -99,8 +108,9 @@ import Testing
         let silent = try #require(SocketAddress.numeric(HostAndPort(host: "127.0.0.2", port: server.port)))
         let answering = try #require(SocketAddress.numeric(HostAndPort(host: "127.0.0.1", port: server.port)))
         // No second attempt beside the first (see the next test): one address after the other.
+        let passedOver = PassedOverRecorder()
         let client = try HTTPClient(
-            configuration: .init(connectTimeout: .seconds(4), connectAttemptDelay: .seconds(600)), group: nil, tls: nil,
+            configuration: passedOver.watching(.init(connectTimeout: .seconds(4), connectAttemptDelay: .seconds(600))), group: nil, tls: nil,
             resolver: Resolver { target throws(SystemError) in target.host == "silent.test" ? [silent] : [silent, answering] })
         func request(_ host: String) -> HTTPClientRequest {
             var request = HTTPClientRequest(method: .get, endpoint: HTTPEndpoint(isTLS: false, host: host, port: server.port), target: "/x")
@@ -115,6 +125,8 @@ import Testing
         // use all of it and fail.
         #expect(try await client.execute(request("relay.test"), timeout: .seconds(3)).status == 200)
         #expect(client.statistics.opened == 2)
+        // Told once: the second connection went to the address that answered first.
+        #expect(passedOver.events.map(\.passedOver) == [["127.0.0.2:\(server.port): connect timed out"]])
         client.shutdown()
         await server.shutdown()
     }
@@ -131,8 +143,9 @@ import Testing
         defer { secondListener.close() }
         let silent = try ["127.0.0.2", "127.0.0.3"].map { try #require(SocketAddress.numeric(HostAndPort(host: $0, port: server.port))) }
         let answering = try #require(SocketAddress.numeric(HostAndPort(host: "127.0.0.1", port: server.port)))
+        let passedOver = PassedOverRecorder()
         let client = try HTTPClient(
-            configuration: .init(connectTimeout: .seconds(600)), group: nil, tls: nil,
+            configuration: passedOver.watching(.init(connectTimeout: .seconds(600))), group: nil, tls: nil,
             resolver: Resolver { target throws(SystemError) in target.host == "silent.test" ? silent : [silent[0], answering] })
         defer { client.shutdown() }
         let endpoint = HTTPEndpoint(isTLS: false, host: "relay.test", port: server.port)
@@ -143,11 +156,28 @@ import Testing
         // would spend all of it on the first.
         #expect(try await client.execute(HTTPClientRequest(method: .get, endpoint: endpoint, target: "/x"), timeout: .seconds(5)).status == 200)
         #expect(client.statistics.opened == 1)
+        let event = try #require(passedOver.events.first)
+        #expect(passedOver.events.count == 1)
+        #expect(event.endpoint == "relay.test:\(server.port)" && event.answered == "127.0.0.1:\(server.port)")
+        #expect(event.passedOver.count == 1 && event.passedOver[0].hasPrefix("127.0.0.2:\(server.port): no answer in "), "\(event.passedOver)")
         // The attempt that lost was closed: with room made for it, its SYN, sent again a second
         // after the first, would now be answered.
         firstListener.makeRoom()
         #expect(!firstListener.receivesConnection(within: 2_500), "the attempt that lost the race is still connecting")
         await server.shutdown()
+    }
+}
+
+/// What a client reports of the addresses it passed over.
+private final class PassedOverRecorder: Sendable {
+    private let recorded = Mutex<[HTTPClient.AddressPassedOver]>([])
+
+    var events: [HTTPClient.AddressPassedOver] { recorded.withLock { $0 } }
+
+    func watching(_ configuration: HTTPClient.Configuration) -> HTTPClient.Configuration {
+        var configuration = configuration
+        configuration.onAddressPassedOver = { [self] event in recorded.withLock { $0.append(event) } }
+        return configuration
     }
 }
 
