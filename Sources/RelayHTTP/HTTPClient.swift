@@ -385,6 +385,7 @@ package final class HTTPClient: Sendable {
         }
         race.running[index] = connection
         let now = monotonicNanoseconds()
+        race.attemptStarted[index] = now
         connection.start(
             deadline: min(target.deadline, now + configuration.connectTimeout.nanoseconds),
             slowAt: now + configuration.connectAttemptDelay.nanoseconds,
@@ -591,9 +592,10 @@ private final class ConnectRace {
     /// Attempts begun and not ended, by their address's index.
     var running: [Int: ClientConnection] = [:]
     private(set) var lastFailure: HTTPClientError?
+    /// When each attempt began, by its address's index.
+    var attemptStarted: [Int: UInt64] = [:]
     /// Why each failed attempt failed, by its address's index.
     private var failures: [Int: HTTPClientError] = [:]
-    private let startedAt = monotonicNanoseconds()
     private var completion: ((Result<ClientConnection, HTTPClientError>) -> Void)?
 
     init(addresses: [SocketAddress], target: Target, completion: @escaping (Result<ClientConnection, HTTPClientError>) -> Void) {
@@ -611,11 +613,12 @@ private final class ConnectRace {
 
     /// The addresses tried before the one at `index` answered, and what became of each.
     func passedOver(before index: Int) -> HTTPClient.AddressPassedOver {
-        let waited = (monotonicNanoseconds() - startedAt) / 1_000_000
+        let now = monotonicNanoseconds()
         return HTTPClient.AddressPassedOver(
             endpoint: target.endpoint.hostAndPort.description,
             passedOver: addresses[..<index].indices.map { tried in
-                "\(addresses[tried].text): \(failures[tried].map { "\($0)" } ?? "no answer in \(waited) ms")"
+                let fate = failures[tried].map { "\($0)" } ?? "no answer in \((now - (attemptStarted[tried] ?? now)) / 1_000_000) ms"
+                return "\(addresses[tried].text): \(fate)"
             },
             answered: addresses[index].text)
     }

@@ -87,6 +87,7 @@ import Testing
         func address(_ host: String) throws -> SocketAddress { try #require(SocketAddress.numeric(HostAndPort(host: host, port: 443))) }
         let v6 = try ["2001:db8::1", "2001:db8::2", "2001:db8::3"].map(address)
         let v4 = try ["192.0.2.1", "192.0.2.2"].map(address)
+        #expect(v6[0].text == "[2001:db8::1]:443" && v4[1].text == "192.0.2.2:443")
         let target = HostAndPort(host: "happytalk.test", port: 443)
         let resolver = Resolver { _ throws(SystemError) in v6 + v4 }
         defer { resolver.shutdown() }
@@ -160,6 +161,9 @@ import Testing
         #expect(passedOver.events.count == 1)
         #expect(event.endpoint == "relay.test:\(server.port)" && event.answered == "127.0.0.1:\(server.port)")
         #expect(event.passedOver.count == 1 && event.passedOver[0].hasPrefix("127.0.0.2:\(server.port): no answer in "), "\(event.passedOver)")
+        // At least the attempt delay: the next address was begun only after it.
+        let waited = event.passedOver.first.flatMap { Int($0.split(separator: " ").dropLast().last ?? "") }
+        #expect(waited.map { $0 >= 250 } == true, "\(event.passedOver)")
         // The attempt that lost was closed: with room made for it, its SYN, sent again a second
         // after the first, would now be answered.
         firstListener.makeRoom()
