@@ -72,6 +72,21 @@ package final class SQLiteDatabase {
         try execute("BEGIN IMMEDIATE")
     }
 
+    /// Runs `body` in a write transaction begun in turn (`beginImmediate`): committed when it
+    /// returns, rolled back when it throws. A write outside one would wait for SQLite's lock
+    /// alone, and beside a busy writer seldom get it.
+    package func writeTransaction<Result>(_ body: () throws(SQLiteError) -> Result) throws(SQLiteError) -> Result {
+        try beginImmediate()
+        do throws(SQLiteError) {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
     deinit { sqlite3_close_v2(handle) }
 
     /// Runs statements that return no rows.

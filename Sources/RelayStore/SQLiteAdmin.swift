@@ -173,62 +173,38 @@ package final class SQLiteAdmin: DeliveryAdministration {
     /// Deletes one delivery (in any state) with its attempts; false when there was none. A
     /// running relay moves the delivery's room on to the next one.
     package func delete(id: String) throws(SQLiteError) -> Bool {
-        try database.beginImmediate()
-        do throws(SQLiteError) {
+        try database.writeTransaction { () throws(SQLiteError) in
             try database.prepare("DELETE FROM attempts WHERE delivery_id = ?").run([.text(id)])
             try database.prepare("DELETE FROM deliveries WHERE id = ?").run([.text(id)])
-            let deleted = database.changes > 0
-            try database.execute("COMMIT")
-            return deleted
-        } catch {
-            try? database.execute("ROLLBACK")
-            throw error
+            return database.changes > 0
         }
     }
 
     package func deleteDead(before cutoff: UnixMilliseconds, limit: Int) throws(SQLiteError) -> Int {
-        try database.beginImmediate()
-        do throws(SQLiteError) {
-            let deleted = try SQLiteSchema.deleteDeliveries(
-                database, where: "state = 'dead' AND next_attempt_at < ?", [.integer(cutoff)], limit: limit
-            ).deleted
-            try database.execute("COMMIT")
-            return deleted
-        } catch {
-            try? database.execute("ROLLBACK")
-            throw error
+        try database.writeTransaction { () throws(SQLiteError) in
+            try SQLiteSchema.deleteDeliveries(database, where: "state = 'dead' AND next_attempt_at < ?", [.integer(cutoff)], limit: limit).deleted
         }
     }
 
     /// Makes a pending delivery, and its room's deliveries before it, due now.
     package func retry(id: String, now: UnixMilliseconds) throws(SQLiteError) -> DeliveryRetryResult {
-        try database.beginImmediate()
-        do throws(SQLiteError) {
+        try database.writeTransaction { () throws(SQLiteError) in
             let select = try database.prepare("SELECT seq, state, credential, room_id FROM deliveries WHERE id = ?")
             try select.bind([.text(id)])
             guard try select.step() else {
                 select.reset()
-                try database.execute("ROLLBACK")
                 return .notFound
             }
             let (seq, state, credential, room) = (select.integer(0), DeliveryState(rawValue: select.text(1) ?? "") ?? .dead, select.text(2) ?? "", select.text(3) ?? "")
             select.reset()
-            guard state == .pending else {
-                try database.execute("ROLLBACK")
-                return .notPending(state)
-            }
+            guard state == .pending else { return .notPending(state) }
             let inRoom: [SQLiteValue] = [.integer(now), .text(credential), .text(room), .integer(seq)]
             try database.prepare(
                 "UPDATE deliveries SET next_attempt_at = ?1 WHERE state = 'pending' AND credential = ?2 AND room_id = ?3 AND seq <= ?4"
             ).run(inRoom)
-            let behind = database.changes - 1
             // The running relay notices the change and derives its room heads again from the
             // deliveries (`SQLiteDeliveryStore.changedElsewhere`): the room is due now there too.
-            try database.execute("COMMIT")
-            return .scheduled(behind: max(behind, 0))
-        } catch {
-            try? database.execute("ROLLBACK")
-            throw error
+            return .scheduled(behind: max(database.changes - 1, 0))
         }
     }
 
@@ -241,7 +217,9 @@ package final class SQLiteAdmin: DeliveryAdministration {
 
     /// Records a value for the CLI.
     package func record(_ name: String, value: String) throws(SQLiteError) {
-        try database.prepare("INSERT OR REPLACE INTO relay_state (name, value) VALUES (?, ?)").run([.text(name), .text(value)])
+        try database.writeTransaction { () throws(SQLiteError) in
+            try database.prepare("INSERT OR REPLACE INTO relay_state (name, value) VALUES (?, ?)").run([.text(name), .text(value)])
+        }
     }
 
     package func deadIDs() throws(SQLiteError) -> [String] {
@@ -273,8 +251,7 @@ package final class SQLiteAdmin: DeliveryAdministration {
     /// room's queue if they are older than what is pending there (the serving relay derives
     /// its rooms' heads again when it notices the change).
     package func replay(_ changes: [(request: StoredRequest, change: ReplayChange)], now: UnixMilliseconds) throws(SQLiteError) {
-        try database.beginImmediate()
-        do throws(SQLiteError) {
+        try database.writeTransaction { () throws(SQLiteError) in
             let requeue = try database.prepare(
                 "UPDATE deliveries SET state = 'pending', room_id = ?, call = ?, attempts = 0, accepted_at = ?, next_attempt_at = ?, last_reason = 'replayed' WHERE id = ?")
             let keepDead = try database.prepare("UPDATE deliveries SET last_reason = ? WHERE id = ?")
@@ -305,10 +282,6 @@ package final class SQLiteAdmin: DeliveryAdministration {
                     }
                 }
             }
-            try database.execute("COMMIT")
-        } catch {
-            try? database.execute("ROLLBACK")
-            throw error
         }
     }
 
@@ -332,9 +305,10 @@ package final class SQLiteAdmin: DeliveryAdministration {
 
     /// Deletes one binding; false when there was none.
     package func deleteBinding(kind: String, value: String) throws(SQLiteError) -> Bool {
-        let delete = try database.prepare("DELETE FROM bindings WHERE kind = ? AND value = ?")
-        try delete.run([.text(kind), .text(value)])
-        return database.changes > 0
+        try database.writeTransaction { () throws(SQLiteError) in
+            try database.prepare("DELETE FROM bindings WHERE kind = ? AND value = ?").run([.text(kind), .text(value)])
+            return database.changes > 0
+        }
     }
 
     /// Pending and dead deliveries, and when the oldest pending one was accepted.

@@ -402,8 +402,9 @@ package final class SQLiteDeliveryStore: DeliveryStore {
 
     package func probe(now: UnixMilliseconds) throws(StoreError) {
         do throws(SQLiteError) {
-            let probe = try database.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES ('write_probe', ?)")
-            try probe.run([.integer(now)])
+            try database.writeTransaction { () throws(SQLiteError) in
+                try database.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES ('write_probe', ?)").run([.integer(now)])
+            }
         } catch {
             throw Self.storeError(error)
         }
@@ -413,24 +414,21 @@ package final class SQLiteDeliveryStore: DeliveryStore {
         -> PurgeResult
     {
         do throws(SQLiteError) {
-            try database.beginImmediate()
-            // A finished delivery's `next_attempt_at` is when it finished.
-            let gone = try SQLiteSchema.deleteDeliveries(
-                database, where: "(state = 'delivered' AND next_attempt_at < ?1) OR (state = 'dead' AND next_attempt_at < ?2)",
-                [.integer(deliveredBefore), .integer(deadBefore)], limit: limit)
-            let expired = try database.prepare("DELETE FROM dedupe_digests WHERE key IN (SELECT key FROM dedupe_digests WHERE expires_at < ? LIMIT ?)")
-            try expired.run([.integer(now), .integer(limit)])
-            let keys = database.changes
-            let expiredBindings = try database.prepare(
-                "DELETE FROM bindings WHERE (kind, value) IN (SELECT kind, value FROM bindings WHERE expires_at <= ? LIMIT ?)")
-            try expiredBindings.run([.integer(now), .integer(limit)])
-            let bindings = database.changes
-            try database.execute("COMMIT")
-            return PurgeResult(deadDeleted: gone.dead, isComplete: gone.deleted < limit && keys < limit && bindings < limit)
+            return try database.writeTransaction { () throws(SQLiteError) in
+                // A finished delivery's `next_attempt_at` is when it finished.
+                let gone = try SQLiteSchema.deleteDeliveries(
+                    database, where: "(state = 'delivered' AND next_attempt_at < ?1) OR (state = 'dead' AND next_attempt_at < ?2)",
+                    [.integer(deliveredBefore), .integer(deadBefore)], limit: limit)
+                let expired = try database.prepare("DELETE FROM dedupe_digests WHERE key IN (SELECT key FROM dedupe_digests WHERE expires_at < ? LIMIT ?)")
+                try expired.run([.integer(now), .integer(limit)])
+                let keys = database.changes
+                let expiredBindings = try database.prepare(
+                    "DELETE FROM bindings WHERE (kind, value) IN (SELECT kind, value FROM bindings WHERE expires_at <= ? LIMIT ?)")
+                try expiredBindings.run([.integer(now), .integer(limit)])
+                let bindings = database.changes
+                return PurgeResult(deadDeleted: gone.dead, isComplete: gone.deleted < limit && keys < limit && bindings < limit)
+            }
         } catch {
-            // Only a purge that failed is rolled back: a ROLLBACK after every COMMIT failed in
-            // its turn, once per purge, and a purge in steps runs between commits.
-            try? database.execute("ROLLBACK")
             throw Self.storeError(error)
         }
     }

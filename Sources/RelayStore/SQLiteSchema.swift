@@ -280,17 +280,11 @@ package enum SQLiteSchema {
     /// so that every connection reads it again. A SQLite that forbids writing the schema
     /// (defensive mode) keeps the `IN` form, which accepts the same rows.
     static func rewriteStateCheck(_ database: SQLiteDatabase) throws(SQLiteError) {
-        try database.beginImmediate()
-        do throws(SQLiteError) {
+        try database.writeTransaction { () throws(SQLiteError) in
             // Read again inside the write lock: another process may have migrated meanwhile.
-            if try database.integer("PRAGMA user_version") < 10 {
-                try rewriteDeliveriesDefinition(database, replacing: stateCheckAsList, with: stateCheckAsComparisons)
-                try database.execute("PRAGMA user_version = 10")
-            }
-            try database.execute("COMMIT")
-        } catch {
-            try? database.execute("ROLLBACK")
-            throw error
+            guard try database.integer("PRAGMA user_version") < 10 else { return }
+            try rewriteDeliveriesDefinition(database, replacing: stateCheckAsList, with: stateCheckAsComparisons)
+            try database.execute("PRAGMA user_version = 10")
         }
     }
 
