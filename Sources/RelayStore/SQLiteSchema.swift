@@ -67,15 +67,14 @@ package enum SQLiteSchema {
             throw SQLiteError(code: -1, description: "\(directory) is not a directory")
         }
         let path = path(in: directory)
-        // An existing file is never opened here: closing any descriptor of a file drops every
-        // POSIX lock this process holds on it, SQLite's too (another connection of this
-        // process may be reading it, and its lock tells other processes so).
-        if access(path, F_OK) != 0 {
-            let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-            guard fd >= 0 || errno == EEXIST else {
-                throw SQLiteError(code: -1, description: "cannot create \(path): \(String(cString: strerror(errno)))")
-            }
-            if fd >= 0 { close(fd) }
+        // Created only when missing (`O_EXCL`): an existing file is never opened and closed
+        // here, as closing any descriptor of a file drops every POSIX lock this process holds
+        // on it, SQLite's too (another connection of this process may be reading it).
+        let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd >= 0 {
+            close(fd)
+        } else if errno != EEXIST {
+            throw SQLiteError(code: -1, description: "cannot create \(path): \(String(cString: strerror(errno)))")
         } else if access(path, R_OK | W_OK) != 0 {
             throw SQLiteError(code: -1, description: "cannot open \(path): \(String(cString: strerror(errno)))")
         }
