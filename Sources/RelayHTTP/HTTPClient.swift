@@ -383,9 +383,8 @@ package final class HTTPClient: Sendable {
             startAttempt(in: race)
             return
         }
-        race.running[index] = connection
         let now = monotonicNanoseconds()
-        race.attemptStarted[index] = now
+        race.running[index] = (connection, startedAt: now)
         connection.start(
             deadline: min(target.deadline, now + configuration.connectTimeout.nanoseconds),
             slowAt: now + configuration.connectAttemptDelay.nanoseconds,
@@ -589,11 +588,9 @@ private final class ConnectRace {
     let target: Target
     /// The index of the next address to try.
     var next = 0
-    /// Attempts begun and not ended, by their address's index.
-    var running: [Int: ClientConnection] = [:]
+    /// Attempts begun and not ended, and when each began, by their address's index.
+    var running: [Int: (connection: ClientConnection, startedAt: UInt64)] = [:]
     private(set) var lastFailure: HTTPClientError?
-    /// When each attempt began, by its address's index.
-    var attemptStarted: [Int: UInt64] = [:]
     /// Why each failed attempt failed, by its address's index.
     private var failures: [Int: HTTPClientError] = [:]
     private var completion: ((Result<ClientConnection, HTTPClientError>) -> Void)?
@@ -611,13 +608,14 @@ private final class ConnectRace {
         failures[index] = error
     }
 
-    /// The addresses tried before the one at `index` answered, and what became of each.
+    /// The addresses tried before the one at `index` answered, and what became of each: each
+    /// failed, or is still connecting.
     func passedOver(before index: Int) -> HTTPClient.AddressPassedOver {
         let now = monotonicNanoseconds()
         return HTTPClient.AddressPassedOver(
             endpoint: target.endpoint.hostAndPort.description,
             passedOver: addresses[..<index].indices.map { tried in
-                let fate = failures[tried].map { "\($0)" } ?? "no answer in \((now - (attemptStarted[tried] ?? now)) / 1_000_000) ms"
+                let fate = failures[tried].map { "\($0)" } ?? "no answer in \((now - (running[tried]?.startedAt ?? now)) / 1_000_000) ms"
                 return "\(addresses[tried].text): \(fate)"
             },
             answered: addresses[index].text)
@@ -627,7 +625,7 @@ private final class ConnectRace {
     func finish(_ result: Result<ClientConnection, HTTPClientError>) {
         guard let completion else { return }
         self.completion = nil
-        let losers = running.values
+        let losers = running.values.map(\.connection)
         running = [:]
         for loser in losers { loser.fail(.connectFailed("\(target.endpoint): another address answered first")) }
         completion(result)
