@@ -22,7 +22,7 @@ import Testing
             """
         let lines = texts.map { $0.unicodeScalars.map { String($0.value, radix: 16) }.joined(separator: " ") }
         let answer = try Python.run(script, input: lines.joined(separator: "\n") + "\n").split(separator: "\n", omittingEmptySubsequences: false)
-        guard answer.count == texts.count + 2 else { throw Python.Failed() }
+        guard answer.count == texts.count + 2 else { throw Python.Failed(description: "python3 answered \(answer.count) lines for \(texts.count) texts") }
         let results = answer[1...texts.count].map { line in line.split(separator: " ").map { Unicode.Scalar(UInt32($0, radix: 16)!)! } }
         return (String(answer[0]), results)
     }
@@ -348,24 +348,14 @@ import Testing
 /// Debian's Python, the reference the NFKC tables and the zone reader are checked against
 /// (deploy/install-build-deps installs it for the tests).
 enum Python {
-    struct Failed: Error {}
+    struct Failed: Error, CustomStringConvertible {
+        let description: String
+    }
 
-    /// What `script` writes to standard output, given `input` on standard input; throws when it
-    /// fails.
+    /// What `script` writes, given `input` on standard input; throws when it fails.
     static func run(_ script: String, input: String) throws -> String {
-        let inputFile = FileManager.default.temporaryDirectory.appendingPathComponent("python-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: inputFile) }
-        try Data(input.utf8).write(to: inputFile)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", script]
-        process.standardInput = try FileHandle(forReadingFrom: inputFile)
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw Failed() }
-        return String(decoding: data, as: UTF8.self)
+        let (status, output) = try ChildProcess.run("/usr/bin/python3", ["-c", script], input: input)
+        guard status == 0 else { throw Failed(description: "python3 exited with \(status): \(output)") }
+        return output
     }
 }

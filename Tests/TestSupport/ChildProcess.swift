@@ -62,13 +62,24 @@ package final class ChildProcess: Sendable {
         return terminationStatus
     }
 
-    /// Runs `program` to its end; returns its exit status and what it wrote to standard output
-    /// and standard error (through a file, so that nothing the program leaves running can hold
-    /// the read open).
-    package static func run(_ program: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
+    /// Runs `program` to its end, with `input` (if any) on its standard input; returns its exit
+    /// status and what it wrote to standard output and standard error (through a file, so that
+    /// nothing the program leaves running can hold the read open).
+    package static func run(
+        _ program: String, _ arguments: [String], environment: [String: String]? = nil, input: String? = nil
+    ) throws -> (status: Int32, output: String) {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("happyrelay-out-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let status = try ChildProcess(program, arguments, environment: environment, output: .file(outputPath)).waitForExit() ?? -1
+        var inputDescriptor: Int32?
+        if let input {
+            let inputPath = outputPath + "-in"
+            try Data(input.utf8).write(to: URL(fileURLWithPath: inputPath))
+            inputDescriptor = open(inputPath, O_RDONLY | O_CLOEXEC)
+            unlink(inputPath)
+        }
+        defer { inputDescriptor.map { _ = close($0) } }
+        let child = try ChildProcess(program, arguments, environment: environment, input: inputDescriptor, output: .file(outputPath))
+        let status = child.waitForExit() ?? -1
         return (status, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
     }
 
